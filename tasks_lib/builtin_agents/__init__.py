@@ -1,0 +1,1 @@
+"""Agent files shipped with the package."""

@@ -1,0 +1,21 @@
+"""Prefect task: capture the workspace's diff, store it, and publish it as artifacts."""
+
+from __future__ import annotations
+
+from prefect import get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+
+from tasks_lib.artifacts import publish_diff_artifacts
+from tasks_lib.diff import capture_workspace_diff
+from tasks_lib.models import DiffResult
+from tasks_lib.store import Store
+
+
+@task(name="capture-diff", cache_policy=NO_CACHE)
+def capture_diff(store: Store, session_id: str, workspace: str, base_commit: str, iteration: int = 1) -> DiffResult:
+    """The workspace's full change against the base commit, kept in the store and shown in Prefect."""
+    diff = capture_workspace_diff(workspace, base_commit)
+    store.save_diff(session_id, diff, iteration)
+    get_run_logger().info("diff: %s", diff.diffstat())
+    publish_diff_artifacts(session_id, diff)
+    return diff

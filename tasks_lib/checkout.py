@@ -1,0 +1,51 @@
+"""Prefect task: check out an isolated workspace for a session on a new work branch."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from prefect import get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+
+from tasks_lib.gitrepo import add_worktree, branch_head, default_branch, slugify, update_mirror
+from tasks_lib.models import Workspace
+from tasks_lib.secrets import Redactor
+
+
+def work_branch_name(prefix: str, instructions: str, session_id: str) -> str:
+    """``<prefix>/<slug-of-instructions>-<short-id>``."""
+    return f"{prefix.strip('/') or 'agent'}/{slugify(instructions)}-{session_id.replace('-', '')[:8]}"
+
+
+@task(name="checkout", cache_policy=NO_CACHE)
+def checkout(
+    repository: str,
+    branch: str | None,
+    instructions: str,
+    session_id: str,
+    mirrors_dir: Path,
+    workspaces_dir: Path,
+    branch_prefix: str = "agent",
+) -> Workspace:
+    """Update the repository's mirror and add a worktree on a new branch from the chosen branch's head.
+
+    The source repository is only read from; the work branch exists in the mirror alone.
+    """
+    logger = get_run_logger()
+    redact = Redactor.from_env()
+    mirror, action = update_mirror(repository, mirrors_dir)
+    logger.info("mirror %s: %s", action, redact(repository))
+    base_branch = branch or default_branch(mirror)
+    base_commit = branch_head(mirror, base_branch)
+    work_branch = work_branch_name(branch_prefix, instructions, session_id)
+    path = workspaces_dir / session_id
+    add_worktree(mirror, path, work_branch, base_commit)
+    logger.info("workspace %s on %s from %s@%s", path, work_branch, base_branch, base_commit[:10])
+    return Workspace(
+        path=str(path),
+        work_branch=work_branch,
+        base_branch=base_branch,
+        base_commit=base_commit,
+        mirror=str(mirror.git_dir),
+        mirror_action=action,
+    )

@@ -1,0 +1,66 @@
+"""Capture a workspace's full change against its base commit, as a re-appliable patch with stats."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import tempfile
+from pathlib import Path
+
+import unidiff
+
+from tasks_lib.models import DiffResult, FileChange
+
+
+class DiffError(RuntimeError):
+    """The diff could not be taken."""
+
+
+def _git(workspace: str | Path, *args: str, env: dict[str, str] | None = None) -> bytes:
+    proc = subprocess.run(["git", *args], cwd=workspace, capture_output=True, env=env, timeout=300)
+    if proc.returncode != 0:
+        raise DiffError(f"git {args[0]} failed: {proc.stderr.decode(errors='replace').strip()}")
+    return proc.stdout
+
+
+def workspace_patch(workspace: str | Path, base_commit: str) -> bytes:
+    """Every change in the workspace (new, deleted, renamed, binary) as a git patch against the base.
+
+    Uses a throwaway index, so the workspace's own index and files are left as they are.
+    """
+    with tempfile.TemporaryDirectory(prefix="agent-diff-") as tmp:
+        env = {**os.environ, "GIT_INDEX_FILE": str(Path(tmp) / "index")}
+        _git(workspace, "read-tree", base_commit, env=env)
+        _git(workspace, "add", "-A", ".", env=env)
+        return _git(workspace, "diff", "--cached", "--binary", "-M", "--no-color", "--no-ext-diff", base_commit, env=env)
+
+
+def parse_patch(patch: bytes, base_commit: str) -> DiffResult:
+    """Per-file and total statistics of a git patch."""
+    text = patch.decode("utf-8", errors="replace")
+    files: list[FileChange] = []
+    for pf in unidiff.PatchSet(text):
+        if pf.is_added_file:
+            kind = "added"
+        elif pf.is_removed_file:
+            kind = "deleted"
+        elif pf.is_rename:
+            kind = "renamed"
+        else:
+            kind = "modified"
+        old = pf.source_file.removeprefix("a/") if pf.is_rename else None
+        files.append(
+            FileChange(path=pf.path, old_path=old, kind=kind, added=pf.added, removed=pf.removed, binary=pf.is_binary_file)
+        )
+    return DiffResult(
+        base_commit=base_commit,
+        files=files,
+        added=sum(f.added for f in files),
+        removed=sum(f.removed for f in files),
+        patch=patch,
+    )
+
+
+def capture_workspace_diff(workspace: str | Path, base_commit: str) -> DiffResult:
+    """The workspace's change against the base commit, parsed."""
+    return parse_patch(workspace_patch(workspace, base_commit), base_commit)

@@ -1,0 +1,175 @@
+"""The model: one chat-completion call through litellm, with retries for transient errors.
+
+litellm takes seconds to import, so it is imported on first use only.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from typing import Any, Protocol
+
+from pydantic import BaseModel, Field
+
+
+class ModelError(Exception):
+    """A model call that failed for good; ``permanent`` tells a bad request from an outage."""
+
+    def __init__(self, message: str, permanent: bool, retries: int = 0):
+        super().__init__(message)
+        self.permanent = permanent
+        self.retries = retries
+
+
+class ToolCall(BaseModel):
+    """A tool call asked for by the model; arguments as the raw JSON text it sent."""
+
+    id: str
+    name: str
+    arguments: str
+
+
+class ModelReply(BaseModel):
+    """One completion: text, tool calls, usage and timing."""
+
+    text: str = ""
+    tool_calls: list[ToolCall] = Field(default_factory=list)
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cached_tokens: int = 0
+    cost_usd: float | None = None
+    latency_s: float = 0.0
+    retries: int = 0
+
+    def assistant_message(self) -> dict[str, Any]:
+        """The reply as a message to append to the conversation."""
+        message: dict[str, Any] = {"role": "assistant", "content": self.text or None}
+        if self.tool_calls:
+            message["tool_calls"] = [
+                {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
+                for c in self.tool_calls
+            ]
+        return message
+
+
+class Model(Protocol):
+    """Anything that answers a conversation, optionally with tool calls."""
+
+    name: str
+
+    def query(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None) -> ModelReply: ...
+
+
+def litellm():
+    """The litellm module, imported on first use and kept quiet."""
+    import litellm as _litellm
+
+    _litellm.suppress_debug_info = True
+    return _litellm
+
+
+def check_model_name(model: str) -> None:
+    """Raise ValueError when litellm cannot tell which provider serves ``model``."""
+    try:
+        litellm().get_llm_provider(model)
+    except Exception as exc:  # litellm raises its own BadRequestError subclasses here
+        raise ValueError(
+            f"unknown model {model!r}: litellm cannot tell its provider; use provider/model, "
+            "e.g. openai/gpt-4o, anthropic/claude-sonnet-4-5, ollama/llama3"
+        ) from exc
+
+
+def _transient_errors(lib) -> tuple[type[BaseException], ...]:
+    return (
+        lib.RateLimitError,
+        lib.Timeout,
+        lib.APIConnectionError,
+        lib.InternalServerError,
+        lib.ServiceUnavailableError,
+        lib.BadGatewayError,
+    )
+
+
+def provider_message(exc: BaseException) -> str:
+    """The provider's message without litellm's repeated class-name prefixes."""
+    text = str(getattr(exc, "message", None) or exc)
+    for _ in range(3):
+        text = text.removeprefix("litellm.").strip()
+        head, sep, rest = text.partition(": ")
+        if sep and (head.endswith("Error") or head.endswith("Exception") or head == "Timeout"):
+            text = rest
+    return f"{type(exc).__name__}: {text.strip()}"
+
+
+class LitellmModel:
+    """A litellm model string with its call settings."""
+
+    def __init__(
+        self,
+        name: str,
+        api_base: str | None = None,
+        temperature: float | None = None,
+        timeout_s: float = 180,
+        max_retries: int = 4,
+        retry_delay_s: float = 2.0,
+        max_retry_delay_s: float = 60.0,
+    ):
+        self.name = name
+        self.api_base = api_base
+        self.temperature = temperature
+        self.timeout_s = timeout_s
+        self.max_retries = max_retries
+        self.retry_delay_s = retry_delay_s
+        self.max_retry_delay_s = max_retry_delay_s
+
+    def query(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None) -> ModelReply:
+        """One completion; transient errors are retried with exponential backoff and jitter."""
+        lib = litellm()
+        kwargs: dict[str, Any] = {"model": self.name, "messages": messages, "timeout": self.timeout_s, "max_retries": 0}
+        if tools:
+            kwargs["tools"] = tools
+        if self.api_base:
+            kwargs["api_base"] = self.api_base
+        if self.temperature is not None:
+            kwargs["temperature"] = self.temperature
+        transient = _transient_errors(lib)
+        attempt = 0
+        while True:
+            started = time.monotonic()
+            try:
+                response = lib.completion(**kwargs)
+            except transient as exc:
+                if attempt >= self.max_retries:
+                    raise ModelError(
+                        f"{provider_message(exc)} (gave up after {attempt + 1} attempts)", permanent=False, retries=attempt
+                    ) from exc
+                delay = min(self.retry_delay_s * 2**attempt, self.max_retry_delay_s)
+                time.sleep(delay * (0.5 + random.random() / 2))
+                attempt += 1
+                continue
+            except Exception as exc:  # auth, unknown model, bad request: retrying cannot help
+                raise ModelError(provider_message(exc), permanent=True, retries=attempt) from exc
+            return self._reply(lib, response, time.monotonic() - started, attempt)
+
+    def _reply(self, lib, response, latency: float, retries: int) -> ModelReply:
+        message = response.choices[0].message
+        usage = getattr(response, "usage", None)
+        details = getattr(usage, "prompt_tokens_details", None)
+        try:
+            cost = float(lib.completion_cost(completion_response=response))
+        except Exception:  # no price known for this model: tokens only
+            cost = None
+        calls = [
+            ToolCall(id=c.id or f"call_{i}", name=c.function.name or "", arguments=c.function.arguments or "{}")
+            for i, c in enumerate(message.tool_calls or [])
+        ]
+        return ModelReply(
+            text=message.content or "",
+            tool_calls=calls,
+            prompt_tokens=getattr(usage, "prompt_tokens", 0) or 0,
+            completion_tokens=getattr(usage, "completion_tokens", 0) or 0,
+            cached_tokens=getattr(details, "cached_tokens", 0) or 0,
+            cost_usd=cost,
+            latency_s=latency,
+            retries=retries,
+        )

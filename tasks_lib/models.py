@@ -1,0 +1,190 @@
+"""Pydantic models at the boundaries: the task request, the step log, the diff and the session."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import Enum
+from typing import Any
+
+from pydantic import BaseModel, Field, field_validator
+
+
+class TaskRequest(BaseModel):
+    """What a person asks for: instructions, an agent and a codebase (repository and branch)."""
+
+    repository: str = Field(
+        min_length=1,
+        description="Local path or git URL (file://, https://, ssh://, git@host:org/repo.git).",
+    )
+    instructions: str = Field(min_length=1, description="What the agent should do, in plain words.")
+    branch: str | None = Field(
+        default=None, description="Branch to start from. Empty: the repository's default branch."
+    )
+    agent: str = Field(
+        default="default", description="Name of a built-in agent (default) or a path to an agent file."
+    )
+    model: str | None = Field(
+        default=None, description="litellm model string; overrides the agent's model, e.g. openai/gpt-4o."
+    )
+    reviewer: str | None = Field(default=None, description="Who reviews the result.")
+
+    @field_validator("repository", "instructions")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        value = value.strip()
+        if not value:
+            raise ValueError("must not be empty")
+        return value
+
+    @field_validator("branch", "model", "reviewer")
+    @classmethod
+    def _blank_is_none(cls, value: str | None) -> str | None:
+        return value.strip() or None if value is not None else None
+
+    @field_validator("agent")
+    @classmethod
+    def _agent_default(cls, value: str) -> str:
+        return value.strip() or "default"
+
+
+class SessionStatus(str, Enum):
+    """Lifecycle of a session; every session ends in a terminal status with a reason."""
+
+    pending = "pending"
+    running = "running"
+    completed = "completed"
+    stopped = "stopped"
+    failed = "failed"
+
+    @property
+    def terminal(self) -> bool:
+        """True when the session will not change any more."""
+        return self in TERMINAL_STATUSES
+
+
+TERMINAL_STATUSES = {SessionStatus.completed, SessionStatus.stopped, SessionStatus.failed}
+
+
+class EndReason(str, Enum):
+    """Why the agent loop stopped."""
+
+    finished = "finished"
+    no_tool_call = "no_tool_call"
+    max_steps = "max_steps"
+    wall_time = "wall_time"
+    max_cost = "max_cost"
+    max_tokens = "max_tokens"
+    model_error = "model_error"
+    crashed = "crashed"
+
+    @property
+    def is_limit(self) -> bool:
+        """True when a budget, not the agent, ended the loop."""
+        return self in {EndReason.max_steps, EndReason.wall_time, EndReason.max_cost, EndReason.max_tokens}
+
+
+class ToolCallRecord(BaseModel):
+    """One tool call the model made and what it got back."""
+
+    id: str
+    name: str
+    arguments: dict[str, Any] | str
+    result: str = ""
+    ok: bool = True
+    duration_s: float = 0.0
+
+
+class StepRecord(BaseModel):
+    """One turn of the loop: a model call and the tool calls it asked for."""
+
+    index: int
+    started_at: datetime
+    duration_s: float = 0.0
+    model_latency_s: float = 0.0
+    text: str = ""
+    tool_calls: list[ToolCallRecord] = Field(default_factory=list)
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cached_tokens: int = 0
+    cost_usd: float | None = None
+    retries: int = 0
+    error: str | None = None
+
+
+class Usage(BaseModel):
+    """Token and cost totals of a session."""
+
+    steps: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cached_tokens: int = 0
+    cost_usd: float | None = None
+    model_calls: int = 0
+
+    def add(self, step: StepRecord) -> None:
+        """Add one step's usage to the totals."""
+        self.prompt_tokens += step.prompt_tokens
+        self.completion_tokens += step.completion_tokens
+        self.cached_tokens += step.cached_tokens
+        if step.cost_usd is not None:
+            self.cost_usd = (self.cost_usd or 0.0) + step.cost_usd
+
+
+class FileChange(BaseModel):
+    """Per-file statistics of a diff."""
+
+    path: str
+    old_path: str | None = None
+    kind: str  # added | deleted | modified | renamed
+    added: int = 0
+    removed: int = 0
+    binary: bool = False
+
+
+class DiffResult(BaseModel):
+    """The workspace's full change against the base commit."""
+
+    base_commit: str
+    files: list[FileChange] = Field(default_factory=list)
+    added: int = 0
+    removed: int = 0
+    patch: bytes = b""
+
+    @property
+    def patch_text(self) -> str:
+        """The patch as text for display (undecodable bytes replaced)."""
+        return self.patch.decode("utf-8", errors="replace")
+
+    @property
+    def empty(self) -> bool:
+        """True when the agent changed nothing."""
+        return not self.files
+
+    def diffstat(self) -> str:
+        """A short human diffstat, e.g. '3 files changed, +10 -2'."""
+        n = len(self.files)
+        return f"{n} file{'s' if n != 1 else ''} changed, +{self.added} -{self.removed}"
+
+
+class Workspace(BaseModel):
+    """Where a session works: an isolated worktree on its own branch."""
+
+    path: str
+    work_branch: str
+    base_branch: str
+    base_commit: str
+    mirror: str
+    mirror_action: str  # cloned | fetched
+
+
+class SessionResult(BaseModel):
+    """What a finished run hands back."""
+
+    session_id: str
+    status: SessionStatus
+    reason: str
+    work_branch: str | None = None
+    base_commit: str | None = None
+    workspace: str | None = None
+    diffstat: str | None = None
+    summary: str | None = None

@@ -1,0 +1,90 @@
+"""Checks made before a run starts, so bad input fails in a second with one clear line."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from typing import Any
+
+from pydantic import ValidationError
+
+from tasks_lib.agents import AgentFileError, AgentSpec, load_agent
+from tasks_lib.gitrepo import GIT_ENV, RepositoryError, normalize_repository
+from tasks_lib.llm import check_model_name
+from tasks_lib.models import TaskRequest
+from tasks_lib.settings import Settings, load_settings
+
+
+class BadRequest(ValueError):
+    """Input that cannot start a session (bad agent file, no model, unknown model, empty task...)."""
+
+
+def parse_request(raw: TaskRequest | dict[str, Any]) -> TaskRequest:
+    """The request as a validated model; BadRequest names the field that is wrong."""
+    if isinstance(raw, TaskRequest):
+        return raw
+    try:
+        return TaskRequest.model_validate(raw)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        field = ".".join(str(p) for p in err["loc"]) or "request"
+        raise BadRequest(f"{field}: {err['msg']}") from None
+
+
+def resolve_model(request: TaskRequest, agent: AgentSpec, settings: Settings) -> str:
+    """The model string to use: --model, then the agent file's model, then AGENT_TASKS_MODEL."""
+    model = request.model or agent.model or settings.default_model
+    if not model:
+        raise BadRequest(
+            "no model configured: pass --model (e.g. --model openai/gpt-4o), set 'model:' in the agent file, "
+            "or set AGENT_TASKS_MODEL, with the provider's key in its usual variable (e.g. OPENAI_API_KEY)"
+        )
+    try:
+        check_model_name(model)
+    except ValueError as exc:
+        raise BadRequest(str(exc)) from None
+    return model
+
+
+def check_branch(repository: str, branch: str | None) -> None:
+    """Raise RepositoryError when the repository cannot be listed or has no such branch."""
+    proc = subprocess.run(
+        ["git", "ls-remote", "--heads", "--symref", repository],
+        capture_output=True, text=True, timeout=120, env={**os.environ, **GIT_ENV},
+    )
+    if proc.returncode != 0:
+        detail = "; ".join(ln.strip() for ln in proc.stderr.splitlines() if ln.strip()) or "git ls-remote failed"
+        raise RepositoryError(f"cannot read {repository}: {detail}")
+    heads = sorted(
+        line.split("\t", 1)[1].removeprefix("refs/heads/")
+        for line in proc.stdout.splitlines()
+        if "\trefs/heads/" in line and not line.startswith("ref:")
+    )
+    if not heads:
+        raise RepositoryError(f"{repository} has no branches (is it empty?)")
+    if branch is not None and branch not in heads:
+        raise RepositoryError(f"unknown branch {branch!r}; branches: {', '.join(heads)}")
+
+
+def prepare(request: TaskRequest, settings: Settings, verify_branch: bool = False) -> tuple[AgentSpec, str, str]:
+    """Check what can be checked before checkout (agent, repository, optionally branch, model).
+
+    Returns (agent, model, normalized repository); cheap checks come first.
+    """
+    try:
+        agent = load_agent(request.agent)
+    except AgentFileError as exc:
+        raise BadRequest(str(exc)) from None
+    try:
+        repository = normalize_repository(request.repository)
+        if verify_branch:
+            check_branch(repository, request.branch)
+    except RepositoryError as exc:
+        raise BadRequest(str(exc)) from None
+    model = resolve_model(request, agent, settings)
+    return agent, model, repository
+
+
+def preflight(request: TaskRequest) -> tuple[AgentSpec, str, str]:
+    """Validate a request before starting a run from the CLI (raises BadRequest)."""
+    return prepare(request, load_settings(), verify_branch=True)

@@ -1,0 +1,66 @@
+"""Recognise secrets in the environment, strip them from child environments and mask them in text."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+
+SECRET_NAME = re.compile(
+    r"(^|_)(KEY|APIKEY|TOKEN|SECRET|PASSWORD|PASSWD|PASS|CREDENTIALS?|AUTH_STRING|PRIVATE_KEY)(_|$)",
+    re.IGNORECASE,
+)
+# Variables that point the agent at our own orchestration; the agent's commands must not see them.
+INTERNAL_PREFIXES = ("AGENT_TASKS_", "PREFECT_")
+URL_CREDENTIALS = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<user>[^/@:\s]*):(?P<pw>[^/@\s]+)@")
+MASK = "***"
+MIN_SECRET_LEN = 6
+
+
+def is_secret_name(name: str) -> bool:
+    """True for variable names that hold credentials (``*_KEY``, ``*_TOKEN``, ``*_SECRET``, ...)."""
+    return bool(SECRET_NAME.search(name))
+
+
+def scrubbed_env(env: Mapping[str, str] | None = None) -> dict[str, str]:
+    """A copy of the environment without secrets or this tool's own settings, for agent commands."""
+    env = os.environ if env is None else env
+    return {
+        k: v
+        for k, v in env.items()
+        if not is_secret_name(k) and not k.startswith(INTERNAL_PREFIXES) and not URL_CREDENTIALS.search(v)
+    }
+
+
+class Redactor:
+    """Masks known secret values and URL passwords in any text before it is logged or stored."""
+
+    def __init__(self, secrets: list[str]):
+        self._secrets = sorted({s for s in secrets if len(s) >= MIN_SECRET_LEN}, key=len, reverse=True)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> "Redactor":
+        """A redactor for every secret value in the environment."""
+        env = os.environ if env is None else env
+        values = [v for k, v in env.items() if is_secret_name(k)]
+        values += [m.group("pw") for v in env.values() for m in URL_CREDENTIALS.finditer(v)]
+        return cls(values)
+
+    def __call__(self, text: str) -> str:
+        """The text with every secret replaced by ``***``."""
+        if not text:
+            return text
+        for secret in self._secrets:
+            if secret in text:
+                text = text.replace(secret, MASK)
+        return URL_CREDENTIALS.sub(lambda m: f"{m['scheme']}{m['user']}:{MASK}@", text)
+
+    def deep(self, value):
+        """Redact strings inside nested dicts and lists (tool arguments, messages)."""
+        if isinstance(value, str):
+            return self(value)
+        if isinstance(value, dict):
+            return {k: self.deep(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self.deep(v) for v in value]
+        return value

@@ -1,0 +1,43 @@
+"""Where agent-tasks keeps its files and how it finds its model: read from the environment."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pydantic import BaseModel
+
+
+class Settings(BaseModel):
+    """Resolved configuration of one process."""
+
+    home: Path
+    db_url: str
+    default_model: str | None
+    model_retry_delay_s: float
+    model_max_retries: int
+    model_timeout_s: float
+
+    @property
+    def mirrors_dir(self) -> Path:
+        """Directory holding one bare mirror per repository."""
+        return self.home / "mirrors"
+
+    @property
+    def workspaces_dir(self) -> Path:
+        """Directory holding one git worktree per session."""
+        return self.home / "workspaces"
+
+
+def load_settings() -> Settings:
+    """Read the settings from the environment (AGENT_TASKS_*), applying the defaults."""
+    home = Path(os.environ.get("AGENT_TASKS_HOME") or Path.home() / ".agent-tasks").expanduser()
+    db_url = os.environ.get("AGENT_TASKS_DB_URL") or f"sqlite:///{home / 'agent-tasks.db'}"
+    return Settings(
+        home=home,
+        db_url=db_url,
+        default_model=os.environ.get("AGENT_TASKS_MODEL") or None,
+        model_retry_delay_s=float(os.environ.get("AGENT_TASKS_MODEL_RETRY_DELAY", "2")),
+        model_max_retries=int(os.environ.get("AGENT_TASKS_MODEL_MAX_RETRIES", "4")),
+        model_timeout_s=float(os.environ.get("AGENT_TASKS_MODEL_TIMEOUT", "180")),
+    )

@@ -1,0 +1,287 @@
+"""The session store: SQLAlchemy 2 over SQLite by default, portable to PostgreSQL (no dialect SQL)."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    create_engine,
+    event,
+    select,
+)
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+
+from tasks_lib.models import DiffResult, SessionStatus, StepRecord, TaskRequest, Usage
+
+STEP_RESULT_CAP = 200_000  # characters of a tool result kept in the store
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware UTC."""
+    return datetime.now(timezone.utc)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class SessionRow(Base):
+    """One run of a task: its request, where it works, how it ended and what it used."""
+
+    __tablename__ = "sessions"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    status: Mapped[str] = mapped_column(String(32), index=True)
+    status_reason: Mapped[str] = mapped_column(Text, default="")
+    request: Mapped[dict[str, Any]] = mapped_column(JSON)
+    agent: Mapped[str] = mapped_column(String(200))
+    model: Mapped[str | None] = mapped_column(String(200))
+    repository: Mapped[str] = mapped_column(Text)
+    branch: Mapped[str | None] = mapped_column(String(255))
+    instructions: Mapped[str] = mapped_column(Text)
+    reviewer: Mapped[str | None] = mapped_column(String(200), index=True)
+    base_commit: Mapped[str | None] = mapped_column(String(64))
+    work_branch: Mapped[str | None] = mapped_column(String(255))
+    workspace: Mapped[str | None] = mapped_column(Text)
+    flow_run_id: Mapped[str | None] = mapped_column(String(36), index=True)
+    iteration: Mapped[int] = mapped_column(Integer, default=1)
+    end_reason: Mapped[str | None] = mapped_column(String(32))
+    steps_used: Mapped[int] = mapped_column(Integer, default=0)
+    prompt_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    completion_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    cached_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    cost_usd: Mapped[float | None] = mapped_column(Float)
+    lines_added: Mapped[int] = mapped_column(Integer, default=0)
+    lines_removed: Mapped[int] = mapped_column(Integer, default=0)
+    files_changed: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class StepRow(Base):
+    """One model turn of a session, with the tool calls it made."""
+
+    __tablename__ = "steps"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    session_id: Mapped[str] = mapped_column(ForeignKey("sessions.id", ondelete="CASCADE"), index=True)
+    iteration: Mapped[int] = mapped_column(Integer, default=1)
+    index: Mapped[int] = mapped_column(Integer)
+    record: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+class DiffRow(Base):
+    """The diff of one iteration: the re-appliable patch and its per-file stats."""
+
+    __tablename__ = "diffs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    session_id: Mapped[str] = mapped_column(ForeignKey("sessions.id", ondelete="CASCADE"), index=True)
+    iteration: Mapped[int] = mapped_column(Integer, default=1)
+    base_commit: Mapped[str] = mapped_column(String(64))
+    files: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    added: Mapped[int] = mapped_column(Integer)
+    removed: Mapped[int] = mapped_column(Integer)
+    patch: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class SummaryRow(Base):
+    """The summary of one iteration: the model's prose plus the facts code computed."""
+
+    __tablename__ = "summaries"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    session_id: Mapped[str] = mapped_column(ForeignKey("sessions.id", ondelete="CASCADE"), index=True)
+    iteration: Mapped[int] = mapped_column(Integer, default=1)
+    markdown: Mapped[str] = mapped_column(Text)
+    facts: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+_engines: dict[str, Engine] = {}
+_engines_lock = threading.Lock()
+
+
+def _engine(url: str) -> Engine:
+    with _engines_lock:
+        if url not in _engines:
+            if url.startswith("sqlite"):
+                engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+                event.listen(engine, "connect", _sqlite_pragmas)
+            else:
+                engine = create_engine(url, pool_pre_ping=True)
+            Base.metadata.create_all(engine)
+            _engines[url] = engine
+        return _engines[url]
+
+
+def _sqlite_pragmas(dbapi_connection, _record) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+class SessionNotFound(LookupError):
+    """No session matches the id given."""
+
+
+class Store:
+    """Reads and writes sessions, steps, diffs and summaries."""
+
+    def __init__(self, url: str):
+        if url.startswith("sqlite:///"):
+            from pathlib import Path
+
+            Path(url.removeprefix("sqlite:///")).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        self.engine = _engine(url)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    def _db(self) -> Session:
+        return self._sessions.begin()  # type: ignore[return-value]
+
+    def create_session(self, request: TaskRequest | dict[str, Any], flow_run_id: str | None = None) -> str:
+        """Record a new session for a request and return its id."""
+        data = request.model_dump() if isinstance(request, TaskRequest) else dict(request)
+        session_id = str(uuid.uuid4())
+        with self._db() as db:
+            db.add(
+                SessionRow(
+                    id=session_id,
+                    status=SessionStatus.pending.value,
+                    request=data,
+                    agent=str(data.get("agent") or "default"),
+                    model=data.get("model"),
+                    repository=str(data.get("repository") or ""),
+                    branch=data.get("branch"),
+                    instructions=str(data.get("instructions") or ""),
+                    reviewer=data.get("reviewer"),
+                    flow_run_id=flow_run_id,
+                )
+            )
+        return session_id
+
+    def update_session(self, session_id: str, **fields: Any) -> None:
+        """Set columns of a session (status values may be given as SessionStatus)."""
+        if isinstance(fields.get("status"), SessionStatus):
+            fields["status"] = fields["status"].value
+        with self._db() as db:
+            row = db.get(SessionRow, session_id)
+            if row is None:
+                raise SessionNotFound(session_id)
+            for key, value in fields.items():
+                setattr(row, key, value)
+
+    def finish_session(self, session_id: str, status: SessionStatus, reason: str) -> None:
+        """Put a session in a terminal status with a readable reason."""
+        self.update_session(session_id, status=status, status_reason=reason, finished_at=utcnow())
+
+    def record_usage(self, session_id: str, usage: Usage) -> None:
+        """Store the session's token and cost totals."""
+        self.update_session(
+            session_id,
+            steps_used=usage.steps,
+            prompt_tokens=usage.prompt_tokens,
+            completion_tokens=usage.completion_tokens,
+            cached_tokens=usage.cached_tokens,
+            cost_usd=usage.cost_usd,
+        )
+
+    def add_step(self, session_id: str, step: StepRecord, iteration: int = 1) -> None:
+        """Append one step, keeping tool results up to the store's cap."""
+        record = step.model_dump(mode="json")
+        for call in record["tool_calls"]:
+            if len(call["result"]) > STEP_RESULT_CAP:
+                cut = len(call["result"]) - STEP_RESULT_CAP
+                call["result"] = call["result"][:STEP_RESULT_CAP] + f"\n[... {cut} more characters not stored]"
+        with self._db() as db:
+            db.add(StepRow(session_id=session_id, iteration=iteration, index=step.index, record=record))
+
+    def save_diff(self, session_id: str, diff: DiffResult, iteration: int = 1) -> None:
+        """Store the diff of an iteration and its totals on the session."""
+        with self._db() as db:
+            db.add(
+                DiffRow(
+                    session_id=session_id,
+                    iteration=iteration,
+                    base_commit=diff.base_commit,
+                    files=[f.model_dump() for f in diff.files],
+                    added=diff.added,
+                    removed=diff.removed,
+                    patch=diff.patch,
+                )
+            )
+            row = db.get(SessionRow, session_id)
+            row.lines_added, row.lines_removed, row.files_changed = diff.added, diff.removed, len(diff.files)
+
+    def save_summary(self, session_id: str, markdown: str, facts: dict[str, Any], iteration: int = 1) -> None:
+        """Store the summary of an iteration."""
+        with self._db() as db:
+            db.add(SummaryRow(session_id=session_id, iteration=iteration, markdown=markdown, facts=facts))
+
+    def get_session(self, id_or_prefix: str) -> SessionRow:
+        """The session with this id, or the only one whose id starts with it."""
+        with self._db() as db:
+            row = db.get(SessionRow, id_or_prefix)
+            if row is not None:
+                return row
+            rows = db.scalars(select(SessionRow).where(SessionRow.id.startswith(id_or_prefix)).limit(2)).all()
+        if len(rows) != 1:
+            raise SessionNotFound(
+                f"no session matches {id_or_prefix!r}" if not rows else f"{id_or_prefix!r} matches several sessions"
+            )
+        return rows[0]
+
+    def session_for_flow_run(self, flow_run_id: str) -> SessionRow | None:
+        """The session a flow run created, if any."""
+        with self._db() as db:
+            return db.scalars(select(SessionRow).where(SessionRow.flow_run_id == flow_run_id)).first()
+
+    def list_sessions(self, limit: int = 50, status: str | None = None) -> list[SessionRow]:
+        """Most recent sessions first."""
+        query = select(SessionRow).order_by(SessionRow.created_at.desc()).limit(limit)
+        if status:
+            query = query.where(SessionRow.status == status)
+        with self._db() as db:
+            return list(db.scalars(query).all())
+
+    def steps(self, session_id: str) -> list[StepRecord]:
+        """The session's steps in order."""
+        query = select(StepRow).where(StepRow.session_id == session_id).order_by(StepRow.iteration, StepRow.index)
+        with self._db() as db:
+            return [StepRecord.model_validate(r.record) for r in db.scalars(query).all()]
+
+    def latest_diff(self, session_id: str) -> DiffRow | None:
+        """The diff of the session's latest iteration."""
+        query = select(DiffRow).where(DiffRow.session_id == session_id).order_by(DiffRow.id.desc())
+        with self._db() as db:
+            return db.scalars(query).first()
+
+    def latest_summary(self, session_id: str) -> SummaryRow | None:
+        """The summary of the session's latest iteration."""
+        query = select(SummaryRow).where(SummaryRow.session_id == session_id).order_by(SummaryRow.id.desc())
+        with self._db() as db:
+            return db.scalars(query).first()
+
+
+def open_store(url: str | None = None) -> Store:
+    """The store configured by AGENT_TASKS_DB_URL (or the default SQLite file)."""
+    if url is None:
+        from tasks_lib.settings import load_settings
+
+        url = load_settings().db_url
+    return Store(url)

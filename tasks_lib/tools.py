@@ -1,0 +1,258 @@
+"""The agent's tools, confined to one workspace. Tool names and arguments are part of the interface."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field, ValidationError
+
+from tasks_lib.shell import DEFAULT_OUTPUT_CAP, run_shell
+
+MAX_LIST_ENTRIES = 1000
+MAX_READ_LINES = 2000
+MAX_SEARCH_MATCHES = 200
+MAX_LINE_CHARS = 400
+MAX_COMMAND_TIMEOUT_S = 1800
+
+
+class ToolError(Exception):
+    """A tool call that cannot be carried out; the message goes back to the model."""
+
+
+class ToolOutcome(BaseModel):
+    """The text a tool returns to the model, and whether the call succeeded."""
+
+    output: str
+    ok: bool = True
+    finished: bool = False
+
+
+class ListFilesArgs(BaseModel):
+    path: str = Field(default=".", description="Directory relative to the repository root.")
+
+
+class ReadFileArgs(BaseModel):
+    path: str = Field(description="File path relative to the repository root.")
+    start_line: int | None = Field(default=None, ge=1, description="First line to show (1-based).")
+    end_line: int | None = Field(default=None, ge=1, description="Last line to show (inclusive).")
+
+
+class SearchArgs(BaseModel):
+    pattern: str = Field(min_length=1, description="Regular expression (Perl syntax).")
+    path: str = Field(default=".", description="Directory or file to search in.")
+
+
+class EditFileArgs(BaseModel):
+    path: str = Field(description="File path relative to the repository root.")
+    old: str = Field(description="Exact text to replace; must occur exactly once in the file.")
+    new: str = Field(description="Replacement text.")
+
+
+class WriteFileArgs(BaseModel):
+    path: str = Field(description="File path relative to the repository root.")
+    content: str = Field(description="The whole new content of the file.")
+
+
+class RunCommandArgs(BaseModel):
+    command: str = Field(min_length=1, description="Shell command, run with bash in the repository root.")
+    timeout: int | None = Field(default=None, ge=1, description="Seconds before the command is killed.")
+
+
+class FinishArgs(BaseModel):
+    summary: str = Field(description="What you did and why, for the reviewer.")
+
+
+TOOL_DESCRIPTIONS = {
+    "list_files": "List the files under a directory of the repository (git-ignored files are left out).",
+    "read_file": "Read a text file, optionally a range of lines. Lines are prefixed with their numbers.",
+    "search": "Search file contents with a regular expression; returns path:line:text matches.",
+    "edit_file": "Replace one exact, unique occurrence of `old` with `new` in a file.",
+    "write_file": "Create or overwrite a file with the given content.",
+    "run_command": "Run a shell command in the repository root (non-interactive, with a timeout).",
+    "finish": "Call when the task is done, with a summary of what you did and why.",
+}
+TOOL_ARGS: dict[str, type[BaseModel]] = {
+    "list_files": ListFilesArgs,
+    "read_file": ReadFileArgs,
+    "search": SearchArgs,
+    "edit_file": EditFileArgs,
+    "write_file": WriteFileArgs,
+    "run_command": RunCommandArgs,
+    "finish": FinishArgs,
+}
+ALL_TOOLS = tuple(TOOL_ARGS)
+
+
+def tool_schema(name: str) -> dict[str, Any]:
+    """The OpenAI-style function schema of one tool."""
+    schema = TOOL_ARGS[name].model_json_schema()
+    schema.pop("title", None)
+    for prop in schema.get("properties", {}).values():
+        prop.pop("title", None)
+        # Optional[int] renders as anyOf [int, null]; plain types are friendlier to small models.
+        if "anyOf" in prop:
+            kinds = [k for k in prop.pop("anyOf") if k.get("type") != "null"]
+            prop.update(kinds[0])
+    return {"type": "function", "function": {"name": name, "description": TOOL_DESCRIPTIONS[name], "parameters": schema}}
+
+
+class Toolbox:
+    """The tools of one workspace: schemas for the model, and execution of its calls."""
+
+    def __init__(
+        self,
+        root: str | Path,
+        tools: tuple[str, ...] = ALL_TOOLS,
+        command_timeout_s: int = 120,
+        output_cap: int = DEFAULT_OUTPUT_CAP,
+    ):
+        self.root = Path(root).resolve()
+        self.tools = tuple(t for t in ALL_TOOLS if t in tools)
+        self.command_timeout_s = command_timeout_s
+        self.output_cap = output_cap
+        self._impl: dict[str, Callable[[Any], ToolOutcome]] = {
+            "list_files": self._list_files,
+            "read_file": self._read_file,
+            "search": self._search,
+            "edit_file": self._edit_file,
+            "write_file": self._write_file,
+            "run_command": self._run_command,
+            "finish": lambda a: ToolOutcome(output=a.summary, finished=True),
+        }
+
+    def schemas(self) -> list[dict[str, Any]]:
+        """Function schemas of the tools offered to the model."""
+        return [tool_schema(name) for name in self.tools]
+
+    def execute(self, name: str, arguments: str | dict[str, Any]) -> ToolOutcome:
+        """Run one tool call; every failure becomes an error message for the model, never an exception."""
+        if name not in self.tools:
+            return ToolOutcome(output=f"error: unknown tool {name!r}; available: {', '.join(self.tools)}", ok=False)
+        try:
+            raw = json.loads(arguments or "{}") if isinstance(arguments, str) else arguments
+            args = TOOL_ARGS[name].model_validate(raw)
+        except json.JSONDecodeError as exc:
+            return ToolOutcome(output=f"error: arguments are not valid JSON: {exc}", ok=False)
+        except ValidationError as exc:
+            problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'arguments'}: {e['msg']}" for e in exc.errors())
+            return ToolOutcome(output=f"error: invalid arguments for {name}: {problems}", ok=False)
+        try:
+            return self._impl[name](args)
+        except ToolError as exc:
+            return ToolOutcome(output=f"error: {exc}", ok=False)
+        except OSError as exc:
+            return ToolOutcome(output=f"error: {exc.strerror or exc}", ok=False)
+
+    # --- paths -----------------------------------------------------------------------------------
+
+    def resolve(self, path: str, for_write: bool = False) -> Path:
+        """The absolute path of ``path`` inside the workspace; refuses anything that leaves it."""
+        if not path or "\x00" in path:
+            raise ToolError("a path is required")
+        candidate = Path(path)
+        if candidate.is_absolute():
+            raise ToolError(f"{path}: absolute paths are not allowed; use a path relative to the repository root")
+        if ".." in candidate.parts:
+            raise ToolError(f"{path}: '..' is not allowed; paths must stay inside the repository")
+        resolved = (self.root / candidate).resolve()
+        if resolved != self.root and not resolved.is_relative_to(self.root):
+            raise ToolError(f"{path}: resolves outside the repository (through a symlink)")
+        rel = resolved.relative_to(self.root)
+        if rel.parts and rel.parts[0] == ".git":
+            raise ToolError(f"{path}: the .git directory is off limits")
+        if for_write and resolved == self.root:
+            raise ToolError(f"{path}: not a file path")
+        return resolved
+
+    def _rel(self, path: Path) -> str:
+        return path.relative_to(self.root).as_posix() or "."
+
+    # --- tools -----------------------------------------------------------------------------------
+
+    def _git(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[bytes]:
+        proc = subprocess.run(["git", *args], cwd=self.root, capture_output=True, timeout=60)
+        if check and proc.returncode != 0:
+            raise ToolError(proc.stderr.decode(errors="replace").strip() or f"git {args[0]} failed")
+        return proc
+
+    def _list_files(self, args: ListFilesArgs) -> ToolOutcome:
+        target = self.resolve(args.path)
+        if not target.exists():
+            raise ToolError(f"{args.path}: no such directory")
+        if target.is_file():
+            return ToolOutcome(output=self._rel(target))
+        proc = self._git("ls-files", "-z", "--cached", "--others", "--exclude-standard", "--", self._rel(target))
+        files = sorted({f for f in proc.stdout.decode(errors="replace").split("\0") if f and (self.root / f).exists()})
+        if not files:
+            return ToolOutcome(output="(no files)")
+        shown = files[:MAX_LIST_ENTRIES]
+        more = f"\n[... {len(files) - len(shown)} more files; list a subdirectory]" if len(files) > len(shown) else ""
+        return ToolOutcome(output="\n".join(shown) + more)
+
+    def _read_file(self, args: ReadFileArgs) -> ToolOutcome:
+        target = self.resolve(args.path)
+        if not target.is_file():
+            raise ToolError(f"{args.path}: no such file" if not target.exists() else f"{args.path}: is a directory")
+        data = target.read_bytes()
+        if b"\0" in data[:8192]:
+            raise ToolError(f"{args.path}: binary file ({len(data)} bytes), not shown")
+        lines = data.decode("utf-8", errors="replace").splitlines()
+        start = args.start_line or 1
+        end = min(args.end_line or len(lines), len(lines), start + MAX_READ_LINES - 1)
+        if lines and start > len(lines):
+            raise ToolError(f"{args.path}: start_line {start} is past the end ({len(lines)} lines)")
+        body = "\n".join(f"{n:6}\t{lines[n - 1]}" for n in range(start, end + 1))
+        note = f"\n[lines {start}-{end} of {len(lines)}]" if (start, end) != (1, len(lines)) else ""
+        return ToolOutcome(output=(body or "(empty file)") + note)
+
+    def _search(self, args: SearchArgs) -> ToolOutcome:
+        try:
+            re.compile(args.pattern)
+        except re.error as exc:
+            raise ToolError(f"invalid regular expression {args.pattern!r}: {exc}") from None
+        target = self.resolve(args.path)
+        proc = self._git(
+            "grep", "-n", "-I", "--untracked", "--no-color", "-P", "-e", args.pattern, "--", self._rel(target), check=False
+        )
+        if proc.returncode == 1:
+            return ToolOutcome(output="no matches")
+        if proc.returncode != 0:
+            raise ToolError(proc.stderr.decode(errors="replace").strip())
+        lines = proc.stdout.decode(errors="replace").splitlines()
+        shown = [ln if len(ln) <= MAX_LINE_CHARS else ln[:MAX_LINE_CHARS] + " [...]" for ln in lines[:MAX_SEARCH_MATCHES]]
+        more = f"\n[... {len(lines) - len(shown)} more matches; narrow the pattern or path]" if len(lines) > len(shown) else ""
+        return ToolOutcome(output="\n".join(shown) + more)
+
+    def _edit_file(self, args: EditFileArgs) -> ToolOutcome:
+        target = self.resolve(args.path, for_write=True)
+        if not target.is_file():
+            raise ToolError(f"{args.path}: no such file (use write_file to create it)")
+        if not args.old:
+            raise ToolError("`old` must not be empty")
+        text = target.read_text(encoding="utf-8", errors="surrogateescape")
+        count = text.count(args.old)
+        if count == 0:
+            raise ToolError(f"{args.path}: `old` text not found (it must match exactly, whitespace included; read the file first)")
+        if count > 1:
+            raise ToolError(f"{args.path}: `old` text occurs {count} times; include more surrounding lines to make it unique")
+        target.write_text(text.replace(args.old, args.new, 1), encoding="utf-8", errors="surrogateescape")
+        return ToolOutcome(output=f"edited {self._rel(target)}")
+
+    def _write_file(self, args: WriteFileArgs) -> ToolOutcome:
+        target = self.resolve(args.path, for_write=True)
+        if target.is_dir():
+            raise ToolError(f"{args.path}: is a directory")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        existed = target.exists()
+        target.write_text(args.content, encoding="utf-8")
+        return ToolOutcome(output=f"{'overwrote' if existed else 'created'} {self._rel(target)} ({len(args.content)} characters)")
+
+    def _run_command(self, args: RunCommandArgs) -> ToolOutcome:
+        timeout = min(args.timeout or self.command_timeout_s, MAX_COMMAND_TIMEOUT_S)
+        result = run_shell(args.command, self.root, timeout_s=timeout, output_cap=self.output_cap)
+        return ToolOutcome(output=result.render(), ok=result.exit_code == 0)

@@ -1,0 +1,89 @@
+"""Test set-up: a private home, a real Prefect test server, real git repositories, a scripted model."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import tempfile
+from pathlib import Path
+
+_TMP = Path(tempfile.mkdtemp(prefix="agent-tasks-tests-"))
+os.environ.update(
+    AGENT_TASKS_HOME=str(_TMP / "home"),
+    PREFECT_HOME=str(_TMP / "prefect"),
+    LITELLM_LOCAL_MODEL_COST_MAP="True",
+    PREFECT_SERVER_ANALYTICS_ENABLED="false",
+    DO_NOT_TRACK="1",
+    AGENT_TASKS_MODEL_RETRY_DELAY="0.01",
+    AGENT_TASKS_MODEL_TIMEOUT="20",
+    # A credential the agent must never see and that must never be stored or logged.
+    OPENAI_API_KEY="sk-test-SECRET-4f9a8b7c6d5e",
+)
+os.environ.pop("AGENT_TASKS_MODEL", None)
+os.environ.pop("AGENT_TASKS_DB_URL", None)
+
+import pytest  # noqa: E402
+
+from tasks_lib.scripted_server import ScriptedServer  # noqa: E402
+
+SECRET = os.environ["OPENAI_API_KEY"]
+MODEL = "openai/scripted-model"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def prefect_server():
+    """One Prefect test server for the whole run; started before any test thread exists."""
+    from prefect.settings import PREFECT_API_URL
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield PREFECT_API_URL.value()
+
+
+def git(cwd: Path, *args: str) -> str:
+    """Run git in cwd and return its stdout."""
+    return subprocess.run(
+        ["git", "-c", "user.email=dev@example.com", "-c", "user.name=Dev", *args],
+        cwd=cwd, check=True, capture_output=True, text=True,
+    ).stdout.strip()
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    """A real git repository with a main and a dev branch."""
+    path = tmp_path / "source"
+    path.mkdir()
+    git(path, "init", "-q", "-b", "main")
+    (path / "README.md").write_text("# Demo\n\nHello world.\n")
+    (path / "src").mkdir()
+    (path / "src" / "app.py").write_text("def greet(name):\n    return 'Hello ' + name\n\n\nprint(greet('world'))\n")
+    (path / "obsolete.txt").write_text("remove me\n")
+    (path / "logo.bin").write_bytes(b"\x00\x01\x02\x03binary")
+    git(path, "add", "-A")
+    git(path, "commit", "-qm", "initial")
+    git(path, "branch", "dev")
+    return path
+
+
+@pytest.fixture
+def scripted(monkeypatch):
+    """Start a scripted model server; litellm reaches it through OPENAI_API_BASE."""
+    servers: list[ScriptedServer] = []
+
+    def start(script=None, summaries=None, responder=None) -> ScriptedServer:
+        server = ScriptedServer(script, summaries, responder).__enter__()
+        servers.append(server)
+        monkeypatch.setenv("OPENAI_API_BASE", server.api_base)
+        return server
+
+    yield start
+    for server in servers:
+        server.__exit__(None, None, None)
+
+
+@pytest.fixture
+def store():
+    """The store the flows write to."""
+    from tasks_lib.store import open_store
+
+    return open_store()
