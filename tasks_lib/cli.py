@@ -75,9 +75,9 @@ def run(
         raise CliError(str(exc)) from None
 
     if not verbose:
-        os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
-        os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_FLOW_RUNS_LEVEL", "WARNING")
-        os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_TASK_RUNS_LEVEL", "WARNING")
+        # Steps are shown by our own listener and failures by one line at the end; Prefect's
+        # console lines (tracebacks included) stay in the Prefect UI. --verbose shows them here too.
+        os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "CRITICAL")
     from flows.agent_task import SessionFailed, agent_task
     from tasks_lib import progress
     from tasks_lib.run_agent import describe_step

@@ -1,0 +1,1 @@
+"""Deployments of the agent-task flow (schedules, event triggers, the webhook relay)."""

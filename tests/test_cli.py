@@ -1,0 +1,129 @@
+"""The agent-tasks command line, run as a real subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tasks_lib.scripted_server import calls, tool
+from tests.conftest import git
+from tests.helpers import MODEL, write_agent
+
+CLI = [sys.executable, "-m", "tasks_lib.cli"]
+
+
+def cli(*args: str, env: dict[str, str] | None = None, timeout: float = 180) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})})
+
+
+def assert_one_line_error(proc: subprocess.CompletedProcess[str], *expected: str) -> None:
+    assert proc.returncode != 0
+    assert "Traceback" not in proc.stderr and "Traceback" not in proc.stdout
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("error: ")
+    for text in expected:
+        assert text in lines[0], lines[0]
+
+
+def test_missing_repository(tmp_path):
+    assert_one_line_error(cli("run", str(tmp_path / "nope"), "--task", "x", "--model", MODEL), "repository not found")
+
+
+def test_directory_that_is_not_a_repository(tmp_path):
+    assert_one_line_error(cli("run", str(tmp_path), "--task", "x", "--model", MODEL), "not a git repository")
+
+
+def test_unknown_branch_lists_the_branches(repo):
+    proc = cli("run", str(repo), "--task", "x", "--model", MODEL, "--branch", "nope")
+    assert_one_line_error(proc, "unknown branch 'nope'", "branches: dev, main")
+
+
+def test_empty_task(repo):
+    assert_one_line_error(cli("run", str(repo), "--task", "  ", "--model", MODEL), "the task is empty")
+
+
+def test_unknown_model(repo):
+    assert_one_line_error(cli("run", str(repo), "--task", "x", "--model", "gpt-nonexistent-9"), "unknown model 'gpt-nonexistent-9'")
+
+
+def test_no_model_configured(repo):
+    assert_one_line_error(cli("run", str(repo), "--task", "x"), "no model configured", "AGENT_TASKS_MODEL")
+
+
+@pytest.mark.parametrize(
+    "content, expected",
+    [
+        ("---\nname: x\nmax_steps: [unclosed\n---\nbody", "front matter is not valid YAML"),
+        ("---\nname: x\ncolour: blue\n---\nbody", "field 'colour': unknown field"),
+        ("---\nname: x\nmax_steps: -3\n---\nbody", "field 'max_steps': Input should be greater than or equal to 1"),
+        ("---\nname: x\ntools: [read_file, teleport]\n---\nbody", "field 'tools': unknown tool 'teleport'"),
+        ("---\nname: x\n", "no closing '---' line"),
+        (b"---\nname: \xff\xfe\n---\n", "cannot read agent file"),
+    ],
+)
+def test_bad_agent_file(repo, tmp_path, content, expected):
+    path = tmp_path / "agent.md"
+    path.write_bytes(content if isinstance(content, bytes) else content.encode())
+    proc = cli("run", str(repo), "--task", "x", "--model", MODEL, "--agent", str(path))
+    assert_one_line_error(proc, str(path), expected)
+
+
+def test_missing_agent_file(repo, tmp_path):
+    proc = cli("run", str(repo), "--task", "x", "--model", MODEL, "--agent", str(tmp_path / "gone.md"))
+    assert_one_line_error(proc, "gone.md: agent file not found")
+
+
+def test_unknown_builtin_agent(repo):
+    assert_one_line_error(cli("run", str(repo), "--task", "x", "--model", MODEL, "--agent", "wizard"), "no such agent", "default")
+
+
+def test_run_then_inbox_then_show(repo, scripted, prefect_server, tmp_path):
+    server = scripted([
+        calls(tool("edit_file", path="README.md", old="Hello world.", new="Hello, agents.")),
+        calls(tool("run_command", command="rm obsolete.txt")),
+        calls(tool("finish", summary="Updated the greeting.")),
+    ])
+    env = {"PREFECT_API_URL": prefect_server, "OPENAI_API_BASE": server.api_base}
+    proc = cli("run", str(repo), "--task", "Update the README greeting", "--model", MODEL, "--reviewer", "bob", env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert "step 1/40: edit_file" in proc.stderr and "step 3/40: finish" in proc.stderr
+    session_id = proc.stdout.split("session ", 1)[1].split()[0]
+    assert "status   completed" in proc.stdout
+    assert "diffstat 2 files changed, +1 -2" in proc.stdout
+    assert "What was done" in proc.stdout and "Traceback" not in proc.stderr
+
+    inbox = cli("inbox", "--limit", "100")
+    line = next(ln for ln in inbox.stdout.splitlines() if ln.startswith(session_id[:8]))
+    assert "completed" in line and "default" in line and "source@main" in line and "+1 -2" in line
+
+    data = json.loads(cli("show", session_id[:8], "--json").stdout)
+    assert data["id"] == session_id and data["status"] == "completed" and data["reviewer"] == "bob"
+    assert data["diff"]["added"] == 1 and data["diff"]["removed"] == 2
+    assert [s["tool_calls"][0]["name"] for s in data["steps"]] == ["edit_file", "run_command", "finish"]
+    assert data["summary"]["facts"]["commands"] == ["rm obsolete.txt"]
+
+    diff = cli("show", session_id, "--diff").stdout
+    assert "-Hello world.\n+Hello, agents." in diff and "deleted file mode" in diff
+    log = cli("show", session_id, "--log").stdout
+    assert "→ run_command" in log and "[exit code 0]" in log
+    assert git(repo, "status", "--porcelain") == "" and "Hello world." in (repo / "README.md").read_text()
+
+
+def test_show_unknown_session():
+    assert_one_line_error(cli("show", "ffffffff-nope"), "no session matches")
+
+
+def test_failed_run_exits_non_zero_with_the_reason(repo, scripted, prefect_server):
+    server = scripted([{"status": 401, "message": "bad key"}])
+    env = {"PREFECT_API_URL": prefect_server, "OPENAI_API_BASE": server.api_base}
+    proc = cli("run", str(repo), "--task", "x", "--model", MODEL, env=env)
+    assert proc.returncode == 1
+    assert "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1].startswith("error: session ")
+    assert "AuthenticationError" in proc.stderr and "bad key" in proc.stderr

@@ -1,0 +1,156 @@
+"""The agent's tools on a real worktree: confinement, exact edits, search, and command safety."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from tasks_lib.shell import run_shell
+from tasks_lib.tools import Toolbox
+from tests.conftest import SECRET, git
+
+
+@pytest.fixture
+def box(repo: Path) -> Toolbox:
+    return Toolbox(repo, command_timeout_s=10, output_cap=2000)
+
+
+@pytest.mark.parametrize("path", ["../outside.txt", "src/../../outside.txt", "/etc/passwd", ".git/config"])
+def test_paths_outside_the_workspace_are_refused(box, path):
+    for name, args in [("read_file", {"path": path}), ("write_file", {"path": path, "content": "x"}),
+                       ("edit_file", {"path": path, "old": "a", "new": "b"}), ("list_files", {"path": path})]:
+        outcome = box.execute(name, args)
+        assert not outcome.ok and outcome.output.startswith("error:"), (name, outcome.output)
+    assert not (box.root.parent / "outside.txt").exists()
+
+
+def test_symlink_pointing_outside_is_refused(box, tmp_path):
+    secret_file = tmp_path / "private.txt"
+    secret_file.write_text("private data")
+    (box.root / "link.txt").symlink_to(secret_file)
+    (box.root / "linkdir").symlink_to(tmp_path)
+    read = box.execute("read_file", {"path": "link.txt"})
+    write = box.execute("write_file", {"path": "linkdir/evil.txt", "content": "x"})
+    assert not read.ok and "outside" in read.output and "private data" not in read.output
+    assert not write.ok and not (tmp_path / "evil.txt").exists()
+
+
+def test_symlink_inside_the_workspace_is_fine(box):
+    (box.root / "alias.md").symlink_to(box.root / "README.md")
+    assert "Hello world." in box.execute("read_file", {"path": "alias.md"}).output
+
+
+def test_read_file_numbers_lines_and_takes_ranges(box):
+    whole = box.execute("read_file", {"path": "src/app.py"})
+    part = box.execute("read_file", {"path": "src/app.py", "start_line": 2, "end_line": 2})
+    assert whole.output.splitlines()[0] == "     1\tdef greet(name):"
+    assert part.output.splitlines()[0] == "     2\t    return 'Hello ' + name" and "[lines 2-2 of 5]" in part.output
+    assert "binary file" in box.execute("read_file", {"path": "logo.bin"}).output
+    assert "no such file" in box.execute("read_file", {"path": "nope.py"}).output
+
+
+def test_edit_file_needs_an_exact_unique_match(box):
+    (box.root / "twice.txt").write_text("same\nsame\n")
+    missing = box.execute("edit_file", {"path": "src/app.py", "old": "Goodbye", "new": "x"})
+    several = box.execute("edit_file", {"path": "twice.txt", "old": "same", "new": "x"})
+    good = box.execute("edit_file", {"path": "src/app.py", "old": "'Hello '", "new": "'Hi '"})
+    assert not missing.ok and "not found" in missing.output
+    assert not several.ok and "occurs 2 times" in several.output
+    assert (box.root / "twice.txt").read_text() == "same\nsame\n"
+    assert good.ok and "'Hi ' + name" in (box.root / "src/app.py").read_text()
+
+
+def test_write_file_creates_directories(box):
+    outcome = box.execute("write_file", {"path": "a/b/c.txt", "content": "deep\n"})
+    assert outcome.ok and (box.root / "a/b/c.txt").read_text() == "deep\n"
+
+
+def test_list_files_includes_new_files_and_skips_ignored_ones(box):
+    (box.root / ".gitignore").write_text("build/\n")
+    (box.root / "build").mkdir()
+    (box.root / "build" / "out.o").write_text("x")
+    (box.root / "fresh.py").write_text("x = 1\n")
+    listing = box.execute("list_files", {"path": "."}).output.splitlines()
+    assert "fresh.py" in listing and "src/app.py" in listing and "build/out.o" not in listing
+
+
+def test_search_finds_regex_matches_in_tracked_and_new_files(box):
+    (box.root / "fresh.py").write_text("def greet_again():\n    pass\n")
+    found = box.execute("search", {"pattern": r"def greet\w*\(", "path": "."})
+    assert "src/app.py:1:def greet(name):" in found.output and "fresh.py:1:def greet_again():" in found.output
+    assert box.execute("search", {"pattern": "zzz_not_there"}).output == "no matches"
+    bad = box.execute("search", {"pattern": "(unclosed"})
+    assert not bad.ok and "invalid regular expression" in bad.output
+
+
+def test_search_is_fast_on_a_large_repository(tmp_path):
+    big = tmp_path / "big"
+    big.mkdir()
+    git(big, "init", "-q")
+    for d in range(20):
+        (big / f"pkg{d}").mkdir()
+        for f in range(100):
+            (big / f"pkg{d}" / f"m{f}.py").write_text("".join(f"value_{i} = {i}\n" for i in range(50)))
+    (big / "pkg7" / "m42.py").write_text("NEEDLE = 'here'\n")
+    git(big, "add", "-A")
+    box = Toolbox(big)
+    found = box.execute("search", {"pattern": "NEEDLE"})
+    assert found.output == "pkg7/m42.py:1:NEEDLE = 'here'"
+    capped = box.execute("search", {"pattern": r"value_1\b"})
+    assert capped.output.count("\n") == 200 and "more matches" in capped.output
+
+
+def test_unknown_tool_and_bad_arguments_are_errors_for_the_model(box):
+    assert "unknown tool" in box.execute("delete_everything", {}).output
+    assert "not valid JSON" in box.execute("read_file", "{not json").output
+    assert "invalid arguments" in box.execute("read_file", {"start_line": 1}).output
+
+
+def test_excluded_tools_are_not_offered_and_cannot_be_called(repo):
+    box = Toolbox(repo, tools=("read_file", "finish"))
+    assert [s["function"]["name"] for s in box.schemas()] == ["read_file", "finish"]
+    assert "unknown tool" in box.execute("write_file", {"path": "x", "content": "y"}).output
+
+
+def test_command_runs_in_the_workspace_and_reports_exit_code(box):
+    outcome = box.execute("run_command", {"command": "pwd && ls src && exit 3"})
+    assert not outcome.ok
+    assert outcome.output.splitlines()[0] == "[exit code 3]"
+    assert str(box.root) in outcome.output and "app.py" in outcome.output
+
+
+def test_command_timeout_kills_the_whole_process_group(box, tmp_path):
+    marker = tmp_path / "survived"
+    outcome = box.execute("run_command", {"command": f"(sleep 3; touch {marker}) & sleep 30", "timeout": 1})
+    assert not outcome.ok and "timed out after" in outcome.output
+    import time
+
+    time.sleep(3.5)
+    assert not marker.exists(), "a child of the timed-out command kept running"
+
+
+def test_command_output_is_capped_keeping_head_and_tail(box):
+    outcome = box.execute("run_command", {"command": "echo FIRST; seq 1 200000; echo LAST"})
+    assert outcome.output.splitlines()[1] == "FIRST" and outcome.output.rstrip().endswith("LAST")
+    assert "bytes of output omitted" in outcome.output
+    assert len(outcome.output) < 2200
+
+
+def test_command_environment_has_no_secrets(box, monkeypatch):
+    monkeypatch.setenv("GITHUB_TOKEN", "ghp_sometokenvalue")
+    monkeypatch.setenv("MY_SERVICE_SECRET", "hunter2hunter2")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "awssecretvalue")
+    monkeypatch.setenv("AGENT_TASKS_DB_URL", "postgresql://u:pw@db/x")
+    monkeypatch.setenv("HARMLESS_SETTING", "visible")
+    env_dump = box.execute("run_command", {"command": "env"}).output
+    for value in (SECRET, "ghp_sometokenvalue", "hunter2hunter2", "awssecretvalue", "postgresql://"):
+        assert value not in env_dump
+    assert "HARMLESS_SETTING=visible" in env_dump
+    assert os.environ["OPENAI_API_KEY"] == SECRET  # the orchestrator itself keeps its credentials
+
+
+def test_run_shell_does_not_hang_on_background_children(tmp_path):
+    result = run_shell("sleep 60 & echo started", tmp_path, timeout_s=10)
+    assert result.exit_code == 0 and "started" in result.output and result.duration_s < 5
