@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import tasks_lib  # noqa: F401  (sets quiet defaults before Prefect reads its settings)
 from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
@@ -14,7 +16,7 @@ from tasks_lib.models import DiffResult, EndReason, SessionResult, SessionStatus
 from tasks_lib.preflight import BadRequest, parse_request, prepare
 from tasks_lib.run_agent import model_for, run_agent
 from tasks_lib.secrets import Redactor
-from tasks_lib.settings import load_settings
+from tasks_lib.settings import Settings, load_settings
 from tasks_lib.store import Store, open_store
 from tasks_lib.summarize import summarize
 
@@ -52,13 +54,26 @@ def agent_task(request: TaskRequest) -> SessionResult:
     The source repository is never modified: the agent works in its own worktree on a new
     `agent/...` branch. Failed sessions raise SessionFailed after everything is recorded.
     """
-    logger = get_run_logger()
     settings = load_settings()
     store = open_store(settings.db_url)
-    redact = Redactor.from_env()
     raw = request.model_dump() if isinstance(request, TaskRequest) else dict(request or {})
-    session_id = store.create_session(redact.deep(raw), flow_run_id=str(flow_run.id) if flow_run.id else None)
-    logger.info("session %s", session_id)
+    session_id = store.create_session(Redactor.from_env().deep(raw), flow_run_id=str(flow_run.id) if flow_run.id else None)
+    get_run_logger().info("session %s", session_id)
+    try:
+        return run_session(store, session_id, raw, settings)
+    except SessionFailed:
+        raise
+    except BaseException as exc:  # interrupted or crashed: the session must still end in a clear state
+        reason = "interrupted" if isinstance(exc, KeyboardInterrupt) else f"crashed: {type(exc).__name__}: {exc}"
+        if not SessionStatus(store.get_session(session_id).status).terminal:
+            store.finish_session(session_id, SessionStatus.failed, Redactor.from_env()(reason))
+        raise
+
+
+def run_session(store: Store, session_id: str, raw: dict[str, Any], settings: Settings) -> SessionResult:
+    """The steps of one session, from request validation to the final status."""
+    logger = get_run_logger()
+    redact = Redactor.from_env()
 
     def fail(reason: str) -> SessionFailed:
         reason = redact(reason)
@@ -86,7 +101,10 @@ def agent_task(request: TaskRequest) -> SessionResult:
     crash: str | None = None
     try:
         loop = run_agent(store, session_id, ws.path, agent, model_name, req.instructions, settings)
-    except Exception as exc:  # the loop handles model and tool errors itself; this is a crash
+    except BaseException as exc:  # the loop handles model and tool errors itself; this is a crash
+        if not isinstance(exc, Exception):  # interrupted: keep the work, then let it propagate
+            capture_diff(store, session_id, ws.path, ws.base_commit)
+            raise
         crash = f"the agent loop crashed: {type(exc).__name__}: {exc}"
     # Whatever happened in the loop, the work done so far is kept.
     try:
@@ -101,15 +119,14 @@ def agent_task(request: TaskRequest) -> SessionResult:
         store, session_id, model_for(agent, model_name, settings), req.instructions, loop, diff, agent.max_steps
     )
     status = final_status(loop)
-    reason = loop.detail
     if status is SessionStatus.failed:
         raise fail(f"{loop.end_reason.value}: {loop.detail}")
-    store.finish_session(session_id, status, reason)
-    logger.info("session %s %s: %s", session_id, status.value, reason)
+    store.finish_session(session_id, status, loop.detail)
+    logger.info("session %s %s: %s", session_id, status.value, loop.detail)
     return SessionResult(
         session_id=session_id,
         status=status,
-        reason=reason,
+        reason=loop.detail,
         work_branch=ws.work_branch,
         base_commit=ws.base_commit,
         workspace=ws.path,

@@ -209,3 +209,44 @@ def test_summary_model_failure_falls_back_to_the_deterministic_summary(repo, scr
     assert result.status.value == "completed"
     assert "Wrote a." in summary and "summary model call was not available" in summary
     assert "**Files changed:** 1 (+1 −0)" in summary
+
+
+def test_the_run_form_schema_shows_the_task_request_fields():
+    from prefect.utilities.callables import parameter_schema
+
+    from flows.agent_task import agent_task
+
+    schema = parameter_schema(agent_task).model_dump()
+    assert schema["required"] == ["request"]
+    fields = schema["definitions"]["TaskRequest"]["properties"]
+    assert set(fields) == {"repository", "instructions", "branch", "agent", "model", "reviewer"}
+    assert fields["instructions"]["minLength"] == 1 and fields["agent"]["default"] == "default"
+    assert "git URL" in fields["repository"]["description"]
+    assert schema["definitions"]["TaskRequest"]["required"] == ["repository", "instructions"]
+
+
+def test_interrupted_run_ends_failed_with_its_diff_kept(repo, scripted, store, prefect_server):
+    import os
+    import signal
+    import sys
+    import time
+
+    server = scripted([
+        calls(tool("write_file", path="half-done.txt", content="partial\n")),
+        dict(calls(tool("list_files", path=".")), delay=60),
+    ])
+    env = {**os.environ, "PREFECT_API_URL": prefect_server, "OPENAI_API_BASE": server.api_base}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tasks_lib.cli", "run", str(repo), "--task", "Long job", "--model", "openai/scripted-model"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    deadline = time.monotonic() + 120
+    while len(server.requests) < 2 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert len(server.requests) == 2, "the run never reached its second step"
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode != 0 and "Traceback" not in stderr
+    row = next(r for r in store.list_sessions(limit=5) if r.instructions == "Long job")
+    assert row.status == "failed" and row.status_reason == "interrupted"
+    assert row.files_changed == 1 and store.latest_diff(row.id).files[0]["path"] == "half-done.txt"

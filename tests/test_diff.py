@@ -1,0 +1,56 @@
+"""Diff capture on a real worktree: every kind of change, stats, and a patch that re-applies."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+from tasks_lib.diff import capture_workspace_diff
+from tests.conftest import git
+
+
+def test_added_deleted_renamed_modified_and_binary_files(repo: Path, tmp_path: Path):
+    base = git(repo, "rev-parse", "HEAD")
+    work = tmp_path / "work"
+    git(repo, "worktree", "add", "-q", "-b", "work", str(work), base)
+    (work / "src" / "app.py").write_text("def greet(name):\n    return 'Hi ' + name\n\n\nprint(greet('you'))\n")
+    (work / "obsolete.txt").unlink()
+    (work / "README.md").rename(work / "README.rst")  # unchanged content: a pure rename
+    (work / "logo.bin").write_bytes(b"\x00\xff\x00 new binary")
+    (work / "new dir").mkdir()
+    (work / "new dir" / "file with spaces.txt").write_text("one\ntwo\n")
+    (work / "pic.dat").write_bytes(b"\x00" * 64)
+    (work / ".gitignore").write_text("*.log\n")
+    (work / "debug.log").write_text("ignored\n")
+    index_before = (Path(git(work, "rev-parse", "--git-dir")) / "index").read_bytes()
+
+    diff = capture_workspace_diff(work, base)
+
+    kinds = {f.path: (f.kind, f.added, f.removed, f.binary) for f in diff.files}
+    assert kinds == {
+        "src/app.py": ("modified", 2, 2, False),
+        "obsolete.txt": ("deleted", 0, 1, False),
+        "README.rst": ("renamed", 0, 0, False),
+        "logo.bin": ("modified", 0, 0, True),
+        "new dir/file with spaces.txt": ("added", 2, 0, False),
+        "pic.dat": ("added", 0, 0, True),
+        ".gitignore": ("added", 1, 0, False),
+    }
+    assert next(f for f in diff.files if f.kind == "renamed").old_path == "README.md"
+    assert (diff.added, diff.removed) == (5, 3)
+    assert diff.diffstat() == "7 files changed, +5 -3"
+    # The workspace's own index was not touched.
+    assert (Path(git(work, "rev-parse", "--git-dir")) / "index").read_bytes() == index_before
+
+    fresh = tmp_path / "fresh"
+    git(repo, "worktree", "add", "-q", "--detach", str(fresh), base)
+    subprocess.run(["git", "apply", "--binary", "--index"], cwd=fresh, input=diff.patch, check=True)
+    for path in ("src/app.py", "README.rst", "logo.bin", "new dir/file with spaces.txt", "pic.dat"):
+        assert (fresh / path).read_bytes() == (work / path).read_bytes()
+    assert not (fresh / "README.md").exists() and not (fresh / "obsolete.txt").exists()
+    assert not (fresh / "debug.log").exists()
+
+
+def test_no_change_is_an_empty_diff(repo: Path):
+    diff = capture_workspace_diff(repo, git(repo, "rev-parse", "HEAD"))
+    assert diff.empty and diff.patch == b"" and diff.diffstat() == "0 files changed, +0 -0"
