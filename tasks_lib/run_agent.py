@@ -71,8 +71,7 @@ def run_agent(
     bar = ProgressArtifact(session_id, limits.max_steps)
 
     def on_step(step: StepRecord, usage: Usage) -> None:
-        store.add_step(session_id, step, iteration)
-        store.record_usage(session_id, usage)
+        store.add_step(session_id, step, usage, iteration)
         if step.text:
             logger.info("step %d reasoning: %s", step.index, step.text[:2000])
         logger.info(describe_step(step, limits.max_steps))

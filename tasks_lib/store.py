@@ -190,19 +190,13 @@ class Store:
         """Put a session in a terminal status with a readable reason."""
         self.update_session(session_id, status=status, status_reason=reason, finished_at=utcnow())
 
-    def record_usage(self, session_id: str, usage: Usage) -> None:
-        """Store the session's token and cost totals."""
-        self.update_session(
-            session_id,
-            steps_used=usage.steps,
-            prompt_tokens=usage.prompt_tokens,
-            completion_tokens=usage.completion_tokens,
-            cached_tokens=usage.cached_tokens,
-            cost_usd=usage.cost_usd,
-        )
+    @staticmethod
+    def _apply_usage(row: SessionRow, usage: Usage) -> None:
+        row.steps_used, row.prompt_tokens, row.completion_tokens = usage.steps, usage.prompt_tokens, usage.completion_tokens
+        row.cached_tokens, row.cost_usd = usage.cached_tokens, usage.cost_usd
 
-    def add_step(self, session_id: str, step: StepRecord, iteration: int = 1) -> None:
-        """Append one step, keeping tool results up to the store's cap."""
+    def add_step(self, session_id: str, step: StepRecord, usage: Usage, iteration: int = 1) -> None:
+        """Append one step (tool results kept up to the store's cap) and the session's usage so far."""
         record = step.model_dump(mode="json")
         for call in record["tool_calls"]:
             if len(call["result"]) > STEP_RESULT_CAP:
@@ -210,6 +204,7 @@ class Store:
                 call["result"] = call["result"][:STEP_RESULT_CAP] + f"\n[... {cut} more characters not stored]"
         with self._db() as db:
             db.add(StepRow(session_id=session_id, iteration=iteration, index=step.index, record=record))
+            self._apply_usage(db.get(SessionRow, session_id), usage)
 
     def save_diff(self, session_id: str, diff: DiffResult, iteration: int = 1) -> None:
         """Store the diff of an iteration and its totals on the session."""
