@@ -6,16 +6,32 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from tasks_lib.artifacts import publish_diff_artifacts
-from tasks_lib.diff import capture_workspace_diff
+from tasks_lib.diff import capture_increment, capture_workspace_diff
 from tasks_lib.models import DiffResult
 from tasks_lib.store import Store
 
 
 @task(name="capture-diff", cache_policy=NO_CACHE)
-def capture_diff(store: Store, session_id: str, workspace: str, base_commit: str, iteration: int = 1) -> DiffResult:
-    """The workspace's full change against the base commit, kept in the store and shown in Prefect."""
+def capture_diff(
+    store: Store,
+    session_id: str,
+    workspace: str,
+    base_commit: str,
+    iteration: int = 1,
+    previous_patch: bytes | None = None,
+) -> tuple[DiffResult, DiffResult | None]:
+    """The workspace's full change against the base commit and, after a review, the increment since it.
+
+    Both are kept in the store; the cumulative diff is also shown in Prefect.
+    """
+    logger = get_run_logger()
     diff = capture_workspace_diff(workspace, base_commit)
     store.save_diff(session_id, diff, iteration)
-    get_run_logger().info("diff: %s", diff.diffstat())
+    logger.info("diff: %s", diff.diffstat())
+    increment = None
+    if previous_patch is not None:
+        increment = capture_increment(workspace, base_commit, previous_patch)
+        store.save_diff(session_id, increment, iteration, scope="increment")
+        logger.info("since the last review: %s", increment.diffstat())
     publish_diff_artifacts(session_id, diff)
-    return diff
+    return diff, increment

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import sys
+import threading
+import time
 from datetime import datetime, timezone
 from typing import Any, Optional
 
@@ -23,6 +25,8 @@ app = typer.Typer(
 )
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
+# Tables piped to another program are not cut to 80 columns.
+wide = Console(highlight=False, width=None if sys.stdout.isatty() else 400)
 
 
 class CliError(Exception):
@@ -56,16 +60,22 @@ def run(
     agent: str = typer.Option("default", "--agent", "-a", help="Built-in agent name or path to an agent file."),
     model: Optional[str] = typer.Option(None, "--model", "-m", help="litellm model string, e.g. openai/gpt-4o."),
     reviewer: Optional[str] = typer.Option(None, "--reviewer", "-r", help="Who reviews the result."),
+    review: bool = typer.Option(True, "--review/--no-review", help="Wait for a review decision after the summary."),
+    on_accept: Optional[str] = typer.Option(None, "--on-accept", help="branch (default), merge or pull_request."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Also print Prefect's own log lines."),
 ) -> None:
-    """Run an agent task on a repository and print the session's summary and diffstat."""
+    """Run an agent task on a repository, print the summary and diffstat, then wait for the review.
+
+    In a terminal you can decide right here; otherwise use `agent-tasks review ID ...` or the Prefect UI.
+    """
     from pydantic import ValidationError
 
     from tasks_lib.models import TaskRequest
     from tasks_lib.preflight import BadRequest, preflight
 
     try:
-        request = TaskRequest(repository=repo, instructions=task, branch=branch, agent=agent, model=model, reviewer=reviewer)
+        request = TaskRequest(repository=repo, instructions=task, branch=branch, agent=agent, model=model,
+                              reviewer=reviewer, review=review, on_accept=on_accept)
     except ValidationError as exc:
         field = exc.errors()[0]["loc"][0]
         raise CliError("the task is empty: pass --task TEXT" if field == "instructions" else f"{field}: {exc.errors()[0]['msg']}") from None
@@ -85,6 +95,15 @@ def run(
     def show_step(event: str, data: dict[str, Any]) -> None:
         if event == "step":
             err.print(f"[dim]{describe_step(data['step'], data['max_steps'])}[/dim]")
+        elif event == "awaiting_review":
+            _print_session(data["session_id"], summary=True)
+            if data.get("notice"):
+                err.print(f"[yellow]{data['notice']}[/yellow]", markup=True)
+            sid = data["session_id"][:8]
+            err.print(f"[bold]waiting for review[/bold] (iteration {data['iteration']}): "
+                      f"agent-tasks review {sid} accept|request-changes|reject|retry, or the Prefect UI")
+            if sys.stdin.isatty():
+                threading.Thread(target=_prompt_review, args=(data["session_id"],), daemon=True).start()
 
     progress.subscribe(show_step)
     err.print(f"running agent [bold]{agent}[/bold] on {repo}" + (f"@{branch}" if branch else ""))
@@ -95,7 +114,26 @@ def run(
         raise CliError(f"session {exc.session_id[:8]} failed: {exc.reason}") from None
     finally:
         progress.unsubscribe(show_step)
-    _print_session(result.session_id, summary=True)
+    if review:
+        row = _store().get_session(result.session_id)
+        out.print(f"session {row.id} {row.status}: {row.status_reason}")
+    else:
+        _print_session(result.session_id, summary=True)
+
+
+def _prompt_review(session_id: str) -> None:
+    """Ask for a decision in this terminal and resume the waiting run with it."""
+    choices = {"a": "accept", "c": "request_changes", "r": "reject", "t": "retry"}
+    try:
+        answer = input("decide: [a]ccept, request [c]hanges, [r]eject, re[t]ry, or Enter to wait: ").strip().lower()
+        if answer not in choices:
+            return
+        decision = choices[answer]
+        feedback = input("feedback: ") if decision in ("request_changes", "retry", "reject") else ""
+        instructions = input("updated instructions: ") if decision == "retry" else ""
+        _resume(session_id, decision, feedback, instructions)
+    except (EOFError, CliError) as exc:
+        err.print(f"not resumed: {exc}", markup=False)
 
 
 def _print_session(session_id: str, summary: bool) -> None:
@@ -107,6 +145,10 @@ def _print_session(session_id: str, summary: bool) -> None:
         out.print(f"branch   {row.work_branch} (from {row.branch}@{(row.base_commit or '')[:10]})")
     if row.workspace:
         out.print(f"workspace {row.workspace}")
+    if row.delivered_to:
+        out.print(f"delivered {row.delivered_commit[:10] if row.delivered_commit else ''} → {row.delivered_to}")
+    if row.iteration > 1:
+        out.print(f"iteration {row.iteration} ({row.change_rounds} change rounds)")
     if summary:
         summary_row = store.latest_summary(session_id)
         if summary_row:
@@ -118,25 +160,120 @@ def _print_session(session_id: str, summary: bool) -> None:
             out.print(f"  {f['kind']:<9} {f['path']}  +{f['added']} -{f['removed']}")
 
 
+def ui_url(flow_run_id: str | None) -> str:
+    """The Prefect UI page of a flow run, when a Prefect server address is configured."""
+    base = os.environ.get("PREFECT_UI_URL") or os.environ.get("PREFECT_API_URL", "").removesuffix("/").removesuffix("/api")
+    return f"{base}/runs/flow-run/{flow_run_id}" if base and flow_run_id else "-"
+
+
+def session_line(r) -> dict[str, Any]:
+    """The inbox fields of one session."""
+    return {
+        "id": r.id, "status": r.status, "agent": r.agent, "repository": r.repository, "branch": r.branch,
+        "reviewer": r.reviewer, "iteration": r.iteration, "lines_added": r.lines_added, "lines_removed": r.lines_removed,
+        "cost_usd": r.cost_usd, "created_at": r.created_at.isoformat() if r.created_at else None,
+        "reason": r.status_reason, "ui_url": ui_url(r.flow_run_id),
+    }
+
+
 @app.command()
 def inbox(
+    status: Optional[str] = typer.Option(None, "--status", help="Only sessions with this status (e.g. awaiting_review)."),
+    reviewer: Optional[str] = typer.Option(None, "--reviewer", help="Only sessions assigned to this reviewer."),
+    repo: Optional[str] = typer.Option(None, "--repo", help="Only repositories whose address contains this text."),
     limit: int = typer.Option(30, "--limit", "-n", help="How many sessions to list."),
-    status: Optional[str] = typer.Option(None, "--status", help="Only sessions with this status."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
 ) -> None:
-    """List sessions: what runs, what ended, with their diff size."""
-    rows = _store().list_sessions(limit=limit, status=status)
+    """List sessions: what runs, what waits for review, what ended."""
+    from tasks_lib.models import SessionStatus
+
+    if status is not None and status not in {s.value for s in SessionStatus}:
+        raise CliError(f"unknown status {status!r}; statuses: {', '.join(s.value for s in SessionStatus)}")
+    store = _store()
+    store.expire_overdue()
+    rows = store.list_sessions(limit=limit, status=status, reviewer=reviewer, repository=repo)
+    if as_json:
+        out.print_json(data=[session_line(r) for r in rows])
+        return
     if not rows:
         out.print("no sessions")
         return
     table = Table(box=None, pad_edge=False)
-    for col in ("id", "status", "agent", "repo@branch", "+/-", "age"):
-        table.add_column(col)
+    for col in ("id", "status", "agent", "repo@branch", "reviewer", "iter", "+/-", "cost", "age", "prefect"):
+        table.add_column(col, overflow="fold")
     for r in rows:
-        repo = os.path.basename(r.repository.rstrip("/")) or r.repository
-        table.add_row(
-            r.id[:8], r.status, r.agent, f"{repo}@{r.branch or '?'}", f"+{r.lines_added} -{r.lines_removed}", age(r.created_at)
-        )
-    out.print(table)
+        name = os.path.basename(r.repository.rstrip("/")) or r.repository
+        cost = f"${r.cost_usd:.4f}" if r.cost_usd is not None else "-"
+        table.add_row(r.id[:8], r.status, r.agent, f"{name}@{r.branch or '?'}", r.reviewer or "-", str(r.iteration),
+                      f"+{r.lines_added} -{r.lines_removed}", cost, age(r.created_at), ui_url(r.flow_run_id))
+    wide.print(table)
+
+
+def _resume(session_id: str, decision: str, feedback: str, instructions: str) -> None:
+    """Resume a session's paused flow run with a decision; CliError if it is not waiting or the input is refused."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.objects import StateType
+
+    from tasks_lib.models import SessionStatus
+    from tasks_lib.review import review_payload
+
+    store = _store()
+    store.expire_overdue()
+    row = store.get_session(session_id)
+    if row.status != SessionStatus.awaiting_review.value:
+        where = f" ({row.delivered_to})" if row.delivered_to else ""
+        raise CliError(f"session {row.id[:8]} is {row.status}{where}, not awaiting review")
+    try:
+        payload = review_payload(decision, feedback, instructions)
+    except ValueError as exc:
+        errors = getattr(exc, "errors", lambda: [])()
+        raise CliError(errors[0]["msg"] if errors else str(exc)) from None
+    with get_client(sync_client=True) as client:
+        run = client.read_flow_run(row.flow_run_id)
+        if run.state is None or run.state.type != StateType.PAUSED:
+            raise CliError(f"session {row.id[:8]}: its flow run is {run.state.name if run.state else 'unknown'}, not paused")
+        result = client.resume_flow_run(row.flow_run_id, run_input=payload)
+    if result.status.value != "ACCEPT":
+        raise CliError(f"the run refused the review input: {getattr(result.details, 'reason', result.details)}")
+
+
+DECISION_NAMES = {"accept": "accept", "request-changes": "request_changes", "request_changes": "request_changes",
+                  "reject": "reject", "retry": "retry"}
+
+
+@app.command()
+def review(
+    session_id: str = typer.Argument(..., help="Session id or a unique prefix of it."),
+    decision: str = typer.Argument(..., help="accept | request-changes | reject | retry"),
+    feedback: str = typer.Option("", "--feedback", "-f", help="What to change, or notes."),
+    instructions: str = typer.Option("", "--instructions", "-i", help="Updated instructions (retry)."),
+    wait: bool = typer.Option(True, "--wait/--no-wait", help="Wait until the session has acted on the decision."),
+    wait_timeout: float = typer.Option(3600, "--timeout", help="Seconds to wait with --wait."),
+) -> None:
+    """Decide on a session waiting for review; the paused run resumes with this input."""
+    from tasks_lib.store import SessionNotFound
+
+    if decision not in DECISION_NAMES:
+        raise CliError(f"unknown decision {decision!r}; use accept, request-changes, reject or retry")
+    store = _store()
+    try:
+        row = store.get_session(session_id)
+    except SessionNotFound as exc:
+        raise CliError(str(exc)) from None
+    key = row.review_key
+    _resume(row.id, DECISION_NAMES[decision], feedback, instructions)
+    out.print(f"session {row.id[:8]}: {decision} sent")
+    if not wait:
+        return
+    deadline = time.monotonic() + wait_timeout
+    while time.monotonic() < deadline:
+        time.sleep(0.5)
+        now = store.get_session(row.id)
+        waiting_again = now.status == "awaiting_review" and now.review_key != key
+        if (now.status != "awaiting_review" and now.status != "running") or waiting_again:
+            out.print(f"session {now.id[:8]} {now.status}: {now.status_reason}")
+            return
+    raise CliError(f"session {row.id[:8]} is still working after {wait_timeout:.0f}s; see agent-tasks show {row.id[:8]}")
 
 
 @app.command()
@@ -145,11 +282,14 @@ def show(
     diff: bool = typer.Option(False, "--diff", help="Print the full diff."),
     log: bool = typer.Option(False, "--log", help="Print every step: reasoning, tool calls and results."),
     as_json: bool = typer.Option(False, "--json", help="Print the session as JSON."),
+    side_by_side: bool = typer.Option(False, "--side-by-side", "-s", help="Print the diff in two columns."),
+    html_file: Optional[str] = typer.Option(None, "--html", help="Write a self-contained review page to this file."),
 ) -> None:
     """Show one session: status, summary, diffstat, and optionally the diff and the step log."""
     from tasks_lib.store import SessionNotFound
 
     store = _store()
+    store.expire_overdue()
     try:
         row = store.get_session(session_id)
     except SessionNotFound as exc:
@@ -157,7 +297,19 @@ def show(
     if as_json:
         out.print_json(data=session_json(store, row), indent=2)
         return
-    _print_session(row.id, summary=not (diff or log))
+    if html_file:
+        from tasks_lib.render import review_page
+
+        with open(html_file, "w", encoding="utf-8") as handle:
+            handle.write(review_page(session_json(store, row)))
+        out.print(f"wrote {html_file}")
+        return
+    _print_session(row.id, summary=not (diff or log or side_by_side))
+    if side_by_side:
+        from tasks_lib.render import render_terminal, side_by_side as sbs
+
+        d = store.latest_diff(row.id)
+        render_terminal(sbs(d.patch) if d else [], out)
     if log:
         _print_log(store, row.id)
     if diff:
@@ -166,7 +318,11 @@ def show(
 
 
 def _print_log(store, session_id: str) -> None:
+    iteration = 0
     for step in store.steps(session_id):
+        if step.iteration != iteration:
+            iteration = step.iteration
+            out.print(f"[bold underline]iteration {iteration}[/bold underline]")
         usage = f"{step.prompt_tokens}+{step.completion_tokens} tok, {step.duration_s:.2f}s"
         out.print(f"[bold]step {step.index}[/bold] [dim]{step.started_at:%H:%M:%S} {usage}[/dim]")
         if step.text:
@@ -193,6 +349,17 @@ def session_json(store, row) -> dict[str, Any]:
     }
     data["summary"] = None if s is None else {"markdown": s.markdown, "facts": s.facts}
     data["steps"] = [step.model_dump(mode="json") for step in store.steps(row.id)]
+    data["conversation"] = None  # the agent's messages; large, and already shown as steps
+    data["history"] = [
+        {"iteration": r.iteration, "decision": r.decision, "feedback": r.feedback, "instructions": r.instructions,
+         "outcome": r.outcome, "decided_at": r.decided_at.isoformat()}
+        for r in store.reviews(row.id)
+    ]
+    data["iterations"] = [
+        {"iteration": d.iteration, "scope": d.scope, "files": d.files, "added": d.added, "removed": d.removed}
+        for d in store.diffs(row.id)
+    ]
+    data["ui_url"] = ui_url(row.flow_run_id)
     return data
 
 

@@ -64,3 +64,25 @@ def parse_patch(patch: bytes, base_commit: str) -> DiffResult:
 def capture_workspace_diff(workspace: str | Path, base_commit: str) -> DiffResult:
     """The workspace's change against the base commit, parsed."""
     return parse_patch(workspace_patch(workspace, base_commit), base_commit)
+
+
+def _tree(workspace: str | Path, base_commit: str, env: dict[str, str], patch: bytes | None) -> str:
+    _git(workspace, "read-tree", base_commit, env=env)
+    if patch is None:
+        _git(workspace, "add", "-A", ".", env=env)
+    elif patch:
+        proc = subprocess.run(["git", "apply", "--cached", "--binary", "-"], cwd=workspace, input=patch,
+                              capture_output=True, env=env, timeout=300)
+        if proc.returncode != 0:
+            raise DiffError(f"git apply failed: {proc.stderr.decode(errors='replace').strip()}")
+    return _git(workspace, "write-tree", env=env).decode().strip()
+
+
+def capture_increment(workspace: str | Path, base_commit: str, previous_patch: bytes) -> DiffResult:
+    """The change since the last reviewed state (base commit + its patch) to the workspace now."""
+    with tempfile.TemporaryDirectory(prefix="agent-diff-") as tmp:
+        env = {**os.environ, "GIT_INDEX_FILE": str(Path(tmp) / "index")}
+        before = _tree(workspace, base_commit, env, previous_patch)
+        after = _tree(workspace, base_commit, env, None)
+        patch = _git(workspace, "diff", "--binary", "-M", "--no-color", "--no-ext-diff", before, after)
+    return parse_patch(patch, base_commit)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import Enum
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field, field_validator
 
@@ -27,6 +27,15 @@ class TaskRequest(BaseModel):
         default=None, description="litellm model string; overrides the agent's model, e.g. openai/gpt-4o."
     )
     reviewer: str | None = Field(default=None, description="Who reviews the result.")
+    review: bool = Field(
+        default=True,
+        description="Wait for a reviewer's decision (accept, request changes, reject, retry) after the summary.",
+    )
+    on_accept: Literal["branch", "merge", "pull_request"] | None = Field(
+        default=None,
+        description="What accept does: 'branch' (default), 'merge' into the base branch, or 'pull_request'. "
+        "Empty: the agent's setting.",
+    )
 
     @field_validator("repository", "instructions")
     @classmethod
@@ -55,6 +64,10 @@ class SessionStatus(str, Enum):
     completed = "completed"
     stopped = "stopped"
     failed = "failed"
+    awaiting_review = "awaiting_review"
+    accepted = "accepted"
+    rejected = "rejected"
+    expired = "expired"
 
     @property
     def terminal(self) -> bool:
@@ -62,7 +75,14 @@ class SessionStatus(str, Enum):
         return self in TERMINAL_STATUSES
 
 
-TERMINAL_STATUSES = {SessionStatus.completed, SessionStatus.stopped, SessionStatus.failed}
+TERMINAL_STATUSES = {
+    SessionStatus.completed,
+    SessionStatus.stopped,
+    SessionStatus.failed,
+    SessionStatus.accepted,
+    SessionStatus.rejected,
+    SessionStatus.expired,
+}
 
 
 class EndReason(str, Enum):
@@ -98,6 +118,7 @@ class StepRecord(BaseModel):
     """One turn of the loop: a model call and the tool calls it asked for."""
 
     index: int
+    iteration: int = 1
     started_at: datetime
     duration_s: float = 0.0
     model_latency_s: float = 0.0
@@ -120,6 +141,18 @@ class Usage(BaseModel):
     cached_tokens: int = 0
     cost_usd: float | None = None
     model_calls: int = 0
+
+    def plus(self, other: "Usage") -> "Usage":
+        """The sum of two usages (e.g. earlier iterations and the current one)."""
+        cost = None if self.cost_usd is None and other.cost_usd is None else (self.cost_usd or 0.0) + (other.cost_usd or 0.0)
+        return Usage(
+            steps=self.steps + other.steps,
+            prompt_tokens=self.prompt_tokens + other.prompt_tokens,
+            completion_tokens=self.completion_tokens + other.completion_tokens,
+            cached_tokens=self.cached_tokens + other.cached_tokens,
+            cost_usd=cost,
+            model_calls=self.model_calls + other.model_calls,
+        )
 
     def add(self, step: StepRecord) -> None:
         """Add one step's usage to the totals."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
@@ -11,7 +13,6 @@ from tasks_lib.agents import AgentSpec
 from tasks_lib.artifacts import ProgressArtifact
 from tasks_lib.llm import LitellmModel
 from tasks_lib.models import StepRecord, Usage
-from tasks_lib.prompt import build_system_prompt, initial_messages
 from tasks_lib.secrets import Redactor
 from tasks_lib.settings import Settings
 from tasks_lib.store import Store
@@ -55,11 +56,15 @@ def run_agent(
     workspace: str,
     agent: AgentSpec,
     model_name: str,
-    instructions: str,
+    messages: list[dict[str, Any]],
     settings: Settings,
     iteration: int = 1,
+    prior_usage: Usage | None = None,
 ) -> LoopResult:
-    """Let the agent work on the task until it finishes or a limit ends it; each step is stored and logged."""
+    """Let the agent work on the conversation until it finishes or a limit ends it; each step is stored and logged.
+
+    ``prior_usage`` (earlier iterations) is added to the session's stored totals.
+    """
     logger = get_run_logger()
     redact = Redactor.from_env()
     limits = Limits(
@@ -71,7 +76,7 @@ def run_agent(
     bar = ProgressArtifact(session_id, limits.max_steps)
 
     def on_step(step: StepRecord, usage: Usage) -> None:
-        store.add_step(session_id, step, usage, iteration)
+        store.add_step(session_id, step, (prior_usage or Usage()).plus(usage), iteration)
         if step.text:
             logger.info("step %d reasoning: %s", step.index, step.text[:2000])
         logger.info(describe_step(step, limits.max_steps))
@@ -84,7 +89,6 @@ def run_agent(
         progress.publish("step", session_id=session_id, step=step, usage=usage, max_steps=limits.max_steps)
 
     toolbox = Toolbox(workspace, tools=agent.tool_names)
-    messages = initial_messages(build_system_prompt(agent, workspace, instructions))
     result = run_agent_loop(model_for(agent, model_name, settings), toolbox, messages, limits, on_step, redact)
     log = logger.warning if result.end_reason.is_limit else logger.error if result.end_reason in ("model_error", "crashed") else logger.info
     log("agent loop ended: %s (%s)", result.end_reason.value, result.detail)

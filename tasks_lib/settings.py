@@ -17,6 +17,9 @@ class Settings(BaseModel):
     model_retry_delay_s: float
     model_max_retries: int
     model_timeout_s: float
+    review_timeout_s: int
+    review_poll_s: int
+    max_change_rounds: int
 
     @property
     def mirrors_dir(self) -> Path:
@@ -40,4 +43,7 @@ def load_settings() -> Settings:
         model_retry_delay_s=float(os.environ.get("AGENT_TASKS_MODEL_RETRY_DELAY", "2")),
         model_max_retries=int(os.environ.get("AGENT_TASKS_MODEL_MAX_RETRIES", "4")),
         model_timeout_s=float(os.environ.get("AGENT_TASKS_MODEL_TIMEOUT", "180")),
+        review_timeout_s=int(os.environ.get("AGENT_TASKS_REVIEW_TIMEOUT", str(7 * 24 * 3600))),
+        review_poll_s=int(os.environ.get("AGENT_TASKS_REVIEW_POLL", "5")),
+        max_change_rounds=int(os.environ.get("AGENT_TASKS_MAX_CHANGE_ROUNDS", "5")),
     )

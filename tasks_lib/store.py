@@ -69,6 +69,13 @@ class SessionRow(Base):
     lines_added: Mapped[int] = mapped_column(Integer, default=0)
     lines_removed: Mapped[int] = mapped_column(Integer, default=0)
     files_changed: Mapped[int] = mapped_column(Integer, default=0)
+    agent_spec: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    conversation: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
+    review_key: Mapped[str | None] = mapped_column(String(64))
+    review_deadline: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    change_rounds: Mapped[int] = mapped_column(Integer, default=0)
+    delivered_commit: Mapped[str | None] = mapped_column(String(64))
+    delivered_to: Mapped[str | None] = mapped_column(Text)
 
 
 class StepRow(Base):
@@ -91,6 +98,7 @@ class DiffRow(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     session_id: Mapped[str] = mapped_column(ForeignKey("sessions.id", ondelete="CASCADE"), index=True)
     iteration: Mapped[int] = mapped_column(Integer, default=1)
+    scope: Mapped[str] = mapped_column(String(16), default="cumulative")  # cumulative | increment
     base_commit: Mapped[str] = mapped_column(String(64))
     files: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
     added: Mapped[int] = mapped_column(Integer)
@@ -110,6 +118,21 @@ class SummaryRow(Base):
     markdown: Mapped[str] = mapped_column(Text)
     facts: Mapped[dict[str, Any]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class ReviewRow(Base):
+    """One review decision on a session."""
+
+    __tablename__ = "reviews"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    session_id: Mapped[str] = mapped_column(ForeignKey("sessions.id", ondelete="CASCADE"), index=True)
+    iteration: Mapped[int] = mapped_column(Integer)
+    decision: Mapped[str] = mapped_column(String(32))
+    feedback: Mapped[str] = mapped_column(Text, default="")
+    instructions: Mapped[str] = mapped_column(Text, default="")
+    outcome: Mapped[str] = mapped_column(Text, default="")
+    decided_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
 _engines: dict[str, Engine] = {}
@@ -206,13 +229,14 @@ class Store:
             db.add(StepRow(session_id=session_id, iteration=iteration, index=step.index, record=record))
             self._apply_usage(db.get(SessionRow, session_id), usage)
 
-    def save_diff(self, session_id: str, diff: DiffResult, iteration: int = 1) -> None:
-        """Store the diff of an iteration and its totals on the session."""
+    def save_diff(self, session_id: str, diff: DiffResult, iteration: int = 1, scope: str = "cumulative") -> None:
+        """Store a diff of an iteration; the cumulative one also sets the session's totals."""
         with self._db() as db:
             db.add(
                 DiffRow(
                     session_id=session_id,
                     iteration=iteration,
+                    scope=scope,
                     base_commit=diff.base_commit,
                     files=[f.model_dump() for f in diff.files],
                     added=diff.added,
@@ -220,8 +244,9 @@ class Store:
                     patch=diff.patch,
                 )
             )
-            row = db.get(SessionRow, session_id)
-            row.lines_added, row.lines_removed, row.files_changed = diff.added, diff.removed, len(diff.files)
+            if scope == "cumulative":
+                row = db.get(SessionRow, session_id)
+                row.lines_added, row.lines_removed, row.files_changed = diff.added, diff.removed, len(diff.files)
 
     def save_summary(self, session_id: str, markdown: str, facts: dict[str, Any], iteration: int = 1) -> None:
         """Store the summary of an iteration."""
@@ -246,11 +271,16 @@ class Store:
         with self._db() as db:
             return db.scalars(select(SessionRow).where(SessionRow.flow_run_id == flow_run_id)).first()
 
-    def list_sessions(self, limit: int = 50, status: str | None = None) -> list[SessionRow]:
-        """Most recent sessions first."""
+    def list_sessions(self, limit: int = 50, status: str | None = None, reviewer: str | None = None,
+                      repository: str | None = None) -> list[SessionRow]:
+        """Most recent sessions first, optionally filtered (repository: a substring of its address)."""
         query = select(SessionRow).order_by(SessionRow.created_at.desc()).limit(limit)
         if status:
             query = query.where(SessionRow.status == status)
+        if reviewer:
+            query = query.where(SessionRow.reviewer == reviewer)
+        if repository:
+            query = query.where(SessionRow.repository.contains(repository, autoescape=True))
         with self._db() as db:
             return list(db.scalars(query).all())
 
@@ -258,13 +288,61 @@ class Store:
         """The session's steps in order."""
         query = select(StepRow).where(StepRow.session_id == session_id).order_by(StepRow.iteration, StepRow.index)
         with self._db() as db:
-            return [StepRecord.model_validate(r.record) for r in db.scalars(query).all()]
+            return [StepRecord.model_validate({**r.record, "iteration": r.iteration}) for r in db.scalars(query).all()]
 
-    def latest_diff(self, session_id: str) -> DiffRow | None:
-        """The diff of the session's latest iteration."""
-        query = select(DiffRow).where(DiffRow.session_id == session_id).order_by(DiffRow.id.desc())
+    def latest_diff(self, session_id: str, scope: str = "cumulative") -> DiffRow | None:
+        """The diff of the session's latest iteration (cumulative against the base, or its increment)."""
+        query = (
+            select(DiffRow)
+            .where(DiffRow.session_id == session_id, DiffRow.scope == scope)
+            .order_by(DiffRow.id.desc())
+        )
         with self._db() as db:
             return db.scalars(query).first()
+
+    def diffs(self, session_id: str) -> list[DiffRow]:
+        """Every diff of a session, oldest first."""
+        query = select(DiffRow).where(DiffRow.session_id == session_id).order_by(DiffRow.id)
+        with self._db() as db:
+            return list(db.scalars(query).all())
+
+    def summaries(self, session_id: str) -> list[SummaryRow]:
+        """Every summary of a session, oldest first."""
+        query = select(SummaryRow).where(SummaryRow.session_id == session_id).order_by(SummaryRow.id)
+        with self._db() as db:
+            return list(db.scalars(query).all())
+
+    def add_review(self, session_id: str, iteration: int, decision: str, feedback: str = "",
+                   instructions: str = "", outcome: str = "") -> None:
+        """Record a reviewer's decision and what came of it."""
+        with self._db() as db:
+            db.add(ReviewRow(session_id=session_id, iteration=iteration, decision=decision, feedback=feedback,
+                             instructions=instructions, outcome=outcome))
+
+    def reviews(self, session_id: str) -> list[ReviewRow]:
+        """The session's review decisions, oldest first."""
+        query = select(ReviewRow).where(ReviewRow.session_id == session_id).order_by(ReviewRow.id)
+        with self._db() as db:
+            return list(db.scalars(query).all())
+
+    def expire_overdue(self, now: datetime | None = None) -> list[str]:
+        """Mark sessions whose review deadline has passed as expired; returns their ids.
+
+        Covers suspended runs, whose expiry the Prefect server handles without running our code.
+        """
+        now = now or utcnow()
+        query = select(SessionRow).where(
+            SessionRow.status == SessionStatus.awaiting_review.value, SessionRow.review_deadline.is_not(None)
+        )
+        expired = []
+        with self._db() as db:
+            for row in db.scalars(query).all():
+                deadline = row.review_deadline if row.review_deadline.tzinfo else row.review_deadline.replace(tzinfo=timezone.utc)
+                if deadline < now:
+                    row.status, row.finished_at = SessionStatus.expired.value, now
+                    row.status_reason = "no review decision before the deadline; diff and work branch kept"
+                    expired.append(row.id)
+        return expired
 
     def latest_summary(self, session_id: str) -> SummaryRow | None:
         """The summary of the session's latest iteration."""

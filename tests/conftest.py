@@ -16,6 +16,7 @@ os.environ.update(
     DO_NOT_TRACK="1",
     AGENT_TASKS_MODEL_RETRY_DELAY="0.01",
     AGENT_TASKS_MODEL_TIMEOUT="20",
+    AGENT_TASKS_REVIEW_POLL="1",
     # A credential the agent must never see and that must never be stored or logged.
     OPENAI_API_KEY="sk-test-SECRET-4f9a8b7c6d5e",
 )

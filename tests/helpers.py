@@ -13,6 +13,7 @@ MODEL = "openai/scripted-model"
 def run_task(repo: Path | str, instructions: str = "Do the task", **fields) -> SessionResult:
     """Run the real flow on a repository with the scripted model."""
     fields.setdefault("model", MODEL)
+    fields.setdefault("review", False)
     return agent_task(TaskRequest(repository=str(repo), instructions=instructions, **fields))
 
 
@@ -29,3 +30,64 @@ def write_agent(path: Path, front: str, body: str = "You are a test agent.") -> 
     """Write an agent file with the given YAML front matter."""
     path.write_text(f"---\n{front.strip()}\n---\n{body}\n")
     return path
+
+
+class Background:
+    """A flow run in a thread (the harness is already up, so only one server exists)."""
+
+    def __init__(self, repo: Path | str, instructions: str, **fields):
+        import threading
+
+        from datetime import datetime, timezone
+
+        self.started = datetime.now(timezone.utc)
+        self.result: SessionResult | None = None
+        self.error: BaseException | None = None
+        fields.setdefault("review", True)
+        self.thread = threading.Thread(target=self._run, args=(repo, instructions, fields), daemon=True)
+        self.thread.start()
+
+    def _run(self, repo, instructions, fields) -> None:
+        try:
+            self.result = run_task(repo, instructions, **fields)
+        except BaseException as exc:  # handed to the test
+            self.error = exc
+
+    def join(self, timeout: float = 120) -> SessionResult:
+        """Wait for the flow to end and return its result (re-raising its error)."""
+        self.thread.join(timeout)
+        assert not self.thread.is_alive(), "the flow is still running"
+        if self.error is not None:
+            raise self.error
+        return self.result
+
+
+def wait_for_review(store, instructions: str, after_key: str | None = None, timeout: float = 120, since=None):
+    """The session with these instructions once it waits for review (with a review key other than after_key).
+
+    Only sessions created after ``since`` (default: within the timeout) are considered.
+    """
+    import time
+    from datetime import datetime, timedelta, timezone
+
+    since = since or (datetime.now(timezone.utc) - timedelta(seconds=timeout))
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for row in store.list_sessions(limit=20):
+            created = row.created_at if row.created_at.tzinfo else row.created_at.replace(tzinfo=timezone.utc)
+            if row.request.get("instructions") == instructions and created >= since:
+                if row.status == "awaiting_review" and row.review_key != after_key:
+                    return row
+                if row.status in ("failed", "completed", "stopped"):
+                    raise AssertionError(f"session ended as {row.status}: {row.status_reason}")
+        time.sleep(0.2)
+    raise AssertionError(f"no session with {instructions!r} reached awaiting_review")
+
+
+def decide(row, decision: str, feedback: str = "", instructions: str = "") -> None:
+    """Resume a waiting session through the Prefect API, as the UI's form would."""
+    from uuid import UUID
+
+    from prefect import resume_flow_run
+
+    resume_flow_run(UUID(row.flow_run_id), run_input={"decision": decision, "feedback": feedback, "instructions": instructions})

@@ -90,7 +90,7 @@ def test_run_then_inbox_then_show(repo, scripted, prefect_server, tmp_path):
         calls(tool("finish", summary="Updated the greeting.")),
     ])
     env = {"PREFECT_API_URL": prefect_server, "OPENAI_API_BASE": server.api_base}
-    proc = cli("run", str(repo), "--task", "Update the README greeting", "--model", MODEL, "--reviewer", "bob", env=env)
+    proc = cli("run", str(repo), "--task", "Update the README greeting", "--model", MODEL, "--reviewer", "bob", "--no-review", env=env)
     assert proc.returncode == 0, proc.stderr
     assert "step 1/40: edit_file" in proc.stderr and "step 3/40: finish" in proc.stderr
     session_id = proc.stdout.split("session ", 1)[1].split()[0]
@@ -122,8 +122,59 @@ def test_show_unknown_session():
 def test_failed_run_exits_non_zero_with_the_reason(repo, scripted, prefect_server):
     server = scripted([{"status": 401, "message": "bad key"}])
     env = {"PREFECT_API_URL": prefect_server, "OPENAI_API_BASE": server.api_base}
-    proc = cli("run", str(repo), "--task", "x", "--model", MODEL, env=env)
+    proc = cli("run", str(repo), "--task", "x", "--model", MODEL, "--no-review", env=env)
     assert proc.returncode == 1
     assert "Traceback" not in proc.stderr
     assert proc.stderr.strip().splitlines()[-1].startswith("error: session ")
     assert "AuthenticationError" in proc.stderr and "bad key" in proc.stderr
+
+
+def test_inbox_filters_and_columns(repo, scripted, tmp_path, prefect_server):
+    from tests.helpers import run_task
+
+    other = tmp_path / "other-project"
+    git(tmp_path, "clone", "-q", str(repo), str(other))
+    scripted([calls(tool("write_file", path="a.txt", content="a\n")), calls(tool("finish", summary="a")),
+              calls(tool("finish", summary="b"))])
+    first = run_task(repo, "Inbox one", reviewer="alice-inbox")
+    second = run_task(other, "Inbox two", reviewer="bob-inbox")
+
+    mine = json.loads(cli("inbox", "--reviewer", "alice-inbox", "--json").stdout)
+    assert [s["id"] for s in mine] == [first.session_id]
+    assert mine[0]["lines_added"] == 1 and mine[0]["iteration"] == 1 and mine[0]["status"] == "completed"
+    by_repo = json.loads(cli("inbox", "--repo", "other-project", "--json").stdout)
+    assert [s["id"] for s in by_repo] == [second.session_id]
+    assert json.loads(cli("inbox", "--status", "rejected", "--reviewer", "alice-inbox", "--json").stdout) == []
+    assert_one_line_error(cli("inbox", "--status", "nonsense"), "unknown status 'nonsense'", "awaiting_review")
+
+    table = cli("inbox", "--reviewer", "bob-inbox", env={"PREFECT_API_URL": prefect_server}).stdout
+    header, line = table.splitlines()[:2]
+    for column in ("reviewer", "iter", "cost", "prefect"):
+        assert column in header
+    assert "bob-inbox" in line and f"/runs/flow-run/{json.loads(cli('show', second.session_id, '--json').stdout)['flow_run_id']}" in line
+
+
+def test_show_side_by_side_and_html_page(repo, scripted, tmp_path):
+    from tests.helpers import run_task
+
+    scripted([calls(tool("edit_file", path="src/app.py", old="'Hello ' + name", new="'Howdy ' + name")),
+              calls(tool("write_file", path="notes/new.md", content="<script>alert(1)</script>\n")),
+              calls(tool("finish", summary="Changed the greeting."))])
+    result = run_task(repo, "Change the greeting")
+
+    sbs = cli("show", result.session_id, "--side-by-side").stdout
+    row = next(ln for ln in sbs.splitlines() if "Hello" in ln)
+    assert "- " in row and "return 'Hello ' + name" in row and "+ " in row and "return 'Howdy ' + name" in row
+    assert "notes/new.md  (added, +1 -0)" in sbs
+
+    page = tmp_path / "review.html"
+    proc = cli("show", result.session_id, "--html", str(page))
+    assert proc.returncode == 0
+    html = page.read_text()
+    assert html.startswith("<!doctype html>") and "<h3>What was done</h3>" in html
+    assert "<td class='del'>    return &#x27;Hello &#x27; + name</td>" in html
+    assert "<td class='ins'>    return &#x27;Howdy &#x27; + name</td>" in html
+    assert "<script>alert(1)</script>" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert "edit_file" in html and "Changed the greeting." in html
+    assert f"agent-tasks review {result.session_id[:8]}" in html
+    assert "<link" not in html and "src=" not in html  # self-contained

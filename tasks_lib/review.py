@@ -1,0 +1,96 @@
+"""The review gate: the typed input form, its description, the awaiting-review event, and the wait."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Literal
+
+from pydantic import ConfigDict, Field, model_validator
+from prefect.input import RunInput
+
+DECISIONS = ("accept", "request_changes", "reject", "retry")
+
+
+class ReviewInput(RunInput):
+    """A reviewer's decision on a session, as the Prefect UI's resume form shows it."""
+
+    model_config: ClassVar[ConfigDict] = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            # Enforced by the Prefect server when the run is resumed, so a bad form keeps the run paused.
+            "if": {"properties": {"decision": {"const": "retry"}}, "required": ["decision"]},
+            "then": {"properties": {"instructions": {"minLength": 1, "pattern": r"\S"}}, "required": ["instructions"]},
+        },
+    )
+
+    decision: Literal["accept", "request_changes", "reject", "retry"] = Field(
+        description="accept: commit and deliver; request_changes: the agent continues with your feedback; "
+        "reject: discard everything; retry: start again from the base with updated instructions."
+    )
+    feedback: str = Field(default="", description="What to change (request_changes), or notes for a retry.")
+    instructions: str = Field(default="", description="Updated instructions (required for retry).")
+
+    @model_validator(mode="after")
+    def _retry_needs_instructions(self) -> "ReviewInput":
+        if self.decision == "retry" and not self.instructions.strip():
+            raise ValueError("retry needs updated instructions")
+        return self
+
+
+def review_payload(decision: str, feedback: str = "", instructions: str = "") -> dict[str, Any]:
+    """The run_input body that resumes a paused session with a decision (validated here first)."""
+    decision = decision.replace("-", "_")
+    ReviewInput.model_validate({"decision": decision, "feedback": feedback, "instructions": instructions})
+    return {"decision": decision, "feedback": feedback, "instructions": instructions}
+
+
+def review_description(
+    session_id: str,
+    iteration: int,
+    summary_markdown: str,
+    diffstat: str,
+    files: list[dict[str, Any]],
+    reviewer: str | None,
+    work_branch: str,
+    increment: str | None = None,
+    check: str | None = None,
+    notice: str | None = None,
+    rounds_left: int | None = None,
+) -> str:
+    """The markdown shown above the resume form."""
+    lines = [f"## Review session `{session_id[:8]}` — iteration {iteration}", ""]
+    if notice:
+        lines += [f"> **{notice}**", ""]
+    lines.append(f"**Reviewer:** {reviewer or 'anyone'} · **Work branch:** `{work_branch}`")
+    lines.append(f"**Diff:** {diffstat}" + (f" · **since last review:** {increment}" if increment else ""))
+    if check:
+        lines.append(f"**Check:** {check}")
+    lines.append("")
+    for f in files[:30]:
+        lines.append(f"- `{f['path']}` {f['kind']} +{f['added']} −{f['removed']}")
+    if len(files) > 30:
+        lines.append(f"- … {len(files) - 30} more files")
+    lines += ["", summary_markdown.strip(), ""]
+    lines.append(
+        f"Full diff: the *agent-diff* artifact of this run, or `agent-tasks show {session_id[:8]} --diff` "
+        f"(side by side: `--side-by-side`, as a page: `--html review.html`)."
+    )
+    if rounds_left is not None:
+        lines.append(f"Change requests left: {rounds_left}.")
+    lines.append("Decide: **accept**, **request_changes** (with feedback), **reject**, or **retry** (with instructions).")
+    return "\n".join(lines)
+
+
+def emit_awaiting_review(session_id: str, repository: str, reviewer: str | None, iteration: int, diffstat: str) -> None:
+    """Tell automations a session waits for review (event agent-tasks.session.awaiting-review)."""
+    from prefect.events import emit_event
+
+    related = [{"prefect.resource.id": f"agent-tasks.repository.{repository}", "prefect.resource.role": "repository"}]
+    if reviewer:
+        related.append({"prefect.resource.id": f"agent-tasks.reviewer.{reviewer}", "prefect.resource.role": "reviewer"})
+    emit_event(
+        event="agent-tasks.session.awaiting-review",
+        resource={"prefect.resource.id": f"agent-tasks.session.{session_id}", "prefect.resource.name": session_id[:8]},
+        related=related,
+        payload={"session_id": session_id, "repository": repository, "reviewer": reviewer, "iteration": iteration,
+                 "diffstat": diffstat},
+    )

@@ -1,0 +1,58 @@
+"""Prefect tasks that carry out review decisions on a session's workspace."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from prefect import get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+
+from tasks_lib import delivery
+
+
+@task(name="accept-changes", cache_policy=NO_CACHE)
+def accept_changes(
+    workspace: str,
+    mirror: str,
+    repository: str,
+    on_accept: str,
+    work_branch: str,
+    base_branch: str,
+    base_commit: str,
+    message: str,
+    session_id: str,
+) -> tuple[str, str]:
+    """Commit the work on its branch and deliver it as configured; returns (commit, where it went)."""
+    commit = delivery.commit_workspace(workspace, message, session_id)
+    if on_accept == "merge":
+        where = delivery.deliver_merge(mirror, repository, base_branch, base_commit, commit, work_branch)
+    elif on_accept == "pull_request":
+        title, _, body = message.partition("\n\n")
+        where = delivery.deliver_pull_request(mirror, repository, commit, work_branch, base_branch, title, body)
+    else:
+        where = delivery.deliver_branch(mirror, repository, commit, work_branch)
+    get_run_logger().info("accepted as %s: %s", commit[:10], where)
+    return commit, where
+
+
+@task(name="discard-changes", cache_policy=NO_CACHE)
+def discard_changes(mirror: str, workspace: str, work_branch: str) -> None:
+    """Remove the workspace and the work branch."""
+    delivery.discard_workspace(mirror, workspace, work_branch)
+    get_run_logger().info("removed workspace %s and branch %s", workspace, work_branch)
+
+
+@task(name="reset-workspace", cache_policy=NO_CACHE)
+def reset_workspace(workspace: str, base_commit: str) -> None:
+    """Throw the workspace's changes away, back to the base commit."""
+    delivery.reset_workspace(workspace, base_commit)
+
+
+@task(name="restore-workspace", cache_policy=NO_CACHE)
+def restore_workspace(
+    repository: str, mirrors_dir: Path, workspace: str, work_branch: str, base_commit: str, patch: bytes
+) -> str:
+    """Make sure the workspace exists with the session's changes, rebuilding it from base + patch if needed."""
+    how = delivery.ensure_workspace(repository, mirrors_dir, workspace, work_branch, base_commit, patch)
+    get_run_logger().info("workspace %s: %s", workspace, how)
+    return how

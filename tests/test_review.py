@@ -1,0 +1,297 @@
+"""The review gate: pause with a typed form, then accept, request changes, retry or reject."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+from uuid import UUID
+
+import httpx
+import pytest
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.objects import StateType
+
+from tasks_lib.scripted_server import calls, tool
+from tests.conftest import git
+from tests.helpers import Background, decide, wait_for_review
+
+FINISH = calls(tool("finish", summary="done"))
+
+
+def flow_run_state(row):
+    async def read():
+        async with get_client() as client:
+            return (await client.read_flow_run(UUID(row.flow_run_id))).state
+
+    return asyncio.run(read())
+
+
+def test_accept_commits_and_creates_the_branch_in_the_local_source(repo, scripted, store, prefect_server):
+    scripted([calls(tool("write_file", path="feature.txt", content="feature\n")), FINISH])
+    before_main = git(repo, "rev-parse", "main")
+    run = Background(repo, "Add the feature file", reviewer="alice")
+    row = wait_for_review(store, "Add the feature file", since=run.started)
+
+    # What the Prefect UI renders the form from, read back through the API.
+    schema_response = httpx.get(f"{prefect_server}/flow_runs/{row.flow_run_id}/input/paused-{row.review_key}-schema")
+    description = httpx.get(f"{prefect_server}/flow_runs/{row.flow_run_id}/input/paused-{row.review_key}-description")
+    schema = json.loads(schema_response.json()) if isinstance(schema_response.json(), str) else schema_response.json()
+    assert schema["properties"]["decision"]["enum"] == ["accept", "request_changes", "reject", "retry"]
+    assert schema["required"] == ["decision"] and schema["then"]["required"] == ["instructions"]
+    text = description.json()
+    assert "feature.txt" in text and "alice" in text and "What was done" in text and "--diff" in text
+    state = flow_run_state(row)
+    assert state.type == StateType.PAUSED and state.state_details.run_input_keyset
+
+    # The awaiting-review event, with the session as resource and the reviewer as a related resource.
+    event = None
+    for _ in range(50):
+        found = httpx.post(f"{prefect_server}/events/filter",
+                           json={"filter": {"event": {"name": ["agent-tasks.session.awaiting-review"]}}}).json()
+        event = next((e for e in found["events"] if e["resource"]["prefect.resource.id"] == f"agent-tasks.session.{row.id}"), None)
+        if event:
+            break
+        time.sleep(0.2)
+    assert event is not None, "no awaiting-review event"
+    assert {"prefect.resource.id": "agent-tasks.reviewer.alice", "prefect.resource.role": "reviewer"} in event["related"]
+    assert event["payload"]["reviewer"] == "alice"
+
+    decide(row, "accept")
+    result = run.join()
+
+    done = store.get_session(result.session_id)
+    assert done.status == "accepted" and done.delivered_to.startswith(f"branch {done.work_branch} in the source repository")
+    assert git(repo, "rev-parse", "main") == before_main, "the base branch must not move"
+    assert git(repo, "status", "--porcelain") == "" and not (repo / "feature.txt").exists()
+    assert git(repo, "rev-parse", done.work_branch) == done.delivered_commit
+    message = git(repo, "log", "-1", "--format=%B", done.work_branch)
+    assert message.startswith("Add the feature file\n\n## Summary")
+    assert f"Agent-Session: {done.id}" in message and "Reviewed-by: alice" in message
+    assert git(repo, "show", f"{done.work_branch}:feature.txt") == "feature"
+    assert git(repo, "rev-parse", f"{done.work_branch}~1") == before_main
+    assert [r.decision for r in store.reviews(done.id)] == ["accept"]
+
+    # Accepting twice does nothing the second time.
+    second = subprocess.run([sys.executable, "-m", "tasks_lib.cli", "review", done.id[:8], "accept"],
+                            capture_output=True, text=True, env={**__import__("os").environ, "PREFECT_API_URL": prefect_server})
+    assert second.returncode == 1 and f"is accepted (branch {done.work_branch}" in second.stderr
+    assert git(repo, "rev-parse", done.work_branch) == done.delivered_commit
+
+
+def test_two_rounds_of_changes_then_accept(repo, scripted, store):
+    server = scripted([
+        calls(tool("write_file", path="a.txt", content="one\n")), FINISH,
+        calls(tool("edit_file", path="a.txt", old="one", new="two")), FINISH,
+        calls(tool("write_file", path="b.txt", content="bee\n")), FINISH,
+    ])
+    run = Background(repo, "Write a", reviewer="bob")
+    first = wait_for_review(store, "Write a", since=run.started)
+    decide(first, "request_changes", feedback="Say two, not one.")
+    second = wait_for_review(store, "Write a", after_key=first.review_key, since=run.started)
+    assert second.iteration == 2
+    decide(second, "request_changes", feedback="Also add b.txt.")
+    third = wait_for_review(store, "Write a", after_key=second.review_key, since=run.started)
+    decide(third, "accept")
+    result = run.join()
+
+    row = store.get_session(result.session_id)
+    assert row.status == "accepted" and row.iteration == 3 and row.change_rounds == 2
+    # The agent continued its own conversation, with the feedback as a new message.
+    third_round_request = server.agent_requests()[4]["messages"]
+    contents = [m.get("content") or "" for m in third_round_request]
+    assert any("Say two, not one." in c for c in contents) and any("Also add b.txt." in c for c in contents)
+    assert third_round_request[0]["role"] == "system" and sum(m["role"] == "system" for m in third_round_request) == 1
+    diffs = store.diffs(row.id)
+    assert [(d.iteration, d.scope) for d in diffs] == [(1, "cumulative"), (2, "cumulative"), (2, "increment"),
+                                                        (3, "cumulative"), (3, "increment")]
+    assert [f["path"] for f in diffs[2].files] == ["a.txt"] and diffs[2].added == 1 and diffs[2].removed == 1
+    assert [f["path"] for f in diffs[4].files] == ["b.txt"]
+    assert sorted(f["path"] for f in diffs[3].files) == ["a.txt", "b.txt"]
+    assert len(store.summaries(row.id)) == 3
+    assert len({s.iteration for s in store.steps(row.id)}) == 3
+    assert [r.decision for r in store.reviews(row.id)] == ["request_changes", "request_changes", "accept"]
+    assert git(repo, "show", f"{row.work_branch}:a.txt") == "two" and git(repo, "show", f"{row.work_branch}:b.txt") == "bee"
+
+
+def test_retry_starts_again_from_the_base_then_reject_discards_everything(repo, scripted, store):
+    server = scripted([
+        calls(tool("write_file", path="wrong.txt", content="oops\n"), tool("run_command", command="rm README.md")), FINISH,
+        calls(tool("write_file", path="right.txt", content="yes\n")), FINISH,
+    ])
+    run = Background(repo, "Do it")
+    first = wait_for_review(store, "Do it", since=run.started)
+    decide(first, "retry", feedback="Never delete the README.", instructions="Create right.txt only")
+    second = wait_for_review(store, "Do it", after_key=first.review_key, since=run.started)
+    workspace = Path(second.workspace)
+    assert not (workspace / "wrong.txt").exists() and (workspace / "README.md").exists()
+    assert [f["path"] for f in store.latest_diff(second.id).files] == ["right.txt"]
+    retry_request = server.agent_requests()[2]["messages"]
+    assert "Create right.txt only" in retry_request[0]["content"] and "Never delete the README." in retry_request[0]["content"]
+    assert len(retry_request) == 2, "a retry starts a fresh conversation"
+    assert second.instructions.startswith("Create right.txt only")
+
+    decide(second, "reject", feedback="Not needed after all.")
+    result = run.join()
+    row = store.get_session(result.session_id)
+    assert row.status == "rejected" and row.status_reason == "rejected by the reviewer: Not needed after all."
+    assert not workspace.exists()
+    mirror = Path(store.get_session(row.id).workspace).parent.parent / "mirrors"
+    assert all(row.work_branch not in git(m, "branch", "--list") for m in mirror.glob("*.git"))
+    assert row.work_branch not in git(repo, "branch", "--list")
+    assert len(store.diffs(row.id)) == 3  # the history stays readable
+
+
+def test_invalid_review_input_leaves_the_run_paused(repo, scripted, store, prefect_server):
+    scripted([calls(tool("write_file", path="x.txt", content="x\n")), FINISH])
+    run = Background(repo, "Make x")
+    row = wait_for_review(store, "Make x", since=run.started)
+
+    with pytest.raises(RuntimeError, match="not one of"):
+        decide(row, "bogus")
+    with pytest.raises(RuntimeError, match="Cannot resume"):
+        decide(row, "retry", instructions="")
+    import os
+
+    env = {**os.environ, "PREFECT_API_URL": prefect_server}
+    cli = [sys.executable, "-m", "tasks_lib.cli", "review", row.id[:8]]
+    no_instructions = subprocess.run([*cli, "retry"], capture_output=True, text=True, env=env)
+    unknown = subprocess.run([*cli, "merge-it"], capture_output=True, text=True, env=env)
+    assert no_instructions.returncode == 1 and no_instructions.stderr.strip() == "error: Value error, retry needs updated instructions"
+    assert unknown.returncode == 1 and "unknown decision 'merge-it'" in unknown.stderr
+    time.sleep(1.5)  # longer than the poll interval: the run must still be waiting
+    assert flow_run_state(row).type == StateType.PAUSED
+    assert store.get_session(row.id).status == "awaiting_review"
+
+    accepted = subprocess.run([*cli, "accept"], capture_output=True, text=True, env=env, timeout=120)
+    assert accepted.returncode == 0, accepted.stderr
+    assert "accepted" in accepted.stdout
+    assert run.join().status.value == "accepted"
+
+
+def test_review_timeout_expires_the_session_and_keeps_its_work(repo, scripted, store, monkeypatch):
+    monkeypatch.setenv("AGENT_TASKS_REVIEW_TIMEOUT", "2")
+    scripted([calls(tool("write_file", path="late.txt", content="late\n")), FINISH])
+    result = Background(repo, "Nobody looks").join(timeout=60)
+    row = store.get_session(result.session_id)
+    assert row.status == "expired" and "diff and work branch kept" in row.status_reason
+    assert row.files_changed == 1 and Path(row.workspace, "late.txt").exists()
+    assert git(Path(row.workspace), "rev-parse", "--abbrev-ref", "HEAD") == row.work_branch
+
+
+@pytest.fixture
+def origin(repo, tmp_path) -> Path:
+    """A bare repository standing in for a remote."""
+    bare = tmp_path / "origin.git"
+    git(tmp_path, "clone", "-q", "--bare", str(repo), str(bare))
+    return bare
+
+
+def test_accept_pushes_the_work_branch_to_a_remote_and_leaves_its_base_alone(origin, scripted, store):
+    scripted([calls(tool("write_file", path="remote.txt", content="r\n")), FINISH])
+    main_before = git(origin, "rev-parse", "main")
+    run = Background(f"file://{origin}", "Remote change")
+    decide(wait_for_review(store, "Remote change", since=run.started), "accept")
+    row = store.get_session(run.join().session_id)
+    assert row.status == "accepted" and "in the remote" in row.delivered_to
+    assert git(origin, "rev-parse", row.work_branch) == row.delivered_commit
+    assert git(origin, "rev-parse", "main") == main_before
+
+
+def test_merge_when_configured_fast_forwards_the_base(origin, scripted, store):
+    scripted([calls(tool("write_file", path="merged.txt", content="m\n")), FINISH])
+    run = Background(f"file://{origin}", "Merge me", on_accept="merge")
+    decide(wait_for_review(store, "Merge me", since=run.started), "accept")
+    row = store.get_session(run.join().session_id)
+    assert row.status == "accepted" and "fast-forward" in row.delivered_to
+    assert git(origin, "rev-parse", "main") == row.delivered_commit
+
+
+def test_merge_is_refused_when_the_base_moved_in_a_conflicting_way(origin, scripted, store, tmp_path):
+    scripted([calls(tool("edit_file", path="README.md", old="Hello world.", new="Hello agents.")), FINISH,
+              calls(tool("edit_file", path="README.md", old="Hello world.", new="Hi.")), FINISH])
+    run = Background(f"file://{origin}", "Edit readme", on_accept="merge")
+    row = wait_for_review(store, "Edit readme", since=run.started)
+    other = tmp_path / "other"
+    git(tmp_path, "clone", "-q", str(origin), str(other))
+    (other / "README.md").write_text("# Demo\n\nHello humans.\n")
+    git(other, "commit", "-qam", "conflicting change")
+    git(other, "push", "-q", "origin", "main")
+    moved = git(origin, "rev-parse", "main")
+
+    decide(row, "accept")
+    again = wait_for_review(store, "Edit readme", after_key=row.review_key, since=run.started)
+    assert again.status_reason.startswith("accept failed: merge refused: main moved to")
+    assert "README.md" in again.status_reason
+    assert git(origin, "rev-parse", "main") == moved
+    decide(again, "reject")
+    assert run.join().status.value == "rejected"
+
+
+def test_merge_over_a_moved_base_without_conflict_makes_a_merge_commit(repo, scripted, store):
+    scripted([calls(tool("write_file", path="mine.txt", content="mine\n")), FINISH])
+    run = Background(repo, "Add mine", on_accept="merge")
+    row = wait_for_review(store, "Add mine", since=run.started)
+    (repo / "theirs.txt").write_text("theirs\n")
+    git(repo, "add", "theirs.txt")
+    git(repo, "commit", "-qm", "theirs")
+    decide(row, "accept")
+    done = store.get_session(run.join().session_id)
+    assert done.status == "accepted" and "merge commit" in done.delivered_to
+    # main is checked out in the (clean) source: it was fast-forwarded to the merge commit.
+    assert (repo / "mine.txt").read_text() == "mine\n" and (repo / "theirs.txt").exists()
+    assert git(repo, "status", "--porcelain") == ""
+    parents = git(repo, "log", "-1", "--format=%P", "main").split()
+    assert len(parents) == 2 and done.delivered_commit in parents
+
+
+def test_pull_request_is_opened_with_a_token_and_linked_without_one(origin, scripted, store, tmp_path, monkeypatch):
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+    import threading
+
+    received = []
+
+    class FakeGitHub(BaseHTTPRequestHandler):
+        def log_message(self, *a):
+            pass
+
+        def do_POST(self):  # noqa: N802
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            received.append((self.path, self.headers["Authorization"], body))
+            data = json.dumps({"html_url": "https://github.com/acme/widgets/pull/7"}).encode()
+            self.send_response(201)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+    api = ThreadingHTTPServer(("127.0.0.1", 0), FakeGitHub)
+    threading.Thread(target=api.serve_forever, daemon=True).start()
+    gitconfig = tmp_path / "gitconfig"
+    gitconfig.write_text(f'[url "file://{origin}"]\n\tinsteadOf = https://github.com/acme/widgets.git\n')
+    monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(gitconfig))
+    monkeypatch.setenv("AGENT_TASKS_GITHUB_API", f"http://127.0.0.1:{api.server_port}")
+    monkeypatch.setenv("GITHUB_TOKEN", "ghp_testtoken123456")
+    url = "https://github.com/acme/widgets.git"
+    scripted([calls(tool("write_file", path="pr.txt", content="pr\n")), FINISH,
+              calls(tool("write_file", path="pr2.txt", content="pr\n")), FINISH])
+
+    run = Background(url, "Open a PR", on_accept="pull_request")
+    decide(wait_for_review(store, "Open a PR", since=run.started), "accept")
+    with_token = store.get_session(run.join().session_id)
+    assert with_token.delivered_to == "pull request https://github.com/acme/widgets/pull/7"
+    path, auth, body = received[0]
+    assert path == "/repos/acme/widgets/pulls" and auth == "Bearer ghp_testtoken123456"
+    assert body["head"] == with_token.work_branch and body["base"] == "main" and body["title"] == "Open a PR"
+    assert git(origin, "rev-parse", with_token.work_branch) == with_token.delivered_commit
+    assert "ghp_testtoken123456" not in json.dumps([s.model_dump(mode="json") for s in store.steps(with_token.id)])
+
+    monkeypatch.delenv("GITHUB_TOKEN")
+    run = Background(url, "Open another PR", on_accept="pull_request")
+    decide(wait_for_review(store, "Open another PR", since=run.started), "accept")
+    without = store.get_session(run.join().session_id)
+    assert f"https://github.com/acme/widgets/compare/main...{without.work_branch}?expand=1" in without.delivered_to
+    assert len(received) == 1
+    api.shutdown()
