@@ -30,7 +30,9 @@ from tasks_lib.preflight import BadRequest, parse_request, prepare
 from tasks_lib.prompt import build_system_prompt, initial_messages
 from tasks_lib.review import ReviewInput, emit_awaiting_review, review_description
 from tasks_lib.review_actions import accept_changes, discard_changes, reset_workspace, restore_workspace
-from tasks_lib.run_agent import model_for, run_agent
+from tasks_lib.check import CheckResult, fix_request
+from tasks_lib.run_agent import model_for, remaining_limits, run_agent
+from tasks_lib.run_check import run_check
 from tasks_lib.secrets import Redactor
 from tasks_lib.settings import Settings, load_settings
 from tasks_lib.store import Store, open_store, utcnow
@@ -102,7 +104,9 @@ def agent_task(request: TaskRequest) -> SessionResult:
     resuming = existing is not None and existing.status == SessionStatus.awaiting_review.value
     if existing is not None and not resuming:
         store.finish_session(existing.id, SessionStatus.failed, "interrupted; the flow run was restarted")
-    session_id = existing.id if resuming else store.create_session(Redactor.from_env().deep(raw), flow_run_id=run_id)
+    session_id = existing.id if resuming else store.create_session(
+        Redactor.from_env().deep(raw), flow_run_id=run_id, workflow=deployment.name or None
+    )
     get_run_logger().info("session %s%s", session_id, " (resumed)" if resuming else "")
     try:
         return SessionRun(store, session_id, settings).run(raw, resuming)
@@ -123,6 +127,7 @@ class SessionRun:
         self.logger = get_run_logger()
         self.redact = Redactor.from_env()
         self.reuse_review_key = False
+        self.check: CheckResult | None = None
 
     # --- outcomes --------------------------------------------------------------------------------
 
@@ -178,7 +183,14 @@ class SessionRun:
         )
         self.iteration = 1
         self.instructions = self.req.instructions
-        self.messages = initial_messages(build_system_prompt(self.agent, self.ws.path, self.instructions))
+        self.messages = self.fresh_conversation()
+
+    def fresh_conversation(self) -> list[dict[str, Any]]:
+        """The opening messages for the current instructions; reports what the conventions cap cut."""
+        prompt, notes = build_system_prompt(self.agent, self.ws.path, self.instructions)
+        for note in notes:
+            self.logger.warning("system prompt: %s", note)
+        return initial_messages(prompt)
 
     def restore(self, raw: dict[str, Any]) -> None:
         """Pick a suspended session up from the store, rebuilding its workspace if it is gone."""
@@ -210,9 +222,12 @@ class SessionRun:
         self.store.update_session(self.session_id, status=SessionStatus.running, iteration=self.iteration)
         crash: str | None = None
         loop: LoopResult | None = None
+        check: CheckResult | None = None
         try:
             loop = run_agent(self.store, self.session_id, self.ws.path, self.agent, self.model_name, self.messages,
                              self.settings, self.iteration, prior)
+            if self.agent.check_command and not loop_failed(loop):
+                loop, check = self.check_and_fix(loop, prior)
         except BaseException as exc:  # the loop handles model and tool errors itself; this is a crash
             if not isinstance(exc, Exception):  # interrupted: keep the work, then let it propagate
                 capture_diff(self.store, self.session_id, self.ws.path, self.ws.base_commit, self.iteration)
@@ -227,11 +242,38 @@ class SessionRun:
         if crash or loop is None:
             raise self.fail(crash or "the agent loop returned nothing")
         self.messages = loop.messages
+        self.check = check
         self.store.update_session(self.session_id, end_reason=loop.end_reason.value,
                                   conversation=self.redact.deep(self.messages))
         summarize(self.store, self.session_id, model_for(self.agent, self.model_name, self.settings),
-                  self.instructions, loop, diff, self.agent.max_steps, self.iteration)
+                  self.instructions, loop, diff, self.agent.max_steps, self.iteration, check)
         return loop
+
+    def check_and_fix(self, loop: LoopResult, prior: Usage) -> tuple[LoopResult, CheckResult]:
+        """Run the agent's check; while it fails and fix_until_green allows, hand it back to the agent."""
+        timeout = self.agent.check_timeout_minutes * 60
+        check = run_check(self.store, self.session_id, self.ws.path, self.agent.check_command, timeout, self.iteration)
+        for fix_round in range(1, self.agent.fix_until_green + 1):
+            if check.passed:
+                break
+            left = remaining_limits(self.agent, loop)
+            if left is None or loop.end_reason.is_limit:
+                self.logger.warning("check failed, but the budget is used up: no fix round")
+                break
+            self.logger.info("check failed: fix round %d of %d", fix_round, self.agent.fix_until_green)
+            loop.messages.append({"role": "user", "content": fix_request(check)})
+            more = run_agent(self.store, self.session_id, self.ws.path, self.agent, self.model_name, loop.messages,
+                             self.settings, self.iteration, prior.plus(loop.usage), left, loop.usage.steps + 1)
+            loop = LoopResult(
+                end_reason=more.end_reason, detail=more.detail, finish_summary=more.finish_summary or loop.finish_summary,
+                steps=loop.steps + more.steps, usage=loop.usage.plus(more.usage), messages=more.messages,
+                duration_s=loop.duration_s + more.duration_s,
+            )
+            if loop_failed(more):
+                break
+            check = run_check(self.store, self.session_id, self.ws.path, self.agent.check_command, timeout,
+                              self.iteration, fix_round)
+        return loop, check
 
     # --- review ----------------------------------------------------------------------------------
 
@@ -280,11 +322,20 @@ class SessionRun:
                 if review.feedback.strip():
                     self.instructions += f"\n\nReviewer's notes on the previous attempt:\n{review.feedback.strip()}"
                 self.store.update_session(self.session_id, instructions=self.instructions)
-                self.messages = initial_messages(build_system_prompt(self.agent, self.ws.path, self.instructions))
+                self.messages = self.fresh_conversation()
             self.iteration += 1
             loop = self.work()
             if loop_failed(loop):
                 notice = self.redact(f"iteration {self.iteration} ended early: {loop.end_reason.value}: {loop.detail}")
+
+    def check_line(self) -> str | None:
+        """The latest check result of this iteration, for the review form."""
+        runs = [c for c in self.store.checks(self.session_id) if c.iteration == self.iteration]
+        if not runs:
+            return None
+        last = runs[-1]
+        verdict = "passed" if last.passed else f"failed (exit {last.exit_code})"
+        return f"`{last.command}` {verdict} in {last.duration_s:.1f} s" + (f" after {last.fix_round} fix rounds" if last.fix_round else "")
 
     def accept(self) -> tuple[str, str]:
         """Commit and deliver the work as the task or agent says."""
@@ -311,6 +362,7 @@ class SessionRun:
             diff.files if diff else [], row.reviewer, self.ws.work_branch,
             increment=f"{len(increment.files)} files, +{increment.added} −{increment.removed}" if increment else None,
             notice=notice,
+            check=self.check_line(),
             rounds_left=self.settings.max_change_rounds - row.change_rounds,
         )
         form = ReviewInput.with_initial_data(description=self.redact(description))

@@ -18,6 +18,10 @@ from tasks_lib.models import EndReason, StepRecord, ToolCallRecord, Usage
 from tasks_lib.tools import Toolbox
 
 MODEL_RESULT_CAP = 12_000  # characters of one tool result the model sees (head and tail kept)
+CHARS_PER_TOKEN = 4  # for estimating a conversation's size against the context window
+COMPACT_KEEP_RECENT = 2  # the latest tool outputs are never shortened
+COMPACT_TO = 600  # characters an old tool output keeps when shortened
+COMPACTED_MARK = "[... older tool output shortened to fit the context window:"
 
 
 class Limits(BaseModel):
@@ -27,6 +31,7 @@ class Limits(BaseModel):
     wall_time_s: float | None = 30 * 60
     max_cost_usd: float | None = None
     max_tokens: int | None = None
+    context_tokens: int | None = None  # estimated prompt size at which old tool outputs are shortened
 
 
 class LoopResult(BaseModel):
@@ -49,6 +54,33 @@ def clip_middle(text: str, cap: int) -> str:
     return f"{text[:half]}\n[... {len(text) - 2 * half} characters cut ...]\n{text[-half:]}"
 
 
+def estimate_tokens(messages: list[dict[str, Any]]) -> int:
+    """A rough token count of a conversation (characters / 4)."""
+    return len(json.dumps(messages)) // CHARS_PER_TOKEN
+
+
+def compact_messages(messages: list[dict[str, Any]], budget_tokens: int) -> int:
+    """Shorten the oldest tool outputs (head and tail kept, with a note) until the conversation fits.
+
+    Returns how many outputs were shortened; the latest ones are kept whole.
+    """
+    if estimate_tokens(messages) <= budget_tokens:
+        return 0
+    tool_indexes = [i for i, m in enumerate(messages) if m.get("role") == "tool"]
+    shortened = 0
+    for i in tool_indexes[:-COMPACT_KEEP_RECENT] if len(tool_indexes) > COMPACT_KEEP_RECENT else []:
+        content = str(messages[i].get("content") or "")
+        if len(content) <= COMPACT_TO + 200 or COMPACTED_MARK in content:
+            continue
+        half = COMPACT_TO // 2
+        note = f"\n{COMPACTED_MARK} {len(content) - 2 * half} of {len(content)} characters cut ...]\n"
+        messages[i] = {**messages[i], "content": content[:half] + note + content[-half:]}
+        shortened += 1
+        if estimate_tokens(messages) <= budget_tokens:
+            break
+    return shortened
+
+
 def _limit_reached(limits: Limits, usage: Usage, elapsed: float) -> tuple[EndReason, str] | None:
     if usage.steps >= limits.max_steps:
         return EndReason.max_steps, f"step limit reached ({limits.max_steps} steps)"
@@ -69,8 +101,12 @@ def run_agent_loop(
     limits: Limits,
     on_step: Callable[[StepRecord, Usage], None] | None = None,
     redact: Callable[[str], str] = lambda s: s,
+    first_index: int = 1,
 ) -> LoopResult:
-    """Run the loop on ``messages`` (system prompt and task) until the model finishes or a limit ends it."""
+    """Run the loop on ``messages`` (system prompt and task) until the model finishes or a limit ends it.
+
+    Steps are numbered from ``first_index`` (a continuation of the same iteration goes on counting).
+    """
     started = time.monotonic()
     usage = Usage()
     steps: list[StepRecord] = []
@@ -91,8 +127,10 @@ def run_agent_loop(
         limit = _limit_reached(limits, usage, time.monotonic() - started)
         if limit:
             return done(*limit)
-        step = StepRecord(index=usage.steps + 1, started_at=datetime.now(timezone.utc))
+        step = StepRecord(index=first_index + usage.steps, started_at=datetime.now(timezone.utc))
         step_started = time.monotonic()
+        if limits.context_tokens:
+            step.compacted = compact_messages(messages, limits.context_tokens)
         try:
             reply = model.query(messages, schemas)
         except ModelError as exc:
@@ -116,13 +154,13 @@ def run_agent_loop(
             try:
                 outcome = toolbox.execute(call.name, call.arguments)
             except Exception as exc:  # tools report their own errors; this is a bug in a tool
-                step.tool_calls.append(_call_record(call, f"error: {exc}", False, call_started, redact))
+                step.tool_calls.append(_call_record(call, f"error: {exc}", False, call_started, redact, False))
                 _record(step, step_started, steps, usage, on_step)
                 return done(EndReason.crashed, f"tool {call.name} crashed: {type(exc).__name__}: {exc}")
             messages.append(
                 {"role": "tool", "tool_call_id": call.id, "content": clip_middle(outcome.output, MODEL_RESULT_CAP)}
             )
-            step.tool_calls.append(_call_record(call, outcome.output, outcome.ok, call_started, redact))
+            step.tool_calls.append(_call_record(call, outcome.output, outcome.ok, call_started, redact, outcome.denied))
             if outcome.finished:
                 finish_summary = outcome.output
         _record(step, step_started, steps, usage, on_step)
@@ -133,7 +171,7 @@ def run_agent_loop(
             return done(EndReason.no_tool_call, "the model answered without calling a tool", reply.text)
 
 
-def _call_record(call, output: str, ok: bool, started: float, redact: Callable[[str], str]) -> ToolCallRecord:
+def _call_record(call, output: str, ok: bool, started: float, redact: Callable[[str], str], denied: bool) -> ToolCallRecord:
     try:
         arguments: dict[str, Any] | str = json.loads(call.arguments or "{}")
     except json.JSONDecodeError:
@@ -143,7 +181,8 @@ def _call_record(call, output: str, ok: bool, started: float, redact: Callable[[
     else:
         arguments = redact(str(arguments))
     return ToolCallRecord(
-        id=call.id, name=call.name, arguments=arguments, result=redact(output), ok=ok, duration_s=time.monotonic() - started
+        id=call.id, name=call.name, arguments=arguments, result=redact(output), ok=ok, denied=denied,
+        duration_s=time.monotonic() - started,
     )
 
 

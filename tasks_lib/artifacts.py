@@ -50,6 +50,24 @@ def publish_summary_artifact(session_id: str, markdown: str) -> None:
     )
 
 
+def publish_usage_artifact(session_id: str, steps: list) -> None:
+    """Tokens, cost and model latency per step, as a table."""
+    if not steps:
+        return
+    rows = [
+        {"step": s.index, "tools": ", ".join(c.name for c in s.tool_calls) or "-", "prompt_tokens": s.prompt_tokens,
+         "completion_tokens": s.completion_tokens, "cached_tokens": s.cached_tokens,
+         "cost_usd": round(s.cost_usd, 6) if s.cost_usd is not None else None, "model_latency_s": round(s.model_latency_s, 3)}
+        for s in steps
+    ]
+    known = [s.cost_usd for s in steps if s.cost_usd is not None]
+    rows.append({"step": "TOTAL", "tools": f"{len(steps)} steps", "prompt_tokens": sum(s.prompt_tokens for s in steps),
+                 "completion_tokens": sum(s.completion_tokens for s in steps),
+                 "cached_tokens": sum(s.cached_tokens for s in steps), "cost_usd": round(sum(known), 6) if known else None,
+                 "model_latency_s": round(sum(s.model_latency_s for s in steps), 3)})
+    create_table_artifact(table=rows, key=artifact_key(session_id, "usage"), description="Usage per step")
+
+
 class ProgressArtifact:
     """Steps used out of the maximum, as a Prefect progress artifact."""
 

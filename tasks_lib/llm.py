@@ -79,6 +79,17 @@ def check_model_name(model: str) -> None:
         ) from exc
 
 
+def model_facts(model: str) -> tuple[int | None, bool]:
+    """(context window in tokens or None, whether litellm knows the model's price)."""
+    try:
+        info = litellm().get_model_info(model)
+    except Exception:  # not in litellm's table
+        return None, False
+    window = info.get("max_input_tokens") or info.get("max_tokens")
+    priced = bool(info.get("input_cost_per_token") or info.get("output_cost_per_token"))
+    return (int(window) if window else None), priced
+
+
 def _transient_errors(lib) -> tuple[type[BaseException], ...]:
     return (
         lib.RateLimitError,

@@ -111,6 +111,7 @@ class ToolCallRecord(BaseModel):
     arguments: dict[str, Any] | str
     result: str = ""
     ok: bool = True
+    denied: bool = False
     duration_s: float = 0.0
 
 
@@ -129,6 +130,7 @@ class StepRecord(BaseModel):
     cached_tokens: int = 0
     cost_usd: float | None = None
     retries: int = 0
+    compacted: int = 0  # old tool outputs shortened before this step to fit the context window
     error: str | None = None
 
 

@@ -8,8 +8,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from tasks_lib.agents import AgentFileError, AgentSpec, load_agent
-from tasks_lib.gitrepo import GIT_ENV, RepositoryError, normalize_repository
+from tasks_lib.agents import AgentFileError, AgentSpec, RepoReader, find_agent
+from tasks_lib.gitrepo import GIT_ENV, REMOTE_URL, RepositoryError, default_branch, normalize_repository, update_mirror
 from tasks_lib.llm import check_model_name
 from tasks_lib.models import TaskRequest
 from tasks_lib.settings import Settings, load_settings
@@ -66,20 +66,43 @@ def check_branch(repository: str, branch: str | None) -> None:
         raise RepositoryError(f"unknown branch {branch!r}; branches: {', '.join(heads)}")
 
 
+def repository_reader(repository: str, branch: str | None, settings: Settings) -> RepoReader:
+    """Reads files of the repository at the branch to start from, without a checkout (for agent lookup).
+
+    A local repository is read in place; a remote one through its mirror (fetched on first use).
+    """
+    state: dict[str, str] = {}
+
+    def ref() -> tuple[str, str]:
+        if "ref" not in state:
+            if REMOTE_URL.match(repository) and not repository.lower().startswith("file://"):
+                mirror, _ = update_mirror(repository, settings.mirrors_dir)
+                state["cwd"] = str(mirror.git_dir)
+                state["ref"] = f"refs/remotes/origin/{branch or default_branch(mirror)}"
+            else:
+                state["cwd"] = repository.removeprefix("file://")
+                state["ref"] = branch or "HEAD"
+        return state["cwd"], state["ref"]
+
+    def read(rel: str) -> str | None:
+        cwd, rev = ref()
+        proc = subprocess.run(["git", "show", f"{rev}:{rel}"], cwd=cwd, capture_output=True, timeout=60)
+        return proc.stdout.decode("utf-8", errors="replace") if proc.returncode == 0 else None
+
+    return read
+
+
 def prepare(request: TaskRequest, settings: Settings, verify_branch: bool = False) -> tuple[AgentSpec, str, str]:
-    """Check what can be checked before checkout (agent, repository, optionally branch, model).
+    """Check what can be checked before checkout (repository, branch, agent, model).
 
     Returns (agent, model, normalized repository); cheap checks come first.
     """
     try:
-        agent = load_agent(request.agent)
-    except AgentFileError as exc:
-        raise BadRequest(str(exc)) from None
-    try:
         repository = normalize_repository(request.repository)
         if verify_branch:
             check_branch(repository, request.branch)
-    except RepositoryError as exc:
+        agent = find_agent(request.agent, repository_reader(repository, request.branch, settings))
+    except (RepositoryError, AgentFileError) as exc:
         raise BadRequest(str(exc)) from None
     model = resolve_model(request, agent, settings)
     return agent, model, repository

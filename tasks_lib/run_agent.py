@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from prefect import get_run_logger, task
@@ -10,8 +11,8 @@ from prefect.cache_policies import NO_CACHE
 from tasks_lib import progress
 from tasks_lib.agent_loop import Limits, LoopResult, run_agent_loop
 from tasks_lib.agents import AgentSpec
-from tasks_lib.artifacts import ProgressArtifact
-from tasks_lib.llm import LitellmModel
+from tasks_lib.artifacts import ProgressArtifact, publish_usage_artifact
+from tasks_lib.llm import LitellmModel, model_facts
 from tasks_lib.models import StepRecord, Usage
 from tasks_lib.secrets import Redactor
 from tasks_lib.settings import Settings
@@ -37,6 +38,32 @@ def _short_args(arguments) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
+DEFAULT_CONTEXT_WINDOW = int(os.environ.get("AGENT_TASKS_DEFAULT_CONTEXT_WINDOW", "128000"))
+CONTEXT_FILL = 0.75  # share of the window a prompt may fill before old tool outputs are shortened
+
+
+def agent_limits(agent: AgentSpec) -> Limits:
+    """The budgets an agent file sets."""
+    return Limits(
+        max_steps=agent.max_steps,
+        wall_time_s=agent.timeout_minutes * 60,
+        max_cost_usd=agent.max_cost_usd,
+        max_tokens=agent.max_tokens,
+    )
+
+
+def remaining_limits(agent: AgentSpec, spent: LoopResult) -> Limits | None:
+    """What is left of the agent's budgets after ``spent``; None when any of them is used up."""
+    full = agent_limits(agent)
+    steps = full.max_steps - spent.usage.steps
+    wall = full.wall_time_s - spent.duration_s if full.wall_time_s is not None else None
+    cost = full.max_cost_usd - (spent.usage.cost_usd or 0.0) if full.max_cost_usd is not None else None
+    tokens = (full.max_tokens - spent.usage.prompt_tokens - spent.usage.completion_tokens) if full.max_tokens else None
+    if steps <= 0 or (wall is not None and wall <= 0) or (cost is not None and cost <= 0) or (tokens is not None and tokens <= 0):
+        return None
+    return Limits(max_steps=steps, wall_time_s=wall, max_cost_usd=cost, max_tokens=tokens)
+
+
 def model_for(agent: AgentSpec, model_name: str, settings: Settings) -> LitellmModel:
     """The litellm model a session uses."""
     return LitellmModel(
@@ -60,36 +87,48 @@ def run_agent(
     settings: Settings,
     iteration: int = 1,
     prior_usage: Usage | None = None,
+    limits: Limits | None = None,
+    first_index: int = 1,
 ) -> LoopResult:
     """Let the agent work on the conversation until it finishes or a limit ends it; each step is stored and logged.
 
-    ``prior_usage`` (earlier iterations) is added to the session's stored totals.
+    ``prior_usage`` (earlier work of the session) is added to the session's stored totals; ``limits``
+    defaults to the agent's budgets (a fix round passes what is left of them).
     """
     logger = get_run_logger()
     redact = Redactor.from_env()
-    limits = Limits(
-        max_steps=agent.max_steps,
-        wall_time_s=agent.timeout_minutes * 60,
-        max_cost_usd=agent.max_cost_usd,
-        max_tokens=agent.max_tokens,
-    )
-    bar = ProgressArtifact(session_id, limits.max_steps)
+    window, priced = model_facts(model_name)
+    limits = limits or agent_limits(agent)
+    window = agent.context_window or window or DEFAULT_CONTEXT_WINDOW
+    limits = limits.model_copy(update={"context_tokens": int(window * CONTEXT_FILL)})
+    if agent.max_cost_usd is not None and not priced:
+        logger.warning(
+            "litellm has no price for %s: max_cost_usd cannot be enforced; tokens are counted (set max_tokens to cap them)",
+            model_name,
+        )
+    total_steps = first_index - 1 + limits.max_steps
+    bar = ProgressArtifact(session_id, total_steps)
 
     def on_step(step: StepRecord, usage: Usage) -> None:
         store.add_step(session_id, step, (prior_usage or Usage()).plus(usage), iteration)
         if step.text:
             logger.info("step %d reasoning: %s", step.index, step.text[:2000])
-        logger.info(describe_step(step, limits.max_steps))
+        logger.info(describe_step(step, total_steps))
+        if step.compacted:
+            logger.warning("step %d: shortened %d old tool outputs to stay within the context window", step.index, step.compacted)
         for call in step.tool_calls:
-            if not call.ok:
+            if call.denied:
+                logger.warning("step %d: %s refused by the agent's tool rules: %s", step.index, call.name, call.result[:500])
+            elif not call.ok:
                 logger.warning("step %d: %s failed: %s", step.index, call.name, call.result[:500])
         if step.error:
             logger.error("step %d: %s", step.index, step.error)
-        bar.update(usage.steps)
-        progress.publish("step", session_id=session_id, step=step, usage=usage, max_steps=limits.max_steps)
+        bar.update(first_index - 1 + usage.steps)
+        progress.publish("step", session_id=session_id, step=step, usage=usage, max_steps=total_steps)
 
-    toolbox = Toolbox(workspace, tools=agent.tool_names)
-    result = run_agent_loop(model_for(agent, model_name, settings), toolbox, messages, limits, on_step, redact)
+    toolbox = Toolbox(workspace, tools=agent.policy)
+    result = run_agent_loop(model_for(agent, model_name, settings), toolbox, messages, limits, on_step, redact, first_index)
+    publish_usage_artifact(session_id, result.steps)
     log = logger.warning if result.end_reason.is_limit else logger.error if result.end_reason in ("model_error", "crashed") else logger.info
     log("agent loop ended: %s (%s)", result.end_reason.value, result.detail)
     return result

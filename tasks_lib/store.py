@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    Boolean,
     DateTime,
     Float,
     ForeignKey,
@@ -55,6 +56,7 @@ class SessionRow(Base):
     branch: Mapped[str | None] = mapped_column(String(255))
     instructions: Mapped[str] = mapped_column(Text)
     reviewer: Mapped[str | None] = mapped_column(String(200), index=True)
+    workflow: Mapped[str | None] = mapped_column(String(200), index=True)
     base_commit: Mapped[str | None] = mapped_column(String(64))
     work_branch: Mapped[str | None] = mapped_column(String(255))
     workspace: Mapped[str | None] = mapped_column(Text)
@@ -135,6 +137,23 @@ class ReviewRow(Base):
     decided_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
+class CheckRow(Base):
+    """One run of the agent's check command."""
+
+    __tablename__ = "checks"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    session_id: Mapped[str] = mapped_column(ForeignKey("sessions.id", ondelete="CASCADE"), index=True)
+    iteration: Mapped[int] = mapped_column(Integer)
+    fix_round: Mapped[int] = mapped_column(Integer, default=0)
+    command: Mapped[str] = mapped_column(Text)
+    passed: Mapped[bool] = mapped_column(Boolean)
+    exit_code: Mapped[int | None] = mapped_column(Integer)
+    duration_s: Mapped[float] = mapped_column(Float)
+    output_tail: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
 _engines: dict[str, Engine] = {}
 _engines_lock = threading.Lock()
 
@@ -177,7 +196,8 @@ class Store:
     def _db(self) -> Session:
         return self._sessions.begin()  # type: ignore[return-value]
 
-    def create_session(self, request: TaskRequest | dict[str, Any], flow_run_id: str | None = None) -> str:
+    def create_session(self, request: TaskRequest | dict[str, Any], flow_run_id: str | None = None,
+                       workflow: str | None = None) -> str:
         """Record a new session for a request and return its id."""
         data = request.model_dump() if isinstance(request, TaskRequest) else dict(request)
         session_id = str(uuid.uuid4())
@@ -194,6 +214,7 @@ class Store:
                     instructions=str(data.get("instructions") or ""),
                     reviewer=data.get("reviewer"),
                     flow_run_id=flow_run_id,
+                    workflow=workflow,
                 )
             )
         return session_id
@@ -247,6 +268,30 @@ class Store:
             if scope == "cumulative":
                 row = db.get(SessionRow, session_id)
                 row.lines_added, row.lines_removed, row.files_changed = diff.added, diff.removed, len(diff.files)
+
+    def save_check(self, session_id: str, iteration: int, check) -> None:
+        """Record one run of the check command (a CheckResult)."""
+        with self._db() as db:
+            db.add(CheckRow(session_id=session_id, iteration=iteration, fix_round=check.fix_rounds, command=check.command,
+                            passed=check.passed, exit_code=check.exit_code, duration_s=check.duration_s,
+                            output_tail=check.output_tail))
+
+    def checks(self, session_id: str) -> list[CheckRow]:
+        """Every check run of a session, oldest first."""
+        query = select(CheckRow).where(CheckRow.session_id == session_id).order_by(CheckRow.id)
+        with self._db() as db:
+            return list(db.scalars(query).all())
+
+    def add_usage(self, session_id: str, prompt_tokens: int, completion_tokens: int, cached_tokens: int,
+                  cost_usd: float | None) -> None:
+        """Add a model call outside the agent loop (the summary) to the session's totals."""
+        with self._db() as db:
+            row = db.get(SessionRow, session_id)
+            row.prompt_tokens += prompt_tokens
+            row.completion_tokens += completion_tokens
+            row.cached_tokens += cached_tokens
+            if cost_usd is not None:
+                row.cost_usd = (row.cost_usd or 0.0) + cost_usd
 
     def save_summary(self, session_id: str, markdown: str, facts: dict[str, Any], iteration: int = 1) -> None:
         """Store the summary of an iteration."""

@@ -10,7 +10,8 @@ from prefect.cache_policies import NO_CACHE
 
 from tasks_lib.agent_loop import LoopResult, clip_middle
 from tasks_lib.artifacts import publish_summary_artifact
-from tasks_lib.llm import Model, ModelError
+from tasks_lib.check import CheckResult
+from tasks_lib.llm import Model, ModelError, ModelReply
 from tasks_lib.models import DiffResult
 from tasks_lib.secrets import Redactor
 from tasks_lib.store import Store
@@ -25,7 +26,7 @@ STEP_LOG_CAP = 12_000
 PATCH_CAP = 12_000
 
 
-def session_facts(loop: LoopResult, diff: DiffResult | None, max_steps: int) -> dict[str, Any]:
+def session_facts(loop: LoopResult, diff: DiffResult | None, max_steps: int, check: CheckResult | None = None) -> dict[str, Any]:
     """Deterministic facts of a session, computed from the step log and the diff."""
     commands = [
         c.arguments.get("command", "") if isinstance(c.arguments, dict) else str(c.arguments)
@@ -51,6 +52,7 @@ def session_facts(loop: LoopResult, diff: DiffResult | None, max_steps: int) -> 
         "cached_tokens": usage.cached_tokens,
         "cost_usd": usage.cost_usd,
         "duration_s": round(loop.duration_s, 2),
+        "check": check.model_dump() if check else None,
     }
 
 
@@ -76,6 +78,12 @@ def render_facts(facts: dict[str, Any]) -> str:
         f"- **Cost:** {cost}",
         f"- **Duration:** {facts['duration_s']:.1f} s",
     ]
+    check = facts.get("check")
+    if check:
+        result = CheckResult.model_validate(check)
+        lines.append(f"- **Check:** {result.headline()}")
+        if not result.passed and result.output_tail:
+            lines.append("\n```\n" + result.output_tail[-1500:].strip() + "\n```")
     return "\n".join(lines)
 
 
@@ -93,7 +101,7 @@ def step_log_text(loop: LoopResult) -> str:
     return clip_middle("\n".join(out), STEP_LOG_CAP)
 
 
-def ask_model_for_summary(model: Model, instructions: str, loop: LoopResult, diff: DiffResult | None) -> str:
+def ask_model_for_summary(model: Model, instructions: str, loop: LoopResult, diff: DiffResult | None) -> ModelReply:
     """The model's narrative summary (raises ModelError when the call fails)."""
     diff_part = "(no diff)" if diff is None else f"{diff.diffstat()}\n\n{clip_middle(diff.patch_text, PATCH_CAP)}"
     user = (
@@ -103,7 +111,7 @@ def ask_model_for_summary(model: Model, instructions: str, loop: LoopResult, dif
     reply = model.query([{"role": "system", "content": SUMMARY_SYSTEM}, {"role": "user", "content": user}])
     if not reply.text.strip():
         raise ModelError("the model returned an empty summary", permanent=True)
-    return reply.text.strip()
+    return reply
 
 
 @task(name="summarize", cache_policy=NO_CACHE)
@@ -116,15 +124,21 @@ def summarize(
     diff: DiffResult | None,
     max_steps: int,
     iteration: int = 1,
+    check: CheckResult | None = None,
 ) -> str:
-    """Write, store and publish the session summary; falls back to the facts alone if the model fails."""
+    """Write, store and publish the session summary; falls back to the facts alone if the model fails.
+
+    The summary call's tokens and cost count towards the session's usage.
+    """
     logger = get_run_logger()
     redact = Redactor.from_env()
-    facts = session_facts(loop, diff, max_steps)
+    facts = session_facts(loop, diff, max_steps, check)
     narrative = None
     if model is not None and loop.end_reason.value != "model_error":
         try:
-            narrative = ask_model_for_summary(model, instructions, loop, diff)
+            reply = ask_model_for_summary(model, instructions, loop, diff)
+            store.add_usage(session_id, reply.prompt_tokens, reply.completion_tokens, reply.cached_tokens, reply.cost_usd)
+            narrative = reply.text.strip()
         except Exception as exc:  # the deterministic summary below still stands
             logger.warning("summary model call failed, using the deterministic summary: %s", redact(str(exc)))
     if narrative is None:

@@ -12,6 +12,7 @@ from typing import Any
 from pydantic import BaseModel, Field, ValidationError
 
 from tasks_lib.shell import DEFAULT_OUTPUT_CAP, run_shell
+from tasks_lib.tool_policy import ALL_TOOLS, ToolPolicy
 
 MAX_LIST_ENTRIES = 1000
 MAX_READ_LINES = 2000
@@ -25,11 +26,12 @@ class ToolError(Exception):
 
 
 class ToolOutcome(BaseModel):
-    """The text a tool returns to the model, and whether the call succeeded."""
+    """The text a tool returns to the model, whether the call succeeded, and whether a rule refused it."""
 
     output: str
     ok: bool = True
     finished: bool = False
+    denied: bool = False
 
 
 class ListFilesArgs(BaseModel):
@@ -85,7 +87,6 @@ TOOL_ARGS: dict[str, type[BaseModel]] = {
     "run_command": RunCommandArgs,
     "finish": FinishArgs,
 }
-ALL_TOOLS = tuple(TOOL_ARGS)
 
 
 def tool_schema(name: str) -> dict[str, Any]:
@@ -107,12 +108,13 @@ class Toolbox:
     def __init__(
         self,
         root: str | Path,
-        tools: tuple[str, ...] = ALL_TOOLS,
+        tools: tuple[str, ...] | ToolPolicy = ALL_TOOLS,
         command_timeout_s: int = 120,
         output_cap: int = DEFAULT_OUTPUT_CAP,
     ):
         self.root = Path(root).resolve()
-        self.tools = tuple(t for t in ALL_TOOLS if t in tools)
+        self.policy = tools if isinstance(tools, ToolPolicy) else ToolPolicy(allowed={t: None for t in tools})
+        self.tools = self.policy.tools
         self.command_timeout_s = command_timeout_s
         self.output_cap = output_cap
         self._impl: dict[str, Callable[[Any], ToolOutcome]] = {
@@ -141,6 +143,9 @@ class Toolbox:
         except ValidationError as exc:
             problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'arguments'}: {e['msg']}" for e in exc.errors())
             return ToolOutcome(output=f"error: invalid arguments for {name}: {problems}", ok=False)
+        refusal = self.policy.check(name, args.model_dump())
+        if refusal:
+            return ToolOutcome(output=f"error: {refusal}", ok=False, denied=True)
         try:
             return self._impl[name](args)
         except ToolError as exc:

@@ -1,0 +1,50 @@
+"""The agent's check command (tests, linters...), run in the workspace after the agent finishes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel
+
+from tasks_lib.shell import run_shell
+
+TAIL_CHARS = 3000
+
+
+class CheckResult(BaseModel):
+    """Pass or fail of a check, how long it took and the end of its output."""
+
+    command: str
+    passed: bool
+    exit_code: int | None
+    duration_s: float
+    timed_out: bool = False
+    output_tail: str = ""
+    fix_rounds: int = 0
+
+    def headline(self) -> str:
+        """One line: the command, the verdict and the time."""
+        if self.timed_out:
+            verdict = "timed out"
+        else:
+            verdict = "passed" if self.passed else f"failed (exit {self.exit_code})"
+        rounds = f" after {self.fix_rounds} fix round{'s' if self.fix_rounds != 1 else ''}" if self.fix_rounds else ""
+        return f"`{self.command}` {verdict} in {self.duration_s:.1f} s{rounds}"
+
+
+def run_check_command(command: str, workspace: str | Path, timeout_s: float) -> CheckResult:
+    """Run the check with the same safety as the agent's commands (timeout, output cap, no secrets)."""
+    result = run_shell(command, workspace, timeout_s=timeout_s, output_cap=2 * TAIL_CHARS + 2000)
+    tail = result.output[-TAIL_CHARS:]
+    return CheckResult(
+        command=command, passed=result.exit_code == 0, exit_code=result.exit_code, duration_s=result.duration_s,
+        timed_out=result.timed_out, output_tail=tail,
+    )
+
+
+def fix_request(check: CheckResult) -> str:
+    """The message that hands a failing check back to the agent."""
+    return (
+        f"The check {check.headline()}. The end of its output:\n\n```\n{check.output_tail}\n```\n\n"
+        "Fix the cause (do not weaken or skip the check), run it yourself to confirm, then call finish."
+    )
