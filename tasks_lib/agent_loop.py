@@ -60,25 +60,36 @@ def estimate_tokens(messages: list[dict[str, Any]]) -> int:
 
 
 def compact_messages(messages: list[dict[str, Any]], budget_tokens: int) -> int:
-    """Shorten the oldest tool outputs (head and tail kept, with a note) until the conversation fits.
+    """Make the conversation fit ``budget_tokens`` by cutting old tool outputs, oldest first.
 
-    Returns how many outputs were shortened; the latest ones are kept whole.
+    Passes, each only while the conversation is still too big: shorten older outputs to their head
+    and tail; then reduce them to a one-line note; then shorten all but the newest output. The
+    newest output is kept whole. Returns how many outputs were changed.
     """
-    if estimate_tokens(messages) <= budget_tokens:
-        return 0
+    changed = 0
     tool_indexes = [i for i, m in enumerate(messages) if m.get("role") == "tool"]
-    shortened = 0
-    for i in tool_indexes[:-COMPACT_KEEP_RECENT] if len(tool_indexes) > COMPACT_KEEP_RECENT else []:
-        content = str(messages[i].get("content") or "")
-        if len(content) <= COMPACT_TO + 200 or COMPACTED_MARK in content:
-            continue
-        half = COMPACT_TO // 2
-        note = f"\n{COMPACTED_MARK} {len(content) - 2 * half} of {len(content)} characters cut ...]\n"
-        messages[i] = {**messages[i], "content": content[:half] + note + content[-half:]}
-        shortened += 1
-        if estimate_tokens(messages) <= budget_tokens:
-            break
-    return shortened
+    older = tool_indexes[:-COMPACT_KEEP_RECENT] if len(tool_indexes) > COMPACT_KEEP_RECENT else []
+    passes = [(older, COMPACT_TO), (older, 0), (tool_indexes[:-1], COMPACT_TO)]
+    for indexes, keep in passes:
+        for i in indexes:
+            if estimate_tokens(messages) <= budget_tokens:
+                return changed
+            content = str(messages[i].get("content") or "")
+            new = _shorten(content, keep)
+            if new != content:
+                messages[i] = {**messages[i], "content": new}
+                changed += 1
+    return changed
+
+
+def _shorten(content: str, keep: int) -> str:
+    """The content cut to ``keep`` characters (head and tail) with a note; 0 leaves only the note."""
+    if keep == 0:
+        return content if content.startswith(COMPACTED_MARK) else f"{COMPACTED_MARK} all {len(content)} characters removed ...]"
+    if COMPACTED_MARK in content or len(content) <= keep + 200:
+        return content
+    half = keep // 2
+    return content[:half] + f"\n{COMPACTED_MARK} {len(content) - 2 * half} of {len(content)} characters cut ...]\n" + content[-half:]
 
 
 def _limit_reached(limits: Limits, usage: Usage, elapsed: float) -> tuple[EndReason, str] | None:

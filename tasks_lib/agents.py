@@ -57,13 +57,6 @@ class AgentSpec(BaseModel):
         ToolPolicy.parse(value)  # raises ValueError with the reason
         return value
 
-    @field_validator("rules")
-    @classmethod
-    def _rules_are_text(cls, value: Any) -> Any:
-        if isinstance(value, list) and not all(isinstance(r, str) for r in value):
-            raise ValueError("each rule must be text")
-        return value
-
     @property
     def rule_list(self) -> list[str]:
         """The rules as a list of strings."""

@@ -149,6 +149,14 @@ def _print_session(session_id: str, summary: bool) -> None:
         out.print(f"delivered {row.delivered_commit[:10] if row.delivered_commit else ''} → {row.delivered_to}")
     if row.iteration > 1:
         out.print(f"iteration {row.iteration} ({row.change_rounds} change rounds)")
+    cost = f"${row.cost_usd:.4f}" if row.cost_usd is not None else "cost unknown"
+    out.print(f"usage    {row.steps_used} steps, {row.prompt_tokens} prompt + {row.completion_tokens} completion tokens"
+              f" ({row.cached_tokens} cached), {cost}")
+    checks = store.checks(session_id)
+    if checks:
+        last = checks[-1]
+        out.print(f"check    {last.command}: {'passed' if last.passed else f'failed (exit {last.exit_code})'}"
+                  f" in {last.duration_s:.1f}s", markup=False)
     if summary:
         summary_row = store.latest_summary(session_id)
         if summary_row:
@@ -359,8 +367,120 @@ def session_json(store, row) -> dict[str, Any]:
         {"iteration": d.iteration, "scope": d.scope, "files": d.files, "added": d.added, "removed": d.removed}
         for d in store.diffs(row.id)
     ]
+    data["checks"] = [
+        {"iteration": c.iteration, "fix_round": c.fix_round, "command": c.command, "passed": c.passed,
+         "exit_code": c.exit_code, "duration_s": c.duration_s, "output_tail": c.output_tail}
+        for c in store.checks(row.id)
+    ]
     data["ui_url"] = ui_url(row.flow_run_id)
     return data
+
+
+agents_app = typer.Typer(help="List, show and check agent files.", no_args_is_help=True)
+app.add_typer(agents_app, name="agents")
+
+
+def _repo_agents(repo: str | None):
+    """(reader, agent files) of a local repository's agent folders, or (None, [])."""
+    if not repo:
+        return None, []
+    import subprocess
+
+    from tasks_lib.agents import REPO_AGENT_DIRS
+    from tasks_lib.gitrepo import RepositoryError, normalize_repository
+    from tasks_lib.preflight import repository_reader
+    from tasks_lib.settings import load_settings
+
+    try:
+        path = normalize_repository(repo)
+    except RepositoryError as exc:
+        raise CliError(str(exc)) from None
+    listing = subprocess.run(["git", "ls-tree", "-r", "--name-only", "HEAD", "--", *REPO_AGENT_DIRS],
+                             cwd=path, capture_output=True, text=True).stdout.split()
+    return repository_reader(path, None, load_settings()), [f for f in listing if f.endswith(".md") and f.count("/") == 2]
+
+
+@agents_app.command("list")
+def agents_list(repo: Optional[str] = typer.Option(None, "--repo", help="Also list this repository's agents.")) -> None:
+    """Agents that can be named with --agent, where each comes from, and what it is for."""
+    from tasks_lib.agents import available_agents
+
+    reader, files = _repo_agents(repo)
+    table = Table(box=None, pad_edge=False)
+    for col in ("name", "source", "description"):
+        table.add_column(col)
+    for name, source, description in available_agents(reader, files):
+        table.add_row(name, source, description)
+    wide.print(table)
+
+
+@agents_app.command("show")
+def agents_show(
+    name: str = typer.Argument(..., help="Agent name or path."),
+    repo: Optional[str] = typer.Option(None, "--repo", help="Look in this repository first."),
+) -> None:
+    """Show an agent as it will be used: model, tools, budgets, check, rules and prompt."""
+    from tasks_lib.agents import AgentFileError, find_agent
+
+    reader, _ = _repo_agents(repo)
+    try:
+        agent = find_agent(name, reader)
+    except AgentFileError as exc:
+        raise CliError(str(exc)) from None
+    policy = agent.policy
+    tools = ", ".join(t if policy.allowed[t] is None else f"{t}({', '.join(policy.allowed[t])})" for t in policy.tools)
+    out.print(f"[bold]{agent.name}[/bold] — {agent.description}")
+    for label, value in (
+        ("source", agent.source), ("model", agent.model or "(from --model or AGENT_TASKS_MODEL)"), ("tools", tools),
+        ("budgets", f"{agent.max_steps} steps, {agent.timeout_minutes:g} min, "
+                    f"{'$' + format(agent.max_cost_usd, 'g') if agent.max_cost_usd else 'no cost cap'}, "
+                    f"{agent.max_tokens or 'no'} token cap"),
+        ("check", f"{agent.check_command} (fix_until_green: {agent.fix_until_green})" if agent.check_command else "none"),
+        ("on accept", agent.on_accept), ("branch prefix", agent.branch_prefix),
+    ):
+        out.print(f"{label:<14}{value}", markup=False)
+    for rule in agent.rule_list:
+        out.print(f"rule          {rule}", markup=False)
+    out.print("")
+    out.print(agent.prompt, markup=False)
+
+
+@agents_app.command("check")
+def agents_check(file: str = typer.Argument(..., help="Agent file to validate.")) -> None:
+    """Validate an agent file: prints 'ok' or the file, the field and what is wrong."""
+    from pathlib import Path
+
+    from tasks_lib.agents import AgentFileError, read_agent_file
+
+    try:
+        agent = read_agent_file(Path(file))
+    except AgentFileError as exc:
+        raise CliError(str(exc)) from None
+    out.print(f"{file}: ok — agent {agent.name!r}, tools: {', '.join(agent.tool_names)}", markup=False)
+
+
+@app.command()
+def usage(
+    by: str = typer.Option("agent", "--by", help="Group by agent, workflow or day."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+) -> None:
+    """Tokens and cost summed over sessions, by agent, workflow or day."""
+    if by not in ("agent", "workflow", "day"):
+        raise CliError(f"--by must be agent, workflow or day, not {by!r}")
+    groups = _store().usage_by(by)
+    if as_json:
+        out.print_json(data=groups)
+        return
+    table = Table(box=None, pad_edge=False)
+    for col in (by, "sessions", "steps", "prompt", "completion", "cached", "cost"):
+        table.add_column(col, justify="left" if col == by else "right")
+    for g in groups:
+        cost = "-" if g["cost_usd"] is None else f"${g['cost_usd']:.4f}" + ("+" if g["unpriced_sessions"] else "")
+        table.add_row(str(g["key"]), str(g["sessions"]), str(g["steps"]), str(g["prompt_tokens"]),
+                      str(g["completion_tokens"]), str(g["cached_tokens"]), cost)
+    wide.print(table)
+    if any(g["unpriced_sessions"] for g in groups):
+        out.print("+ some sessions used models without a known price: their cost is not included")
 
 
 def main() -> None:
@@ -370,6 +490,17 @@ def main() -> None:
     except CliError as exc:
         err.print(f"error: {exc}", markup=False)
         sys.exit(1)
+    except Exception as exc:  # store and server failures: one readable line instead of a traceback
+        from tasks_lib.store import StoreError
+
+        if isinstance(exc, StoreError):
+            err.print(f"error: {exc}", markup=False)
+            sys.exit(1)
+        if type(exc).__module__.startswith(("sqlalchemy", "httpx", "prefect")):
+            first = str(exc).splitlines()[0] if str(exc) else ""
+            err.print(f"error: {type(exc).__name__}: {first}", markup=False)
+            sys.exit(1)
+        raise
     except KeyboardInterrupt:
         err.print("interrupted")
         sys.exit(130)

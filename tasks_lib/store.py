@@ -167,8 +167,32 @@ def _engine(url: str) -> Engine:
             else:
                 engine = create_engine(url, pool_pre_ping=True)
             Base.metadata.create_all(engine)
+            _check_schema(engine, url)
             _engines[url] = engine
         return _engines[url]
+
+
+class StoreError(RuntimeError):
+    """The store cannot be used (for example, it was made by another version)."""
+
+
+def _check_schema(engine: Engine, url: str) -> None:
+    """Refuse a database whose tables lack columns this version needs, with a readable message."""
+    from sqlalchemy import inspect
+
+    inspector = inspect(engine)
+    missing = [
+        f"{table.name}.{column.name}"
+        for table in Base.metadata.sorted_tables
+        for column in table.columns
+        if column.name not in {c["name"] for c in inspector.get_columns(table.name)}
+    ]
+    if missing:
+        shown = ", ".join(missing[:5]) + (" ..." if len(missing) > 5 else "")
+        raise StoreError(
+            f"the store at {engine.url.render_as_string(hide_password=True)} was made by another version of "
+            f"agent-tasks (missing {shown}); move it aside or set AGENT_TASKS_DB_URL to a new database"
+        )
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:
@@ -369,6 +393,28 @@ class Store:
         query = select(ReviewRow).where(ReviewRow.session_id == session_id).order_by(ReviewRow.id)
         with self._db() as db:
             return list(db.scalars(query).all())
+
+    def usage_by(self, by: str) -> list[dict[str, Any]]:
+        """Sessions, steps, tokens and cost summed by agent, workflow or day (newest day first)."""
+        columns = (SessionRow.agent, SessionRow.workflow, SessionRow.created_at, SessionRow.steps_used,
+                   SessionRow.prompt_tokens, SessionRow.completion_tokens, SessionRow.cached_tokens, SessionRow.cost_usd)
+        with self._db() as db:
+            rows = db.execute(select(*columns)).all()
+        groups: dict[str, dict[str, Any]] = {}
+        for agent, workflow, created, steps, prompt, completion, cached, cost in rows:
+            key = {"agent": agent, "workflow": workflow or "(manual)", "day": created.date().isoformat()}[by]
+            g = groups.setdefault(key, {"key": key, "sessions": 0, "steps": 0, "prompt_tokens": 0, "completion_tokens": 0,
+                                        "cached_tokens": 0, "cost_usd": None, "unpriced_sessions": 0})
+            g["sessions"] += 1
+            g["steps"] += steps or 0
+            g["prompt_tokens"] += prompt or 0
+            g["completion_tokens"] += completion or 0
+            g["cached_tokens"] += cached or 0
+            if cost is None:
+                g["unpriced_sessions"] += 1 if (prompt or 0) else 0
+            else:
+                g["cost_usd"] = (g["cost_usd"] or 0.0) + cost
+        return sorted(groups.values(), key=lambda g: g["key"], reverse=by == "day")
 
     def expire_overdue(self, now: datetime | None = None) -> list[str]:
         """Mark sessions whose review deadline has passed as expired; returns their ids.

@@ -161,8 +161,9 @@ def test_prefect_run_is_named_and_has_summary_diff_table_and_progress_artifacts(
     markdown = " ".join(str(a.data) for a in by_type["markdown"])
     assert "NEW.md" in markdown and "### Facts" in markdown
     assert float(by_type["progress"][0].data) == 100 * 2 / 40
-    table = by_type["table"][0].data
-    assert "NEW.md" in str(table)
+    tables = {a.key.rsplit("-", 1)[0]: str(a.data) for a in by_type["table"]}
+    assert "NEW.md" in tables["agent-files"]
+    assert '"step": "TOTAL"' in tables["agent-usage"] and '"tools": "write_file"' in tables["agent-usage"]
 
 
 def test_second_run_reuses_the_mirror_and_sees_new_commits(repo, scripted, store):

@@ -1,0 +1,324 @@
+"""Agents as files: Continue compatibility, lookup order, tool rules, budgets, checks, usage, long sessions."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
+
+from tasks_lib.agent_loop import COMPACTED_MARK, estimate_tokens
+from tasks_lib.agents import AgentFileError, find_agent
+from tasks_lib.preflight import repository_reader
+from tasks_lib.prompt import CONVENTIONS_CAP, build_system_prompt
+from tasks_lib.scripted_server import calls, tool
+from tasks_lib.settings import load_settings
+from tests.conftest import git
+from tests.helpers import Background, decide, run_task, wait_for_review, write_agent
+
+FINISH = calls(tool("finish", summary="done"))
+CONTINUE_AGENT = """---
+name: PR checker
+description: Checks changes for missing tests
+model: anthropic/claude-sonnet-4-5
+tools: Read, Search, Bash(git diff*, git log*)
+rules:
+  - Every new function needs a test.
+  - Keep comments short.
+---
+Review the current change and report what is missing.
+"""
+
+
+def commit_file(repo: Path, rel: str, text: str) -> None:
+    path = repo / rel
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    git(repo, "add", rel)
+    git(repo, "commit", "-qm", f"add {rel}")
+
+
+def tool_names(request: dict) -> list[str]:
+    return [t["function"]["name"] for t in request.get("tools", [])]
+
+
+def run_logs(flow_run_id: str) -> list[str]:
+    import asyncio
+
+    async def read():
+        async with get_client() as client:
+            return await client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id])))
+
+    import time
+
+    for _ in range(50):
+        messages = [entry.message for entry in asyncio.run(read())]
+        if any("session " in m and ("completed" in m or "stopped" in m) for m in messages):
+            return messages
+        time.sleep(0.2)
+    return messages
+
+
+def test_continue_agent_file_loads_unchanged_and_its_tools_are_enforced(repo, scripted, store):
+    commit_file(repo, ".continue/agents/pr-checker.md", CONTINUE_AGENT)
+    server = scripted([
+        calls(tool("run_command", command="git diff HEAD~1 --stat")),
+        calls(tool("run_command", command="rm README.md")),
+        calls(tool("run_command", command="git log -1; rm README.md")),
+        calls(tool("write_file", path="x.txt", content="x")),
+        FINISH,
+    ])
+    result = run_task(repo, "Check the last change", agent="pr-checker")
+
+    request = server.agent_requests()[0]
+    assert tool_names(request) == ["read_file", "search", "run_command", "finish"], "excluded tools must not be offered"
+    system = request["messages"][0]["content"]
+    assert system.startswith("Review the current change and report what is missing.")
+    assert "- Every new function needs a test." in system and "- Keep comments short." in system
+    steps = store.steps(result.session_id)
+    allowed, denied, chained, excluded = (s.tool_calls[0] for s in steps[:4])
+    assert allowed.ok and "pr-checker.md" in allowed.result
+    assert denied.denied and "not allowed for 'rm README.md'" in denied.result and "git diff*, git log*" in denied.result
+    assert chained.denied and "chaining" in chained.result
+    assert not excluded.ok and "unknown tool 'write_file'" in excluded.result
+    assert (Path(store.get_session(result.session_id).workspace) / "README.md").exists()
+    row = store.get_session(result.session_id)
+    assert row.agent == "PR checker" and row.files_changed == 0
+    logs = run_logs(row.flow_run_id)
+    assert any("run_command refused by the agent's tool rules" in m for m in logs)
+
+
+def test_lookup_order_path_repository_continue_user_then_builtin(repo, tmp_path, monkeypatch):
+    home = tmp_path / "home"
+    monkeypatch.setenv("AGENT_TASKS_HOME", str(home))
+    settings = load_settings()
+
+    def source() -> str:
+        return find_agent("default", repository_reader(str(repo), None, settings)).source
+
+    assert source() == "built-in:default"
+    write_agent((home / "agents").mkdir(parents=True) or home / "agents" / "default.md", "name: mine")
+    assert source() == str(home / "agents" / "default.md")
+    commit_file(repo, ".continue/agents/default.md", "---\nname: continue-one\n---\nx")
+    assert source() == "repository:.continue/agents/default.md"
+    commit_file(repo, ".agent-tasks/agents/default.md", "---\nname: ours\n---\ny")
+    assert source() == "repository:.agent-tasks/agents/default.md"
+    explicit = write_agent(tmp_path / "explicit.md", "name: explicit")
+    assert find_agent(str(explicit), repository_reader(str(repo), None, settings)).name == "explicit"
+    # A branch is read as committed on it, and a remote through its mirror.
+    git(repo, "checkout", "-q", "dev")
+    assert find_agent("default", repository_reader(str(repo), "dev", settings)).source == str(home / "agents" / "default.md")
+    bare = tmp_path / "remote.git"
+    git(tmp_path, "clone", "-q", "--bare", str(repo), str(bare))
+    assert find_agent("default", repository_reader(f"file://{bare}", "main", settings)).name == "ours"
+    with pytest.raises(AgentFileError, match="no such agent"):
+        find_agent("nobody", repository_reader(str(repo), None, settings))
+
+
+def test_repository_agent_with_a_bad_field_names_the_file_and_field(repo, scripted, store):
+    commit_file(repo, ".agent-tasks/agents/broken.md", "---\nname: broken\nmax_steps: lots\n---\nx")
+    scripted([])
+    from tests.helpers import run_failing
+
+    failure = run_failing(repo, "Anything", agent="broken")
+    assert failure.reason == (
+        "repository:.agent-tasks/agents/broken.md: field 'max_steps': Input should be a valid integer, "
+        "unable to parse string as an integer"
+    )
+
+
+@pytest.mark.parametrize(
+    "front, expected",
+    [
+        ("name: x\nmax_turns: 3", "field 'max_turns': unknown field"),
+        ("name: x\ntools: Read, Teleport", "field 'tools': unknown tool 'Teleport'"),
+        ("name: x\ntools: {write_file: 3}", "field 'tools': write_file: use allow, exclude or a list"),
+        ("name: x\nrules: [1, 2]", "field 'rules': Input should be a valid string"),
+        ("name: x\non_accept: push", "field 'on_accept': Input should be 'branch', 'merge' or 'pull_request'"),
+        ("name: x\nprompt: hi", "field 'prompt': unknown field"),
+        ("name: x\nfix_until_green: -1", "field 'fix_until_green': Input should be greater than or equal to 0"),
+    ],
+)
+def test_agents_check_reports_the_field_and_the_problem(tmp_path, front, expected):
+    path = write_agent(tmp_path / "a.md", front)
+    proc = subprocess.run([sys.executable, "-m", "tasks_lib.cli", "agents", "check", str(path)], capture_output=True, text=True)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().startswith(f"error: {path}: {expected}")
+    assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_agents_check_list_and_show(tmp_path, repo):
+    good = tmp_path / "good.md"
+    good.write_text(CONTINUE_AGENT)
+    check = subprocess.run([sys.executable, "-m", "tasks_lib.cli", "agents", "check", str(good)], capture_output=True, text=True)
+    assert check.returncode == 0 and "ok — agent 'PR checker', tools: read_file, search, run_command, finish" in check.stdout
+    commit_file(repo, ".continue/agents/pr-checker.md", CONTINUE_AGENT)
+    listing = subprocess.run([sys.executable, "-m", "tasks_lib.cli", "agents", "list", "--repo", str(repo)],
+                             capture_output=True, text=True).stdout
+    assert "pr-checker  repository:.continue/agents/pr-checker.md" in listing
+    for builtin in ("default", "fixer", "reviewer"):
+        assert f"built-in:{builtin}" in listing
+    shown = subprocess.run([sys.executable, "-m", "tasks_lib.cli", "agents", "show", "reviewer"], capture_output=True, text=True).stdout
+    assert "tools         list_files, read_file, search, run_command(git diff*" in shown
+
+
+def test_reviewer_agent_cannot_write_or_run_writing_commands(repo, scripted, store):
+    server = scripted([calls(tool("run_command", command="touch hacked.txt")),
+                       calls(tool("run_command", command="git log --oneline -1")),
+                       calls(tool("edit_file", path="README.md", old="Hello", new="Bye")),
+                       calls(tool("finish", summary="LGTM with one nit."))])
+    result = run_task(repo, "Review the latest commit", agent="reviewer")
+    assert tool_names(server.agent_requests()[0]) == ["list_files", "read_file", "search", "run_command", "finish"]
+    first, second, third = (s.tool_calls[0] for s in store.steps(result.session_id)[:3])
+    assert first.denied and second.ok and "initial" in second.result and not third.ok
+    assert store.get_session(result.session_id).files_changed == 0
+
+
+def test_token_budget_stops_the_session_with_the_diff_kept(repo, scripted, store, tmp_path):
+    agent = write_agent(tmp_path / "tokens.md", "name: tokens\nmax_tokens: 1500")
+    scripted([dict(calls(tool("write_file", path="t.txt", content="t\n")), prompt_tokens=1000),
+              dict(calls(tool("list_files", path=".")), prompt_tokens=1000),
+              calls(tool("list_files", path="."))])
+    result = run_task(repo, "Use tokens", agent=str(agent))
+    row = store.get_session(result.session_id)
+    assert row.status == "stopped" and row.end_reason == "max_tokens" and row.steps_used == 2
+    assert row.files_changed == 1
+    assert "token limit reached (2020 of 1500 tokens)" in store.latest_summary(row.id).markdown
+
+
+def test_cost_cap_on_an_unpriced_model_warns_and_counts_tokens(repo, scripted, store, tmp_path):
+    agent = write_agent(tmp_path / "capped.md", "name: capped\nmax_cost_usd: 0.01")
+    scripted([FINISH])
+    result = run_task(repo, "Cheap work", agent=str(agent))
+    row = store.get_session(result.session_id)
+    assert row.cost_usd is None and row.prompt_tokens > 0
+    assert any("litellm has no price for openai/scripted-model" in m for m in run_logs(row.flow_run_id))
+    assert "**Cost:** unknown" in store.latest_summary(row.id).markdown
+
+
+def test_check_result_reaches_the_summary_and_the_review_form(repo, scripted, store, tmp_path, prefect_server):
+    import httpx
+
+    agent = write_agent(tmp_path / "checked.md", "name: checked\ncheck_command: test -f done.txt && echo all good")
+    scripted([calls(tool("write_file", path="done.txt", content="yes\n")), FINISH])
+    run = Background(repo, "Make it pass", agent=str(agent))
+    row = wait_for_review(store, "Make it pass", since=run.started)
+    summary = store.latest_summary(row.id).markdown
+    assert "**Check:** `test -f done.txt && echo all good` passed in" in summary
+    assert store.latest_summary(row.id).facts["check"]["passed"] is True
+    description = httpx.get(f"{prefect_server}/flow_runs/{row.flow_run_id}/input/paused-{row.review_key}-description").json()
+    assert "**Check:** `test -f done.txt && echo all good` passed in" in description
+    decide(row, "reject")
+    run.join()
+    assert [c.passed for c in store.checks(row.id)] == [True] and "all good" in store.checks(row.id)[0].output_tail
+
+
+def test_fix_until_green_gives_the_agent_another_round(repo, scripted, store, tmp_path):
+    agent = write_agent(tmp_path / "fixing.md", "name: fixing\ncheck_command: grep -q fixed status.txt\nfix_until_green: 2")
+    server = scripted([
+        calls(tool("write_file", path="status.txt", content="broken\n")), FINISH,
+        calls(tool("write_file", path="status.txt", content="fixed\n")), FINISH,
+    ])
+    result = run_task(repo, "Get it green", agent=str(agent))
+
+    checks = store.checks(result.session_id)
+    assert [(c.passed, c.fix_round) for c in checks] == [(False, 0), (True, 1)]
+    fix_request = server.agent_requests()[2]["messages"][-1]["content"]
+    assert fix_request.startswith("The check `grep -q fixed status.txt` failed (exit 1)")
+    assert [s.index for s in store.steps(result.session_id)] == [1, 2, 3, 4]
+    summary = store.latest_summary(result.session_id).markdown
+    assert "**Check:** `grep -q fixed status.txt` passed in" in summary and "after 1 fix round" in summary
+    assert result.status.value == "completed"
+
+
+def test_failing_check_without_fix_rounds_is_reported_with_its_output(repo, scripted, store, tmp_path):
+    agent = write_agent(tmp_path / "strict.md", "name: strict\ncheck_command: echo 'assert 1 == 2' && exit 3")
+    server = scripted([FINISH])
+    result = run_task(repo, "Try", agent=str(agent))
+    summary = store.latest_summary(result.session_id).markdown
+    assert "**Check:** `echo 'assert 1 == 2' && exit 3` failed (exit 3)" in summary and "assert 1 == 2" in summary
+    assert len(server.agent_requests()) == 1
+
+
+def test_usage_sums_match_what_the_model_server_reported(repo, scripted, store):
+    server = scripted([dict(calls(tool("list_files", path=".")), prompt_tokens=120, completion_tokens=7, cached_tokens=50),
+                       dict(calls(tool("read_file", path="README.md")), prompt_tokens=300, completion_tokens=11),
+                       dict(FINISH, prompt_tokens=450, completion_tokens=13)],
+                      summaries=[{"content": "### What was done\nx", "prompt_tokens": 900, "completion_tokens": 60}])
+    result = run_task(repo, "Count tokens")
+    row = store.get_session(result.session_id)
+    assert (row.prompt_tokens, row.completion_tokens) == (server.usage_sent["prompt_tokens"], server.usage_sent["completion_tokens"])
+    assert (row.prompt_tokens, row.completion_tokens, row.cached_tokens) == (1770, 91, 50)
+    steps = store.steps(row.id)
+    assert [s.prompt_tokens for s in steps] == [120, 300, 450] and steps[0].cached_tokens == 50
+    assert all(s.model_latency_s > 0 for s in steps)
+
+
+def test_usage_command_sums_by_agent_workflow_and_day(repo, scripted, store, tmp_path):
+    other = write_agent(tmp_path / "usage-other.md", "name: usage-other")
+    scripted([dict(FINISH, prompt_tokens=100, completion_tokens=5), dict(FINISH, prompt_tokens=200, completion_tokens=6)],
+             summaries=[{"content": "s", "prompt_tokens": 10, "completion_tokens": 1}] * 2)
+    run_task(repo, "Usage one")
+    run_task(repo, "Usage two", agent=str(other))
+
+    def usage(by: str) -> list[dict]:
+        proc = subprocess.run([sys.executable, "-m", "tasks_lib.cli", "usage", "--by", by, "--json"], capture_output=True, text=True)
+        return json.loads(proc.stdout)
+
+    by_agent = {g["key"]: g for g in usage("agent")}
+    assert by_agent["usage-other"]["sessions"] == 1 and by_agent["usage-other"]["prompt_tokens"] == 210
+    assert by_agent["usage-other"]["completion_tokens"] == 7
+    all_rows = store.list_sessions(limit=1000)
+    assert sum(g["prompt_tokens"] for g in usage("day")) == sum(r.prompt_tokens for r in all_rows)
+    assert sum(g["sessions"] for g in usage("workflow")) == len(all_rows)
+    assert "(manual)" in {g["key"] for g in usage("workflow")}
+
+
+def test_a_long_session_shortens_old_tool_outputs_to_stay_in_the_context_window(repo, scripted, store, tmp_path):
+    agent = write_agent(tmp_path / "small.md", "name: small\ncontext_window: 6000\nmax_steps: 20")
+    commit_file(repo, "big.txt", "".join(f"line {i:04d} " + "x" * 60 + "\n" for i in range(60)))  # ~4.3k characters
+    script = [calls(tool("read_file", path="big.txt")) for _ in range(12)] + [FINISH]
+    server = scripted(script)
+    result = run_task(repo, "Read a lot", agent=str(agent))
+
+    assert result.status.value == "completed" and store.get_session(result.session_id).steps_used == 13
+    sizes = [estimate_tokens(r["messages"]) for r in server.agent_requests()]
+    assert max(sizes) <= 4500, sizes  # 75 % of the 6000-token window
+    last = server.agent_requests()[-1]["messages"]
+    tool_outputs = [m["content"] for m in last if m["role"] == "tool"]
+    assert sum(COMPACTED_MARK in c for c in tool_outputs) >= 8
+    assert COMPACTED_MARK not in tool_outputs[-1] and "line 0059" in tool_outputs[-1]
+    assert sum(s.compacted for s in store.steps(result.session_id)) >= 8
+
+
+def test_conventions_files_go_into_the_prompt_with_headings_and_a_reported_cap(repo, tmp_path):
+    from tasks_lib.agents import find_agent as find
+
+    (repo / "AGENTS.md").write_text("Use tabs.")
+    (repo / ".continue" / "rules").mkdir(parents=True)
+    (repo / ".continue" / "rules" / "style.md").write_text("---\nname: style\nalwaysApply: true\n---\nPrefer small functions.")
+    (repo / "CLAUDE.md").write_text("Explain your plan first.")
+    (repo / ".cursorrules").write_text("No globals.")
+    (repo / ".github").mkdir()
+    (repo / ".github" / "copilot-instructions.md").write_text("Write docstrings.")
+
+    prompt, notes = build_system_prompt(find("default"), repo, "Do it")
+    expected = [("AGENTS.md", "Use tabs."), (".continue/rules/style.md", "Prefer small functions."),
+                ("CLAUDE.md", "Explain your plan first."), (".cursorrules", "No globals."),
+                (".github/copilot-instructions.md", "Write docstrings.")]
+    positions = [prompt.index(f"## Repository conventions: {heading}\n{body}") for heading, body in expected]
+    assert positions == sorted(positions) and notes == []
+    assert "alwaysApply" not in prompt and "- Never commit, push or change git branches" in prompt
+    assert prompt.rstrip().endswith("## Task\nDo it")
+
+    (repo / "CLAUDE.md").write_text("C" * (CONVENTIONS_CAP + 5000))
+    prompt, notes = build_system_prompt(find("default"), repo, "Do it")
+    assert notes[0].startswith("CLAUDE.md cut at ") and notes[0].endswith(f"of {CONVENTIONS_CAP + 5000} characters (conventions cap {CONVENTIONS_CAP})")
+    assert notes[1:] == [f".cursorrules left out: the conventions cap of {CONVENTIONS_CAP} characters was reached",
+                         f".github/copilot-instructions.md left out: the conventions cap of {CONVENTIONS_CAP} characters was reached"]
+    assert "CLAUDE.md cut here" in prompt and "No globals." not in prompt
