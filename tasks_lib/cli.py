@@ -13,6 +13,7 @@ from typing import Any, Optional
 import typer
 from rich.console import Console
 from rich.markdown import Markdown
+from rich.markup import escape
 from rich.table import Table
 
 import tasks_lib  # noqa: F401  (quiet defaults)
@@ -481,6 +482,96 @@ def usage(
     wide.print(table)
     if any(g["unpriced_sessions"] for g in groups):
         out.print("+ some sessions used models without a known price: their cost is not included")
+
+
+workflows_app = typer.Typer(help="Workflows: agents on schedules and events (deployments/workflows.yaml).", no_args_is_help=True)
+app.add_typer(workflows_app, name="workflows")
+
+
+def _workflows():
+    from deployments.workflows import WorkflowError, load_workflows
+
+    try:
+        return load_workflows()
+    except WorkflowError as exc:
+        raise CliError(str(exc)) from None
+
+
+@workflows_app.command("list")
+def workflows_list() -> None:
+    """The workflows, with their agent and what starts them."""
+    table = Table(box=None, pad_edge=False)
+    for col in ("name", "agent", "starts on", "description"):
+        table.add_column(col)
+    for w in _workflows():
+        if w.trigger:
+            starts = f"event {w.trigger.event}" + "".join(f" [{k}={v}]" for k, v in w.trigger.match.items())
+        elif w.schedule:
+            s = w.schedule
+            starts = (f"cron {s.cron}" if s.cron else f"every {s.interval}s" if s.interval else f"rrule {s.rrule}") + (
+                "" if s.active else " (inactive)")
+        else:
+            starts = "manual"
+        table.add_row(w.name, w.agent, escape(starts), escape(w.description))
+    wide.print(table)
+
+
+@workflows_app.command("render")
+def workflows_render(output: Optional[str] = typer.Option(None, "--output", "-o", help="Write here instead of stdout.")) -> None:
+    """Print (or write) the prefect.yaml made from the workflows."""
+    from deployments.workflows import render_prefect_yaml
+
+    text = render_prefect_yaml(_workflows())
+    if output:
+        with open(output, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        out.print(f"wrote {output}")
+    else:
+        sys.stdout.write(text)
+
+
+@workflows_app.command("check")
+def workflows_check(file: str = typer.Option("prefect.yaml", "--file", help="The prefect.yaml to compare.")) -> None:
+    """Fail when prefect.yaml differs from what the workflows make (they must never drift apart)."""
+    from deployments.workflows import render_prefect_yaml
+
+    try:
+        current = open(file, encoding="utf-8").read()
+    except OSError as exc:
+        raise CliError(f"{file}: {exc.strerror}") from None
+    if current != render_prefect_yaml(_workflows()):
+        raise CliError(f"{file} is out of date with the workflows; run: agent-tasks workflows render -o {file}")
+    out.print(f"{file} matches the workflows")
+
+
+@app.command()
+def up(
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on."),
+    port: int = typer.Option(4200, "--port", help="Prefect server and UI port."),
+    relay_port: int = typer.Option(8765, "--relay-port", help="Webhook relay port."),
+) -> None:
+    """Start the local stack: Prefect server with its UI, the workflows served, and the webhook relay.
+
+    Ctrl-C stops everything.
+    """
+    from tasks_lib.stack import Stack, StackError
+
+    stack = Stack(host, port, relay_port)
+    try:
+        stack.start(err)
+        out.print(f"Prefect UI     http://{host}:{port}")
+        out.print(f"Prefect API    {stack.api_url}")
+        out.print(f"Webhook relay  http://{host}:{relay_port}/webhooks/github  (and /webhooks/<name>)")
+        out.print(f"Workflows      {', '.join(w.name for w in _workflows())}")
+        out.print("Ctrl-C to stop.")
+        stack.wait()
+    except StackError as exc:
+        raise CliError(str(exc)) from None
+    except KeyboardInterrupt:
+        err.print("stopping…")
+    finally:
+        stack.stop()
+    err.print("stopped")
 
 
 def main() -> None:

@@ -31,6 +31,9 @@ class TaskRequest(BaseModel):
         default=True,
         description="Wait for a reviewer's decision (accept, request changes, reject, retry) after the summary.",
     )
+    trigger: dict[str, Any] | None = Field(
+        default=None, description="The event that started this run (set by workflow triggers)."
+    )
     on_accept: Literal["branch", "merge", "pull_request"] | None = Field(
         default=None,
         description="What accept does: 'branch' (default), 'merge' into the base branch, or 'pull_request'. "

@@ -154,6 +154,15 @@ class CheckRow(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
+class DeliveryRow(Base):
+    """A webhook delivery the relay has already turned into an event."""
+
+    __tablename__ = "deliveries"
+
+    id: Mapped[str] = mapped_column(String(300), primary_key=True)
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
 _engines: dict[str, Engine] = {}
 _engines_lock = threading.Lock()
 
@@ -393,6 +402,24 @@ class Store:
         query = select(ReviewRow).where(ReviewRow.session_id == session_id).order_by(ReviewRow.id)
         with self._db() as db:
             return list(db.scalars(query).all())
+
+    def record_delivery(self, delivery_id: str) -> bool:
+        """Remember a webhook delivery; False when it was seen before (a redelivery)."""
+        from sqlalchemy.exc import IntegrityError
+
+        try:
+            with self._db() as db:
+                db.add(DeliveryRow(id=delivery_id))
+        except IntegrityError:
+            return False
+        return True
+
+    def forget_delivery(self, delivery_id: str) -> None:
+        """Forget a delivery whose event could not be emitted, so a redelivery is accepted."""
+        with self._db() as db:
+            row = db.get(DeliveryRow, delivery_id)
+            if row is not None:
+                db.delete(row)
 
     def usage_by(self, by: str) -> list[dict[str, Any]]:
         """Sessions, steps, tokens and cost summed by agent, workflow or day (newest day first)."""

@@ -1,0 +1,206 @@
+"""Webhook relay: turns signed GitHub deliveries and named webhooks into Prefect events.
+
+OSS Prefect has no webhooks, so this small ASGI app receives them, checks who sent them, and posts
+one event per accepted delivery to the Prefect API, where deployment triggers pick them up.
+
+    uvicorn deployments.relay:app --host 127.0.0.1 --port 8765
+
+- ``POST /webhooks/github``: ``X-Hub-Signature-256`` must be the HMAC-SHA256 of the body with
+  ``AGENT_TASKS_WEBHOOK_SECRET`` (without a secret every delivery is refused). The delivery becomes
+  the event ``github.<event>.<action>`` (``issues`` is called ``issue``) on the resource
+  ``github.repo.<owner>/<name>``; ``X-GitHub-Delivery`` de-duplicates.
+- ``POST /webhooks/{name}``: authenticated by ``AGENT_TASKS_WEBHOOK_SECRET_<NAME>`` as a bearer token or
+  as ``X-Signature-256: sha256=<hmac>``; becomes ``webhook.<name>`` with the JSON body as payload.
+- ``GET /healthz``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+import re
+import uuid
+from datetime import datetime, timezone
+from typing import Any
+
+import httpx
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+import tasks_lib  # noqa: F401  (quiet defaults)
+
+MAX_BODY = 1024 * 1024
+GITHUB_EVENT_NAMES = {"issues": "issue"}
+HOOK_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+
+app = FastAPI(title="agent-tasks webhook relay", docs_url=None, redoc_url=None, openapi_url=None)
+
+
+def refuse(status: int, reason: str) -> JSONResponse:
+    """A short error answer; nothing is emitted."""
+    return JSONResponse({"error": reason}, status_code=status)
+
+
+async def read_body(request: Request) -> bytes | JSONResponse:
+    """The request body, or 413 past 1 MiB (checked before and while reading)."""
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > MAX_BODY:
+        return refuse(413, "payload larger than 1 MiB")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_BODY:
+            return refuse(413, "payload larger than 1 MiB")
+    return bytes(body)
+
+
+def signature_ok(secret: str, body: bytes, header: str | None) -> bool:
+    """Constant-time check of a `sha256=<hex>` HMAC header."""
+    if not header or not header.startswith("sha256="):
+        return False
+    expected = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    return hmac.compare_digest(expected, header.strip())
+
+
+def github_event(event: str, delivery: str, body: dict[str, Any]) -> dict[str, Any]:
+    """A GitHub delivery as a Prefect event: name, resource labels and the useful payload fields."""
+    action = body.get("action")
+    name = f"github.{GITHUB_EVENT_NAMES.get(event, event)}" + (f".{action}" if action else "")
+    repo = body.get("repository") or {}
+    full_name = repo.get("full_name") or "unknown/unknown"
+    issue = body.get("issue") or {}
+    pull = body.get("pull_request") or {}
+    check = body.get("check_run") or {}
+    subject = pull or issue
+    payload: dict[str, Any] = {
+        "delivery": delivery,
+        "action": action,
+        "repository": full_name,
+        "clone_url": repo.get("clone_url") or f"https://github.com/{full_name}.git",
+        "default_branch": repo.get("default_branch") or "main",
+        "sender": (body.get("sender") or {}).get("login"),
+    }
+    if subject:
+        payload.update(number=subject.get("number"), title=subject.get("title") or "", body=subject.get("body") or "",
+                       url=subject.get("html_url"))
+    if pull:
+        payload.update(branch=(pull.get("head") or {}).get("ref"), base_branch=(pull.get("base") or {}).get("ref"))
+    if check:
+        suite = check.get("check_suite") or {}
+        output = check.get("output") or {}
+        payload.update(title=check.get("name") or "", url=check.get("html_url"), conclusion=check.get("conclusion"),
+                       branch=suite.get("head_branch"), head_sha=check.get("head_sha"),
+                       body=(output.get("title") or "") + ("\n\n" + output["summary"] if output.get("summary") else ""))
+    if body.get("label"):
+        payload["label"] = body["label"].get("name")
+    resource = {"prefect.resource.id": f"github.repo.{full_name}", "prefect.resource.name": full_name,
+                "github.repo": full_name, "github.event": event}
+    if payload.get("label"):
+        resource["github.label"] = payload["label"]
+    if payload.get("conclusion"):
+        resource["github.conclusion"] = payload["conclusion"]
+    return {"event": name, "resource": resource, "payload": payload}
+
+
+def webhook_event(name: str, body: Any) -> dict[str, Any]:
+    """A named webhook's JSON body as a Prefect event."""
+    text = json.dumps(body, indent=2, ensure_ascii=False)
+    return {
+        "event": f"webhook.{name}",
+        "resource": {"prefect.resource.id": f"webhook.{name}", "prefect.resource.name": name},
+        "payload": {"body": body, "body_text": text[:20_000]},
+    }
+
+
+def emit(event: dict[str, Any], event_id: str) -> None:
+    """Post the event to the Prefect API (PREFECT_API_URL or Prefect's configured server)."""
+    api = os.environ.get("PREFECT_API_URL")
+    if not api:
+        from prefect.settings import PREFECT_API_URL
+
+        api = PREFECT_API_URL.value()
+    if not api:
+        raise RuntimeError("PREFECT_API_URL is not set: the relay needs a Prefect server to send events to")
+    event = {"id": event_id, "occurred": datetime.now(timezone.utc).isoformat(), **event}
+    response = httpx.post(f"{api.rstrip('/')}/events", json=[event], timeout=30)
+    response.raise_for_status()
+
+
+def emit_once(source: str, delivery: str | None, event: dict[str, Any]) -> JSONResponse:
+    """Emit unless the delivery was seen; a failed emit forgets the delivery so a redelivery can succeed."""
+    from tasks_lib.store import open_store
+
+    key = f"{source}:{delivery}" if delivery else None
+    if key and not open_store().record_delivery(key):
+        return JSONResponse({"duplicate": True, "delivery": delivery}, status_code=200)
+    event_id = str(uuid.uuid4())
+    try:
+        emit(event, event_id)
+    except (httpx.HTTPError, RuntimeError) as exc:
+        if key:
+            open_store().forget_delivery(key)
+        return refuse(502, f"could not hand the event to Prefect: {exc}")
+    return JSONResponse({"event_id": event_id}, status_code=202)
+
+
+def _json(body: bytes) -> Any | JSONResponse:
+    try:
+        return json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        return refuse(400, "body is not valid JSON")
+
+
+@app.get("/healthz")
+def healthz() -> dict[str, Any]:
+    """Liveness, and whether a GitHub secret is configured."""
+    return {"ok": True, "github_secret": bool(os.environ.get("AGENT_TASKS_WEBHOOK_SECRET"))}
+
+
+@app.post("/webhooks/github")
+async def github(request: Request) -> JSONResponse:
+    """Receive a GitHub delivery; 202 with the event id when accepted."""
+    secret = os.environ.get("AGENT_TASKS_WEBHOOK_SECRET")
+    if not secret:
+        return refuse(401, "no webhook secret configured (AGENT_TASKS_WEBHOOK_SECRET)")
+    body = await read_body(request)
+    if isinstance(body, JSONResponse):
+        return body
+    if not signature_ok(secret, body, request.headers.get("x-hub-signature-256")):
+        return refuse(401, "missing or invalid X-Hub-Signature-256")
+    event_name = request.headers.get("x-github-event")
+    delivery = request.headers.get("x-github-delivery")
+    if not event_name or not delivery:
+        return refuse(400, "missing X-GitHub-Event or X-GitHub-Delivery")
+    data = _json(body)
+    if isinstance(data, JSONResponse):
+        return data
+    if not isinstance(data, dict):
+        return refuse(400, "body must be a JSON object")
+    if event_name == "ping":
+        return JSONResponse({"ok": True, "pong": True}, status_code=200)
+    return emit_once("github", delivery, github_event(event_name, delivery, data))
+
+
+@app.post("/webhooks/{name}")
+async def named(name: str, request: Request) -> JSONResponse:
+    """Receive a named webhook authenticated by its own secret; 202 with the event id when accepted."""
+    if not HOOK_NAME.match(name):
+        return refuse(400, "webhook names are lowercase letters, digits and dashes")
+    secret = os.environ.get(f"AGENT_TASKS_WEBHOOK_SECRET_{name.upper().replace('-', '_')}")
+    body = await read_body(request)
+    if isinstance(body, JSONResponse):
+        return body
+    bearer = request.headers.get("authorization", "")
+    authorized = bool(secret) and (
+        hmac.compare_digest(bearer.encode(), f"Bearer {secret}".encode())
+        or signature_ok(secret, body, request.headers.get("x-signature-256"))
+    )
+    if not authorized:
+        return refuse(401, "unknown webhook or bad credentials")
+    data = _json(body)
+    if isinstance(data, JSONResponse):
+        return data
+    delivery = request.headers.get("x-delivery-id") or request.headers.get("idempotency-key")
+    return emit_once(f"webhook.{name}", delivery, webhook_event(name, data))

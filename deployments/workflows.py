@@ -1,0 +1,239 @@
+"""Workflows: the one definition from which both the served deployments and prefect.yaml are made."""
+
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+ENTRYPOINT = "flows/agent_task.py:agent_task"
+SHIPPED_WORKFLOWS = Path(__file__).with_name("workflows.yaml")
+WORK_POOL = "local-process"
+PREFECT_VERSION = "3.9.1"  # the version prefect.yaml was written for (kept fixed so renders are stable)
+REQUEST_FIELDS = {"repository", "branch", "instructions", "agent", "model", "reviewer", "review", "on_accept"}
+# What every event-started session records about the event that started it.
+TRIGGER_RECORD = {
+    "event": "{{ event.event }}",
+    "id": "{{ event.id }}",
+    "occurred": "{{ event.occurred }}",
+    "resource": "{{ event.resource.id }}",
+    "url": "{{ event.payload.url }}",
+    "title": "{{ event.payload.title }}",
+    "number": "{{ event.payload.number }}",
+}
+
+
+class WorkflowError(ValueError):
+    """The workflows file cannot be used; the message says where and why."""
+
+
+class Schedule(BaseModel):
+    """When a workflow runs: exactly one of cron, interval (seconds) or rrule."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    cron: str | None = None
+    interval: int | None = Field(default=None, gt=0)
+    rrule: str | None = None
+    timezone: str | None = None
+    active: bool = True
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> "Schedule":
+        if sum(x is not None for x in (self.cron, self.interval, self.rrule)) != 1:
+            raise ValueError("a schedule needs exactly one of cron, interval or rrule")
+        return self
+
+
+class Trigger(BaseModel):
+    """Which event starts a workflow, optionally only for events whose resource has these labels."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    event: str
+    match: dict[str, str] = Field(default_factory=dict)
+    enabled: bool = True
+
+
+class Workflow(BaseModel):
+    """An agent + a repository/branch + an instructions template + a reviewer + a schedule or trigger."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$")
+    description: str = ""
+    agent: str = "default"
+    request: dict[str, Any] = Field(default_factory=dict)
+    schedule: Schedule | None = None
+    trigger: Trigger | None = None
+    tags: list[str] = Field(default_factory=list)
+    concurrency_limit: int | None = Field(default=None, ge=1)
+
+    @model_validator(mode="after")
+    def _check(self) -> "Workflow":
+        unknown = set(self.request) - REQUEST_FIELDS
+        if unknown:
+            raise ValueError(f"request: unknown field(s) {', '.join(sorted(unknown))}; known: {', '.join(sorted(REQUEST_FIELDS))}")
+        if self.schedule and self.trigger:
+            raise ValueError("a workflow has a schedule or a trigger, not both")
+        return self
+
+    def request_parameters(self) -> dict[str, Any] | None:
+        """The flow's `request` parameter for this workflow (templates left for Prefect to render)."""
+        if not self.request:
+            return None
+        request = {"agent": self.agent, **self.request}
+        if self.trigger:
+            request["trigger"] = dict(TRIGGER_RECORD)
+        return request
+
+    @property
+    def all_tags(self) -> list[str]:
+        """Deployment tags: agent-tasks, the agent, and the workflow's own."""
+        return ["agent-tasks", f"agent:{self.agent}", *self.tags]
+
+
+def workflows_file() -> Path | None:
+    """The workflows file chosen with AGENT_TASKS_WORKFLOWS, if any."""
+    chosen = os.environ.get("AGENT_TASKS_WORKFLOWS")
+    return Path(chosen).expanduser() if chosen else None
+
+
+def load_workflows(path: Path | None = None) -> list[Workflow]:
+    """Read the workflows file (AGENT_TASKS_WORKFLOWS, or the one shipped in deployments/)."""
+    path = path or workflows_file()
+    source = str(path) if path else "deployments/workflows.yaml"
+    try:
+        text = (path or SHIPPED_WORKFLOWS).read_text()
+        data = yaml.safe_load(text) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise WorkflowError(f"{source}: {exc}") from None
+    items = data.get("workflows") if isinstance(data, dict) else None
+    if not isinstance(items, list):
+        raise WorkflowError(f"{source}: expected a top-level 'workflows:' list")
+    workflows = []
+    for i, item in enumerate(items):
+        try:
+            workflows.append(Workflow.model_validate(item))
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            where = ".".join(str(p) for p in err["loc"]) or "workflow"
+            name = item.get("name", f"#{i + 1}") if isinstance(item, dict) else f"#{i + 1}"
+            raise WorkflowError(f"{source}: workflow {name}: {where}: {err['msg'].removeprefix('Value error, ')}") from None
+    names = [w.name for w in workflows]
+    duplicates = {n for n in names if names.count(n) > 1}
+    if duplicates:
+        raise WorkflowError(f"{source}: duplicate workflow names: {', '.join(sorted(duplicates))}")
+    return workflows
+
+
+def trigger_spec(workflow: Workflow) -> dict[str, Any] | None:
+    """The event trigger of a workflow in prefect.yaml's shape (also used to build served triggers)."""
+    if workflow.trigger is None:
+        return None
+    match = {"prefect.resource.id": _resource_pattern(workflow.trigger.event), **workflow.trigger.match}
+    spec: dict[str, Any] = {
+        "type": "event",
+        "name": f"{workflow.name}-trigger",
+        "enabled": workflow.trigger.enabled,
+        "expect": [workflow.trigger.event],
+        "match": match,
+    }
+    params = workflow.request_parameters()
+    if params:
+        spec["parameters"] = {"request": params}
+    return spec
+
+
+def _resource_pattern(event: str) -> str:
+    """The resource id pattern that events of this kind carry (see the relay)."""
+    if event.startswith("github."):
+        return "github.repo.*"
+    if event.startswith("webhook."):
+        return f"webhook.{event.split('.', 1)[1]}"
+    return "*"
+
+
+def schedule_spec(workflow: Workflow) -> dict[str, Any] | None:
+    """The schedule of a workflow in prefect.yaml's shape."""
+    if workflow.schedule is None:
+        return None
+    return workflow.schedule.model_dump(exclude_none=True)
+
+
+def deployment_spec(workflow: Workflow) -> dict[str, Any]:
+    """One `deployments:` entry of prefect.yaml."""
+    spec: dict[str, Any] = {
+        "name": workflow.name,
+        "description": workflow.description,
+        "entrypoint": ENTRYPOINT,
+        "tags": workflow.all_tags,
+        "work_pool": {"name": WORK_POOL},
+    }
+    params = workflow.request_parameters()
+    if params and not workflow.trigger:
+        spec["parameters"] = {"request": params}
+    if workflow.schedule:
+        spec["schedules"] = [schedule_spec(workflow)]
+    if workflow.trigger:
+        spec["triggers"] = [trigger_spec(workflow)]
+    if workflow.concurrency_limit:
+        spec["concurrency_limit"] = workflow.concurrency_limit
+    return spec
+
+
+def render_prefect_yaml(workflows: list[Workflow]) -> str:
+    """prefect.yaml for `prefect deploy --all`, made from the workflows."""
+    document = {
+        "name": "prefect-agent-tasks",
+        "prefect-version": PREFECT_VERSION,
+        "build": None,
+        "push": None,
+        "pull": [{"prefect.deployments.steps.set_working_directory": {"directory": "{{ $AGENT_TASKS_PROJECT_DIR }}"}}],
+        "deployments": [deployment_spec(w) for w in workflows],
+    }
+    header = (
+        "# Generated from deployments/workflows.yaml by `agent-tasks workflows render`; do not edit by hand.\n"
+        "# Deploy: prefect work-pool create local-process --type process\n"
+        "#         AGENT_TASKS_PROJECT_DIR=$PWD prefect --no-prompt deploy --all\n"
+        "# Workers: AGENT_TASKS_PROJECT_DIR=/path/to/this/checkout prefect worker start --pool local-process\n"
+    )
+    return header + yaml.safe_dump(document, sort_keys=False, width=100, allow_unicode=True)
+
+
+def runner_deployments(workflows: list[Workflow]):
+    """The workflows as deployments for `serve()` (same names, parameters, schedules and triggers)."""
+    from prefect.events import DeploymentEventTrigger
+    from prefect.schedules import Schedule as PrefectSchedule
+
+    from flows.agent_task import agent_task
+
+    deployments = []
+    for w in workflows:
+        schedules = None
+        if w.schedule:
+            s = w.schedule
+            every = timedelta(seconds=s.interval) if s.interval else None
+            schedules = [PrefectSchedule(cron=s.cron, interval=every, rrule=s.rrule, timezone=s.timezone, active=s.active)]
+        triggers = None
+        if w.trigger:
+            spec = trigger_spec(w)
+            triggers = [DeploymentEventTrigger(
+                name=spec["name"], enabled=spec["enabled"], expect=set(spec["expect"]), match=spec["match"],
+                parameters=spec.get("parameters"),
+            )]
+        params = w.request_parameters()
+        deployments.append(agent_task.to_deployment(
+            name=w.name,
+            description=w.description,
+            tags=w.all_tags,
+            parameters={"request": params} if params and not w.trigger else None,
+            schedules=schedules,
+            triggers=triggers,
+            concurrency_limit=w.concurrency_limit,
+        ))
+    return deployments

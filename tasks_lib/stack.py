@@ -1,0 +1,93 @@
+"""The local stack behind `agent-tasks up`: Prefect server + UI, served workflows, webhook relay."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import httpx
+
+
+class StackError(RuntimeError):
+    """A part of the stack did not start or stopped by itself."""
+
+
+class Stack:
+    """Starts the three processes, watches them, and stops them in reverse order."""
+
+    def __init__(self, host: str, port: int, relay_port: int):
+        self.host, self.port, self.relay_port = host, port, relay_port
+        self.api_url = f"http://{host}:{port}/api"
+        self.procs: list[tuple[str, subprocess.Popen]] = []
+        self.env = {
+            **os.environ,
+            "PREFECT_API_URL": self.api_url,
+            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+            "DO_NOT_TRACK": "1",
+            "LITELLM_LOCAL_MODEL_COST_MAP": os.environ.get("LITELLM_LOCAL_MODEL_COST_MAP", "True"),
+        }
+
+    def _spawn(self, name: str, args: list[str]) -> None:
+        # Own session: Ctrl-C reaches only `up`, which then stops the parts in order.
+        proc = subprocess.Popen([sys.executable, *args], env=self.env, start_new_session=True)
+        self.procs.append((name, proc))
+
+    def _wait_http(self, name: str, url: str, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.check()
+            try:
+                if httpx.get(url, timeout=2).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.5)
+        raise StackError(f"{name} did not answer on {url} within {timeout:.0f}s")
+
+    def start(self, console) -> None:
+        """Start the server, then the workflows and the relay; returns when all answer."""
+        signal.signal(signal.SIGTERM, _raise_interrupt)
+        console.print(f"starting Prefect server on {self.host}:{self.port} …")
+        self._spawn("prefect server", ["-m", "prefect", "server", "start", "--host", self.host, "--port", str(self.port)])
+        self._wait_http("prefect server", f"{self.api_url}/health", 180)
+        console.print("serving workflows …")
+        self._spawn("workflows", ["-m", "deployments.serve"])
+        console.print(f"starting webhook relay on {self.host}:{self.relay_port} …")
+        self._spawn("relay", ["-m", "uvicorn", "deployments.relay:app", "--host", self.host, "--port", str(self.relay_port),
+                              "--log-level", "warning"])
+        self._wait_http("webhook relay", f"http://{self.host}:{self.relay_port}/healthz", 60)
+
+    def check(self) -> None:
+        """Raise StackError when a part has exited."""
+        for name, proc in self.procs:
+            if proc.poll() is not None:
+                raise StackError(f"{name} exited with code {proc.returncode}")
+
+    def wait(self) -> None:
+        """Block until interrupted or until a part stops by itself."""
+        while True:
+            self.check()
+            time.sleep(1)
+
+    def stop(self) -> None:
+        """Stop the parts in reverse order: SIGINT, then SIGTERM, then SIGKILL."""
+        for name, proc in reversed(self.procs):
+            for sig, grace in ((signal.SIGINT, 15), (signal.SIGTERM, 5), (signal.SIGKILL, 5)):
+                if proc.poll() is not None:
+                    break
+                try:
+                    os.killpg(proc.pid, sig)
+                except ProcessLookupError:
+                    break
+                try:
+                    proc.wait(grace)
+                except subprocess.TimeoutExpired:
+                    continue
+        self.procs.clear()
+
+
+def _raise_interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
