@@ -8,15 +8,44 @@ from __future__ import annotations
 import os
 
 import tasks_lib  # noqa: F401  (quiet defaults)
-from deployments.workflows import load_workflows, runner_deployments
+from deployments.workflows import Workflow, load_workflows, runner_deployments
+
+
+def take_over(workflows: list[Workflow]) -> list[str]:
+    """Remove deployments of the same names that `prefect deploy` made for a work pool; returns their names.
+
+    serve() updates deployments in place but keeps a work pool's pull steps, which a served run
+    cannot follow, so those deployments are replaced instead.
+    """
+    from prefect.client.orchestration import get_client
+    from prefect.exceptions import ObjectNotFound
+    from prefect.logging import get_logger
+
+    replaced = []
+    with get_client(sync_client=True) as client:
+        for workflow in workflows:
+            try:
+                deployment = client.read_deployment_by_name(f"agent-task/{workflow.name}")
+            except ObjectNotFound:
+                continue
+            if deployment.work_pool_name or deployment.pull_steps:
+                get_logger("agent-tasks").warning(
+                    "replacing deployment agent-task/%s (made by `prefect deploy` for work pool %s) with a served one",
+                    workflow.name, deployment.work_pool_name,
+                )
+                client.delete_deployment(deployment.id)
+                replaced.append(workflow.name)
+    return replaced
 
 
 def main() -> None:
     """Serve the workflows until interrupted; runs happen in subprocesses, at most AGENT_TASKS_SERVE_LIMIT at once."""
     from prefect import serve
 
+    workflows = load_workflows()
+    take_over(workflows)
     limit = int(os.environ.get("AGENT_TASKS_SERVE_LIMIT", "4"))
-    serve(*runner_deployments(load_workflows()), limit=limit, print_starting_message=False)
+    serve(*runner_deployments(workflows), limit=limit, print_starting_message=False)
 
 
 if __name__ == "__main__":

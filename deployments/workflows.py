@@ -18,12 +18,12 @@ REQUEST_FIELDS = {"repository", "branch", "instructions", "agent", "model", "rev
 # What every event-started session records about the event that started it.
 TRIGGER_RECORD = {
     "event": "{{ event.event }}",
-    "id": "{{ event.id }}",
-    "occurred": "{{ event.occurred }}",
+    "id": "{{ event.id | string }}",  # single expressions get `| tojson`: UUIDs and datetimes must be strings
+    "occurred": "{{ event.occurred | string }}",
     "resource": "{{ event.resource.id }}",
-    "url": "{{ event.payload.url }}",
-    "title": "{{ event.payload.title }}",
-    "number": "{{ event.payload.number }}",
+    "url": "{{ event.payload.url | default(none) }}",
+    "title": "{{ event.payload.title | default(none) }}",
+    "number": "{{ event.payload.number | default(none) }}",
 }
 
 
@@ -121,9 +121,9 @@ def load_workflows(path: Path | None = None) -> list[Workflow]:
             workflows.append(Workflow.model_validate(item))
         except ValidationError as exc:
             err = exc.errors()[0]
-            where = ".".join(str(p) for p in err["loc"]) or "workflow"
+            where = "".join(f"{p}: " for p in [".".join(str(p) for p in err["loc"])] if p)
             name = item.get("name", f"#{i + 1}") if isinstance(item, dict) else f"#{i + 1}"
-            raise WorkflowError(f"{source}: workflow {name}: {where}: {err['msg'].removeprefix('Value error, ')}") from None
+            raise WorkflowError(f"{source}: workflow {name}: {where}{err['msg'].removeprefix('Value error, ')}") from None
     names = [w.name for w in workflows]
     duplicates = {n for n in names if names.count(n) > 1}
     if duplicates:

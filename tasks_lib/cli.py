@@ -146,6 +146,11 @@ def _print_session(session_id: str, summary: bool) -> None:
         out.print(f"branch   {row.work_branch} (from {row.branch}@{(row.base_commit or '')[:10]})")
     if row.workspace:
         out.print(f"workspace {row.workspace}")
+    trigger = (row.request or {}).get("trigger")
+    if trigger:
+        from tasks_lib.render import trigger_line
+
+        out.print(f"started  by {trigger_line(trigger)}" + (f" (workflow {row.workflow})" if row.workflow else ""), markup=False)
     if row.delivered_to:
         out.print(f"delivered {row.delivered_commit[:10] if row.delivered_commit else ''} → {row.delivered_to}")
     if row.iteration > 1:
@@ -238,8 +243,14 @@ def _resume(session_id: str, decision: str, feedback: str, instructions: str) ->
         errors = getattr(exc, "errors", lambda: [])()
         raise CliError(errors[0]["msg"] if errors else str(exc)) from None
     with get_client(sync_client=True) as client:
-        run = client.read_flow_run(row.flow_run_id)
-        if run.state is None or run.state.type != StateType.PAUSED:
+        deadline = time.monotonic() + 15  # the session is marked just before the run pauses
+        while True:
+            run = client.read_flow_run(row.flow_run_id)
+            ready = run.state is not None and run.state.type == StateType.PAUSED and run.state.state_details.pause_key == row.review_key
+            if ready or time.monotonic() > deadline:
+                break
+            time.sleep(0.3)
+        if not ready:
             raise CliError(f"session {row.id[:8]}: its flow run is {run.state.name if run.state else 'unknown'}, not paused")
         result = client.resume_flow_run(row.flow_run_id, run_input=payload)
     if result.status.value != "ACCEPT":

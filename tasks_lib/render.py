@@ -10,6 +10,16 @@ from typing import Any
 import unidiff
 
 
+def trigger_line(trigger: dict[str, Any]) -> str:
+    """The event that started a session, in one line."""
+    parts = [str(trigger.get("event") or "an event")]
+    if trigger.get("title"):
+        parts.append(f"“{trigger['title']}”")
+    if trigger.get("url"):
+        parts.append(str(trigger["url"]))
+    return " ".join(parts)
+
+
 @dataclass
 class Row:
     """One line of a side-by-side view; kind is context, change, delete, insert or hunk."""
@@ -144,6 +154,8 @@ def review_page(session: dict[str, Any]) -> str:
         f" · <b>Repository</b> {e(session['repository'])}@{e(str(session.get('branch')))}"
         f" · <b>Work branch</b> {e(str(session.get('work_branch')))} · <b>Reviewer</b> {e(str(session.get('reviewer') or 'anyone'))}"
         f" · <b>Iteration</b> {session.get('iteration', 1)}</p>",
+        (f"<p class='meta'><b>Started by</b> {e(trigger_line(session['request']['trigger']))}</p>"
+         if (session.get("request") or {}).get("trigger") else ""),
         f"<p class='meta'>To decide: <code>agent-tasks review {e(session['id'][:8])} accept|request-changes|reject|retry</code></p>",
         "</header><main>",
         "<section id='summary'>",

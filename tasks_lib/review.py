@@ -55,11 +55,14 @@ def review_description(
     check: str | None = None,
     notice: str | None = None,
     rounds_left: int | None = None,
+    started_by: str | None = None,
 ) -> str:
     """The markdown shown above the resume form."""
     lines = [f"## Review session `{session_id[:8]}` — iteration {iteration}", ""]
     if notice:
         lines += [f"> **{notice}**", ""]
+    if started_by:
+        lines += [f"**Started by:** {started_by}", ""]
     lines.append(f"**Reviewer:** {reviewer or 'anyone'} · **Work branch:** `{work_branch}`")
     lines.append(f"**Diff:** {diffstat}" + (f" · **since last review:** {increment}" if increment else ""))
     if check:

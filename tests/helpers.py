@@ -77,11 +77,32 @@ def wait_for_review(store, instructions: str, after_key: str | None = None, time
             created = row.created_at if row.created_at.tzinfo else row.created_at.replace(tzinfo=timezone.utc)
             if row.request.get("instructions") == instructions and created >= since:
                 if row.status == "awaiting_review" and row.review_key != after_key:
-                    return row
+                    return wait_paused(row, deadline)
                 if row.status in ("failed", "completed", "stopped"):
                     raise AssertionError(f"session ended as {row.status}: {row.status_reason}")
         time.sleep(0.2)
     raise AssertionError(f"no session with {instructions!r} reached awaiting_review")
+
+
+def wait_paused(row, deadline: float):
+    """The row once Prefect has its run paused (or suspended) under the row's review key, form saved."""
+    import time
+    from uuid import UUID
+
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:
+        while time.monotonic() < deadline:
+            state = client.read_flow_run(UUID(row.flow_run_id)).state
+            if state and state.is_paused() and state.state_details.pause_key == row.review_key:
+                keyset = state.state_details.run_input_keyset or {}
+                try:
+                    client.read_flow_run_input(UUID(row.flow_run_id), keyset["schema"])
+                    return row
+                except Exception:  # the schema is saved right after the state
+                    pass
+            time.sleep(0.2)
+    raise AssertionError(f"session {row.id} never paused under key {row.review_key}")
 
 
 def decide(row, decision: str, feedback: str = "", instructions: str = "") -> None:

@@ -228,7 +228,7 @@ def test_the_run_form_schema_shows_the_task_request_fields():
     schema = parameter_schema(agent_task).model_dump()
     assert schema["required"] == ["request"]
     fields = schema["definitions"]["TaskRequest"]["properties"]
-    assert set(fields) == {"repository", "instructions", "branch", "agent", "model", "reviewer", "review", "on_accept"}
+    assert set(fields) == {"repository", "instructions", "branch", "agent", "model", "reviewer", "review", "on_accept", "trigger"}
     assert fields["instructions"]["minLength"] == 1 and fields["agent"]["default"] == "default"
     assert "git URL" in fields["repository"]["description"]
     assert schema["definitions"]["TaskRequest"]["required"] == ["repository", "instructions"]
