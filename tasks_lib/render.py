@@ -169,7 +169,8 @@ def review_page(session: dict[str, Any]) -> str:
         if view.binary:
             parts.append("<p style='padding:8px 12px'>Binary file, contents not shown.</p></div>")
             continue
-        parts.append("<table class='sbs'>")
+        parts.append("<table class='sbs'><colgroup><col style='width:3.5em'><col style='width:50%'>"
+                     "<col style='width:3.5em'><col style='width:50%'></colgroup>")
         for row in view.rows:
             if row.kind == "hunk":
                 parts.append(f"<tr class='hunk'><td class='no'></td><td colspan='3'>{e(row.left)}</td></tr>")
