@@ -56,8 +56,7 @@ def deployments_by_name(names: list[str]) -> dict:
 
 
 def triggers_of(deployment_id) -> list[dict]:
-    with get_client(sync_client=True) as client:
-        automations = client.read_automations_by_name  # noqa: F841  (kept for readability of the API used)
+    """The automations (deployment triggers) that run this deployment, as the API returns them."""
     response = httpx.post(f"{os.environ.get('PREFECT_API_URL') or _api()}/automations/filter", json={})
     return [a for a in response.json() if any(
         act.get("deployment_id") == str(deployment_id) for act in a["actions"])]

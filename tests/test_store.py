@@ -1,0 +1,105 @@
+"""The session store on SQLite and on a real PostgreSQL server: the same code, no dialect SQL."""
+
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+import socket
+import subprocess
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from tasks_lib.models import DiffResult, FileChange, SessionStatus, StepRecord, TaskRequest, ToolCallRecord, Usage
+from tasks_lib.store import STEP_RESULT_CAP, SessionNotFound, Store, StoreError, utcnow
+
+
+@pytest.fixture(scope="module")
+def postgres_url():
+    """A throwaway PostgreSQL server (initdb in a temp dir), as the tests start Prefect's."""
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb")) or [shutil.which("initdb") or ""]
+    initdb = found[-1]
+    if not initdb or not os.path.exists(initdb):
+        pytest.fail("PostgreSQL server binaries are needed for this test: apt-get install postgresql")
+    bindir = Path(initdb).parent
+    import tempfile
+
+    base = Path(tempfile.mkdtemp(prefix="agent-tasks-pg-"))  # outside pytest's root-only temp dir
+    run_as: list[str] = []
+    if os.geteuid() == 0:  # initdb refuses root
+        shutil.chown(base, "postgres")
+        run_as = ["runuser", "-u", "postgres", "--"]
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    data = base / "data"
+    subprocess.run([*run_as, str(bindir / "initdb"), "-D", str(data), "-A", "trust", "-U", "agent"], check=True, capture_output=True)
+    subprocess.run([*run_as, str(bindir / "pg_ctl"), "-D", str(data), "-l", str(base / "log"), "-w", "start",
+                    "-o", f"-p {port} -k {base} -c listen_addresses=127.0.0.1"], check=True, capture_output=True)
+    try:
+        subprocess.run([*run_as, str(bindir / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "agent", "agent_tasks"],
+                       check=True, capture_output=True)
+        yield f"postgresql+psycopg://agent@127.0.0.1:{port}/agent_tasks"
+    finally:
+        subprocess.run([*run_as, str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"], capture_output=True)
+        shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def backend(request, tmp_path) -> Store:
+    if request.param == "sqlite":
+        return Store(f"sqlite:///{tmp_path / 'store.db'}")
+    return Store(request.getfixturevalue("postgres_url"))
+
+
+def test_a_session_round_trips_through_the_store(backend: Store):
+    store = backend
+    sid = store.create_session(TaskRequest(repository="/srv/repo", instructions="Fix it", reviewer="ann"),
+                               flow_run_id="run-1", workflow="nightly")
+    store.update_session(sid, status=SessionStatus.running, agent_spec={"name": "default"},
+                         conversation=[{"role": "user", "content": "hi"}])
+    long_result = "r" * (STEP_RESULT_CAP + 100)
+    step = StepRecord(index=1, started_at=utcnow(), prompt_tokens=5,
+                      tool_calls=[ToolCallRecord(id="c1", name="read_file", arguments={"path": "a"}, result=long_result)])
+    store.add_step(sid, step, Usage(steps=1, prompt_tokens=5, completion_tokens=2), 1)
+    patch = b"diff --git a/x b/x\n\x00\xff binary-safe"
+    store.save_diff(sid, DiffResult(base_commit="abc", files=[FileChange(path="x", kind="added", added=1)], added=1, patch=patch), 1)
+    store.save_summary(sid, "## Summary", {"files_changed": 1}, 1)
+    store.add_review(sid, 1, "request_changes", feedback="more tests")
+    store.add_usage(sid, 10, 3, 1, 0.25)
+
+    row = store.get_session(sid[:8])
+    assert row.id == sid and row.reviewer == "ann" and row.workflow == "nightly"
+    assert (row.steps_used, row.prompt_tokens, row.completion_tokens, row.cached_tokens, row.cost_usd) == (1, 15, 5, 1, 0.25)
+    assert row.conversation == [{"role": "user", "content": "hi"}] and row.agent_spec == {"name": "default"}
+    assert store.latest_diff(sid).patch == patch and store.latest_diff(sid).files[0]["path"] == "x"
+    stored = store.steps(sid)[0].tool_calls[0].result
+    assert stored.startswith("r" * 100) and stored.endswith("[... 100 more characters not stored]")
+    assert [r.decision for r in store.reviews(sid)] == ["request_changes"]
+    assert [r.id for r in store.list_sessions(reviewer="ann", repository="srv/re")] == [sid]
+    assert store.list_sessions(status="accepted") == []
+    assert store.session_for_flow_run("run-1").id == sid
+    with pytest.raises(SessionNotFound):
+        store.get_session("zzzz")
+
+    groups = {g["key"]: g for g in store.usage_by("workflow")}
+    assert groups["nightly"]["prompt_tokens"] == 15 and groups["nightly"]["cost_usd"] == 0.25
+
+    assert store.record_delivery("github:d1") is True and store.record_delivery("github:d1") is False
+    store.forget_delivery("github:d1")
+    assert store.record_delivery("github:d1") is True
+
+    store.update_session(sid, status=SessionStatus.awaiting_review, review_deadline=utcnow() - timedelta(seconds=1))
+    assert store.expire_overdue() == [sid] and store.get_session(sid).status == "expired"
+
+
+def test_a_store_made_by_another_version_is_refused_with_a_clear_message(tmp_path):
+    import sqlite3
+
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE sessions (id VARCHAR(36) PRIMARY KEY, status VARCHAR(32))")
+    with pytest.raises(StoreError, match=r"was made by another version of agent-tasks \(missing sessions\.created_at"):
+        Store(f"sqlite:///{path}")
