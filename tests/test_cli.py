@@ -178,3 +178,33 @@ def test_show_side_by_side_and_html_page(repo, scripted, tmp_path):
     assert "edit_file" in html and "Changed the greeting." in html
     assert f"agent-tasks review {result.session_id[:8]}" in html
     assert "<link" not in html and "src=" not in html  # self-contained
+
+
+def test_run_waits_for_review_and_a_review_from_another_process_resumes_it(repo, scripted, tmp_path):
+    """The default path with no Prefect server configured: `run` blocks on its review; `review` elsewhere resumes it."""
+    import time
+
+    server = scripted([calls(tool("write_file", path="e.txt", content="e\n")), calls(tool("finish", summary="ok"))])
+    env = {**os.environ, "PREFECT_HOME": str(tmp_path / "prefect"), "OPENAI_API_BASE": server.api_base}
+    env.pop("PREFECT_API_URL", None)  # each process uses Prefect's ephemeral server on the same database
+    run = subprocess.Popen([*CLI, "run", str(repo), "--task", "Ephemeral review", "--model", MODEL],
+                           env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        waiting = []
+        deadline = time.monotonic() + 120
+        while not waiting and time.monotonic() < deadline:
+            time.sleep(1)
+            rows = json.loads(cli("inbox", "--status", "awaiting_review", "--json", env=env).stdout or "[]")
+            waiting = [r for r in rows if r["reason"] == "waiting for a reviewer" and r["repository"] == str(repo)]
+        assert waiting, "the run never waited for review"
+        decided = cli("review", waiting[0]["id"][:8], "accept", "--timeout", "90", env=env)
+        assert decided.returncode == 0, decided.stderr
+        assert f"session {waiting[0]['id'][:8]} accepted" in decided.stdout
+        stdout, stderr = run.communicate(timeout=90)
+    finally:
+        if run.poll() is None:
+            run.kill()
+    assert run.returncode == 0 and "waiting for review (iteration 1)" in stderr
+    assert f"session {waiting[0]['id']} accepted" in stdout
+    branch = json.loads(cli("show", waiting[0]["id"], "--json").stdout)["work_branch"]
+    assert git(repo, "show", f"{branch}:e.txt") == "e"
