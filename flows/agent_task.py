@@ -34,6 +34,7 @@ from tasks_lib.review_actions import accept_changes, discard_changes, reset_work
 from tasks_lib.check import CheckResult, fix_request
 from tasks_lib.run_agent import model_for, remaining_limits, run_agent
 from tasks_lib.run_check import run_check
+from tasks_lib.runner import current_runner
 from tasks_lib.secrets import Redactor
 from tasks_lib.settings import Settings, load_settings
 from tasks_lib.store import Store, open_store, utcnow
@@ -169,7 +170,7 @@ class SessionRun:
             raise self.fail(str(exc)) from None
         self.store.update_session(
             self.session_id, status=SessionStatus.running, model=self.model_name, agent=self.agent.name,
-            agent_spec=self.agent.model_dump(mode="json"),
+            agent_spec=self.agent.model_dump(mode="json"), runner=current_runner(),
         )
         try:
             self.ws = checkout(
@@ -207,6 +208,7 @@ class SessionRun:
         )
         self.iteration, self.instructions = row.iteration, row.instructions
         self.messages = list(row.conversation or [])
+        self.store.update_session(self.session_id, runner=current_runner())
         latest = self.store.latest_diff(self.session_id)
         restore_workspace(
             self.repository, self.settings.mirrors_dir, self.ws.path, self.ws.work_branch, self.ws.base_commit,
@@ -368,10 +370,14 @@ class SessionRun:
             rounds_left=self.settings.max_change_rounds - row.change_rounds,
         )
         form = ReviewInput.with_initial_data(description=self.redact(description))
-        if not reuse:
+        runner = None if deployment.id else current_runner()  # a suspended run has no process waiting
+        if reuse:
+            self.store.update_session(self.session_id, runner=runner)
+        else:
             deadline = utcnow() + timedelta(seconds=self.settings.review_timeout_s)
             self.store.update_session(self.session_id, status=SessionStatus.awaiting_review, review_key=key,
-                                      review_deadline=deadline, status_reason=notice or "waiting for a reviewer")
+                                      review_deadline=deadline, status_reason=notice or "waiting for a reviewer",
+                                      runner=runner)
             emit_awaiting_review(self.session_id, self.repository, row.reviewer, self.iteration,
                                  f"+{diff.added} -{diff.removed}" if diff else "no diff")
             self.logger.info("waiting for review (key %s, reviewer %s)", key, row.reviewer or "anyone")

@@ -47,10 +47,16 @@ def age(when: datetime | None) -> str:
     return f"{seconds}s"
 
 
-def _store():
+def _store(refresh: bool = False):
+    """The configured store; with refresh, sessions that ended outside their flow are settled first."""
     from tasks_lib.store import open_store
 
-    return open_store()
+    store = open_store()
+    if refresh:
+        from tasks_lib.reconcile import refresh as settle
+
+        settle(store)
+    return store
 
 
 @app.command()
@@ -203,8 +209,7 @@ def inbox(
 
     if status is not None and status not in {s.value for s in SessionStatus}:
         raise CliError(f"unknown status {status!r}; statuses: {', '.join(s.value for s in SessionStatus)}")
-    store = _store()
-    store.expire_overdue()
+    store = _store(refresh=True)
     rows = store.list_sessions(limit=limit, status=status, reviewer=reviewer, repository=repo)
     if as_json:
         out.print_json(data=[session_line(r) for r in rows])
@@ -231,8 +236,7 @@ def _resume(session_id: str, decision: str, feedback: str, instructions: str) ->
     from tasks_lib.models import SessionStatus
     from tasks_lib.review import review_payload
 
-    store = _store()
-    store.expire_overdue()
+    store = _store(refresh=True)
     row = store.get_session(session_id)
     if row.status != SessionStatus.awaiting_review.value:
         where = f" ({row.delivered_to})" if row.delivered_to else ""
@@ -271,6 +275,7 @@ def review(
     wait_timeout: float = typer.Option(3600, "--timeout", help="Seconds to wait with --wait."),
 ) -> None:
     """Decide on a session waiting for review; the paused run resumes with this input."""
+    from tasks_lib.reconcile import end_orphans
     from tasks_lib.store import SessionNotFound
 
     if decision not in DECISION_NAMES:
@@ -288,6 +293,7 @@ def review(
     deadline = time.monotonic() + wait_timeout
     while time.monotonic() < deadline:
         time.sleep(0.5)
+        end_orphans(store)  # the run's process may die while acting on the decision
         now = store.get_session(row.id)
         waiting_again = now.status == "awaiting_review" and now.review_key != key
         if (now.status != "awaiting_review" and now.status != "running") or waiting_again:
@@ -308,8 +314,7 @@ def show(
     """Show one session: status, summary, diffstat, and optionally the diff and the step log."""
     from tasks_lib.store import SessionNotFound
 
-    store = _store()
-    store.expire_overdue()
+    store = _store(refresh=True)
     try:
         row = store.get_session(session_id)
     except SessionNotFound as exc:

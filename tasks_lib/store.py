@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import uuid
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Callable
 
 from sqlalchemy import (
     JSON,
@@ -27,6 +27,8 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sess
 from tasks_lib.models import DiffResult, SessionStatus, StepRecord, TaskRequest, Usage
 
 STEP_RESULT_CAP = 200_000  # characters of a tool result kept in the store
+# Statuses in which a live process is working on the session (or blocking on its review).
+ORPHANABLE = (SessionStatus.pending, SessionStatus.running, SessionStatus.awaiting_review)
 
 
 def utcnow() -> datetime:
@@ -78,6 +80,7 @@ class SessionRow(Base):
     change_rounds: Mapped[int] = mapped_column(Integer, default=0)
     delivered_commit: Mapped[str | None] = mapped_column(String(64))
     delivered_to: Mapped[str | None] = mapped_column(Text)
+    runner: Mapped[str | None] = mapped_column(String(255))  # host:pid of the process working on it
 
 
 class StepRow(Base):
@@ -186,22 +189,33 @@ class StoreError(RuntimeError):
 
 
 def _check_schema(engine: Engine, url: str) -> None:
-    """Refuse a database whose tables lack columns this version needs, with a readable message."""
-    from sqlalchemy import inspect
+    """Bring an older store up to date, or refuse it with a readable message.
+
+    Columns this version added that may be empty are added in place; anything else missing means the
+    store was made by an incompatible version.
+    """
+    from sqlalchemy import inspect, text
 
     inspector = inspect(engine)
     missing = [
-        f"{table.name}.{column.name}"
+        (table, column)
         for table in Base.metadata.sorted_tables
         for column in table.columns
         if column.name not in {c["name"] for c in inspector.get_columns(table.name)}
     ]
-    if missing:
-        shown = ", ".join(missing[:5]) + (" ..." if len(missing) > 5 else "")
+    addable = [(t, c) for t, c in missing if c.nullable and not c.primary_key and c.server_default is None]
+    if len(addable) < len(missing):
+        names = [f"{t.name}.{c.name}" for t, c in missing]
+        shown = ", ".join(names[:5]) + (" ..." if len(names) > 5 else "")
         raise StoreError(
             f"the store at {engine.url.render_as_string(hide_password=True)} was made by another version of "
             f"agent-tasks (missing {shown}); move it aside or set AGENT_TASKS_DB_URL to a new database"
         )
+    with engine.begin() as db:
+        for table, column in addable:
+            quote = engine.dialect.identifier_preparer.quote
+            kind = column.type.compile(dialect=engine.dialect)
+            db.execute(text(f"ALTER TABLE {quote(table.name)} ADD COLUMN {quote(column.name)} {kind}"))
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:
@@ -461,6 +475,14 @@ class Store:
                     row.status_reason = "no review decision before the deadline; diff and work branch kept"
                     expired.append(row.id)
         return expired
+
+    def orphaned(self, is_gone: Callable[[str], bool]) -> list[SessionRow]:
+        """Unfinished sessions whose recorded runner process is gone (as judged by is_gone)."""
+        query = select(SessionRow).where(
+            SessionRow.status.in_([s.value for s in ORPHANABLE]), SessionRow.runner.is_not(None)
+        )
+        with self._db() as db:
+            return [row for row in db.scalars(query).all() if is_gone(row.runner)]
 
     def latest_summary(self, session_id: str) -> SummaryRow | None:
         """The summary of the session's latest iteration."""

@@ -208,3 +208,66 @@ def test_run_waits_for_review_and_a_review_from_another_process_resumes_it(repo,
     assert f"session {waiting[0]['id']} accepted" in stdout
     branch = json.loads(cli("show", waiting[0]["id"], "--json").stdout)["work_branch"]
     assert git(repo, "show", f"{branch}:e.txt") == "e"
+
+
+def _wait_for(check, timeout: float = 120):
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = check()
+        if found:
+            return found
+        time.sleep(0.5)
+    raise AssertionError("condition not reached in time")
+
+
+def _sessions_of(repo: Path) -> list[dict]:
+    return [r for r in json.loads(cli("inbox", "--json", "--limit", "200").stdout) if r["repository"] == str(repo)]
+
+
+def test_a_run_killed_outright_ends_failed_with_its_work_kept(repo, scripted, prefect_server):
+    """kill -9 leaves nothing in the process to end the session; the next reader of the store ends it."""
+    server = scripted([
+        calls(tool("write_file", path="kept.txt", content="made before the kill\n")),
+        calls(tool("finish", summary="never reached"), delay=60),  # the model "thinks" while the process dies
+    ])
+    env = {"PREFECT_API_URL": prefect_server, "OPENAI_API_BASE": server.api_base}
+    run = subprocess.Popen([*CLI, "run", str(repo), "--task", "Killed mid-run", "--model", MODEL, "--no-review"],
+                           env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        session = _wait_for(lambda: next((r for r in _sessions_of(repo)
+                                          if len(json.loads(cli("show", r["id"], "--json").stdout)["steps"]) == 1), None))
+        assert session["status"] == "running"
+        run.kill()
+        run.wait(timeout=30)
+    finally:
+        if run.poll() is None:
+            run.kill()
+    row = next(r for r in _sessions_of(repo) if r["id"] == session["id"])
+    assert row["status"] == "failed"
+    assert f":{run.pid})" in row["reason"] and "ended without finishing it" in row["reason"]
+    assert "changes made so far are kept (1 file changed, +1 -0)" in row["reason"]
+    data = json.loads(cli("show", session["id"], "--json").stdout)
+    assert [f["path"] for f in data["diff"]["files"]] == ["kept.txt"] and "+made before the kill" in data["diff"]["patch"]
+    assert git(repo, "status", "--porcelain") == ""
+
+
+def test_a_review_wait_whose_process_died_is_ended_and_refuses_decisions(repo, scripted, prefect_server):
+    server = scripted([calls(tool("write_file", path="w.txt", content="w\n")), calls(tool("finish", summary="ok"))])
+    env = {"PREFECT_API_URL": prefect_server, "OPENAI_API_BASE": server.api_base}
+    run = subprocess.Popen([*CLI, "run", str(repo), "--task", "Killed while waiting", "--model", MODEL],
+                           env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        session = _wait_for(lambda: next((r for r in _sessions_of(repo) if r["status"] == "awaiting_review"), None))
+        run.kill()
+        run.wait(timeout=30)
+    finally:
+        if run.poll() is None:
+            run.kill()
+    decided = cli("review", session["id"], "accept", env=env)
+    assert_one_line_error(decided, f"session {session['id'][:8]} is failed, not awaiting review")
+    data = json.loads(cli("show", session["id"], "--json").stdout)
+    assert "the process waiting for its review" in data["status_reason"] and "diff and work branch kept" in data["status_reason"]
+    assert data["diff"]["files"][0]["path"] == "w.txt"
+    assert git(repo, "branch", "--list", data["work_branch"]) == ""  # nothing was delivered

@@ -103,3 +103,34 @@ def test_a_store_made_by_another_version_is_refused_with_a_clear_message(tmp_pat
         db.execute("CREATE TABLE sessions (id VARCHAR(36) PRIMARY KEY, status VARCHAR(32))")
     with pytest.raises(StoreError, match=r"was made by another version of agent-tasks \(missing sessions\.created_at"):
         Store(f"sqlite:///{path}")
+
+
+def test_a_store_missing_only_optional_columns_is_upgraded_in_place(tmp_path):
+    """A store made before an optional column was added keeps its sessions and gains the column."""
+    import sqlite3
+
+    path = tmp_path / "older.db"
+    first = Store(f"sqlite:///{path}")
+    sid = first.create_session(TaskRequest(repository="/r", instructions="old session"))
+    first.engine.dispose()
+    with sqlite3.connect(path) as db:
+        db.execute("ALTER TABLE sessions DROP COLUMN runner")
+    from tasks_lib import store as store_module
+
+    store_module._engines.pop(f"sqlite:///{path}")
+    upgraded = Store(f"sqlite:///{path}")
+    assert upgraded.get_session(sid).instructions == "old session" and upgraded.get_session(sid).runner is None
+    upgraded.update_session(sid, runner="host:1")
+    assert upgraded.get_session(sid).runner == "host:1"
+
+
+def test_runner_liveness_is_judged_only_for_processes_on_this_host():
+    from tasks_lib.runner import current_runner, runner_gone
+
+    finished = subprocess.Popen(["true"])
+    finished.wait()
+    host = socket.gethostname()
+    assert runner_gone(f"{host}:{finished.pid}") is True
+    assert runner_gone(current_runner()) is False
+    assert runner_gone(f"another-host-{host}:{finished.pid}") is False  # cannot be seen from here
+    assert runner_gone(None) is False and runner_gone("garbage") is False
