@@ -28,7 +28,7 @@ from tasks_lib.gitrepo import RepositoryError, mirror_dir, normalize_repository
 from tasks_lib.models import EndReason, SessionResult, SessionStatus, TaskRequest, Usage, Workspace
 from tasks_lib.preflight import BadRequest, parse_request, prepare
 from tasks_lib.prompt import build_system_prompt, initial_messages
-from tasks_lib.render import trigger_line
+from tasks_lib.render import files_stat, trigger_line
 from tasks_lib.review import ReviewInput, emit_awaiting_review, review_description
 from tasks_lib.review_actions import accept_changes, discard_changes, reset_workspace, restore_workspace
 from tasks_lib.check import CheckResult, fix_request
@@ -361,9 +361,9 @@ class SessionRun:
         summary = self.store.latest_summary(self.session_id)
         description = review_description(
             self.session_id, self.iteration, summary.markdown if summary else "",
-            f"{len(diff.files)} files, +{diff.added} −{diff.removed}" if diff else "no diff",
+            files_stat(len(diff.files), diff.added, diff.removed) if diff else "no diff",
             diff.files if diff else [], row.reviewer, self.ws.work_branch,
-            increment=f"{len(increment.files)} files, +{increment.added} −{increment.removed}" if increment else None,
+            increment=files_stat(len(increment.files), increment.added, increment.removed) if increment else None,
             notice=notice,
             check=self.check_line(),
             started_by=trigger_line(self.req.trigger) if self.req.trigger else None,

@@ -10,6 +10,11 @@ from typing import Any
 import unidiff
 
 
+def files_stat(files: int, added: int, removed: int) -> str:
+    """A short diffstat for headings, e.g. '1 file, +3 −1'."""
+    return f"{files} file{'' if files == 1 else 's'}, +{added} −{removed}"
+
+
 def trigger_line(trigger: dict[str, Any]) -> str:
     """The event that started a session, in one line."""
     parts = [str(trigger.get("event") or "an event")]
@@ -161,7 +166,7 @@ def review_page(session: dict[str, Any]) -> str:
         "<section id='summary'>",
         markdown_html((session.get("summary") or {}).get("markdown", "_No summary._")),
         "</section>",
-        f"<section id='diff'><h2>Diff</h2><p>{len(views)} files, +{diff.get('added', 0)} −{diff.get('removed', 0)}"
+        f"<section id='diff'><h2>Diff</h2><p>{files_stat(len(views), diff.get('added', 0), diff.get('removed', 0))}"
         f" against <code>{e(str(diff.get('base_commit', ''))[:10])}</code></p>",
     ]
     for view in views:
