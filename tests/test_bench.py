@@ -1,0 +1,25 @@
+"""The benchmark script still runs to its report (its figures are not judged here: no timed tests)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_the_overhead_benchmark_completes_and_reports_both_ratios(prefect_server, tmp_path):
+    env = {**os.environ, "PREFECT_API_URL": prefect_server, "AGENT_TASKS_HOME": str(tmp_path / "home")}
+    proc = subprocess.run([sys.executable, str(ROOT / "bench" / "bench_overhead.py"), "--steps", "4", "--rounds", "1"],
+                          capture_output=True, text=True, timeout=300, env=env, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    lines = proc.stdout.splitlines()
+    assert lines[0].split() == ["steps", "per", "session", "4", "(median", "of", "1", "rounds)"]
+    figures = {label: next(line for line in lines if line.startswith(label)).removeprefix(label).strip()
+               for label in ("per-step overhead of the flow", "ratio flow loop / bare loop", "ratio whole flow / bare loop")}
+    assert figures["per-step overhead of the flow"].endswith(" ms")
+    float(figures["per-step overhead of the flow"].removesuffix(" ms"))  # a number, whatever its sign
+    assert float(figures["ratio flow loop / bare loop"].removesuffix("x")) > 0
+    assert float(figures["ratio whole flow / bare loop"].removesuffix("x")) > 0
