@@ -211,9 +211,11 @@ def _check_schema(engine: Engine, url: str) -> None:
             f"the store at {engine.url.render_as_string(hide_password=True)} was made by another version of "
             f"agent-tasks (missing {shown}); move it aside or set AGENT_TASKS_DB_URL to a new database"
         )
+    if not addable:
+        return
+    quote = engine.dialect.identifier_preparer.quote
     with engine.begin() as db:
         for table, column in addable:
-            quote = engine.dialect.identifier_preparer.quote
             kind = column.type.compile(dialect=engine.dialect)
             db.execute(text(f"ALTER TABLE {quote(table.name)} ADD COLUMN {quote(column.name)} {kind}"))
 
