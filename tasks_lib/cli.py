@@ -1,4 +1,7 @@
-"""The `agent-tasks` command line: run a task, list sessions (inbox), show one session."""
+"""The `agent-tasks` command line: run a task, the inbox, show and review sessions, usage, the local stack.
+
+The agents and workflows command groups live in cli_agents and cli_workflows.
+"""
 
 from __future__ import annotations
 
@@ -7,16 +10,17 @@ import os
 import sys
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any, Optional
 
 import typer
-from rich.console import Console
 from rich.markdown import Markdown
-from rich.markup import escape
 from rich.table import Table
 
 import tasks_lib  # noqa: F401  (quiet defaults)
+from tasks_lib.cli_agents import agents_app
+from tasks_lib.cli_common import CliError, age, cli_store, err, out, wide
+from tasks_lib.cli_workflows import load_or_fail, workflows_app
 
 app = typer.Typer(
     help="Hand coding tasks to an LLM agent and review what it did (built on Prefect).",
@@ -24,39 +28,8 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
-# Tables piped to another program are not cut to 80 columns.
-wide = Console(highlight=False, width=None if sys.stdout.isatty() else 400)
-
-
-class CliError(Exception):
-    """An error shown to the user as one line on stderr."""
-
-
-def age(when: datetime | None) -> str:
-    """A short age like '5m', '3h', '2d'."""
-    if when is None:
-        return "-"
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
-    seconds = max(0, int((datetime.now(timezone.utc) - when).total_seconds()))
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size:
-            return f"{seconds // size}{unit}"
-    return f"{seconds}s"
-
-
-def _store(refresh: bool = False):
-    """The configured store; with refresh, sessions that ended outside their flow are settled first."""
-    from tasks_lib.store import open_store
-
-    store = open_store()
-    if refresh:
-        from tasks_lib.reconcile import refresh as settle
-
-        settle(store)
-    return store
+app.add_typer(agents_app, name="agents")
+app.add_typer(workflows_app, name="workflows")
 
 
 @app.command()
@@ -122,7 +95,7 @@ def run(
     finally:
         progress.unsubscribe(show_step)
     if review:
-        row = _store().get_session(result.session_id)
+        row = cli_store().get_session(result.session_id)
         out.print(f"session {row.id} {row.status}: {row.status_reason}")
     else:
         _print_session(result.session_id, summary=True)
@@ -144,7 +117,7 @@ def _prompt_review(session_id: str) -> None:
 
 
 def _print_session(session_id: str, summary: bool) -> None:
-    store = _store()
+    store = cli_store()
     row = store.get_session(session_id)
     out.print(f"[bold]session[/bold] {row.id}")
     out.print(f"status   {row.status}: {row.status_reason}")
@@ -209,7 +182,7 @@ def inbox(
 
     if status is not None and status not in {s.value for s in SessionStatus}:
         raise CliError(f"unknown status {status!r}; statuses: {', '.join(s.value for s in SessionStatus)}")
-    store = _store(refresh=True)
+    store = cli_store(refresh=True)
     rows = store.list_sessions(limit=limit, status=status, reviewer=reviewer, repository=repo)
     if as_json:
         out.print_json(data=[session_line(r) for r in rows])
@@ -236,7 +209,7 @@ def _resume(session_id: str, decision: str, feedback: str, instructions: str) ->
     from tasks_lib.models import SessionStatus
     from tasks_lib.review import review_payload
 
-    store = _store(refresh=True)
+    store = cli_store(refresh=True)
     row = store.get_session(session_id)
     if row.status != SessionStatus.awaiting_review.value:
         where = f" ({row.delivered_to})" if row.delivered_to else ""
@@ -280,7 +253,7 @@ def review(
 
     if decision not in DECISION_NAMES:
         raise CliError(f"unknown decision {decision!r}; use accept, request-changes, reject or retry")
-    store = _store()
+    store = cli_store()
     try:
         row = store.get_session(session_id)
     except SessionNotFound as exc:
@@ -314,7 +287,7 @@ def show(
     """Show one session: status, summary, diffstat, and optionally the diff and the step log."""
     from tasks_lib.store import SessionNotFound
 
-    store = _store(refresh=True)
+    store = cli_store(refresh=True)
     try:
         row = store.get_session(session_id)
     except SessionNotFound as exc:
@@ -393,89 +366,6 @@ def session_json(store, row) -> dict[str, Any]:
     return data
 
 
-agents_app = typer.Typer(help="List, show and check agent files.", no_args_is_help=True)
-app.add_typer(agents_app, name="agents")
-
-
-def _repo_agents(repo: str | None):
-    """(reader, agent files) of a local repository's agent folders, or (None, [])."""
-    if not repo:
-        return None, []
-    import subprocess
-
-    from tasks_lib.agents import REPO_AGENT_DIRS
-    from tasks_lib.gitrepo import RepositoryError, normalize_repository
-    from tasks_lib.preflight import repository_reader
-    from tasks_lib.settings import load_settings
-
-    try:
-        path = normalize_repository(repo)
-    except RepositoryError as exc:
-        raise CliError(str(exc)) from None
-    listing = subprocess.run(["git", "ls-tree", "-r", "--name-only", "HEAD", "--", *REPO_AGENT_DIRS],
-                             cwd=path, capture_output=True, text=True).stdout.split()
-    return repository_reader(path, None, load_settings()), [f for f in listing if f.endswith(".md") and f.count("/") == 2]
-
-
-@agents_app.command("list")
-def agents_list(repo: Optional[str] = typer.Option(None, "--repo", help="Also list this repository's agents.")) -> None:
-    """Agents that can be named with --agent, where each comes from, and what it is for."""
-    from tasks_lib.agents import available_agents
-
-    reader, files = _repo_agents(repo)
-    table = Table(box=None, pad_edge=False)
-    for col in ("name", "source", "description"):
-        table.add_column(col)
-    for name, source, description in available_agents(reader, files):
-        table.add_row(name, source, description)
-    wide.print(table)
-
-
-@agents_app.command("show")
-def agents_show(
-    name: str = typer.Argument(..., help="Agent name or path."),
-    repo: Optional[str] = typer.Option(None, "--repo", help="Look in this repository first."),
-) -> None:
-    """Show an agent as it will be used: model, tools, budgets, check, rules and prompt."""
-    from tasks_lib.agents import AgentFileError, find_agent
-
-    reader, _ = _repo_agents(repo)
-    try:
-        agent = find_agent(name, reader)
-    except AgentFileError as exc:
-        raise CliError(str(exc)) from None
-    policy = agent.policy
-    tools = ", ".join(t if policy.allowed[t] is None else f"{t}({', '.join(policy.allowed[t])})" for t in policy.tools)
-    out.print(f"[bold]{agent.name}[/bold] — {agent.description}")
-    for label, value in (
-        ("source", agent.source), ("model", agent.model or "(from --model or AGENT_TASKS_MODEL)"), ("tools", tools),
-        ("budgets", f"{agent.max_steps} steps, {agent.timeout_minutes:g} min, "
-                    f"{'$' + format(agent.max_cost_usd, 'g') if agent.max_cost_usd else 'no cost cap'}, "
-                    f"{agent.max_tokens or 'no'} token cap"),
-        ("check", f"{agent.check_command} (fix_until_green: {agent.fix_until_green})" if agent.check_command else "none"),
-        ("on accept", agent.on_accept), ("branch prefix", agent.branch_prefix),
-    ):
-        out.print(f"{label:<14}{value}", markup=False)
-    for rule in agent.rule_list:
-        out.print(f"rule          {rule}", markup=False)
-    out.print("")
-    out.print(agent.prompt, markup=False)
-
-
-@agents_app.command("check")
-def agents_check(file: str = typer.Argument(..., help="Agent file to validate.")) -> None:
-    """Validate an agent file: prints 'ok' or the file, the field and what is wrong."""
-    from pathlib import Path
-
-    from tasks_lib.agents import AgentFileError, read_agent_file
-
-    try:
-        agent = read_agent_file(Path(file))
-    except AgentFileError as exc:
-        raise CliError(str(exc)) from None
-    out.print(f"{file}: ok — agent {agent.name!r}, tools: {', '.join(agent.tool_names)}", markup=False)
-
-
 @app.command()
 def usage(
     by: str = typer.Option("agent", "--by", help="Group by agent, workflow or day."),
@@ -484,7 +374,7 @@ def usage(
     """Tokens and cost summed over sessions, by agent, workflow or day."""
     if by not in ("agent", "workflow", "day"):
         raise CliError(f"--by must be agent, workflow or day, not {by!r}")
-    groups = _store().usage_by(by)
+    groups = cli_store().usage_by(by)
     if as_json:
         out.print_json(data=groups)
         return
@@ -498,66 +388,6 @@ def usage(
     wide.print(table)
     if any(g["unpriced_sessions"] for g in groups):
         out.print("+ some sessions used models without a known price: their cost is not included")
-
-
-workflows_app = typer.Typer(help="Workflows: agents on schedules and events (deployments/workflows.yaml).", no_args_is_help=True)
-app.add_typer(workflows_app, name="workflows")
-
-
-def _workflows():
-    from deployments.workflows import WorkflowError, load_workflows
-
-    try:
-        return load_workflows()
-    except WorkflowError as exc:
-        raise CliError(str(exc)) from None
-
-
-@workflows_app.command("list")
-def workflows_list() -> None:
-    """The workflows, with their agent and what starts them."""
-    table = Table(box=None, pad_edge=False)
-    for col in ("name", "agent", "starts on", "description"):
-        table.add_column(col)
-    for w in _workflows():
-        if w.trigger:
-            starts = f"event {w.trigger.event}" + "".join(f" [{k}={v}]" for k, v in w.trigger.match.items())
-        elif w.schedule:
-            s = w.schedule
-            starts = (f"cron {s.cron}" if s.cron else f"every {s.interval}s" if s.interval else f"rrule {s.rrule}") + (
-                "" if s.active else " (inactive)")
-        else:
-            starts = "manual"
-        table.add_row(w.name, w.agent, escape(starts), escape(w.description))
-    wide.print(table)
-
-
-@workflows_app.command("render")
-def workflows_render(output: Optional[str] = typer.Option(None, "--output", "-o", help="Write here instead of stdout.")) -> None:
-    """Print (or write) the prefect.yaml made from the workflows."""
-    from deployments.workflows import render_prefect_yaml
-
-    text = render_prefect_yaml(_workflows())
-    if output:
-        with open(output, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        out.print(f"wrote {output}")
-    else:
-        sys.stdout.write(text)
-
-
-@workflows_app.command("check")
-def workflows_check(file: str = typer.Option("prefect.yaml", "--file", help="The prefect.yaml to compare.")) -> None:
-    """Fail when prefect.yaml differs from what the workflows make (they must never drift apart)."""
-    from deployments.workflows import render_prefect_yaml
-
-    try:
-        current = open(file, encoding="utf-8").read()
-    except OSError as exc:
-        raise CliError(f"{file}: {exc.strerror}") from None
-    if current != render_prefect_yaml(_workflows()):
-        raise CliError(f"{file} is out of date with the workflows; run: agent-tasks workflows render -o {file}")
-    out.print(f"{file} matches the workflows")
 
 
 @app.command()
@@ -578,7 +408,7 @@ def up(
         out.print(f"Prefect UI     http://{host}:{port}")
         out.print(f"Prefect API    {stack.api_url}")
         out.print(f"Webhook relay  http://{host}:{relay_port}/webhooks/github  (and /webhooks/<name>)")
-        out.print(f"Workflows      {', '.join(w.name for w in _workflows())}")
+        out.print(f"Workflows      {', '.join(w.name for w in load_or_fail())}")
         out.print("Ctrl-C to stop.")
         stack.wait()
     except StackError as exc:
