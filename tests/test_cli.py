@@ -12,7 +12,8 @@ import pytest
 
 from tasks_lib.scripted_server import calls, tool
 from tests.conftest import git
-from tests.helpers import MODEL, write_agent
+from tests.helpers import MODEL
+from tests.polling import wait_until
 
 CLI = [sys.executable, "-m", "tasks_lib.cli"]
 
@@ -182,21 +183,17 @@ def test_show_side_by_side_and_html_page(repo, scripted, tmp_path):
 
 def test_run_waits_for_review_and_a_review_from_another_process_resumes_it(repo, scripted, tmp_path):
     """The default path with no Prefect server configured: `run` blocks on its review; `review` elsewhere resumes it."""
-    import time
-
     server = scripted([calls(tool("write_file", path="e.txt", content="e\n")), calls(tool("finish", summary="ok"))])
     env = {**os.environ, "PREFECT_HOME": str(tmp_path / "prefect"), "OPENAI_API_BASE": server.api_base}
     env.pop("PREFECT_API_URL", None)  # each process uses Prefect's ephemeral server on the same database
     run = subprocess.Popen([*CLI, "run", str(repo), "--task", "Ephemeral review", "--model", MODEL],
                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        waiting = []
-        deadline = time.monotonic() + 120
-        while not waiting and time.monotonic() < deadline:
-            time.sleep(1)
+        def waiting_sessions() -> list[dict]:
             rows = json.loads(cli("inbox", "--status", "awaiting_review", "--json", env=env).stdout or "[]")
-            waiting = [r for r in rows if r["reason"] == "waiting for a reviewer" and r["repository"] == str(repo)]
-        assert waiting, "the run never waited for review"
+            return [r for r in rows if r["reason"] == "waiting for a reviewer" and r["repository"] == str(repo)]
+
+        waiting = wait_until(waiting_sessions, 120, "the run waiting for review", interval=1)
         decided = cli("review", waiting[0]["id"][:8], "accept", "--timeout", "90", env=env)
         assert decided.returncode == 0, decided.stderr
         assert f"session {waiting[0]['id'][:8]} accepted" in decided.stdout
@@ -208,18 +205,6 @@ def test_run_waits_for_review_and_a_review_from_another_process_resumes_it(repo,
     assert f"session {waiting[0]['id']} accepted" in stdout
     branch = json.loads(cli("show", waiting[0]["id"], "--json").stdout)["work_branch"]
     assert git(repo, "show", f"{branch}:e.txt") == "e"
-
-
-def _wait_for(check, timeout: float = 120):
-    import time
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = check()
-        if found:
-            return found
-        time.sleep(0.5)
-    raise AssertionError("condition not reached in time")
 
 
 def _sessions_of(repo: Path) -> list[dict]:
@@ -236,8 +221,9 @@ def test_a_run_killed_outright_ends_failed_with_its_work_kept(repo, scripted, pr
     run = subprocess.Popen([*CLI, "run", str(repo), "--task", "Killed mid-run", "--model", MODEL, "--no-review"],
                            env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        session = _wait_for(lambda: next((r for r in _sessions_of(repo)
-                                          if len(json.loads(cli("show", r["id"], "--json").stdout)["steps"]) == 1), None))
+        session = wait_until(lambda: next((r for r in _sessions_of(repo)
+                                           if len(json.loads(cli("show", r["id"], "--json").stdout)["steps"]) == 1), None),
+                             120, "the first step recorded")
         assert session["status"] == "running"
         run.kill()
         run.wait(timeout=30)
@@ -259,7 +245,8 @@ def test_a_review_wait_whose_process_died_is_ended_and_refuses_decisions(repo, s
     run = subprocess.Popen([*CLI, "run", str(repo), "--task", "Killed while waiting", "--model", MODEL],
                            env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        session = _wait_for(lambda: next((r for r in _sessions_of(repo) if r["status"] == "awaiting_review"), None))
+        session = wait_until(lambda: next((r for r in _sessions_of(repo) if r["status"] == "awaiting_review"), None),
+                             120, "awaiting_review")
         run.kill()
         run.wait(timeout=30)
     finally:

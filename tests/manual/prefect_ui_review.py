@@ -18,13 +18,13 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from tasks_lib.scripted_server import ScriptedServer, calls, tool  # noqa: E402
+from tests.polling import wait_until  # noqa: E402
 
 CLI = [sys.executable, "-m", "tasks_lib.cli"]
 
@@ -38,16 +38,6 @@ def free_port() -> int:
 def git(cwd: Path, *args: str) -> str:
     return subprocess.run(["git", "-c", "user.email=d@e.x", "-c", "user.name=D", *args], cwd=cwd, check=True,
                           capture_output=True, text=True).stdout.strip()
-
-
-def wait_for(check, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = check()
-        if found:
-            return found
-        time.sleep(0.5)
-    raise SystemExit(f"FAIL: {what} not reached within {timeout:.0f}s")
 
 
 def main() -> None:
@@ -81,7 +71,7 @@ def main() -> None:
     try:
         import httpx
 
-        wait_for(lambda: _ok(httpx, f"{api}/health"), 120, "the Prefect server")
+        wait_until(lambda: _ok(httpx, f"{api}/health"), 120, "the Prefect server")
         run = subprocess.Popen([*CLI, "run", str(repo), "--task", "Change the greeting", "--model",
                                 "openai/scripted-model", "--reviewer", "ui-check"], env=env,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -91,7 +81,7 @@ def main() -> None:
                                  capture_output=True, text=True).stdout
             return next(iter(json.loads(out or "[]")), None)
 
-        session = wait_for(waiting, 180, "awaiting_review")
+        session = wait_until(waiting, 180, "awaiting_review")
         run_url = session["ui_url"]
         print(f"session {session['id'][:8]} waits for review: {run_url}")
         with sync_playwright() as pw:
