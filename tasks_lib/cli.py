@@ -266,7 +266,7 @@ def review(
     deadline = time.monotonic() + wait_timeout
     while time.monotonic() < deadline:
         time.sleep(0.5)
-        end_orphans(store)  # the run's process may die while acting on the decision
+        end_orphans(store, row.id)  # the run's process may die while acting on the decision
         now = store.get_session(row.id)
         waiting_again = now.status == "awaiting_review" and now.review_key != key
         if (now.status != "awaiting_review" and now.status != "running") or waiting_again:

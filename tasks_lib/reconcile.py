@@ -28,11 +28,14 @@ def _keep_work(store: Store, row: SessionRow) -> str:
     return f"the changes made so far are kept ({diff.diffstat()})"
 
 
-def end_orphans(store: Store) -> list[str]:
-    """End, as failed, the unfinished sessions whose process on this host is gone; returns their ids."""
+def end_orphans(store: Store, session_id: str | None = None) -> list[str]:
+    """End, as failed, the unfinished sessions (all, or just this one) whose process on this host is gone.
+
+    Returns the ids of the sessions it ended.
+    """
     ended = []
     redact = Redactor.from_env()
-    for row in store.orphaned(runner_gone):
+    for row in store.orphaned(runner_gone, session_id):
         if row.status == SessionStatus.awaiting_review.value:
             reason = (f"the process waiting for its review ({row.runner}) ended, so no decision can reach it; "
                       "diff and work branch kept — start a new run to continue")

@@ -478,11 +478,13 @@ class Store:
                     expired.append(row.id)
         return expired
 
-    def orphaned(self, is_gone: Callable[[str], bool]) -> list[SessionRow]:
-        """Unfinished sessions whose recorded runner process is gone (as judged by is_gone)."""
+    def orphaned(self, is_gone: Callable[[str], bool], session_id: str | None = None) -> list[SessionRow]:
+        """Unfinished sessions (all, or just this one) whose recorded runner process is gone (as judged by is_gone)."""
         query = select(SessionRow).where(
             SessionRow.status.in_([s.value for s in ORPHANABLE]), SessionRow.runner.is_not(None)
         )
+        if session_id is not None:
+            query = query.where(SessionRow.id == session_id)
         with self._db() as db:
             return [row for row in db.scalars(query).all() if is_gone(row.runner)]
 

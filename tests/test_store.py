@@ -134,3 +134,14 @@ def test_runner_liveness_is_judged_only_for_processes_on_this_host():
     assert runner_gone(current_runner()) is False
     assert runner_gone(f"another-host-{host}:{finished.pid}") is False  # cannot be seen from here
     assert runner_gone(None) is False and runner_gone("garbage") is False
+
+
+def test_orphaned_sessions_are_found_all_at_once_or_one_at_a_time(tmp_path):
+    store = Store(f"sqlite:///{tmp_path / 'orphans.db'}")
+    dead, alive, done = (store.create_session(TaskRequest(repository="/r", instructions=n)) for n in "abc")
+    store.update_session(dead, status=SessionStatus.running, runner="h:1")
+    store.update_session(alive, status=SessionStatus.awaiting_review, runner="h:2")
+    store.update_session(done, status=SessionStatus.accepted, runner="h:1")
+    gone = lambda runner: runner == "h:1"  # noqa: E731
+    assert [r.id for r in store.orphaned(gone)] == [dead]
+    assert [r.id for r in store.orphaned(gone, dead)] == [dead] and store.orphaned(gone, alive) == []
