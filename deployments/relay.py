@@ -8,9 +8,15 @@ one event per accepted delivery to the Prefect API, where deployment triggers pi
 - ``POST /webhooks/github``: ``X-Hub-Signature-256`` must be the HMAC-SHA256 of the body with
   ``AGENT_TASKS_WEBHOOK_SECRET`` (without a secret every delivery is refused). The delivery becomes
   the event ``github.<event>.<action>`` (``issues`` is called ``issue``) on the resource
-  ``github.repo.<owner>/<name>``; ``X-GitHub-Delivery`` de-duplicates.
+  ``github.repo.<owner>/<name>``, labelled ``github.author_association`` (from the ``comment``, else the
+  ``pull_request``, else the ``issue``; ``NONE`` when there is none). A delivery whose association no
+  workflow for that event accepts (trigger.authors; default OWNER, MEMBER, COLLABORATOR) is answered
+  200 ``{"ignored": ...}`` and emits nothing. ``X-GitHub-Delivery`` and the SHA-256 of the body both
+  de-duplicate (the signature does not cover the delivery id, so a replayed body is caught by its hash),
+  and the event id is derived from the body hash, so Prefect drops a repeat too.
 - ``POST /webhooks/{name}``: authenticated by ``AGENT_TASKS_WEBHOOK_SECRET_<NAME>`` as a bearer token or
-  as ``X-Signature-256: sha256=<hmac>``; becomes ``webhook.<name>`` with the JSON body as payload.
+  as ``X-Signature-256: sha256=<hmac>``; becomes ``webhook.<name>`` with the JSON body as payload;
+  ``X-Delivery-Id`` / ``Idempotency-Key`` de-duplicate and fix the event id.
 - ``GET /healthz``.
 """
 
@@ -28,10 +34,15 @@ from typing import Any
 import httpx
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
 
 import tasks_lib  # noqa: F401  (quiet defaults)
+from deployments.workflows import AUTHOR_LABEL, DEFAULT_AUTHORS, WorkflowError, load_workflows
 
 MAX_BODY = 1024 * 1024
+MAX_KEY = 250  # longer delivery keys are stored as their hash (the store's column holds 300 characters)
+# Event ids are uuid5 in this namespace, so one delivery always becomes the same Prefect event id.
+EVENT_NAMESPACE = uuid.UUID("6f1d3a52-7c0e-5b8a-9d4e-2a61c0b7e913")
 GITHUB_EVENT_NAMES = {"issues": "issue"}
 HOOK_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 
@@ -62,6 +73,17 @@ def signature_ok(secret: str, body: bytes, header: str | None) -> bool:
         return False
     expected = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
     return hmac.compare_digest(expected, header.strip())
+
+
+def author_association(body: dict[str, Any]) -> str:
+    """The GitHub author_association of who wrote the text that drives the agent: the comment's, else
+    the pull request's, else the issue's; NONE when the delivery has none (e.g. a check run)."""
+    for key in ("comment", "pull_request", "issue"):
+        subject = body.get(key)
+        if isinstance(subject, dict):
+            value = subject.get("author_association")
+            return value if isinstance(value, str) and value else "NONE"
+    return "NONE"
 
 
 def github_event(event: str, delivery: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -96,7 +118,7 @@ def github_event(event: str, delivery: str, body: dict[str, Any]) -> dict[str, A
     if body.get("label"):
         payload["label"] = body["label"].get("name")
     resource = {"prefect.resource.id": f"github.repo.{full_name}", "prefect.resource.name": full_name,
-                "github.repo": full_name, "github.event": event}
+                "github.repo": full_name, "github.event": event, AUTHOR_LABEL: author_association(body)}
     if payload.get("label"):
         resource["github.label"] = payload["label"]
     if payload.get("conclusion"):
@@ -114,8 +136,61 @@ def webhook_event(name: str, body: Any) -> dict[str, Any]:
     }
 
 
-def emit(event: dict[str, Any], event_id: str) -> None:
-    """Post the event to the Prefect API (PREFECT_API_URL or Prefect's configured server)."""
+def ignore_reason(event: dict[str, Any]) -> str | None:
+    """Why no workflow would start on this GitHub event's author association; None when one would.
+
+    The workflows whose trigger expects this event decide (the union of their `trigger.authors`); when
+    none expects it, or the workflows file cannot be read, the default allow-list applies.
+    """
+    from prefect.events.schemas.events import matches
+
+    association = event["resource"][AUTHOR_LABEL]
+    try:
+        triggers = [w.trigger for w in load_workflows() if w.trigger and matches(w.trigger.event, event["event"])]
+    except WorkflowError:
+        triggers = []
+    allowed: list[str] = [] if triggers else list(DEFAULT_AUTHORS)
+    for trigger in triggers:
+        authors = trigger.allowed_authors()
+        if authors is None:
+            return None
+        allowed += [a for a in authors if a not in allowed]
+    if association in allowed:
+        return None
+    return f"author association {association} may not start {event['event']} (allowed: {', '.join(allowed)})"
+
+
+def delivery_key(source: str, value: str) -> str:
+    """The store key of a delivery: `<source>:<value>`, with over-long values replaced by their hash."""
+    if len(value) > MAX_KEY:
+        value = "sha256-" + hashlib.sha256(value.encode()).hexdigest()
+    return f"{source}:{value}"
+
+
+def event_id_for(key: str | None) -> str:
+    """The Prefect event id for a delivery key: the same key always gives the same id; random without one."""
+    return str(uuid.uuid5(EVENT_NAMESPACE, key) if key else uuid.uuid4())
+
+
+def record_keys(keys: list[str]) -> bool:
+    """Record every key of a delivery; False as soon as one was seen before (a duplicate)."""
+    from tasks_lib.store import open_store
+
+    store = open_store()
+    return all(store.record_delivery(key) for key in keys)
+
+
+def forget_keys(keys: list[str]) -> None:
+    """Forget a delivery's keys after a failed emit, so a redelivery can succeed."""
+    from tasks_lib.store import open_store
+
+    store = open_store()
+    for key in keys:
+        store.forget_delivery(key)
+
+
+def prefect_api() -> str:
+    """The Prefect API to send events to (PREFECT_API_URL or Prefect's configured server)."""
     api = os.environ.get("PREFECT_API_URL")
     if not api:
         from prefect.settings import PREFECT_API_URL
@@ -123,24 +198,27 @@ def emit(event: dict[str, Any], event_id: str) -> None:
         api = PREFECT_API_URL.value()
     if not api:
         raise RuntimeError("PREFECT_API_URL is not set: the relay needs a Prefect server to send events to")
+    return api
+
+
+async def emit(event: dict[str, Any], event_id: str) -> None:
+    """Post the event to the Prefect API without blocking the event loop."""
+    api = prefect_api()
     event = {"id": event_id, "occurred": datetime.now(timezone.utc).isoformat(), **event}
-    response = httpx.post(f"{api.rstrip('/')}/events", json=[event], timeout=30)
-    response.raise_for_status()
+    async with httpx.AsyncClient(timeout=30) as client:
+        response = await client.post(f"{api.rstrip('/')}/events", json=[event])
+        response.raise_for_status()
 
 
-def emit_once(source: str, delivery: str | None, event: dict[str, Any]) -> JSONResponse:
-    """Emit unless the delivery was seen; a failed emit forgets the delivery so a redelivery can succeed."""
-    from tasks_lib.store import open_store
-
-    key = f"{source}:{delivery}" if delivery else None
-    if key and not open_store().record_delivery(key):
+async def emit_once(keys: list[str], event_id: str, delivery: str | None, event: dict[str, Any]) -> JSONResponse:
+    """Emit unless one of the delivery's keys was seen; a failed emit forgets them so a redelivery can succeed."""
+    if keys and not await run_in_threadpool(record_keys, keys):
         return JSONResponse({"duplicate": True, "delivery": delivery}, status_code=200)
-    event_id = str(uuid.uuid4())
     try:
-        emit(event, event_id)
+        await emit(event, event_id)
     except (httpx.HTTPError, RuntimeError) as exc:
-        if key:
-            open_store().forget_delivery(key)
+        if keys:
+            await run_in_threadpool(forget_keys, keys)
         return refuse(502, f"could not hand the event to Prefect: {exc}")
     return JSONResponse({"event_id": event_id}, status_code=202)
 
@@ -180,7 +258,12 @@ async def github(request: Request) -> JSONResponse:
         return refuse(400, "body must be a JSON object")
     if event_name == "ping":
         return JSONResponse({"ok": True, "pong": True}, status_code=200)
-    return emit_once("github", delivery, github_event(event_name, delivery, data))
+    event = github_event(event_name, delivery, data)
+    reason = await run_in_threadpool(ignore_reason, event)
+    if reason:
+        return JSONResponse({"ignored": reason}, status_code=200)
+    body_key = delivery_key("github-body", hashlib.sha256(body).hexdigest())
+    return await emit_once([delivery_key("github", delivery), body_key], event_id_for(body_key), delivery, event)
 
 
 @app.post("/webhooks/{name}")
@@ -203,4 +286,5 @@ async def named(name: str, request: Request) -> JSONResponse:
     if isinstance(data, JSONResponse):
         return data
     delivery = request.headers.get("x-delivery-id") or request.headers.get("idempotency-key")
-    return emit_once(f"webhook.{name}", delivery, webhook_event(name, data))
+    key = delivery_key(f"webhook.{name}", delivery) if delivery else None
+    return await emit_once([key] if key else [], event_id_for(key), delivery, webhook_event(name, data))

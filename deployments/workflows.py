@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 ENTRYPOINT = "flows/agent_task.py:agent_task"
 SHIPPED_WORKFLOWS = Path(__file__).with_name("workflows.yaml")
@@ -25,6 +25,11 @@ TRIGGER_RECORD = {
     "title": "{{ event.payload.title | default(none) }}",
     "number": "{{ event.payload.number | default(none) }}",
 }
+# Who may start a GitHub-triggered workflow: the GitHub `author_association` of whoever wrote the text
+# that drives the agent (the relay labels events with it as `github.author_association`).
+AUTHOR_LABEL = "github.author_association"
+DEFAULT_AUTHORS = ("OWNER", "MEMBER", "COLLABORATOR")
+AUTHOR_ASSOCIATIONS = (*DEFAULT_AUTHORS, "CONTRIBUTOR", "FIRST_TIME_CONTRIBUTOR", "FIRST_TIMER", "MANNEQUIN", "NONE")
 
 
 class WorkflowError(ValueError):
@@ -50,13 +55,47 @@ class Schedule(BaseModel):
 
 
 class Trigger(BaseModel):
-    """Which event starts a workflow, optionally only for events whose resource has these labels."""
+    """Which event starts a workflow, optionally only for events whose resource has these labels.
+
+    GitHub triggers (`github.*` events) also only fire for authors whose association is in `authors`
+    (default OWNER, MEMBER, COLLABORATOR); `authors: any` turns that off explicitly.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
     event: str
     match: dict[str, str] = Field(default_factory=dict)
     enabled: bool = True
+    authors: list[str] | Literal["any"] | None = None
+
+    @field_validator("authors", mode="before")
+    @classmethod
+    def _known_authors(cls, value: Any) -> Any:
+        """`any`, or a non-empty list of GitHub author associations (case-insensitive, upper-cased)."""
+        if value is None or value == "any":
+            return value
+        known = ", ".join(AUTHOR_ASSOCIATIONS)
+        if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
+            raise ValueError(f"expected `any` or a non-empty list of author associations ({known})")
+        upper = list(dict.fromkeys(v.strip().upper() for v in value))
+        unknown = [v for v in upper if v not in AUTHOR_ASSOCIATIONS]
+        if unknown:
+            raise ValueError(f"unknown author association(s) {', '.join(unknown)}; known: {known}")
+        return upper
+
+    @model_validator(mode="after")
+    def _authors_only_for_github(self) -> "Trigger":
+        if AUTHOR_LABEL in self.match:
+            raise ValueError(f"match: set trigger.authors instead of matching {AUTHOR_LABEL}")
+        if self.authors is not None and not self.event.startswith("github."):
+            raise ValueError("authors: only GitHub triggers (github.* events) have authors")
+        return self
+
+    def allowed_authors(self) -> list[str] | None:
+        """The author associations this trigger fires for; None when it fires for anyone."""
+        if not self.event.startswith("github.") or self.authors == "any":
+            return None
+        return list(self.authors or DEFAULT_AUTHORS)
 
 
 class Workflow(BaseModel):
@@ -135,7 +174,11 @@ def trigger_spec(workflow: Workflow) -> dict[str, Any] | None:
     """The event trigger of a workflow in prefect.yaml's shape (also used to build served triggers)."""
     if workflow.trigger is None:
         return None
-    match = {"prefect.resource.id": _resource_pattern(workflow.trigger.event), **workflow.trigger.match}
+    match: dict[str, str | list[str]] = {"prefect.resource.id": _resource_pattern(workflow.trigger.event),
+                                         **workflow.trigger.match}
+    authors = workflow.trigger.allowed_authors()
+    if authors is not None:
+        match[AUTHOR_LABEL] = authors  # a list: Prefect fires when the label is any one of them
     spec: dict[str, Any] = {
         "type": "event",
         "name": f"{workflow.name}-trigger",

@@ -19,7 +19,7 @@ import pytest
 from fastapi.testclient import TestClient
 from prefect.client.orchestration import get_client
 
-from deployments.workflows import load_workflows, render_prefect_yaml, trigger_spec
+from deployments.workflows import WorkflowError, load_workflows, render_prefect_yaml, trigger_spec
 from tasks_lib.scripted_server import calls, tool
 from tests.conftest import git
 
@@ -45,6 +45,48 @@ def test_workflows_file_errors_name_the_workflow_and_field(tmp_path, monkeypatch
         f"error: {bad}: workflow x: request: unknown field(s) colour; known: agent, branch, instructions, model, "
         "on_accept, repository, review, reviewer"
     )
+
+
+def test_github_triggers_match_only_allowed_author_associations(tmp_path):
+    specs = {w.name: trigger_spec(w) for w in WORKFLOWS if w.trigger}
+    default = ["OWNER", "MEMBER", "COLLABORATOR"]
+    assert specs["github-issue-labeled"]["match"] == {
+        "prefect.resource.id": "github.repo.*", "github.label": "agent", "github.author_association": default}
+    assert specs["github-pull-request-review"]["match"]["github.author_association"] == default
+    assert "github.author_association" not in specs["github-check-failed"]["match"]  # authors: any
+    assert "github.author_association" not in specs["webhook-example"]["match"]
+    assert "      github.author_association:\n      - OWNER\n      - MEMBER\n      - COLLABORATOR\n" in (ROOT / "prefect.yaml").read_text()
+    custom = tmp_path / "workflows.yaml"
+    custom.write_text("workflows:\n  - name: mine\n    trigger: {event: github.issue.opened, authors: [owner, OWNER, member]}\n"
+                      "  - name: open\n    trigger: {event: github.issue.opened, authors: any}\n")
+    mine, open_ = load_workflows(custom)
+    assert trigger_spec(mine)["match"]["github.author_association"] == ["OWNER", "MEMBER"]
+    assert trigger_spec(open_)["match"] == {"prefect.resource.id": "github.repo.*"}
+
+
+@pytest.mark.parametrize("trigger, error", [
+    ("{event: github.issue.opened, authors: [ADMIN]}", "trigger.authors: unknown author association(s) ADMIN; known: "
+     "OWNER, MEMBER, COLLABORATOR, CONTRIBUTOR, FIRST_TIME_CONTRIBUTOR, FIRST_TIMER, MANNEQUIN, NONE"),
+    ("{event: github.issue.opened, authors: everyone}", "trigger.authors: expected `any` or a non-empty list of author associations"),
+    ("{event: github.issue.opened, authors: []}", "trigger.authors: expected `any` or a non-empty list of author associations"),
+    ("{event: webhook.x, authors: [OWNER]}", "trigger: authors: only GitHub triggers (github.* events) have authors"),
+    ("{event: github.issue.opened, match: {github.author_association: NONE}}", "trigger: match: set trigger.authors instead"),
+])
+def test_bad_trigger_authors_name_the_workflow_and_field(tmp_path, trigger, error):
+    bad = tmp_path / "workflows.yaml"
+    bad.write_text(f"workflows:\n  - name: ok\n  - name: gh\n    trigger: {trigger}\n")
+    with pytest.raises(WorkflowError) as raised:
+        load_workflows(bad)
+    assert str(raised.value).startswith(f"{bad}: workflow gh: {error}") and "\n" not in str(raised.value)
+
+
+def test_bad_trigger_authors_fail_the_cli_with_one_line(tmp_path, monkeypatch):
+    bad = tmp_path / "workflows.yaml"
+    bad.write_text("workflows:\n  - name: gh\n    trigger: {event: github.issue.opened, authors: [ADMIN]}\n")
+    monkeypatch.setenv("AGENT_TASKS_WORKFLOWS", str(bad))
+    proc = subprocess.run([sys.executable, "-m", "tasks_lib.cli", "workflows", "check"], capture_output=True, text=True)
+    assert proc.returncode == 1 and proc.stderr.count("\n") == 1
+    assert proc.stderr.startswith(f"error: {bad}: workflow gh: trigger.authors: unknown author association(s) ADMIN;")
 
 
 def deployments_by_name(names: list[str]) -> dict:
@@ -152,14 +194,19 @@ def test_signed_issue_delivery_starts_the_workflow_with_templated_parameters(  #
         assert all(d.pull_steps in (None, []) for d in deployments_by_name([w.name for w in WORKFLOWS]).values())
         time.sleep(2)  # let the trigger service load the new automations
 
+        issue = {"number": 7, "title": "Add a greeting file", "body": "Create GREETING.md saying hello.",
+                 "html_url": "https://github.com/acme/widgets/issues/7", "author_association": "COLLABORATOR"}
         payload = {
-            "action": "labeled", "label": {"name": "agent"}, "sender": {"login": "octocat"},
-            "issue": {"number": 7, "title": "Add a greeting file", "body": "Create GREETING.md saying hello.",
-                      "html_url": "https://github.com/acme/widgets/issues/7"},
+            "action": "labeled", "label": {"name": "agent"}, "sender": {"login": "octocat"}, "issue": issue,
             "repository": {"full_name": "acme/widgets", "clone_url": "https://github.com/acme/widgets.git", "default_branch": "main"},
         }
         body = json.dumps(payload).encode()
-        relay = TestClient(__import__("deployments.relay", fromlist=["app"]).app)
+        relay_module = __import__("deployments.relay", fromlist=["app"])
+        relay = TestClient(relay_module.app)
+        # Prefect itself must not fire for an outsider's event, even one that did not come through the relay.
+        outsider = relay_module.github_event("issues", "delivery-6", {**payload, "issue": {**issue, "author_association": "NONE"}})
+        httpx.post(f"{prefect_server}/events", json=[{"id": str(uuid.uuid4()), "occurred": "2026-01-01T00:00:00Z", **outsider}]
+                   ).raise_for_status()
         headers = {"X-GitHub-Event": "issues", "X-GitHub-Delivery": "delivery-7", "X-Hub-Signature-256": sign(body, secret)}
         first = relay.post("/webhooks/github", content=body, headers=headers)
         duplicate = relay.post("/webhooks/github", content=body, headers=headers)
@@ -168,7 +215,12 @@ def test_signed_issue_delivery_starts_the_workflow_with_templated_parameters(  #
         other_label = json.dumps({**payload, "label": {"name": "bug"}}).encode()
         unlabeled = relay.post("/webhooks/github", content=other_label, headers={
             **headers, "X-GitHub-Delivery": "delivery-9", "X-Hub-Signature-256": sign(other_label, secret)})
+        replayed = relay.post("/webhooks/github", content=body, headers={**headers, "X-GitHub-Delivery": "delivery-10"})
+        contributor = json.dumps({**payload, "issue": {**issue, "author_association": "CONTRIBUTOR"}}).encode()
+        ignored = relay.post("/webhooks/github", content=contributor, headers={
+            **headers, "X-GitHub-Delivery": "delivery-11", "X-Hub-Signature-256": sign(contributor, secret)})
         assert (first.status_code, duplicate.status_code, forged.status_code, unlabeled.status_code) == (202, 200, 401, 202)
+        assert replayed.json() == {"duplicate": True, "delivery": "delivery-10"} and "ignored" in ignored.json()
 
         deadline = time.monotonic() + 180
         row = None
@@ -191,7 +243,7 @@ def test_signed_issue_delivery_starts_the_workflow_with_templated_parameters(  #
         shown = subprocess.run([sys.executable, "-m", "tasks_lib.cli", "show", row.id], capture_output=True, text=True).stdout
         assert "started  by github.issue.labeled “Add a greeting file”" in shown and "(workflow github-issue-labeled)" in shown
 
-        time.sleep(3)  # a second run (duplicate, forged or other label) would have started by now
+        time.sleep(3)  # a second run (outsider, duplicate, replay, forged, contributor or other label) would have started by now
         with get_client(sync_client=True) as client:
             from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterName
 
@@ -251,12 +303,13 @@ def test_agent_tasks_up_starts_the_stack_and_stops_cleanly(tmp_path):
 SAMPLE_DELIVERIES = {
     "github-issue-labeled": ("issues", {
         "action": "labeled", "label": {"name": "agent"}, "sender": {"login": "octocat"},
-        "issue": {"number": 7, "title": "Add a greeting", "body": "Say hello.", "html_url": "https://github.com/acme/w/issues/7"},
+        "issue": {"number": 7, "title": "Add a greeting", "body": "Say hello.", "html_url": "https://github.com/acme/w/issues/7",
+                  "author_association": "OWNER"},
         "repository": {"full_name": "acme/w", "clone_url": "https://github.com/acme/w.git", "default_branch": "main"}}),
     "github-pull-request-review": ("pull_request", {
         "action": "opened", "sender": {"login": "dev"},
         "pull_request": {"number": 9, "title": "Speed up", "body": "Faster.", "html_url": "https://github.com/acme/w/pull/9",
-                         "head": {"ref": "fast"}, "base": {"ref": "main"}},
+                         "head": {"ref": "fast"}, "base": {"ref": "main"}, "author_association": "MEMBER"},
         "repository": {"full_name": "acme/w", "clone_url": "https://github.com/acme/w.git", "default_branch": "main"}}),
     "github-check-failed": ("check_run", {
         "action": "completed", "sender": {"login": "ci"},
@@ -264,6 +317,22 @@ SAMPLE_DELIVERIES = {
                       "check_suite": {"head_branch": "feature"}, "output": {"title": "2 failed", "summary": "test_x failed"}},
         "repository": {"full_name": "acme/w", "clone_url": "https://github.com/acme/w.git", "default_branch": "main"}}),
 }
+
+
+def assert_prefect_matches(workflow, event: dict) -> None:
+    """Prefect's own matcher fires the trigger for this event, and for an outsider's only with `authors: any`."""
+    from prefect.events.schemas.events import Resource, ResourceSpecification
+
+    from deployments.relay import ignore_reason
+
+    spec = ResourceSpecification(trigger_spec(workflow)["match"])
+    assert spec.matches(Resource(event["resource"]))
+    if workflow.trigger.event.startswith("github."):
+        assert ignore_reason(event) is None
+        outsider = {**event, "resource": {**event["resource"], "github.author_association": "NONE"}}
+        anyone = workflow.trigger.authors == "any"
+        assert spec.matches(Resource(outsider["resource"])) is anyone
+        assert (ignore_reason(outsider) is None) is anyone
 
 
 @pytest.mark.parametrize("name", [w.name for w in WORKFLOWS if w.trigger])
@@ -285,7 +354,7 @@ def test_every_trigger_renders_a_valid_task_request_from_a_relay_event(name):
     else:
         event = webhook_event(workflow.trigger.event.split(".", 1)[1], {"alert": "disk full", "host": "db1"})
     assert event["event"] == workflow.trigger.event
-    assert all(event["resource"].get(k) == v for k, v in workflow.trigger.match.items())
+    assert_prefect_matches(workflow, event)
     received = ReceivedEvent(id=uuid.uuid4(), occurred=datetime.datetime.now(datetime.timezone.utc), **event)
 
     parameters = json.loads(json.dumps(trigger_spec(workflow)["parameters"]))
