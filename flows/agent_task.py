@@ -24,6 +24,7 @@ from tasks_lib.agents import AgentSpec
 from tasks_lib.capture_diff import capture_diff
 from tasks_lib.checkout import checkout
 from tasks_lib.delivery import DeliveryError, commit_message
+from tasks_lib.environments import Environment, SandboxSpec, make_environment
 from tasks_lib.gitrepo import RepositoryError, mirror_dir, normalize_repository
 from tasks_lib.models import EndReason, SessionResult, SessionStatus, TaskRequest, Usage, Workspace
 from tasks_lib.preflight import BadRequest, parse_request, prepare
@@ -34,8 +35,9 @@ from tasks_lib.review_actions import accept_changes, discard_changes, reset_work
 from tasks_lib.check import CheckResult, fix_request
 from tasks_lib.run_agent import model_for, remaining_limits, run_agent
 from tasks_lib.run_check import run_check
+from tasks_lib.run_setup import run_setup
 from tasks_lib.runner import current_runner
-from tasks_lib.secrets import Redactor
+from tasks_lib.secrets import Redactor, mask_variables
 from tasks_lib.settings import Settings, load_settings
 from tasks_lib.store import Store, open_store, utcnow
 from tasks_lib.summarize import summarize
@@ -162,15 +164,17 @@ class SessionRun:
         return self.review_cycle()
 
     def start(self, raw: dict[str, Any]) -> None:
-        """Validate the request and check out the workspace."""
+        """Validate the request, check out the workspace and prepare the sandbox."""
         try:
             self.req = parse_request(raw)
-            self.agent, self.model_name, self.repository = prepare(self.req, self.settings)
+            self.agent, self.model_name, self.repository, self.sandbox = prepare(self.req, self.settings)
         except BadRequest as exc:
             raise self.fail(str(exc)) from None
+        self.announce_sandbox()
         self.store.update_session(
             self.session_id, status=SessionStatus.running, model=self.model_name, agent=self.agent.name,
-            agent_spec=self.agent.model_dump(mode="json"), runner=current_runner(),
+            agent_spec=self.redact.deep(self.agent.model_dump(mode="json")), runner=current_runner(),
+            sandbox=self.sandbox.model_dump(),
         )
         try:
             self.ws = checkout(
@@ -183,9 +187,35 @@ class SessionRun:
             self.session_id, base_commit=self.ws.base_commit, work_branch=self.ws.work_branch,
             workspace=self.ws.path, branch=self.ws.base_branch,
         )
+        self.environment = self.make_environment()
         self.iteration = 1
         self.instructions = self.req.instructions
         self.messages = self.fresh_conversation()
+        self.setup()
+
+    def announce_sandbox(self) -> None:
+        """Say which sandbox is in force (a warning when commands run unconfined), and mask the agent's `env:` values."""
+        mask_variables(self.sandbox.env)
+        self.redact = Redactor.from_env()
+        log = self.logger.warning if self.sandbox.kind == "none" else self.logger.info
+        log("sandbox: %s", self.sandbox.describe())
+
+    def make_environment(self) -> Environment:
+        """Where this session's commands run: its sandbox around the workspace."""
+        return make_environment(
+            self.sandbox, self.ws.path, self.settings.sandboxes_dir / self.session_id / "tmp",
+            read_only_paths=[f"{self.ws.mirror}/objects", *self.settings.sandbox_expose],
+            hidden_paths=[str(self.settings.home)],
+        )
+
+    def setup(self) -> None:
+        """Run the setup command, if any; the session fails when it does."""
+        if not self.sandbox.setup_command:
+            return
+        result = run_setup(self.environment, self.sandbox.setup_command, self.sandbox.setup_timeout_s)
+        if not result.passed:
+            tail = "\n".join(result.output_tail.strip().splitlines()[-15:])
+            raise self.fail(f"the setup command {result.headline()}; the agent did not start. Its output ended:\n{tail}")
 
     def fresh_conversation(self) -> list[dict[str, Any]]:
         """The opening messages for the current instructions; reports what the conventions cap cut."""
@@ -199,6 +229,15 @@ class SessionRun:
         row = self.store.get_session(self.session_id)
         self.req = parse_request(raw)
         self.agent = AgentSpec.model_validate(row.agent_spec)
+        self.sandbox = SandboxSpec.model_validate(row.sandbox)
+        self.announce_sandbox()
+        if self.sandbox.kind == "bwrap":
+            from tasks_lib.environments.bwrap import SandboxUnavailable, sandbox_version
+
+            try:
+                sandbox_version()
+            except SandboxUnavailable as exc:
+                raise self.fail(f"cannot continue on this worker: the session runs in bwrap, but {exc}") from None
         self.model_name = row.model
         self.repository = normalize_repository(self.req.repository)
         mirror = mirror_dir(self.settings.mirrors_dir, self.repository)
@@ -210,10 +249,13 @@ class SessionRun:
         self.messages = list(row.conversation or [])
         self.store.update_session(self.session_id, runner=current_runner())
         latest = self.store.latest_diff(self.session_id)
-        restore_workspace(
+        how = restore_workspace(
             self.repository, self.settings.mirrors_dir, self.ws.path, self.ws.work_branch, self.ws.base_commit,
             latest.patch if latest else b"",
         )
+        self.environment = self.make_environment()
+        if how == "rebuilt":  # what the setup installed outside the patch is gone with the old workspace
+            self.setup()
         self.reuse_review_key = True
 
     def work(self) -> LoopResult:
@@ -227,8 +269,8 @@ class SessionRun:
         loop: LoopResult | None = None
         check: CheckResult | None = None
         try:
-            loop = run_agent(self.store, self.session_id, self.ws.path, self.agent, self.model_name, self.messages,
-                             self.settings, self.iteration, prior)
+            loop = run_agent(self.store, self.session_id, self.ws.path, self.environment, self.agent, self.model_name,
+                             self.messages, self.settings, self.iteration, prior)
             if self.agent.check_command and not loop_failed(loop):
                 loop, check = self.check_and_fix(loop, prior)
         except BaseException as exc:  # the loop handles model and tool errors itself; this is a crash
@@ -249,13 +291,13 @@ class SessionRun:
         self.store.update_session(self.session_id, end_reason=loop.end_reason.value,
                                   conversation=self.redact.deep(self.messages))
         summarize(self.store, self.session_id, model_for(self.agent, self.model_name, self.settings),
-                  self.instructions, loop, diff, self.agent.max_steps, self.iteration, check)
+                  self.instructions, loop, diff, self.agent.max_steps, self.iteration, check, self.sandbox)
         return loop
 
     def check_and_fix(self, loop: LoopResult, prior: Usage) -> tuple[LoopResult, CheckResult]:
         """Run the agent's check; while it fails and fix_until_green allows, hand it back to the agent."""
         timeout = self.agent.check_timeout_minutes * 60
-        check = run_check(self.store, self.session_id, self.ws.path, self.agent.check_command, timeout, self.iteration)
+        check = run_check(self.store, self.session_id, self.environment, self.agent.check_command, timeout, self.iteration)
         for fix_round in range(1, self.agent.fix_until_green + 1):
             if check.passed:
                 break
@@ -265,8 +307,8 @@ class SessionRun:
                 break
             self.logger.info("check failed: fix round %d of %d", fix_round, self.agent.fix_until_green)
             loop.messages.append({"role": "user", "content": fix_request(check)})
-            more = run_agent(self.store, self.session_id, self.ws.path, self.agent, self.model_name, loop.messages,
-                             self.settings, self.iteration, prior.plus(loop.usage), left, loop.usage.steps + 1)
+            more = run_agent(self.store, self.session_id, self.ws.path, self.environment, self.agent, self.model_name,
+                             loop.messages, self.settings, self.iteration, prior.plus(loop.usage), left, loop.usage.steps + 1)
             loop = LoopResult(
                 end_reason=more.end_reason, detail=more.detail, finish_summary=more.finish_summary or loop.finish_summary,
                 steps=loop.steps + more.steps, usage=loop.usage.plus(more.usage), messages=more.messages,
@@ -274,7 +316,7 @@ class SessionRun:
             )
             if loop_failed(more):
                 break
-            check = run_check(self.store, self.session_id, self.ws.path, self.agent.check_command, timeout,
+            check = run_check(self.store, self.session_id, self.environment, self.agent.check_command, timeout,
                               self.iteration, fix_round)
         return loop, check
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -20,6 +20,15 @@ from tasks_lib.tool_policy import ToolPolicy
 
 REPO_AGENT_DIRS = (".agent-tasks/agents", ".continue/agents")
 RepoReader = Callable[[str], "str | None"]
+ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
+# Fields that widen what an agent can reach (another model host, the network, the orchestrator's
+# variables, no sandbox): an operator's choice, so a repository's own agent files may not set them.
+OPERATOR_FIELDS = {
+    "api_base": "it would send the model's key to another host",
+    "sandbox": "only the operator chooses how agents are confined",
+    "network": "only the operator opens the network to agents",
+    "env": "only the operator passes variables to agents",
+}
 
 
 class AgentFileError(ValueError):
@@ -48,6 +57,12 @@ class AgentSpec(BaseModel):
     on_accept: Literal["branch", "merge", "pull_request"] = "branch"
     temperature: float | None = Field(default=None, ge=0, le=2)
     api_base: str | None = None
+    sandbox: Literal["auto", "bwrap", "none"] | None = None
+    network: bool | None = None
+    env: list[Annotated[str, Field(pattern=ENV_NAME)]] = Field(default_factory=list)
+    setup_command: str | None = None
+    setup_timeout_minutes: float = Field(default=15, gt=0)
+    workspace: Literal["auto", "read-only", "read-write"] = "auto"
     prompt: str = ""
     source: str = ""
 
@@ -56,6 +71,18 @@ class AgentSpec(BaseModel):
     def _tools_readable(cls, value: Any) -> Any:
         ToolPolicy.parse(value)  # raises ValueError with the reason
         return value
+
+    @field_validator("network", mode="before")
+    @classmethod
+    def _on_off(cls, value: Any) -> Any:
+        if isinstance(value, str) and value.strip().lower() in ("on", "off"):
+            return value.strip().lower() == "on"
+        return value
+
+    @field_validator("env", mode="before")
+    @classmethod
+    def _env_list(cls, value: Any) -> Any:
+        return [v.strip() for v in value.split(",") if v.strip()] if isinstance(value, str) else value
 
     @property
     def rule_list(self) -> list[str]:
@@ -66,8 +93,24 @@ class AgentSpec(BaseModel):
 
     @property
     def policy(self) -> ToolPolicy:
-        """Which tools this agent may use, and with which arguments."""
-        return ToolPolicy.parse(self.tools)
+        """Which tools this agent may use, and with which arguments (no writing tools on a read-only workspace)."""
+        policy = ToolPolicy.parse(self.tools)
+        if self.workspace == "read-only":
+            policy = ToolPolicy(allowed={t: p for t, p in policy.allowed.items() if t not in ("edit_file", "write_file")})
+        return policy
+
+    @property
+    def read_only_workspace(self) -> bool:
+        """True when the sandbox mounts the workspace read-only: the agent says so, or it cannot write anyway.
+
+        An agent without edit or write tools whose shell (if any) is limited to patterns is read-only by
+        construction, so a pattern like `git diff*` cannot be turned into a write.
+        """
+        if self.workspace != "auto":
+            return self.workspace == "read-only"
+        allowed = ToolPolicy.parse(self.tools).allowed
+        writes = "edit_file" in allowed or "write_file" in allowed
+        return not writes and ("run_command" not in allowed or allowed["run_command"] is not None)
 
     @property
     def tool_names(self) -> tuple[str, ...]:
@@ -101,12 +144,22 @@ def split_front_matter(text: str, source: str) -> tuple[dict[str, Any], str]:
     return front, "\n".join(lines[end + 1 :])
 
 
-def parse_agent_file(text: str, source: str) -> AgentSpec:
-    """Parse an agent file's text; raise AgentFileError naming the field and the problem."""
+def parse_agent_file(text: str, source: str, trusted: bool = True) -> AgentSpec:
+    """Parse an agent file's text; raise AgentFileError naming the field and the problem.
+
+    Untrusted files (from a repository) may not set the operator's fields (OPERATOR_FIELDS).
+    """
     front, body = split_front_matter(text, source)
     for reserved in ("prompt", "source"):
         if reserved in front:
             raise AgentFileError(f"{source}: field '{reserved}': unknown field (the prompt is the file's body)")
+    if not trusted:
+        for field, why in OPERATOR_FIELDS.items():
+            if front.get(field) is not None:
+                raise AgentFileError(
+                    f"{source}: field '{field}': not allowed in a repository's agent file ({why}); "
+                    "set it in your own agents (~/.agent-tasks/agents), the workflow or the run instead"
+                )
     front.setdefault("name", Path(source).stem)
     try:
         return AgentSpec.model_validate({**front, "prompt": body.strip(), "source": source})
@@ -140,16 +193,26 @@ def looks_like_path(ref: str) -> bool:
     return ref.endswith(".md") or "/" in ref or ref.startswith(("~", "."))
 
 
-def find_agent(ref: str, repo: RepoReader | None = None) -> AgentSpec:
-    """The agent ``ref``: a path, or a name looked up in the repository, the user's agents, then the built-ins."""
+def find_agent(ref: str, repo: RepoReader | None = None, shadow_builtins: bool = False) -> AgentSpec:
+    """The agent ``ref``: a path, or a name looked up in the repository, the user's agents, then the built-ins.
+
+    A repository's agent file may not replace a built-in agent of the same name unless
+    ``shadow_builtins`` allows it.
+    """
     if looks_like_path(ref):
         return read_agent_file(Path(ref).expanduser())
     if repo is not None:
         for folder in REPO_AGENT_DIRS:
             rel = f"{folder}/{ref}.md"
             text = repo(rel)
-            if text is not None:
-                return parse_agent_file(text, f"repository:{rel}")
+            if text is None:
+                continue
+            if ref in builtin_agent_names() and not shadow_builtins:
+                raise AgentFileError(
+                    f"repository:{rel} would replace the built-in agent '{ref}'; rename it, or allow it with "
+                    "shadow_builtins: true in the workflow (--shadow-builtins on the command line)"
+                )
+            return parse_agent_file(text, f"repository:{rel}", trusted=False)
     personal = user_agents_dir() / f"{ref}.md"
     if personal.is_file():
         return read_agent_file(personal)
@@ -169,7 +232,7 @@ def available_agents(repo: RepoReader | None = None, repo_files: list[str] | Non
         name = Path(rel).stem
         if name not in found and repo is not None:
             try:
-                spec = parse_agent_file(repo(rel) or "", f"repository:{rel}")
+                spec = parse_agent_file(repo(rel) or "", f"repository:{rel}", trusted=False)
                 found[name] = (name, f"repository:{rel}", spec.description)
             except AgentFileError as exc:
                 found[name] = (name, f"repository:{rel}", f"INVALID: {exc}")

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from pydantic import BaseModel
 
-from tasks_lib.shell import run_shell
+from tasks_lib.environments import Environment
 
 TAIL_CHARS = 3000
 
@@ -32,9 +30,9 @@ class CheckResult(BaseModel):
         return f"`{self.command}` {verdict} in {self.duration_s:.1f} s{rounds}"
 
 
-def run_check_command(command: str, workspace: str | Path, timeout_s: float) -> CheckResult:
-    """Run the check with the same safety as the agent's commands (timeout, output cap, no secrets)."""
-    result = run_shell(command, workspace, timeout_s=timeout_s, output_cap=2 * TAIL_CHARS + 2000)
+def run_check_command(command: str, environment: Environment, timeout_s: float, network: bool | None = None) -> CheckResult:
+    """Run the check where the agent's commands run, with the same confinement, timeout and output cap."""
+    result = environment.execute(command, timeout_s=timeout_s, output_cap=2 * TAIL_CHARS + 2000, network=network)
     tail = result.output[-TAIL_CHARS:]
     return CheckResult(
         command=command, passed=result.exit_code == 0, exit_code=result.exit_code, duration_s=result.duration_s,

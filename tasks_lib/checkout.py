@@ -7,7 +7,7 @@ from pathlib import Path
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from tasks_lib.gitrepo import add_worktree, branch_head, default_branch, slugify, update_mirror
+from tasks_lib.gitrepo import branch_head, create_workspace, default_branch, slugify, update_mirror
 from tasks_lib.models import Workspace
 from tasks_lib.secrets import Redactor
 
@@ -27,9 +27,10 @@ def checkout(
     workspaces_dir: Path,
     branch_prefix: str = "agent",
 ) -> Workspace:
-    """Update the repository's mirror and add a worktree on a new branch from the chosen branch's head.
+    """Update the repository's mirror and check out a workspace on a new branch from the chosen branch's head.
 
-    The source repository is only read from; the work branch exists in the mirror alone.
+    The source repository is only read from; the workspace has its own git directory, and the work
+    branch exists there alone until the work is accepted.
     """
     logger = get_run_logger()
     redact = Redactor.from_env()
@@ -39,13 +40,13 @@ def checkout(
     base_commit = branch_head(mirror, base_branch)
     work_branch = work_branch_name(branch_prefix, instructions, session_id)
     path = workspaces_dir / session_id
-    add_worktree(mirror, path, work_branch, base_commit)
+    create_workspace(mirror, path, work_branch, base_commit, repository)
     logger.info("workspace %s on %s from %s@%s", path, work_branch, base_branch, base_commit[:10])
     return Workspace(
         path=str(path),
         work_branch=work_branch,
         base_branch=base_branch,
         base_commit=base_commit,
-        mirror=str(mirror.git_dir),
+        mirror=str(mirror),
         mirror_action=action,
     )

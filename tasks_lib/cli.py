@@ -15,6 +15,7 @@ from typing import Any, Optional
 
 import typer
 from rich.markdown import Markdown
+from rich.markup import escape
 from rich.table import Table
 
 import tasks_lib  # noqa: F401  (quiet defaults)
@@ -42,6 +43,11 @@ def run(
     reviewer: Optional[str] = typer.Option(None, "--reviewer", "-r", help="Who reviews the result."),
     review: bool = typer.Option(True, "--review/--no-review", help="Wait for a review decision after the summary."),
     on_accept: Optional[str] = typer.Option(None, "--on-accept", help="branch (default), merge or pull_request."),
+    sandbox: Optional[str] = typer.Option(None, "--sandbox", help="auto (default), bwrap or none."),
+    network: Optional[bool] = typer.Option(None, "--network/--no-network", help="Let the agent's commands use the network."),
+    env: list[str] = typer.Option([], "--env", "-e", help="Pass this environment variable to the agent's commands (repeatable)."),
+    setup: Optional[str] = typer.Option(None, "--setup", help="Command run before the agent, with the network on."),
+    shadow_builtins: bool = typer.Option(False, "--shadow-builtins", help="Let a repository agent replace a built-in of the same name."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Also print Prefect's own log lines."),
 ) -> None:
     """Run an agent task on a repository, print the summary and diffstat, then wait for the review.
@@ -55,12 +61,13 @@ def run(
 
     try:
         request = TaskRequest(repository=repo, instructions=task, branch=branch, agent=agent, model=model,
-                              reviewer=reviewer, review=review, on_accept=on_accept)
+                              reviewer=reviewer, review=review, on_accept=on_accept, sandbox=sandbox, network=network,
+                              env=env, setup_command=setup, shadow_builtins=shadow_builtins)
     except ValidationError as exc:
         field = exc.errors()[0]["loc"][0]
         raise CliError("the task is empty: pass --task TEXT" if field == "instructions" else f"{field}: {exc.errors()[0]['msg']}") from None
     try:
-        preflight(request)
+        plan = preflight(request)
     except BadRequest as exc:
         raise CliError(str(exc)) from None
 
@@ -87,6 +94,8 @@ def run(
 
     progress.subscribe(show_step)
     err.print(f"running agent [bold]{agent}[/bold] on {repo}" + (f"@{branch}" if branch else ""))
+    style = "yellow" if plan.sandbox.kind == "none" else "dim"
+    err.print(f"[{style}]sandbox: {escape(plan.sandbox.describe())}[/{style}]", markup=True)
     try:
         result = agent_task(request)
     except SessionFailed as exc:

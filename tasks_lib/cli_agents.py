@@ -16,9 +16,8 @@ def _repo_agents(repo: str | None):
     """(reader, agent files) of a local repository's agent folders, or (None, [])."""
     if not repo:
         return None, []
-    import subprocess
-
     from tasks_lib.agents import REPO_AGENT_DIRS
+    from tasks_lib.gitcli import run_git
     from tasks_lib.gitrepo import RepositoryError, normalize_repository
     from tasks_lib.preflight import repository_reader
     from tasks_lib.settings import load_settings
@@ -27,8 +26,7 @@ def _repo_agents(repo: str | None):
         path = normalize_repository(repo)
     except RepositoryError as exc:
         raise CliError(str(exc)) from None
-    listing = subprocess.run(["git", "ls-tree", "-r", "--name-only", "HEAD", "--", *REPO_AGENT_DIRS],
-                             cwd=path, capture_output=True, text=True).stdout.split()
+    listing = run_git("ls-tree", "-r", "--name-only", "HEAD", "--", *REPO_AGENT_DIRS, cwd=path, check=False).text.split()
     return repository_reader(path, None, load_settings()), [f for f in listing if f.endswith(".md") and f.count("/") == 2]
 
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import subprocess
 import tempfile
 from pathlib import Path
 
-from tasks_lib.gitrepo import GIT_ENV, REMOTE_URL, is_local, locked, update_mirror
+from tasks_lib.gitcli import GitError, git_text, run_git
+from tasks_lib.gitrepo import REMOTE_URL, RepositoryError, create_workspace, has_commit, is_local, locked, update_mirror
 
 SESSION_TRAILER = "Agent-Session"
 GITHUB_REMOTE = re.compile(r"^(?:https?://(?:[^@/]+@)?|ssh://git@|git@)(?P<host>[^/:]+)[/:](?P<owner>[^/]+)/(?P<name>[^/]+?)(?:\.git)?/?$")
@@ -19,15 +19,7 @@ class DeliveryError(RuntimeError):
     """A decision that cannot be carried out as asked; the message says why and what to do."""
 
 
-def git(cwd: str | Path, *args: str, input: bytes | None = None, check: bool = True) -> str:
-    """Run git in ``cwd`` without prompts; DeliveryError with git's message on failure."""
-    proc = subprocess.run(
-        ["git", *args], cwd=cwd, input=input, capture_output=True, timeout=600, env={**os.environ, **GIT_ENV}
-    )
-    if check and proc.returncode != 0:
-        message = "; ".join(ln.strip() for ln in proc.stderr.decode(errors="replace").splitlines() if ln.strip())
-        raise DeliveryError(f"git {args[0]} failed: {message or 'exit code ' + str(proc.returncode)}")
-    return proc.stdout.decode(errors="replace").strip()
+PUSH_TIMEOUT_S = 600
 
 
 def _identity() -> list[str]:
@@ -48,18 +40,24 @@ def commit_message(instructions: str, summary: str, session_id: str, agent: str,
 
 def commit_workspace(workspace: str | Path, message: str, session_id: str) -> str:
     """Commit every change in the workspace on its branch; returns the commit. Committing twice adds nothing."""
-    git(workspace, "add", "-A", ".")
-    staged = subprocess.run(["git", "diff", "--cached", "--quiet"], cwd=workspace).returncode != 0
-    head_message = git(workspace, "log", "-1", "--format=%B")
+    run_git("add", "-A", ".", cwd=workspace)
+    staged = run_git("diff", "--cached", "--quiet", cwd=workspace, check=False).returncode != 0
+    head_message = git_text("log", "-1", "--format=%B", cwd=workspace)
     if not staged and f"{SESSION_TRAILER}: {session_id}" in head_message:
-        return git(workspace, "rev-parse", "HEAD")
-    git(workspace, *_identity(), "commit", "-q", "--allow-empty", "--no-verify", "-F", "-", input=message.encode())
-    return git(workspace, "rev-parse", "HEAD")
+        return git_text("rev-parse", "HEAD", cwd=workspace)
+    run_git(*_identity(), "commit", "-q", "--allow-empty", "--no-verify", "-F", "-", cwd=workspace, input=message.encode())
+    return git_text("rev-parse", "HEAD", cwd=workspace)
+
+
+def hand_to_mirror(workspace: str | Path, mirror: str | Path, commit: str, work_branch: str) -> None:
+    """Put the session's commit on ``work_branch`` in the mirror, from where it is delivered."""
+    run_git("push", "-q", "--no-verify", str(mirror), f"+{commit}:refs/heads/{work_branch}", cwd=workspace)
 
 
 def push_branch(mirror: str | Path, commit: str, branch: str) -> None:
     """Create or update ``branch`` at ``commit`` in the origin (fast-forward only)."""
-    git(mirror, "push", "-q", "origin", f"{commit}:refs/heads/{branch}")
+    run_git("push", "-q", "--no-verify", "origin", f"{commit}:refs/heads/{branch}", cwd=mirror, remote=True,
+            timeout_s=PUSH_TIMEOUT_S)
 
 
 def deliver_branch(mirror: str | Path, repository: str, commit: str, work_branch: str) -> str:
@@ -75,7 +73,7 @@ def _checked_out_in(repository: str, branch: str) -> Path | None:
         return None
     path = repository.removeprefix("file://")
     current = None
-    for line in git(path, "worktree", "list", "--porcelain").splitlines():
+    for line in git_text("worktree", "list", "--porcelain", cwd=path).splitlines():
         if line.startswith("worktree "):
             current = Path(line.removeprefix("worktree "))
         elif line == f"branch refs/heads/{branch}":
@@ -86,24 +84,25 @@ def _checked_out_in(repository: str, branch: str) -> Path | None:
 def deliver_merge(mirror: str | Path, repository: str, base_branch: str, base_commit: str, commit: str, work_branch: str) -> str:
     """Merge the work into the base branch; refused with the conflicting files if the base moved in a conflicting way."""
     with locked(Path(mirror)):
-        git(mirror, "fetch", "-q", "origin", "--prune", "--no-tags")
-    base_now = git(mirror, "rev-parse", f"refs/remotes/origin/{base_branch}")
-    if subprocess.run(["git", "merge-base", "--is-ancestor", commit, base_now], cwd=mirror).returncode == 0:
+        run_git("fetch", "-q", "origin", "--prune", "--no-tags", cwd=mirror, remote=True, timeout_s=PUSH_TIMEOUT_S)
+    base_now = git_text("rev-parse", f"refs/remotes/origin/{base_branch}", cwd=mirror)
+    if run_git("merge-base", "--is-ancestor", commit, base_now, cwd=mirror, check=False).returncode == 0:
         return f"already merged into {base_branch} ({base_now[:10]})"
     target = commit
     if base_now != base_commit:
         target = _merge_commit(mirror, base_branch, base_now, commit, work_branch)
     checked_out = _checked_out_in(repository, base_branch)
     if checked_out is not None:
-        if git(checked_out, "status", "--porcelain", "--untracked-files=no"):
+        if git_text("status", "--porcelain", "--untracked-files=no", cwd=checked_out):
             raise DeliveryError(
                 f"cannot merge: {base_branch} is checked out in {checked_out} with uncommitted changes; "
                 "commit or stash them, or accept with on_accept=branch"
             )
-        git(checked_out, "fetch", "-q", str(mirror), target)
-        git(checked_out, "merge", "-q", "--ff-only", target)
+        run_git("fetch", "-q", str(mirror), target, cwd=checked_out)
+        run_git("merge", "-q", "--ff-only", target, cwd=checked_out)
     else:
-        git(mirror, "push", "-q", f"--force-with-lease=refs/heads/{base_branch}:{base_now}", "origin", f"{target}:refs/heads/{base_branch}")
+        run_git("push", "-q", "--no-verify", f"--force-with-lease=refs/heads/{base_branch}:{base_now}", "origin",
+                f"{target}:refs/heads/{base_branch}", cwd=mirror, remote=True, timeout_s=PUSH_TIMEOUT_S)
     kind = "fast-forward" if target == commit else f"merge commit {target[:10]}"
     return f"merged into {base_branch} of {repository} ({kind})"
 
@@ -111,23 +110,21 @@ def deliver_merge(mirror: str | Path, repository: str, base_branch: str, base_co
 def _merge_commit(mirror: str | Path, base_branch: str, base_now: str, commit: str, work_branch: str) -> str:
     tmp = Path(tempfile.mkdtemp(prefix="agent-merge-"))
     try:
-        git(mirror, "worktree", "add", "-q", "--detach", str(tmp / "wt"), base_now)
+        run_git("worktree", "add", "-q", "--detach", str(tmp / "wt"), base_now, cwd=mirror)
         wt = tmp / "wt"
-        proc = subprocess.run(
-            ["git", *_identity(), "merge", "--no-ff", "--no-edit", "-m", f"Merge {work_branch} into {base_branch}", commit],
-            cwd=wt, capture_output=True,
-        )
-        if proc.returncode != 0:
-            conflicts = git(wt, "diff", "--name-only", "--diff-filter=U", check=False).split()
-            git(wt, "merge", "--abort", check=False)
+        merged = run_git(*_identity(), "merge", "--no-ff", "--no-edit", "-m", f"Merge {work_branch} into {base_branch}",
+                         commit, cwd=wt, check=False)
+        if merged.returncode != 0:
+            conflicts = run_git("diff", "--name-only", "--diff-filter=U", cwd=wt, check=False).text.split()
+            run_git("merge", "--abort", cwd=wt, check=False)
             files = ", ".join(conflicts) or "(see git output)"
             raise DeliveryError(
                 f"merge refused: {base_branch} moved to {base_now[:10]} since the session started and conflicts "
                 f"with the agent's changes in {files}; accept as a branch, or retry on the new base"
             )
-        return git(wt, "rev-parse", "HEAD")
+        return git_text("rev-parse", "HEAD", cwd=wt)
     finally:
-        subprocess.run(["git", "worktree", "remove", "--force", str(tmp / "wt")], cwd=mirror, capture_output=True)
+        run_git("worktree", "remove", "--force", str(tmp / "wt"), cwd=mirror, check=False)
         shutil.rmtree(tmp, ignore_errors=True)
 
 
@@ -175,16 +172,15 @@ def deliver_pull_request(
 
 def discard_workspace(mirror: str | Path, workspace: str | Path, work_branch: str) -> None:
     """Remove the workspace and its work branch (reject)."""
-    subprocess.run(["git", "worktree", "remove", "--force", str(workspace)], cwd=mirror, capture_output=True)
     shutil.rmtree(workspace, ignore_errors=True)
-    git(mirror, "worktree", "prune", check=False)
-    git(mirror, "branch", "-D", work_branch, check=False)
+    run_git("worktree", "prune", cwd=mirror, check=False)  # workspaces made by earlier versions were worktrees
+    run_git("branch", "-D", work_branch, cwd=mirror, check=False)
 
 
 def reset_workspace(workspace: str | Path, base_commit: str) -> None:
     """Throw away every change in the workspace (retry)."""
-    git(workspace, "reset", "-q", "--hard", base_commit)
-    git(workspace, "clean", "-qfdx")
+    run_git("reset", "-q", "--hard", base_commit, cwd=workspace)
+    run_git("clean", "-qfdx", cwd=workspace)
 
 
 def ensure_workspace(
@@ -195,20 +191,19 @@ def ensure_workspace(
     Returns 'existing' or 'rebuilt'. Lets a suspended session continue on any worker.
     """
     path = Path(workspace)
-    if (path / ".git").exists() and git(path, "rev-parse", "--abbrev-ref", "HEAD", check=False) == work_branch:
-        return "existing"
+    if (path / ".git").is_dir():
+        head = run_git("rev-parse", "--abbrev-ref", "HEAD", cwd=path, check=False)
+        if head.returncode == 0 and head.text == work_branch:
+            return "existing"
     mirror, _ = update_mirror(repository, mirrors_dir)
-    mirror_dir = mirror.git_dir
+    if not has_commit(mirror, base_commit):
+        raise DeliveryError(f"cannot rebuild the workspace: base commit {base_commit[:10]} is no longer in {repository}")
     shutil.rmtree(path, ignore_errors=True)
-    with locked(Path(mirror_dir)):
-        git(mirror_dir, "worktree", "prune")
-        if git(mirror_dir, "rev-parse", "--verify", "--quiet", f"refs/heads/{work_branch}", check=False):
-            git(mirror_dir, "worktree", "add", "-q", "-f", str(path), work_branch)
-        else:
-            if not git(mirror_dir, "rev-parse", "--verify", "--quiet", f"{base_commit}^{{commit}}", check=False):
-                raise DeliveryError(f"cannot rebuild the workspace: base commit {base_commit[:10]} is no longer in {repository}")
-            git(mirror_dir, "worktree", "add", "-q", "-b", work_branch, str(path), base_commit)
-    git(path, "reset", "-q", "--hard", base_commit)
+    run_git("worktree", "prune", cwd=mirror, check=False)  # an earlier version's worktree may have been here
+    try:
+        create_workspace(mirror, path, work_branch, base_commit, repository)
+    except RepositoryError as exc:
+        raise DeliveryError(str(exc)) from None
     if patch:
-        git(path, "apply", "--binary", "-", input=patch)
+        run_git("apply", "--binary", "-", cwd=path, input=patch)
     return "rebuilt"

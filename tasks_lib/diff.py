@@ -2,25 +2,32 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
 import tempfile
 from pathlib import Path
 
 import unidiff
 
+from tasks_lib.gitcli import GitError, run_git
 from tasks_lib.models import DiffResult, FileChange
+
+DIFF_TIMEOUT_S = 300
+DIFF_OPTIONS = ("--binary", "-M", "--no-color", "--no-ext-diff", "--no-textconv")
 
 
 class DiffError(RuntimeError):
     """The diff could not be taken."""
 
 
-def _git(workspace: str | Path, *args: str, env: dict[str, str] | None = None) -> bytes:
-    proc = subprocess.run(["git", *args], cwd=workspace, capture_output=True, env=env, timeout=300)
-    if proc.returncode != 0:
-        raise DiffError(f"git {args[0]} failed: {proc.stderr.decode(errors='replace').strip()}")
-    return proc.stdout
+def _git(workspace: str | Path, *args: str, env: dict[str, str] | None = None, input: bytes | None = None) -> bytes:
+    try:
+        return run_git(*args, cwd=workspace, env=env, input=input, timeout_s=DIFF_TIMEOUT_S).stdout
+    except GitError as exc:
+        raise DiffError(str(exc)) from None
+
+
+def _index_env(tmp: str) -> dict[str, str]:
+    """A throwaway index, so the workspace's own index is left alone."""
+    return {"GIT_INDEX_FILE": str(Path(tmp) / "index")}
 
 
 def workspace_patch(workspace: str | Path, base_commit: str) -> bytes:
@@ -29,10 +36,10 @@ def workspace_patch(workspace: str | Path, base_commit: str) -> bytes:
     Uses a throwaway index, so the workspace's own index and files are left as they are.
     """
     with tempfile.TemporaryDirectory(prefix="agent-diff-") as tmp:
-        env = {**os.environ, "GIT_INDEX_FILE": str(Path(tmp) / "index")}
+        env = _index_env(tmp)
         _git(workspace, "read-tree", base_commit, env=env)
         _git(workspace, "add", "-A", ".", env=env)
-        return _git(workspace, "diff", "--cached", "--binary", "-M", "--no-color", "--no-ext-diff", base_commit, env=env)
+        return _git(workspace, "diff", "--cached", *DIFF_OPTIONS, base_commit, env=env)
 
 
 def parse_patch(patch: bytes, base_commit: str) -> DiffResult:
@@ -71,18 +78,15 @@ def _tree(workspace: str | Path, base_commit: str, env: dict[str, str], patch: b
     if patch is None:
         _git(workspace, "add", "-A", ".", env=env)
     elif patch:
-        proc = subprocess.run(["git", "apply", "--cached", "--binary", "-"], cwd=workspace, input=patch,
-                              capture_output=True, env=env, timeout=300)
-        if proc.returncode != 0:
-            raise DiffError(f"git apply failed: {proc.stderr.decode(errors='replace').strip()}")
+        _git(workspace, "apply", "--cached", "--binary", "-", env=env, input=patch)
     return _git(workspace, "write-tree", env=env).decode().strip()
 
 
 def capture_increment(workspace: str | Path, base_commit: str, previous_patch: bytes) -> DiffResult:
     """The change since the last reviewed state (base commit + its patch) to the workspace now."""
     with tempfile.TemporaryDirectory(prefix="agent-diff-") as tmp:
-        env = {**os.environ, "GIT_INDEX_FILE": str(Path(tmp) / "index")}
+        env = _index_env(tmp)
         before = _tree(workspace, base_commit, env, previous_patch)
         after = _tree(workspace, base_commit, env, None)
-        patch = _git(workspace, "diff", "--binary", "-M", "--no-color", "--no-ext-diff", before, after)
+        patch = _git(workspace, "diff", *DIFF_OPTIONS, before, after)
     return parse_patch(patch, base_commit)

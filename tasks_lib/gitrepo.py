@@ -1,18 +1,26 @@
-"""Git plumbing for sessions: repository addresses, bare mirrors, branches and worktrees."""
+"""Git plumbing for sessions: repository addresses, bare mirrors, branches and session workspaces.
+
+Each repository has one bare mirror (fetched by the orchestrator, never writable from a sandbox).
+Each session gets its own workspace with its own git directory — config, hooks, refs, index — that
+borrows the mirror's objects through `objects/info/alternates`, so nothing is copied and nothing one
+session does to its git directory reaches the mirror or another session.
+"""
 
 from __future__ import annotations
 
 import fcntl
 import hashlib
 import re
+import shutil
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-import git
+from tasks_lib.gitcli import GitError, git_text, run_git
+from tasks_lib.secrets import strip_credentials
 
 REMOTE_URL = re.compile(r"^(?:[a-z][a-z0-9+.-]*://|[^/\s]+@[^/\s:]+:)", re.IGNORECASE)
-GIT_ENV = {"GIT_TERMINAL_PROMPT": "0", "GIT_ASKPASS": "true", "GIT_SSH_COMMAND": "ssh -o BatchMode=yes"}
+FETCH_TIMEOUT_S = 600
 
 
 class RepositoryError(ValueError):
@@ -69,73 +77,83 @@ def locked(path: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def _git_message(exc: git.GitCommandError) -> str:
-    text = exc.stderr.decode(errors="replace") if isinstance(exc.stderr, bytes) else str(exc.stderr or "")
-    lines = [ln.strip().removeprefix("stderr: ").strip("'").strip() for ln in text.splitlines() if ln.strip()]
-    return "; ".join(ln for ln in lines if ln) or str(exc)
-
-
-def update_mirror(repository: str, mirrors: Path) -> tuple[git.Repo, str]:
+def update_mirror(repository: str, mirrors: Path) -> tuple[Path, str]:
     """Clone the repository into a bare mirror the first time, fetch it afterwards; returns (mirror, action)."""
     path = mirror_dir(mirrors, repository)
     with locked(path):
-        if (path / "HEAD").is_file():
-            mirror, action = git.Repo(path), "fetched"
-        else:
-            mirror, action = git.Repo.init(path, bare=True), "cloned"
-            with mirror.config_writer() as cfg:
-                cfg.set_value('remote "origin"', "url", repository)
-                cfg.set_value('remote "origin"', "fetch", "+refs/heads/*:refs/remotes/origin/*")
-                cfg.set_value("gc", "auto", "0")
+        action = "fetched" if (path / "HEAD").is_file() else "cloned"
         try:
-            with mirror.git.custom_environment(**GIT_ENV):
-                mirror.git.fetch("origin", "--prune", "--no-tags")
-                mirror.git.remote("set-head", "origin", "--auto")
-        except git.GitCommandError as exc:
             if action == "cloned":
-                import shutil
-
+                path.mkdir(parents=True, exist_ok=True)
+                run_git("init", "-q", "--bare", "--template=", ".", cwd=path)
+                for key, value in (("remote.origin.url", repository), ("gc.auto", "0"),
+                                   ("remote.origin.fetch", "+refs/heads/*:refs/remotes/origin/*")):
+                    run_git("config", key, value, cwd=path)
+            run_git("fetch", "origin", "--prune", "--no-tags", cwd=path, remote=True, timeout_s=FETCH_TIMEOUT_S)
+            run_git("remote", "set-head", "origin", "--auto", cwd=path, remote=True, timeout_s=FETCH_TIMEOUT_S)
+        except GitError as exc:
+            if action == "cloned":
                 shutil.rmtree(path, ignore_errors=True)
-            raise RepositoryError(f"cannot fetch {repository}: {_git_message(exc)}") from None
-        return mirror, action
+            raise RepositoryError(f"cannot fetch {repository}: {str(exc).split(': ', 1)[-1]}") from None
+        return path, action
 
 
-def remote_branches(mirror: git.Repo) -> list[str]:
+def remote_branches(mirror: Path) -> list[str]:
     """Branch names of the origin, as last fetched."""
-    out = mirror.git.for_each_ref("--format=%(refname:lstrip=3)", "refs/remotes/origin/")
+    out = git_text("for-each-ref", "--format=%(refname:lstrip=3)", "refs/remotes/origin/", cwd=mirror)
     return sorted(b for b in out.splitlines() if b and b != "HEAD")
 
 
-def default_branch(mirror: git.Repo) -> str:
+def default_branch(mirror: Path) -> str:
     """The origin's default branch."""
-    try:
-        return mirror.git.symbolic_ref("--short", "refs/remotes/origin/HEAD").removeprefix("origin/")
-    except git.GitCommandError:
-        branches = remote_branches(mirror)
-        for candidate in ("main", "master"):
-            if candidate in branches:
-                return candidate
-        if branches:
-            return branches[0]
-        raise RepositoryError("the repository has no branches (is it empty?)") from None
+    head = run_git("symbolic-ref", "--short", "refs/remotes/origin/HEAD", cwd=mirror, check=False)
+    if head.returncode == 0:
+        return head.text.removeprefix("origin/")
+    branches = remote_branches(mirror)
+    for candidate in ("main", "master"):
+        if candidate in branches:
+            return candidate
+    if branches:
+        return branches[0]
+    raise RepositoryError("the repository has no branches (is it empty?)")
 
 
-def branch_head(mirror: git.Repo, branch: str) -> str:
+def branch_head(mirror: Path, branch: str) -> str:
     """The commit at the tip of an origin branch; an unknown branch lists the ones that exist."""
-    try:
-        return mirror.git.rev_parse("--verify", "--quiet", f"refs/remotes/origin/{branch}^{{commit}}")
-    except git.GitCommandError:
+    found = run_git("rev-parse", "--verify", "--quiet", f"refs/remotes/origin/{branch}^{{commit}}", cwd=mirror, check=False)
+    if found.returncode != 0:
         known = remote_branches(mirror)
-        raise RepositoryError(
-            f"unknown branch {branch!r}; branches: {', '.join(known) if known else '(none)'}"
-        ) from None
+        raise RepositoryError(f"unknown branch {branch!r}; branches: {', '.join(known) if known else '(none)'}")
+    return found.text
 
 
-def add_worktree(mirror: git.Repo, path: Path, work_branch: str, base_commit: str) -> None:
-    """Create a worktree at ``path`` on a new branch ``work_branch`` starting at ``base_commit``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with locked(Path(mirror.git_dir)):
-        try:
-            mirror.git.worktree("add", "-b", work_branch, str(path), base_commit)
-        except git.GitCommandError as exc:
-            raise RepositoryError(f"cannot create the workspace: {_git_message(exc)}") from None
+def has_commit(mirror: Path, commit: str) -> bool:
+    """True when the mirror holds ``commit``."""
+    return run_git("rev-parse", "--verify", "--quiet", f"{commit}^{{commit}}", cwd=mirror, check=False).returncode == 0
+
+
+def create_workspace(mirror: Path, path: Path, work_branch: str, base_commit: str, repository: str) -> None:
+    """A checkout of ``base_commit`` on a new branch ``work_branch`` at ``path``, with its own git directory.
+
+    The git directory borrows the mirror's objects (alternates) and carries the origin's branches as
+    remote-tracking refs, so `git log origin/main` works inside it; it has no hooks.
+    """
+    if path.exists():
+        raise RepositoryError(f"cannot create the workspace: {path} already exists")
+    path.mkdir(parents=True)
+    try:
+        run_git("init", "-q", "--template=", f"--initial-branch={work_branch}", ".", cwd=path)
+        git_dir = path / ".git"
+        (git_dir / "objects" / "info").mkdir(parents=True, exist_ok=True)
+        (git_dir / "objects" / "info" / "alternates").write_text(f"{Path(mirror).resolve() / 'objects'}\n")
+        refs = git_text("for-each-ref", "--format=%(objectname) %(refname)", "refs/remotes/origin/", cwd=mirror)
+        lines = sorted(line for line in refs.splitlines() if not line.endswith("/HEAD"))
+        (git_dir / "packed-refs").write_text("".join(f"{line}\n" for line in lines))
+        settings = (("remote.origin.url", strip_credentials(repository)), ("gc.auto", "0"), ("core.hooksPath", "/dev/null"))
+        for key, value in settings:
+            run_git("config", key, value, cwd=path)
+        run_git("update-ref", f"refs/heads/{work_branch}", base_commit, cwd=path)
+        run_git("reset", "-q", "--hard", base_commit, cwd=path, timeout_s=FETCH_TIMEOUT_S)
+    except (GitError, OSError) as exc:
+        shutil.rmtree(path, ignore_errors=True)
+        raise RepositoryError(f"cannot create the workspace: {exc}") from None

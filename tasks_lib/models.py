@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from enum import Enum
 from typing import Any, Literal
@@ -39,6 +40,25 @@ class TaskRequest(BaseModel):
         description="What accept does: 'branch' (default), 'merge' into the base branch, or 'pull_request'. "
         "Empty: the agent's setting.",
     )
+    sandbox: Literal["auto", "bwrap", "none"] | None = Field(
+        default=None,
+        description="How the agent's commands are confined: 'bwrap' (bubblewrap), 'none' (unconfined) or 'auto' "
+        "(bwrap when installed). Empty: the agent's setting, else AGENT_TASKS_SANDBOX, else auto.",
+    )
+    network: bool | None = Field(
+        default=None, description="Let the agent's commands use the network. Empty: the agent's setting (default off)."
+    )
+    env: list[str] = Field(
+        default_factory=list,
+        description="Names of environment variables passed to the agent's commands (their values are masked in logs).",
+    )
+    setup_command: str | None = Field(
+        default=None,
+        description="Runs in the sandbox with the network on before the agent starts (e.g. installing dependencies).",
+    )
+    shadow_builtins: bool = Field(
+        default=False, description="Let the repository's agent file replace a built-in agent of the same name."
+    )
 
     @field_validator("repository", "instructions")
     @classmethod
@@ -48,7 +68,7 @@ class TaskRequest(BaseModel):
             raise ValueError("must not be empty")
         return value
 
-    @field_validator("branch", "model", "reviewer")
+    @field_validator("branch", "model", "reviewer", "setup_command")
     @classmethod
     def _blank_is_none(cls, value: str | None) -> str | None:
         return value.strip() or None if value is not None else None
@@ -57,6 +77,25 @@ class TaskRequest(BaseModel):
     @classmethod
     def _agent_default(cls, value: str) -> str:
         return value.strip() or "default"
+
+    @field_validator("sandbox", mode="before")
+    @classmethod
+    def _blank_sandbox(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("env", mode="before")
+    @classmethod
+    def _env_names(cls, value: Any) -> Any:
+        names = [v.strip() for v in value.split(",")] if isinstance(value, str) else (value or [])
+        for name in names:
+            if not isinstance(name, str) or not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", name):
+                raise ValueError(f"{name!r} is not an environment variable name")
+        return [n for n in names if n]
+
+    @property
+    def unattended(self) -> bool:
+        """True for runs started by an event or a schedule rather than by a person."""
+        return self.trigger is not None
 
 
 class SessionStatus(str, Enum):

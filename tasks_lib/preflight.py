@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-from typing import Any
+from typing import Any, NamedTuple
 
 from pydantic import ValidationError
 
 from tasks_lib.agents import AgentFileError, AgentSpec, RepoReader, find_agent
-from tasks_lib.gitrepo import GIT_ENV, REMOTE_URL, RepositoryError, default_branch, normalize_repository, update_mirror
+from tasks_lib.environments import SandboxRefused, SandboxSpec, session_sandbox
+from tasks_lib.gitcli import GitError, message, run_git
+from tasks_lib.gitrepo import REMOTE_URL, RepositoryError, default_branch, normalize_repository, update_mirror
 from tasks_lib.llm import check_model_name
 from tasks_lib.models import TaskRequest
-from tasks_lib.settings import Settings, load_settings
+from tasks_lib.settings import Settings, SettingsError, load_settings
 
 
 class BadRequest(ValueError):
@@ -48,16 +48,15 @@ def resolve_model(request: TaskRequest, agent: AgentSpec, settings: Settings) ->
 
 def check_branch(repository: str, branch: str | None) -> None:
     """Raise RepositoryError when the repository cannot be listed or has no such branch."""
-    proc = subprocess.run(
-        ["git", "ls-remote", "--heads", "--symref", repository],
-        capture_output=True, text=True, timeout=120, env={**os.environ, **GIT_ENV},
-    )
-    if proc.returncode != 0:
-        detail = "; ".join(ln.strip() for ln in proc.stderr.splitlines() if ln.strip()) or "git ls-remote failed"
-        raise RepositoryError(f"cannot read {repository}: {detail}")
+    try:
+        listed = run_git("ls-remote", "--heads", "--symref", repository, cwd="/", remote=True, check=False)
+    except GitError as exc:
+        raise RepositoryError(f"cannot read {repository}: {exc}") from None
+    if listed.returncode != 0:
+        raise RepositoryError(f"cannot read {repository}: {message(listed)}")
     heads = sorted(
         line.split("\t", 1)[1].removeprefix("refs/heads/")
-        for line in proc.stdout.splitlines()
+        for line in listed.text.splitlines()
         if "\trefs/heads/" in line and not line.startswith("ref:")
     )
     if not heads:
@@ -77,7 +76,7 @@ def repository_reader(repository: str, branch: str | None, settings: Settings) -
         if "ref" not in state:
             if REMOTE_URL.match(repository) and not repository.lower().startswith("file://"):
                 mirror, _ = update_mirror(repository, settings.mirrors_dir)
-                state["cwd"] = str(mirror.git_dir)
+                state["cwd"] = str(mirror)
                 state["ref"] = f"refs/remotes/origin/{branch or default_branch(mirror)}"
             else:
                 state["cwd"] = repository.removeprefix("file://")
@@ -86,28 +85,48 @@ def repository_reader(repository: str, branch: str | None, settings: Settings) -
 
     def read(rel: str) -> str | None:
         cwd, rev = ref()
-        proc = subprocess.run(["git", "show", f"{rev}:{rel}"], cwd=cwd, capture_output=True, timeout=60)
-        return proc.stdout.decode("utf-8", errors="replace") if proc.returncode == 0 else None
+        shown = run_git("show", "--no-textconv", f"{rev}:{rel}", cwd=cwd, check=False, timeout_s=60)
+        return shown.stdout.decode("utf-8", errors="replace") if shown.returncode == 0 else None
 
     return read
 
 
-def prepare(request: TaskRequest, settings: Settings, verify_branch: bool = False) -> tuple[AgentSpec, str, str]:
-    """Check what can be checked before checkout (repository, branch, agent, model).
+class Plan(NamedTuple):
+    """What a valid request resolves to before checkout."""
 
-    Returns (agent, model, normalized repository); cheap checks come first.
+    agent: AgentSpec
+    model: str
+    repository: str
+    sandbox: SandboxSpec
+
+
+def prepare(request: TaskRequest, settings: Settings, verify_branch: bool = False) -> Plan:
+    """Check what can be checked before checkout (repository, branch, agent, model, sandbox); cheap checks first.
+
+    Runs started by an event read the repository's agent files from its default branch, never from
+    the branch the event names (which may be anyone's pull request).
     """
     try:
         repository = normalize_repository(request.repository)
         if verify_branch:
             check_branch(repository, request.branch)
-        agent = find_agent(request.agent, repository_reader(repository, request.branch, settings))
+        agent_branch = None if request.unattended else request.branch
+        reader = repository_reader(repository, agent_branch, settings)
+        agent = find_agent(request.agent, reader, shadow_builtins=request.shadow_builtins)
     except (RepositoryError, AgentFileError) as exc:
         raise BadRequest(str(exc)) from None
     model = resolve_model(request, agent, settings)
-    return agent, model, repository
+    try:
+        sandbox = session_sandbox(request, agent, settings.sandbox)  # type: ignore[arg-type]
+    except SandboxRefused as exc:
+        raise BadRequest(str(exc)) from None
+    return Plan(agent, model, repository, sandbox)
 
 
-def preflight(request: TaskRequest) -> tuple[AgentSpec, str, str]:
+def preflight(request: TaskRequest) -> Plan:
     """Validate a request before starting a run from the CLI (raises BadRequest)."""
-    return prepare(request, load_settings(), verify_branch=True)
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        raise BadRequest(str(exc)) from None
+    return prepare(request, settings, verify_branch=True)

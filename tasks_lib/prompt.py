@@ -5,23 +5,41 @@ from __future__ import annotations
 from pathlib import Path
 
 from tasks_lib.agents import AgentFileError, AgentSpec, split_front_matter
+from tasks_lib.confine import PathRefused, resolve_inside
 
 CONVENTIONS_CAP = 24_000  # characters of conventions files taken into the prompt, all files together
+CONVENTION_FILE_BYTES = 256 * 1024  # bytes read of any one conventions file
 CONVENTION_FILES = ("AGENTS.md", ".continue/rules/*.md", "CLAUDE.md", ".cursorrules", ".github/copilot-instructions.md")
 
 
+def _read_confined(root: Path, rel: str) -> str:
+    """The start of a file inside the workspace, read as the file tools would (PathRefused if it leads out)."""
+    real = resolve_inside(root, rel)
+    if not real.is_file():
+        raise PathRefused(f"{rel}: not a regular file")
+    with open(real, "rb") as handle:
+        return handle.read(CONVENTION_FILE_BYTES).decode("utf-8", errors="replace")
+
+
 def conventions(workspace: str | Path, cap: int = CONVENTIONS_CAP) -> tuple[list[tuple[str, str]], list[str]]:
-    """The repository's conventions files that exist, as (path, text), and notes on what the cap cut."""
-    root = Path(workspace)
-    found: list[Path] = []
+    """The repository's conventions files that exist, as (path, text), and notes on what was cut or refused.
+
+    Files are repository content: they are read with the file tools' confinement (no symlink out of
+    the workspace, nothing in `.git`) and a size bound.
+    """
+    root = Path(workspace).resolve()
+    found: list[str] = []
     for pattern in CONVENTION_FILES:
-        found += sorted(p for p in root.glob(pattern) if p.is_file())
+        found += sorted(p.relative_to(root).as_posix() for p in root.glob(pattern) if p.is_file() or p.is_symlink())
     sections: list[tuple[str, str]] = []
     notes: list[str] = []
     room = cap
-    for path in found:
-        rel = path.relative_to(root).as_posix()
-        text = path.read_text(encoding="utf-8", errors="replace")
+    for rel in found:
+        try:
+            text = _read_confined(root, rel)
+        except (PathRefused, OSError) as exc:
+            notes.append(f"{rel} left out: {exc}")
+            continue
         if rel.startswith(".continue/rules/"):
             try:
                 text = split_front_matter(text, rel)[1]

@@ -8,6 +8,7 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from tasks_lib import delivery
+from tasks_lib.gitcli import GitError
 
 
 @task(name="accept-changes", cache_policy=NO_CACHE)
@@ -22,15 +23,22 @@ def accept_changes(
     message: str,
     session_id: str,
 ) -> tuple[str, str]:
-    """Commit the work on its branch and deliver it as configured; returns (commit, where it went)."""
-    commit = delivery.commit_workspace(workspace, message, session_id)
-    if on_accept == "merge":
-        where = delivery.deliver_merge(mirror, repository, base_branch, base_commit, commit, work_branch)
-    elif on_accept == "pull_request":
-        title, _, body = message.partition("\n\n")
-        where = delivery.deliver_pull_request(mirror, repository, commit, work_branch, base_branch, title, body)
-    else:
-        where = delivery.deliver_branch(mirror, repository, commit, work_branch)
+    """Commit the work on its branch and deliver it as configured; returns (commit, where it went).
+
+    DeliveryError (with git's message) when any step fails; the session can then be decided again.
+    """
+    try:
+        commit = delivery.commit_workspace(workspace, message, session_id)
+        delivery.hand_to_mirror(workspace, mirror, commit, work_branch)
+        if on_accept == "merge":
+            where = delivery.deliver_merge(mirror, repository, base_branch, base_commit, commit, work_branch)
+        elif on_accept == "pull_request":
+            title, _, body = message.partition("\n\n")
+            where = delivery.deliver_pull_request(mirror, repository, commit, work_branch, base_branch, title, body)
+        else:
+            where = delivery.deliver_branch(mirror, repository, commit, work_branch)
+    except GitError as exc:
+        raise delivery.DeliveryError(str(exc)) from None
     get_run_logger().info("accepted as %s: %s", commit[:10], where)
     return commit, where
 

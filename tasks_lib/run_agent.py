@@ -12,6 +12,7 @@ from tasks_lib import progress
 from tasks_lib.agent_loop import Limits, LoopResult, run_agent_loop
 from tasks_lib.agents import AgentSpec
 from tasks_lib.artifacts import ProgressArtifact, publish_usage_artifact
+from tasks_lib.environments import Environment
 from tasks_lib.llm import LitellmModel, model_facts
 from tasks_lib.models import StepRecord, Usage
 from tasks_lib.secrets import Redactor
@@ -81,6 +82,7 @@ def run_agent(
     store: Store,
     session_id: str,
     workspace: str,
+    environment: Environment,
     agent: AgentSpec,
     model_name: str,
     messages: list[dict[str, Any]],
@@ -91,6 +93,8 @@ def run_agent(
     first_index: int = 1,
 ) -> LoopResult:
     """Let the agent work on the conversation until it finishes or a limit ends it; each step is stored and logged.
+
+    Its commands run in ``environment`` (the session's sandbox).
 
     ``prior_usage`` (earlier work of the session) is added to the session's stored totals; ``limits``
     defaults to the agent's budgets (a fix round passes what is left of them).
@@ -126,7 +130,7 @@ def run_agent(
         bar.update(first_index - 1 + usage.steps)
         progress.publish("step", session_id=session_id, step=step, usage=usage, max_steps=total_steps)
 
-    toolbox = Toolbox(workspace, tools=agent.policy)
+    toolbox = Toolbox(workspace, tools=agent.policy, environment=environment)
     result = run_agent_loop(model_for(agent, model_name, settings), toolbox, messages, limits, on_step, redact, first_index)
     publish_usage_artifact(session_id, result.steps)
     log = logger.warning if result.end_reason.is_limit else logger.error if result.end_reason in ("model_error", "crashed") else logger.info

@@ -6,15 +6,16 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from tasks_lib.check import CheckResult, run_check_command
+from tasks_lib.environments import Environment
 from tasks_lib.secrets import Redactor
 from tasks_lib.store import Store
 
 
 @task(name="run-check", cache_policy=NO_CACHE)
-def run_check(store: Store, session_id: str, workspace: str, command: str, timeout_s: float,
+def run_check(store: Store, session_id: str, environment: Environment, command: str, timeout_s: float,
               iteration: int = 1, fix_round: int = 0) -> CheckResult:
     """Run the check, store the outcome, and log it."""
-    result = run_check_command(command, workspace, timeout_s)
+    result = run_check_command(command, environment, timeout_s)
     result.fix_rounds = fix_round
     result.output_tail = Redactor.from_env()(result.output_tail)
     store.save_check(session_id, iteration, result)

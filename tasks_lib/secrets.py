@@ -1,4 +1,4 @@
-"""Recognise secrets in the environment, strip them from child environments and mask them in text."""
+"""Recognise secrets in the environment and mask them in text before anything is logged or stored."""
 
 from __future__ import annotations
 
@@ -10,8 +10,6 @@ SECRET_NAME = re.compile(
     r"(^|_)(KEY|APIKEY|TOKEN|SECRET|PASSWORD|PASSWD|PASS|CREDENTIALS?|AUTH_STRING|PRIVATE_KEY)(_|$)",
     re.IGNORECASE,
 )
-# Variables that point the agent at our own orchestration; the agent's commands must not see them.
-INTERNAL_PREFIXES = ("AGENT_TASKS_", "PREFECT_")
 URL_CREDENTIALS = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<user>[^/@:\s]*):(?P<pw>[^/@\s]+)@")
 MASK = "***"
 MIN_SECRET_LEN = 6
@@ -22,14 +20,12 @@ def is_secret_name(name: str) -> bool:
     return bool(SECRET_NAME.search(name))
 
 
-def scrubbed_env(env: Mapping[str, str] | None = None) -> dict[str, str]:
-    """A copy of the environment without secrets or this tool's own settings, for agent commands."""
-    env = os.environ if env is None else env
-    return {
-        k: v
-        for k, v in env.items()
-        if not is_secret_name(k) and not k.startswith(INTERNAL_PREFIXES) and not URL_CREDENTIALS.search(v)
-    }
+_masked_values: set[str] = set()
+
+
+def mask_variables(names: list[str] | tuple[str, ...]) -> None:
+    """Treat the values of these variables as secrets from now on in this process (an agent's `env:`)."""
+    _masked_values.update(v for v in (os.environ.get(n) for n in names) if v)
 
 
 class Redactor:
@@ -42,7 +38,7 @@ class Redactor:
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Redactor":
         """A redactor for every secret value in the environment."""
         env = os.environ if env is None else env
-        values = [v for k, v in env.items() if is_secret_name(k)]
+        values = [v for k, v in env.items() if is_secret_name(k)] + sorted(_masked_values)
         values += [m.group("pw") for v in env.values() for m in URL_CREDENTIALS.finditer(v)]
         return cls(values)
 
@@ -64,3 +60,8 @@ class Redactor:
         if isinstance(value, list):
             return [self.deep(v) for v in value]
         return value
+
+
+def strip_credentials(url: str) -> str:
+    """A URL without the user and password it may carry (``https://u:p@host/x`` → ``https://host/x``)."""
+    return URL_CREDENTIALS.sub(lambda m: m["scheme"], url)

@@ -20,6 +20,8 @@ class Settings(BaseModel):
     review_timeout_s: int
     review_poll_s: int
     max_change_rounds: int
+    sandbox: str = "auto"
+    sandbox_expose: list[str] = []
 
     @property
     def mirrors_dir(self) -> Path:
@@ -28,12 +30,25 @@ class Settings(BaseModel):
 
     @property
     def workspaces_dir(self) -> Path:
-        """Directory holding one git worktree per session."""
+        """Directory holding one workspace (a checkout with its own git directory) per session."""
         return self.home / "workspaces"
+
+    @property
+    def sandboxes_dir(self) -> Path:
+        """Directory holding each session's private /tmp and home for its sandboxed commands."""
+        return self.home / "sandboxes"
+
+
+class SettingsError(ValueError):
+    """A setting in the environment that cannot be used; the message names it."""
 
 
 def load_settings() -> Settings:
     """Read the settings from the environment (AGENT_TASKS_*), applying the defaults."""
+    sandbox = (os.environ.get("AGENT_TASKS_SANDBOX") or "auto").strip().lower()
+    if sandbox not in ("auto", "bwrap", "none"):
+        raise SettingsError(f"AGENT_TASKS_SANDBOX={sandbox!r}: use auto, bwrap or none")
+    expose = [p for p in (os.environ.get("AGENT_TASKS_SANDBOX_EXPOSE") or "").split(":") if p.strip()]
     home = Path(os.environ.get("AGENT_TASKS_HOME") or Path.home() / ".agent-tasks").expanduser()
     db_url = os.environ.get("AGENT_TASKS_DB_URL") or f"sqlite:///{home / 'agent-tasks.db'}"
     return Settings(
@@ -46,4 +61,6 @@ def load_settings() -> Settings:
         review_timeout_s=int(os.environ.get("AGENT_TASKS_REVIEW_TIMEOUT", str(7 * 24 * 3600))),
         review_poll_s=int(os.environ.get("AGENT_TASKS_REVIEW_POLL", "5")),
         max_change_rounds=int(os.environ.get("AGENT_TASKS_MAX_CHANGE_ROUNDS", "5")),
+        sandbox=sandbox,
+        sandbox_expose=[str(Path(p.strip()).expanduser()) for p in expose],
     )

@@ -81,6 +81,7 @@ class SessionRow(Base):
     delivered_commit: Mapped[str | None] = mapped_column(String(64))
     delivered_to: Mapped[str | None] = mapped_column(Text)
     runner: Mapped[str | None] = mapped_column(String(255))  # host:pid of the process working on it
+    sandbox: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # the SandboxSpec its commands run under
 
 
 class StepRow(Base):

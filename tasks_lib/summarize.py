@@ -11,6 +11,7 @@ from prefect.cache_policies import NO_CACHE
 from tasks_lib.agent_loop import LoopResult, clip_middle
 from tasks_lib.artifacts import publish_summary_artifact
 from tasks_lib.check import CheckResult
+from tasks_lib.environments import SandboxSpec
 from tasks_lib.llm import Model, ModelError, ModelReply
 from tasks_lib.models import DiffResult
 from tasks_lib.secrets import Redactor
@@ -26,7 +27,8 @@ STEP_LOG_CAP = 12_000
 PATCH_CAP = 12_000
 
 
-def session_facts(loop: LoopResult, diff: DiffResult | None, max_steps: int, check: CheckResult | None = None) -> dict[str, Any]:
+def session_facts(loop: LoopResult, diff: DiffResult | None, max_steps: int, check: CheckResult | None = None,
+                  sandbox: SandboxSpec | None = None) -> dict[str, Any]:
     """Deterministic facts of a session, computed from the step log and the diff."""
     commands = [
         c.arguments.get("command", "") if isinstance(c.arguments, dict) else str(c.arguments)
@@ -53,6 +55,8 @@ def session_facts(loop: LoopResult, diff: DiffResult | None, max_steps: int, che
         "cost_usd": usage.cost_usd,
         "duration_s": round(loop.duration_s, 2),
         "check": check.model_dump() if check else None,
+        "sandbox": sandbox.describe() if sandbox else None,
+        "unconfined": bool(sandbox and sandbox.kind == "none"),
     }
 
 
@@ -78,6 +82,9 @@ def render_facts(facts: dict[str, Any]) -> str:
         f"- **Cost:** {cost}",
         f"- **Duration:** {facts['duration_s']:.1f} s",
     ]
+    if facts.get("sandbox"):
+        warning = "⚠ commands ran unconfined — " if facts.get("unconfined") else ""
+        lines.append(f"- **Sandbox:** {warning}{facts['sandbox']}")
     check = facts.get("check")
     if check:
         result = CheckResult.model_validate(check)
@@ -125,6 +132,7 @@ def summarize(
     max_steps: int,
     iteration: int = 1,
     check: CheckResult | None = None,
+    sandbox: SandboxSpec | None = None,
 ) -> str:
     """Write, store and publish the session summary; falls back to the facts alone if the model fails.
 
@@ -132,7 +140,7 @@ def summarize(
     """
     logger = get_run_logger()
     redact = Redactor.from_env()
-    facts = session_facts(loop, diff, max_steps, check)
+    facts = session_facts(loop, diff, max_steps, check, sandbox)
     narrative = None
     if model is not None and loop.end_reason.value != "model_error":
         try:

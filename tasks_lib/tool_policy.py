@@ -19,6 +19,7 @@ TOOL_ALIASES = {
 ALL_MARKERS = {"built_in", "builtin", "all", "*"}
 PATTERN_ARGUMENT = {"run_command": "command", "read_file": "path", "write_file": "path", "edit_file": "path",
                     "list_files": "path", "search": "path"}
+PATH_TOOLS = tuple(name for name, argument in PATTERN_ARGUMENT.items() if argument == "path")
 SHELL_CHAINING = re.compile(r"[;&|`<>\n]|\$\(")
 ENTRY = re.compile(r"^\s*(?P<name>[A-Za-z_][A-Za-z0-9_*-]*)\s*(?:\((?P<pattern>.*)\))?\s*$")
 

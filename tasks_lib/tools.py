@@ -4,21 +4,24 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, Field, ValidationError
 
-from tasks_lib.shell import DEFAULT_OUTPUT_CAP, run_shell
-from tasks_lib.tool_policy import ALL_TOOLS, ToolPolicy
+from tasks_lib.confine import PathRefused, relative, resolve_inside
+from tasks_lib.environments import DEFAULT_OUTPUT_CAP, CommandResult, Environment
+from tasks_lib.gitcli import HARDENING
+from tasks_lib.tool_policy import ALL_TOOLS, PATH_TOOLS, ToolPolicy
 
 MAX_LIST_ENTRIES = 1000
 MAX_READ_LINES = 2000
 MAX_SEARCH_MATCHES = 200
 MAX_LINE_CHARS = 400
 MAX_COMMAND_TIMEOUT_S = 1800
+GIT_OUTPUT_CAP = 8 * 1024 * 1024  # bytes of `git ls-files` / `git grep` output read
+GIT_TIMEOUT_S = 60
 
 
 class ToolError(Exception):
@@ -75,7 +78,9 @@ TOOL_DESCRIPTIONS = {
     "search": "Search file contents with a regular expression; returns path:line:text matches.",
     "edit_file": "Replace one exact, unique occurrence of `old` with `new` in a file.",
     "write_file": "Create or overwrite a file with the given content.",
-    "run_command": "Run a shell command in the repository root (non-interactive, with a timeout).",
+    "run_command": "Run a shell command in the repository root (non-interactive, with a timeout). The repository's "
+                   ".git is read-only: read history with git log/diff/show, but do not stage or commit; your changes "
+                   "to the files are recorded for you.",
     "finish": "Call when the task is done, with a summary of what you did and why.",
 }
 TOOL_ARGS: dict[str, type[BaseModel]] = {
@@ -103,7 +108,11 @@ def tool_schema(name: str) -> dict[str, Any]:
 
 
 class Toolbox:
-    """The tools of one workspace: schemas for the model, and execution of its calls."""
+    """The tools of one workspace: schemas for the model, and execution of its calls.
+
+    File tools work on the workspace directly, confined to it; every process a tool starts (the
+    shell, git for search and listing) runs in the session's environment.
+    """
 
     def __init__(
         self,
@@ -111,8 +120,14 @@ class Toolbox:
         tools: tuple[str, ...] | ToolPolicy = ALL_TOOLS,
         command_timeout_s: int = 120,
         output_cap: int = DEFAULT_OUTPUT_CAP,
+        environment: Environment | None = None,
     ):
         self.root = Path(root).resolve()
+        if environment is None:
+            from tasks_lib.environments.local import LocalEnvironment
+
+            environment = LocalEnvironment(self.root)
+        self.environment = environment
         self.policy = tools if isinstance(tools, ToolPolicy) else ToolPolicy(allowed={t: None for t in tools})
         self.tools = self.policy.tools
         self.command_timeout_s = command_timeout_s
@@ -143,10 +158,13 @@ class Toolbox:
         except ValidationError as exc:
             problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'arguments'}: {e['msg']}" for e in exc.errors())
             return ToolOutcome(output=f"error: invalid arguments for {name}: {problems}", ok=False)
-        refusal = self.policy.check(name, args.model_dump())
-        if refusal:
-            return ToolOutcome(output=f"error: {refusal}", ok=False, denied=True)
         try:
+            checked = args.model_dump()
+            if name in PATH_TOOLS:  # rules apply to where the path really leads, not to how it is written
+                checked["path"] = self._rel(self.resolve(checked["path"], for_write=name in ("write_file", "edit_file")))
+            refusal = self.policy.check(name, checked)
+            if refusal:
+                return ToolOutcome(output=f"error: {refusal}", ok=False, denied=True)
             return self._impl[name](args)
         except ToolError as exc:
             return ToolOutcome(output=f"error: {exc}", ok=False)
@@ -156,34 +174,26 @@ class Toolbox:
     # --- paths -----------------------------------------------------------------------------------
 
     def resolve(self, path: str, for_write: bool = False) -> Path:
-        """The absolute path of ``path`` inside the workspace; refuses anything that leaves it."""
-        if not path or "\x00" in path:
-            raise ToolError("a path is required")
-        candidate = Path(path)
-        if candidate.is_absolute():
-            raise ToolError(f"{path}: absolute paths are not allowed; use a path relative to the repository root")
-        if ".." in candidate.parts:
-            raise ToolError(f"{path}: '..' is not allowed; paths must stay inside the repository")
-        resolved = (self.root / candidate).resolve()
-        if resolved != self.root and not resolved.is_relative_to(self.root):
-            raise ToolError(f"{path}: resolves outside the repository (through a symlink)")
-        rel = resolved.relative_to(self.root)
-        if rel.parts and rel.parts[0] == ".git":
-            raise ToolError(f"{path}: the .git directory is off limits")
-        if for_write and resolved == self.root:
-            raise ToolError(f"{path}: not a file path")
-        return resolved
+        """The absolute path of ``path`` inside the workspace; refuses anything that leaves it or enters `.git`."""
+        try:
+            return resolve_inside(self.root, path, for_write)
+        except PathRefused as exc:
+            raise ToolError(str(exc)) from None
 
     def _rel(self, path: Path) -> str:
-        return path.relative_to(self.root).as_posix() or "."
+        return relative(self.root, path)
 
     # --- tools -----------------------------------------------------------------------------------
 
-    def _git(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[bytes]:
-        proc = subprocess.run(["git", *args], cwd=self.root, capture_output=True, timeout=60)
-        if check and proc.returncode != 0:
-            raise ToolError(proc.stderr.decode(errors="replace").strip() or f"git {args[0]} failed")
-        return proc
+    def _git(self, *args: str, check: bool = True) -> CommandResult:
+        """git, run in the session's environment like any other process the agent causes."""
+        result = self.environment.execute(["git", "--no-pager", *HARDENING, *args], timeout_s=GIT_TIMEOUT_S,
+                                          output_cap=GIT_OUTPUT_CAP)
+        if result.timed_out:
+            raise ToolError(f"git {args[0]} timed out after {GIT_TIMEOUT_S} s")
+        if check and result.exit_code != 0:
+            raise ToolError(result.output.strip() or f"git {args[0]} failed")
+        return result
 
     def _list_files(self, args: ListFilesArgs) -> ToolOutcome:
         target = self.resolve(args.path)
@@ -192,7 +202,7 @@ class Toolbox:
         if target.is_file():
             return ToolOutcome(output=self._rel(target))
         proc = self._git("ls-files", "-z", "--cached", "--others", "--exclude-standard", "--", self._rel(target))
-        files = sorted({f for f in proc.stdout.decode(errors="replace").split("\0") if f and (self.root / f).exists()})
+        files = sorted({f for f in proc.output.split("\0") if f and (self.root / f).exists()})
         if not files:
             return ToolOutcome(output="(no files)")
         shown = files[:MAX_LIST_ENTRIES]
@@ -224,11 +234,11 @@ class Toolbox:
         proc = self._git(
             "grep", "-n", "-I", "--untracked", "--no-color", "-P", "-e", args.pattern, "--", self._rel(target), check=False
         )
-        if proc.returncode == 1:
+        if proc.exit_code == 1:
             return ToolOutcome(output="no matches")
-        if proc.returncode != 0:
-            raise ToolError(proc.stderr.decode(errors="replace").strip())
-        lines = proc.stdout.decode(errors="replace").splitlines()
+        if proc.exit_code != 0:
+            raise ToolError(proc.output.strip() or "search failed")
+        lines = proc.output.splitlines()
         shown = [ln if len(ln) <= MAX_LINE_CHARS else ln[:MAX_LINE_CHARS] + " [...]" for ln in lines[:MAX_SEARCH_MATCHES]]
         more = f"\n[... {len(lines) - len(shown)} more matches; narrow the pattern or path]" if len(lines) > len(shown) else ""
         return ToolOutcome(output="\n".join(shown) + more)
@@ -259,5 +269,5 @@ class Toolbox:
 
     def _run_command(self, args: RunCommandArgs) -> ToolOutcome:
         timeout = min(args.timeout or self.command_timeout_s, MAX_COMMAND_TIMEOUT_S)
-        result = run_shell(args.command, self.root, timeout_s=timeout, output_cap=self.output_cap)
+        result = self.environment.execute(args.command, timeout_s=timeout, output_cap=self.output_cap)
         return ToolOutcome(output=result.render(), ok=result.exit_code == 0)

@@ -112,3 +112,30 @@ def decide(row, decision: str, feedback: str = "", instructions: str = "") -> No
     from prefect import resume_flow_run
 
     resume_flow_run(UUID(row.flow_run_id), run_input={"decision": decision, "feedback": feedback, "instructions": instructions})
+
+
+def run_logs_and_artifacts(flow_run_id: str, until: str | None = None, timeout: float = 15) -> tuple[list[str], list[str]]:
+    """The log messages and artifact texts of a flow run, read back from the Prefect server.
+
+    Logs reach the server in batches: with ``until``, waits for a message containing it.
+    """
+    import asyncio
+    import time
+
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId, LogFilter, LogFilterFlowRunId
+
+    async def read():
+        async with get_client() as client:
+            logs = await client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id])))
+            artifacts = await client.read_artifacts(
+                artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id]))
+            )
+            return [entry.message for entry in logs], [str(a.data) for a in artifacts]
+
+    deadline = time.monotonic() + timeout
+    while True:
+        messages, artifacts = asyncio.run(read())
+        if until is None or any(until in m for m in messages) or time.monotonic() > deadline:
+            return messages, artifacts
+        time.sleep(0.3)

@@ -98,24 +98,31 @@ def test_lookup_order_path_repository_continue_user_then_builtin(repo, tmp_path,
     monkeypatch.setenv("AGENT_TASKS_HOME", str(home))
     settings = load_settings()
 
-    def source() -> str:
-        return find_agent("default", repository_reader(str(repo), None, settings)).source
+    def source(name: str = "helper", **kwargs) -> str:
+        return find_agent(name, repository_reader(str(repo), None, settings), **kwargs).source
 
-    assert source() == "built-in:default"
-    write_agent((home / "agents").mkdir(parents=True) or home / "agents" / "default.md", "name: mine")
-    assert source() == str(home / "agents" / "default.md")
-    commit_file(repo, ".continue/agents/default.md", "---\nname: continue-one\n---\nx")
-    assert source() == "repository:.continue/agents/default.md"
-    commit_file(repo, ".agent-tasks/agents/default.md", "---\nname: ours\n---\ny")
-    assert source() == "repository:.agent-tasks/agents/default.md"
+    assert source("default") == "built-in:default"
+    write_agent((home / "agents").mkdir(parents=True) or home / "agents" / "helper.md", "name: mine")
+    write_agent(home / "agents" / "default.md", "name: my-default")
+    assert source() == str(home / "agents" / "helper.md")
+    assert source("default") == str(home / "agents" / "default.md")  # the user's own agents may replace built-ins
+    commit_file(repo, ".continue/agents/helper.md", "---\nname: continue-one\n---\nx")
+    assert source() == "repository:.continue/agents/helper.md"
+    commit_file(repo, ".agent-tasks/agents/helper.md", "---\nname: ours\n---\ny")
+    assert source() == "repository:.agent-tasks/agents/helper.md"
     explicit = write_agent(tmp_path / "explicit.md", "name: explicit")
     assert find_agent(str(explicit), repository_reader(str(repo), None, settings)).name == "explicit"
+    # A repository may not replace a built-in agent unless the run allows it.
+    commit_file(repo, ".agent-tasks/agents/default.md", "---\nname: repo-default\n---\nz")
+    with pytest.raises(AgentFileError, match="would replace the built-in agent 'default'"):
+        source("default")
+    assert source("default", shadow_builtins=True) == "repository:.agent-tasks/agents/default.md"
     # A branch is read as committed on it, and a remote through its mirror.
     git(repo, "checkout", "-q", "dev")
-    assert find_agent("default", repository_reader(str(repo), "dev", settings)).source == str(home / "agents" / "default.md")
+    assert find_agent("helper", repository_reader(str(repo), "dev", settings)).source == str(home / "agents" / "helper.md")
     bare = tmp_path / "remote.git"
     git(tmp_path, "clone", "-q", "--bare", str(repo), str(bare))
-    assert find_agent("default", repository_reader(f"file://{bare}", "main", settings)).name == "ours"
+    assert find_agent("helper", repository_reader(f"file://{bare}", "main", settings)).name == "ours"
     with pytest.raises(AgentFileError, match="no such agent"):
         find_agent("nobody", repository_reader(str(repo), None, settings))
 

@@ -29,7 +29,7 @@ EDIT_CREATE_DELETE = [
     calls(tool("edit_file", path="src/app.py", old="'Hello ' + name", new="f'Hello, {name}!'")),
     calls(
         tool("write_file", path="docs/usage.md", content="# Usage\n\nRun app.py.\n"),
-        tool("run_command", command="git rm -q obsolete.txt && printf '\\x00\\x09new' > logo.bin && echo key=$OPENAI_API_KEY"),
+        tool("run_command", command="rm obsolete.txt && printf '\\x00\\x09new' > logo.bin && echo key=$OPENAI_API_KEY"),
     ),
     calls(tool("run_command", command="python3 src/app.py")),
     calls(tool("finish", summary="Greeting punctuated, usage doc added, obsolete file removed.")),
@@ -228,8 +228,10 @@ def test_the_run_form_schema_shows_the_task_request_fields():
     schema = parameter_schema(agent_task).model_dump()
     assert schema["required"] == ["request"]
     fields = schema["definitions"]["TaskRequest"]["properties"]
-    assert set(fields) == {"repository", "instructions", "branch", "agent", "model", "reviewer", "review", "on_accept", "trigger"}
+    assert set(fields) == {"repository", "instructions", "branch", "agent", "model", "reviewer", "review", "on_accept",
+                           "trigger", "sandbox", "network", "env", "setup_command", "shadow_builtins"}
     assert fields["instructions"]["minLength"] == 1 and fields["agent"]["default"] == "default"
+    assert "bubblewrap" in fields["sandbox"]["description"] and fields["shadow_builtins"]["default"] is False
     assert "git URL" in fields["repository"]["description"]
     assert schema["definitions"]["TaskRequest"]["required"] == ["repository", "instructions"]
 

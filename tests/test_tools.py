@@ -7,14 +7,24 @@ from pathlib import Path
 
 import pytest
 
-from tasks_lib.shell import run_shell
+from tasks_lib.environments.bwrap import BwrapEnvironment
+from tasks_lib.environments.local import LocalEnvironment
 from tasks_lib.tools import Toolbox
 from tests.conftest import SECRET, git
 
 
-@pytest.fixture
-def box(repo: Path) -> Toolbox:
-    return Toolbox(repo, command_timeout_s=10, output_cap=2000)
+def environment(kind: str, root: Path, scratch: Path, env_names=()):
+    """The environment a session would get: plain processes, or a bubblewrap sandbox around the workspace."""
+    if kind == "none":
+        return LocalEnvironment(root, env_names)
+    return BwrapEnvironment(root, scratch, env_names=env_names)
+
+
+@pytest.fixture(params=["none", "bwrap"])
+def box(repo: Path, tmp_path: Path, request) -> Toolbox:
+    """The tools on a real repository, run in each environment: they must behave the same in both."""
+    env = environment(request.param, repo, tmp_path / "scratch", ["HARMLESS_SETTING"])
+    return Toolbox(repo, command_timeout_s=10, output_cap=2000, environment=env)
 
 
 @pytest.mark.parametrize("path", ["../outside.txt", "src/../../outside.txt", "/etc/passwd", ".git/config"])
@@ -121,9 +131,9 @@ def test_command_runs_in_the_workspace_and_reports_exit_code(box):
     assert str(box.root) in outcome.output and "app.py" in outcome.output
 
 
-def test_command_timeout_kills_the_whole_process_group(box, tmp_path):
-    marker = tmp_path / "survived"
-    outcome = box.execute("run_command", {"command": f"(sleep 3; touch {marker}) & sleep 30", "timeout": 1})
+def test_command_timeout_kills_the_whole_process_group(box):
+    marker = box.root / "survived"
+    outcome = box.execute("run_command", {"command": "(sleep 3; touch survived) & sleep 30", "timeout": 1})
     assert not outcome.ok and "timed out after" in outcome.output
     import time
 
@@ -138,19 +148,25 @@ def test_command_output_is_capped_keeping_head_and_tail(box):
     assert len(outcome.output) < 2200
 
 
-def test_command_environment_has_no_secrets(box, monkeypatch):
+def test_command_environment_is_an_allow_list(box, monkeypatch):
     monkeypatch.setenv("GITHUB_TOKEN", "ghp_sometokenvalue")
     monkeypatch.setenv("MY_SERVICE_SECRET", "hunter2hunter2")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "awssecretvalue")
     monkeypatch.setenv("AGENT_TASKS_DB_URL", "postgresql://u:pw@db/x")
+    monkeypatch.setenv("SOME_OTHER_SETTING", "not-listed")
     monkeypatch.setenv("HARMLESS_SETTING", "visible")
+    monkeypatch.setenv("LC_TIME", "C")
     env_dump = box.execute("run_command", {"command": "env"}).output
-    for value in (SECRET, "ghp_sometokenvalue", "hunter2hunter2", "awssecretvalue", "postgresql://"):
+    for value in (SECRET, "ghp_sometokenvalue", "hunter2hunter2", "awssecretvalue", "postgresql://", "not-listed"):
         assert value not in env_dump
-    assert "HARMLESS_SETTING=visible" in env_dump
+    names = {line.split("=", 1)[0] for line in env_dump.splitlines()[1:] if "=" in line}
+    assert "HARMLESS_SETTING=visible" in env_dump and "LC_TIME=C" in env_dump  # listed under env:, and LC_*
+    assert names <= {"PATH", "HOME", "LANG", "TERM", "LC_TIME", "HARMLESS_SETTING", "PWD", "SHLVL", "_", "OLDPWD",
+                     "GIT_TERMINAL_PROMPT", "PAGER", "GIT_PAGER"}, names
     assert os.environ["OPENAI_API_KEY"] == SECRET  # the orchestrator itself keeps its credentials
 
 
-def test_run_shell_does_not_hang_on_background_children(tmp_path):
-    result = run_shell("sleep 60 & echo started", tmp_path, timeout_s=10)
+@pytest.mark.parametrize("kind", ["none", "bwrap"])
+def test_commands_do_not_hang_on_background_children(tmp_path, kind):
+    result = environment(kind, tmp_path, tmp_path / "scratch").execute("sleep 60 & echo started", timeout_s=10)
     assert result.exit_code == 0 and "started" in result.output and result.duration_s < 5

@@ -1,0 +1,25 @@
+"""Prefect task: the session's setup command (installing dependencies), run before the agent.
+
+It runs in the same sandbox as the agent's commands but with the network on, so dependencies can be
+fetched; the agent's own commands then get the network as configured.
+"""
+
+from __future__ import annotations
+
+from prefect import get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+
+from tasks_lib.check import CheckResult, run_check_command
+from tasks_lib.environments import Environment
+from tasks_lib.secrets import Redactor
+
+
+@task(name="setup", cache_policy=NO_CACHE)
+def run_setup(environment: Environment, command: str, timeout_s: float) -> CheckResult:
+    """Run the setup command with the network on; the result says whether it passed and how it ended."""
+    logger = get_run_logger()
+    logger.info("setup: %s (network on)", command)
+    result = run_check_command(command, environment, timeout_s, network=True)
+    result.output_tail = Redactor.from_env()(result.output_tail)
+    (logger.info if result.passed else logger.error)("setup %s", result.headline())
+    return result
