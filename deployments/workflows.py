@@ -10,6 +10,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from tasks_lib.environments.spec import EnvNames, NetworkSetting
+
 ENTRYPOINT = "flows/agent_task.py:agent_task"
 SHIPPED_WORKFLOWS = Path(__file__).with_name("workflows.yaml")
 WORK_POOL = "local-process"
@@ -52,6 +54,11 @@ class Schedule(BaseModel):
         if sum(x is not None for x in (self.cron, self.interval, self.rrule)) != 1:
             raise ValueError("a schedule needs exactly one of cron, interval or rrule")
         return self
+
+    def describe(self) -> str:
+        """The schedule in a few words, e.g. 'cron 0 6 * * 1 (UTC)'."""
+        what = f"cron {self.cron}" if self.cron else f"every {self.interval} s" if self.interval else f"rrule {self.rrule}"
+        return what + (f" ({self.timezone})" if self.timezone else "")
 
 
 class Trigger(BaseModel):
@@ -111,6 +118,12 @@ class Workflow(BaseModel):
     trigger: Trigger | None = None
     tags: list[str] = Field(default_factory=list)
     concurrency_limit: int | None = Field(default=None, ge=1)
+    # How the runs' commands are confined (see the README's security model); unset: the agent's settings.
+    sandbox: Literal["auto", "bwrap", "none"] | None = None
+    network: NetworkSetting = None
+    env: EnvNames = Field(default_factory=list)
+    setup_command: str | None = None
+    shadow_builtins: bool = False
 
     @model_validator(mode="after")
     def _check(self) -> "Workflow":
@@ -119,15 +132,29 @@ class Workflow(BaseModel):
             raise ValueError(f"request: unknown field(s) {', '.join(sorted(unknown))}; known: {', '.join(sorted(REQUEST_FIELDS))}")
         if self.schedule and self.trigger:
             raise ValueError("a workflow has a schedule or a trigger, not both")
+        if self.sandbox_settings() and not self.request:
+            fields = ", ".join(self.sandbox_settings())
+            raise ValueError(f"the sandbox settings ({fields}) apply to the runs a request starts: add a request")
         return self
 
+    def sandbox_settings(self) -> dict[str, Any]:
+        """The sandbox settings this workflow sets, as request fields."""
+        values = {"sandbox": self.sandbox, "network": self.network, "env": self.env or None,
+                  "setup_command": self.setup_command, "shadow_builtins": self.shadow_builtins or None}
+        return {k: v for k, v in values.items() if v is not None}
+
     def request_parameters(self) -> dict[str, Any] | None:
-        """The flow's `request` parameter for this workflow (templates left for Prefect to render)."""
+        """The flow's `request` parameter for this workflow (templates left for Prefect to render).
+
+        Runs a trigger or a schedule starts carry what started them, so they count as unattended.
+        """
         if not self.request:
             return None
-        request = {"agent": self.agent, **self.request}
+        request = {"agent": self.agent, **self.request, **self.sandbox_settings()}
         if self.trigger:
             request["trigger"] = dict(TRIGGER_RECORD)
+        elif self.schedule:
+            request["trigger"] = {"event": "schedule", "title": self.schedule.describe()}
         return request
 
     @property

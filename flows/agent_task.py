@@ -24,11 +24,12 @@ from tasks_lib.agents import AgentSpec
 from tasks_lib.capture_diff import capture_diff
 from tasks_lib.checkout import checkout
 from tasks_lib.delivery import DeliveryError, commit_message
-from tasks_lib.environments import Environment, SandboxSpec, make_environment
+from tasks_lib.environments import Environment, SandboxRefused, make_environment, resumed_sandbox
 from tasks_lib.gitrepo import RepositoryError, mirror_dir, normalize_repository
 from tasks_lib.models import EndReason, SessionResult, SessionStatus, TaskRequest, Usage, Workspace
 from tasks_lib.preflight import BadRequest, parse_request, prepare
 from tasks_lib.prompt import build_system_prompt, initial_messages
+from tasks_lib.redaction import install_log_redaction, redact_exception
 from tasks_lib.render import files_stat, trigger_line
 from tasks_lib.review import ReviewInput, emit_awaiting_review, review_description
 from tasks_lib.review_actions import accept_changes, discard_changes, reset_workspace, restore_workspace
@@ -96,8 +97,9 @@ def agent_task(request: TaskRequest) -> SessionResult:
     """Run a coding agent on a repository, record the session (summary, diff, log) and let a reviewer decide.
 
     The source repository is never modified before an explicit accept: the agent works in its own
-    worktree on a new `agent/...` branch. Failed sessions raise SessionFailed after everything is recorded.
+    workspace on a new `agent/...` branch, its commands confined by the session's sandbox. Failed sessions raise SessionFailed after everything is recorded.
     """
+    install_log_redaction()
     settings = load_settings()
     store = open_store(settings.db_url)
     raw = request.model_dump() if isinstance(request, TaskRequest) else dict(request or {})
@@ -120,7 +122,10 @@ def agent_task(request: TaskRequest) -> SessionResult:
         reason = "interrupted" if isinstance(exc, KeyboardInterrupt) else f"crashed: {type(exc).__name__}: {exc}"
         if not SessionStatus(store.get_session(session_id).status).terminal:
             store.finish_session(session_id, SessionStatus.failed, Redactor.from_env()(reason))
-        raise
+        clean = redact_exception(exc)  # Prefect keeps the exception's text as the run's state message
+        if clean is exc:
+            raise
+        raise clean from None
 
 
 class SessionRun:
@@ -229,15 +234,11 @@ class SessionRun:
         row = self.store.get_session(self.session_id)
         self.req = parse_request(raw)
         self.agent = AgentSpec.model_validate(row.agent_spec)
-        self.sandbox = SandboxSpec.model_validate(row.sandbox)
+        try:
+            self.sandbox = resumed_sandbox(row.sandbox, self.req, self.agent, self.settings.sandbox)  # type: ignore[arg-type]
+        except SandboxRefused as exc:
+            raise self.fail(f"cannot continue on this worker: {exc}") from None
         self.announce_sandbox()
-        if self.sandbox.kind == "bwrap":
-            from tasks_lib.environments.bwrap import SandboxUnavailable, sandbox_version
-
-            try:
-                sandbox_version()
-            except SandboxUnavailable as exc:
-                raise self.fail(f"cannot continue on this worker: the session runs in bwrap, but {exc}") from None
         self.model_name = row.model
         self.repository = normalize_repository(self.req.repository)
         mirror = mirror_dir(self.settings.mirrors_dir, self.repository)

@@ -11,16 +11,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from tasks_lib.environments.spec import EnvNames, NetworkSetting
 from tasks_lib.tool_policy import ToolPolicy
 
 REPO_AGENT_DIRS = (".agent-tasks/agents", ".continue/agents")
 RepoReader = Callable[[str], "str | None"]
-ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
 # Fields that widen what an agent can reach (another model host, the network, the orchestrator's
 # variables, no sandbox): an operator's choice, so a repository's own agent files may not set them.
 OPERATOR_FIELDS = {
@@ -58,8 +58,8 @@ class AgentSpec(BaseModel):
     temperature: float | None = Field(default=None, ge=0, le=2)
     api_base: str | None = None
     sandbox: Literal["auto", "bwrap", "none"] | None = None
-    network: bool | None = None
-    env: list[Annotated[str, Field(pattern=ENV_NAME)]] = Field(default_factory=list)
+    network: NetworkSetting = None
+    env: EnvNames = Field(default_factory=list)
     setup_command: str | None = None
     setup_timeout_minutes: float = Field(default=15, gt=0)
     workspace: Literal["auto", "read-only", "read-write"] = "auto"
@@ -71,18 +71,6 @@ class AgentSpec(BaseModel):
     def _tools_readable(cls, value: Any) -> Any:
         ToolPolicy.parse(value)  # raises ValueError with the reason
         return value
-
-    @field_validator("network", mode="before")
-    @classmethod
-    def _on_off(cls, value: Any) -> Any:
-        if isinstance(value, str) and value.strip().lower() in ("on", "off"):
-            return value.strip().lower() == "on"
-        return value
-
-    @field_validator("env", mode="before")
-    @classmethod
-    def _env_list(cls, value: Any) -> Any:
-        return [v.strip() for v in value.split(",") if v.strip()] if isinstance(value, str) else value
 
     @property
     def rule_list(self) -> list[str]:

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from prefect import get_run_logger, task
-from prefect.cache_policies import NO_CACHE
+from prefect import get_run_logger
 
 from tasks_lib.artifacts import publish_diff_artifacts
 from tasks_lib.diff import capture_increment, capture_workspace_diff
 from tasks_lib.models import DiffResult
+from tasks_lib.steps import step
 from tasks_lib.store import Store
 
 
-@task(name="capture-diff", cache_policy=NO_CACHE)
+@step("capture-diff")
 def capture_diff(
     store: Store,
     session_id: str,

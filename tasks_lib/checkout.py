@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from prefect import get_run_logger, task
-from prefect.cache_policies import NO_CACHE
+from prefect import get_run_logger
 
 from tasks_lib.gitrepo import branch_head, create_workspace, default_branch, slugify, update_mirror
 from tasks_lib.models import Workspace
 from tasks_lib.secrets import Redactor
+from tasks_lib.steps import step
 
 
 def work_branch_name(prefix: str, instructions: str, session_id: str) -> str:
@@ -17,7 +17,7 @@ def work_branch_name(prefix: str, instructions: str, session_id: str) -> str:
     return f"{prefix.strip('/') or 'agent'}/{slugify(instructions)}-{session_id.replace('-', '')[:8]}"
 
 
-@task(name="checkout", cache_policy=NO_CACHE)
+@step("checkout")
 def checkout(
     repository: str,
     branch: str | None,

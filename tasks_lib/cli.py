@@ -409,8 +409,14 @@ def up(
 
     Ctrl-C stops everything.
     """
+    from tasks_lib.environments import sandbox_status
+    from tasks_lib.settings import SettingsError, load_settings
     from tasks_lib.stack import Stack, StackError
 
+    try:
+        sandbox = sandbox_status(load_settings().sandbox)  # type: ignore[arg-type]
+    except SettingsError as exc:
+        raise CliError(str(exc)) from None
     stack = Stack(host, port, relay_port)
     try:
         stack.start(err)
@@ -418,6 +424,7 @@ def up(
         out.print(f"Prefect API    {stack.api_url}")
         out.print(f"Webhook relay  http://{host}:{relay_port}/webhooks/github  (and /webhooks/<name>)")
         out.print(f"Workflows      {', '.join(w.name for w in load_or_fail())}")
+        out.print(f"Sandbox        {sandbox}", markup=False)
         out.print("Ctrl-C to stop.")
         stack.wait()
     except StackError as exc:
@@ -437,9 +444,10 @@ def main() -> None:
         err.print(f"error: {exc}", markup=False)
         sys.exit(1)
     except Exception as exc:  # store and server failures: one readable line instead of a traceback
+        from tasks_lib.settings import SettingsError
         from tasks_lib.store import StoreError
 
-        if isinstance(exc, StoreError):
+        if isinstance(exc, (StoreError, SettingsError)):
             err.print(f"error: {exc}", markup=False)
             sys.exit(1)
         if type(exc).__module__.startswith(("sqlalchemy", "httpx", "prefect")):

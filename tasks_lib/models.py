@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import re
 from datetime import datetime
 from enum import Enum
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field, field_validator
+
+from tasks_lib.environments.spec import EnvNames, NetworkSetting
 
 
 class TaskRequest(BaseModel):
@@ -45,10 +46,10 @@ class TaskRequest(BaseModel):
         description="How the agent's commands are confined: 'bwrap' (bubblewrap), 'none' (unconfined) or 'auto' "
         "(bwrap when installed). Empty: the agent's setting, else AGENT_TASKS_SANDBOX, else auto.",
     )
-    network: bool | None = Field(
+    network: NetworkSetting = Field(
         default=None, description="Let the agent's commands use the network. Empty: the agent's setting (default off)."
     )
-    env: list[str] = Field(
+    env: EnvNames = Field(
         default_factory=list,
         description="Names of environment variables passed to the agent's commands (their values are masked in logs).",
     )
@@ -83,19 +84,15 @@ class TaskRequest(BaseModel):
     def _blank_sandbox(cls, value: Any) -> Any:
         return None if isinstance(value, str) and not value.strip() else value
 
-    @field_validator("env", mode="before")
-    @classmethod
-    def _env_names(cls, value: Any) -> Any:
-        names = [v.strip() for v in value.split(",")] if isinstance(value, str) else (value or [])
-        for name in names:
-            if not isinstance(name, str) or not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", name):
-                raise ValueError(f"{name!r} is not an environment variable name")
-        return [n for n in names if n]
-
     @property
     def unattended(self) -> bool:
         """True for runs started by an event or a schedule rather than by a person."""
         return self.trigger is not None
+
+    @property
+    def event_started(self) -> bool:
+        """True for runs started by an event (a webhook, a GitHub delivery), whose text anyone may have written."""
+        return self.trigger is not None and self.trigger.get("event") != "schedule"
 
 
 class SessionStatus(str, Enum):

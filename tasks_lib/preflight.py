@@ -110,7 +110,7 @@ def prepare(request: TaskRequest, settings: Settings, verify_branch: bool = Fals
         repository = normalize_repository(request.repository)
         if verify_branch:
             check_branch(repository, request.branch)
-        agent_branch = None if request.unattended else request.branch
+        agent_branch = None if request.event_started else request.branch
         reader = repository_reader(repository, agent_branch, settings)
         agent = find_agent(request.agent, reader, shadow_builtins=request.shadow_builtins)
     except (RepositoryError, AgentFileError) as exc:

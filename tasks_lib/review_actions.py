@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from prefect import get_run_logger, task
-from prefect.cache_policies import NO_CACHE
+from prefect import get_run_logger
 
 from tasks_lib import delivery
 from tasks_lib.gitcli import GitError
+from tasks_lib.steps import step
 
 
-@task(name="accept-changes", cache_policy=NO_CACHE)
+@step("accept-changes")
 def accept_changes(
     workspace: str,
     mirror: str,
@@ -43,20 +43,20 @@ def accept_changes(
     return commit, where
 
 
-@task(name="discard-changes", cache_policy=NO_CACHE)
+@step("discard-changes")
 def discard_changes(mirror: str, workspace: str, work_branch: str) -> None:
     """Remove the workspace and the work branch."""
     delivery.discard_workspace(mirror, workspace, work_branch)
     get_run_logger().info("removed workspace %s and branch %s", workspace, work_branch)
 
 
-@task(name="reset-workspace", cache_policy=NO_CACHE)
+@step("reset-workspace")
 def reset_workspace(workspace: str, base_commit: str) -> None:
     """Throw the workspace's changes away, back to the base commit."""
     delivery.reset_workspace(workspace, base_commit)
 
 
-@task(name="restore-workspace", cache_policy=NO_CACHE)
+@step("restore-workspace")
 def restore_workspace(
     repository: str, mirrors_dir: Path, workspace: str, work_branch: str, base_commit: str, patch: bytes
 ) -> str:

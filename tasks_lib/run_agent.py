@@ -5,8 +5,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from prefect import get_run_logger, task
-from prefect.cache_policies import NO_CACHE
+from prefect import get_run_logger
 
 from tasks_lib import progress
 from tasks_lib.agent_loop import Limits, LoopResult, run_agent_loop
@@ -17,6 +16,7 @@ from tasks_lib.llm import LitellmModel, model_facts
 from tasks_lib.models import StepRecord, Usage
 from tasks_lib.secrets import Redactor
 from tasks_lib.settings import Settings
+from tasks_lib.steps import step
 from tasks_lib.store import Store
 from tasks_lib.tools import Toolbox
 
@@ -77,7 +77,7 @@ def model_for(agent: AgentSpec, model_name: str, settings: Settings) -> LitellmM
     )
 
 
-@task(name="agent-loop", cache_policy=NO_CACHE)
+@step("agent-loop")
 def run_agent(
     store: Store,
     session_id: str,

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from prefect import get_run_logger, task
-from prefect.cache_policies import NO_CACHE
+from prefect import get_run_logger
 
 from tasks_lib.check import CheckResult, run_check_command
 from tasks_lib.environments import Environment
 from tasks_lib.secrets import Redactor
+from tasks_lib.steps import step
 from tasks_lib.store import Store
 
 
-@task(name="run-check", cache_policy=NO_CACHE)
+@step("run-check")
 def run_check(store: Store, session_id: str, environment: Environment, command: str, timeout_s: float,
               iteration: int = 1, fix_round: int = 0) -> CheckResult:
     """Run the check, store the outcome, and log it."""

@@ -6,15 +6,15 @@ fetched; the agent's own commands then get the network as configured.
 
 from __future__ import annotations
 
-from prefect import get_run_logger, task
-from prefect.cache_policies import NO_CACHE
+from prefect import get_run_logger
 
 from tasks_lib.check import CheckResult, run_check_command
 from tasks_lib.environments import Environment
 from tasks_lib.secrets import Redactor
+from tasks_lib.steps import step
 
 
-@task(name="setup", cache_policy=NO_CACHE)
+@step("setup")
 def run_setup(environment: Environment, command: str, timeout_s: float) -> CheckResult:
     """Run the setup command with the network on; the result says whether it passed and how it ended."""
     logger = get_run_logger()

@@ -5,8 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from prefect import get_run_logger, task
-from prefect.cache_policies import NO_CACHE
+from prefect import get_run_logger
 
 from tasks_lib.agent_loop import LoopResult, clip_middle
 from tasks_lib.artifacts import publish_summary_artifact
@@ -15,6 +14,7 @@ from tasks_lib.environments import SandboxSpec
 from tasks_lib.llm import Model, ModelError, ModelReply
 from tasks_lib.models import DiffResult
 from tasks_lib.secrets import Redactor
+from tasks_lib.steps import step
 from tasks_lib.store import Store
 
 SUMMARY_SYSTEM = (
@@ -121,7 +121,7 @@ def ask_model_for_summary(model: Model, instructions: str, loop: LoopResult, dif
     return reply
 
 
-@task(name="summarize", cache_policy=NO_CACHE)
+@step("summarize")
 def summarize(
     store: Store,
     session_id: str,

@@ -26,6 +26,17 @@ def run_failing(repo: Path | str, instructions: str = "Do the task", **fields) -
     raise AssertionError("the session did not fail")
 
 
+def commit_file(repo: Path, rel: str, text: str) -> None:
+    """Write a file into a repository and commit it."""
+    from tests.conftest import git
+
+    path = repo / rel
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    git(repo, "add", rel)
+    git(repo, "commit", "-qm", f"add {rel}")
+
+
 def write_agent(path: Path, front: str, body: str = "You are a test agent.") -> Path:
     """Write an agent file with the given YAML front matter."""
     path.write_text(f"---\n{front.strip()}\n---\n{body}\n")

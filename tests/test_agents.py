@@ -19,7 +19,7 @@ from tasks_lib.prompt import CONVENTIONS_CAP, build_system_prompt
 from tasks_lib.scripted_server import calls, tool
 from tasks_lib.settings import load_settings
 from tests.conftest import git
-from tests.helpers import Background, decide, run_task, wait_for_review, write_agent
+from tests.helpers import Background, commit_file, decide, run_task, wait_for_review, write_agent
 
 FINISH = calls(tool("finish", summary="done"))
 CONTINUE_AGENT = """---
@@ -33,14 +33,6 @@ rules:
 ---
 Review the current change and report what is missing.
 """
-
-
-def commit_file(repo: Path, rel: str, text: str) -> None:
-    path = repo / rel
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
-    git(repo, "add", rel)
-    git(repo, "commit", "-qm", f"add {rel}")
 
 
 def tool_names(request: dict) -> list[str]:

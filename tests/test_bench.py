@@ -23,3 +23,16 @@ def test_the_overhead_benchmark_completes_and_reports_both_ratios(prefect_server
     float(figures["per-step overhead of the flow"].removesuffix(" ms"))  # a number, whatever its sign
     assert float(figures["ratio flow loop / bare loop"].removesuffix("x")) > 0
     assert float(figures["ratio whole flow / bare loop"].removesuffix("x")) > 0
+
+
+def test_the_sandbox_benchmark_completes_and_reports_both_comparisons(prefect_server, tmp_path):
+    env = {**os.environ, "PREFECT_API_URL": prefect_server, "AGENT_TASKS_HOME": str(tmp_path / "home")}
+    proc = subprocess.run([sys.executable, str(ROOT / "bench" / "bench_sandbox.py"), "--commands", "5", "--steps", "4",
+                           "--rounds", "1"], capture_output=True, text=True, timeout=300, env=env, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    lines = {line[:31].strip(): line[31:].strip() for line in proc.stdout.splitlines()}  # label column, then figure
+    assert lines["sandbox"].startswith("bubblewrap")
+    float(lines["sandbox overhead per command"].removesuffix(" ms"))  # a number, whatever its sign
+    float(lines["sandbox overhead per step"].removesuffix(" ms"))
+    assert float(lines["ratio bwrap / none, command"].removesuffix("x")) > 0
+    assert float(lines["ratio bwrap / none, session"].removesuffix("x")) > 0

@@ -94,6 +94,7 @@ def test_run_then_inbox_then_show(repo, scripted, prefect_server, tmp_path):
     proc = cli("run", str(repo), "--task", "Update the README greeting", "--model", MODEL, "--reviewer", "bob", "--no-review", env=env)
     assert proc.returncode == 0, proc.stderr
     assert "step 1/40: edit_file" in proc.stderr and "step 3/40: finish" in proc.stderr
+    assert "sandbox: bwrap (workspace writable, network off)" in proc.stderr, "run says which sandbox is in force"
     session_id = proc.stdout.split("session ", 1)[1].split()[0]
     assert "status   completed" in proc.stdout
     assert "diffstat 2 files changed, +1 -2" in proc.stdout

@@ -23,7 +23,8 @@ from tasks_lib.gitrepo import mirror_dir
 from tasks_lib.scripted_server import calls, tool
 from tasks_lib.settings import load_settings
 from tests.conftest import SECRET, git
-from tests.helpers import Background, decide, run_failing, run_logs_and_artifacts, run_task, wait_for_review, write_agent
+from tests.helpers import (Background, commit_file, decide, run_failing, run_logs_and_artifacts, run_task, wait_for_review,
+                           write_agent)
 
 GITHUB_TOKEN = "ghp_REDTEAM0token0value0123456789"
 SSH_KEY = "REDTEAM-SSH-PRIVATE-KEY-7f3a9c"
@@ -91,14 +92,6 @@ def results(store, session_id: str) -> list[str]:
     return [c.result for s in store.steps(session_id) for c in s.tool_calls]
 
 
-def commit_file(repo: Path, rel: str, text: str) -> None:
-    path = repo / rel
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
-    git(repo, "add", rel)
-    git(repo, "commit", "-qm", f"add {rel}")
-
-
 def test_agent_commands_reach_no_secret_no_other_session_and_no_network(repo, scripted, planted, listener, prefect_server):
     from tasks_lib.store import open_store
 
@@ -107,13 +100,14 @@ def test_agent_commands_reach_no_secret_no_other_session_and_no_network(repo, sc
     other_ws = Path(other.workspace)
     assert (other_ws / "notes.txt").read_text() == OTHER_WORK
     db = planted.agent_home / "agent-tasks.db"
+    system_files = [Path(f"/etc/PWNED-{planted.agent_home.parent.name}"), Path(f"/usr/PWNED-{planted.agent_home.parent.name}")]
     probes = [
         "cat /proc/$PPID/environ | tr '\\0' '\\n'; echo; cat /proc/1/environ | tr '\\0' '\\n'",
         "env",
         f"cat {planted.home}/.ssh/id_rsa {planted.home}/.aws/credentials; ls -la ~ {planted.home}",
         f"cat {other_ws}/notes.txt; ls {planted.agent_home}/workspaces; tr -cd '[:print:]' < {db} | head -c 20000",
         f"echo pwned > {repo}/PWNED.txt; echo pwned > {planted.home}/PWNED.txt; echo pwned > {other_ws}/PWNED.txt; "
-        "echo pwned > /etc/PWNED-redteam; echo pwned > /usr/PWNED-redteam",
+        f"echo pwned > {system_files[0]}; echo pwned > {system_files[1]}",
         listener.probe,
         f"echo hello > /dev/tcp/127.0.0.1/{listener.port}",
         "ps -ef; hostname; ls /run /var/run/ 2>&1 | head",
@@ -139,8 +133,7 @@ def test_agent_commands_reach_no_secret_no_other_session_and_no_network(repo, sc
     for secret in [*planted.secrets, OTHER_WORK]:
         assert all(secret not in m for m in logs) and all(secret not in a for a in artifacts)
     # Nothing outside the workspace changed, and the network was never reached.
-    for path in (repo / "PWNED.txt", planted.home / "PWNED.txt", other_ws / "PWNED.txt", Path("/etc/PWNED-redteam"),
-                 Path("/usr/PWNED-redteam")):
+    for path in (repo / "PWNED.txt", planted.home / "PWNED.txt", other_ws / "PWNED.txt", *system_files):
         assert not path.exists(), path
     assert listener.hits == []
     assert store.get_session(result.session_id).files_changed == 0
@@ -327,3 +320,39 @@ def test_agent_file_sandbox_settings_are_read_and_checked(tmp_path):
         read_agent_file(write_agent(tmp_path / "d.md", "name: d\nenv: [not a name]"))
     with pytest.raises(AgentFileError, match="field 'sandbox'"):
         read_agent_file(write_agent(tmp_path / "e.md", "name: e\nsandbox: docker"))
+
+
+def test_run_logs_and_failure_messages_in_prefect_are_redacted(prefect_server):
+    from prefect import flow, get_run_logger
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    from tasks_lib.redaction import install_log_redaction
+    from tasks_lib.steps import step
+
+    @step("leaky-step")
+    def leaky_step() -> None:
+        get_run_logger().info("the step sees %s", SECRET)
+        raise ValueError(f"could not use the key {SECRET}")
+
+    @flow(name="leaky-flow")
+    def leaky_flow() -> None:
+        install_log_redaction()
+        get_run_logger().warning(f"the flow sees {SECRET}")
+        try:
+            leaky_step()
+        except ValueError:
+            get_run_logger().exception("the step failed")
+            raise
+
+    state = leaky_flow(return_state=True)
+    assert state.is_failed()
+    flow_run_id = str(state.state_details.flow_run_id)
+    logs, _ = run_logs_and_artifacts(flow_run_id, until="the step failed")
+    with get_client(sync_client=True) as client:
+        task_runs = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])))
+        messages = [client.read_flow_run(flow_run_id).state.message] + [t.state.message for t in task_runs]
+    assert any("the step sees ***" in m for m in logs) and any("the flow sees ***" in m for m in logs)
+    assert any("Traceback" in m and "could not use the key ***" in m for m in logs), "tracebacks are logged, redacted"
+    assert any("could not use the key ***" in (m or "") for m in messages)
+    assert all(SECRET not in m for m in logs) and all(SECRET not in (m or "") for m in messages)

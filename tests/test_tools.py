@@ -47,6 +47,33 @@ def test_symlink_pointing_outside_is_refused(box, tmp_path):
     assert not write.ok and not (tmp_path / "evil.txt").exists()
 
 
+@pytest.mark.parametrize("path", [".git/config", ".GIT/config", "sub/.git/config", "sub/.Git/hooks/pre-commit", ".git"])
+def test_git_directories_are_refused_at_any_depth_and_in_any_case(box, path):
+    (box.root / "sub").mkdir()
+    for name, args in [("write_file", {"path": path, "content": "[core]\n\tfsmonitor = touch pwned\n"}),
+                       ("read_file", {"path": path}), ("list_files", {"path": path}), ("search", {"pattern": "x", "path": path})]:
+        outcome = box.execute(name, args)
+        assert not outcome.ok and "git directories (.git) are off limits" in outcome.output, (name, outcome.output)
+    assert not (box.root / "sub" / ".git").exists() and not (box.root / ".GIT").exists()
+    assert "fsmonitor" not in (box.root / ".git" / "config").read_text()
+
+
+def test_path_rules_apply_to_where_a_path_leads(repo):
+    from tasks_lib.tool_policy import ToolPolicy
+
+    (repo / "docs").mkdir()
+    (repo / "docs" / "src-link").symlink_to(repo / "src")
+    (repo / "docs" / "git-link").symlink_to(repo / ".git")
+    box = Toolbox(repo, tools=ToolPolicy.parse("Read, Edit(docs/**), Write(docs/**)"))
+    around = box.execute("write_file", {"path": "docs/src-link/app.py", "content": "hijacked\n"})
+    into_git = box.execute("write_file", {"path": "docs/git-link/config", "content": "x"})
+    allowed = box.execute("write_file", {"path": "docs/guide.md", "content": "ok\n"})
+    assert around.denied and "not allowed for 'src/app.py'" in around.output
+    assert not into_git.ok and "off limits" in into_git.output
+    assert allowed.ok and (repo / "docs" / "guide.md").read_text() == "ok\n"
+    assert "greet" in (repo / "src" / "app.py").read_text()
+
+
 def test_symlink_inside_the_workspace_is_fine(box):
     (box.root / "alias.md").symlink_to(box.root / "README.md")
     assert "Hello world." in box.execute("read_file", {"path": "alias.md"}).output

@@ -293,6 +293,7 @@ def test_agent_tasks_up_starts_the_stack_and_stops_cleanly(tmp_path):
         stdout, stderr = proc.communicate(timeout=90)
     assert proc.returncode == 0, stderr[-2000:]
     assert f"Prefect UI     http://127.0.0.1:{port}" in stdout and "stopped" in stderr
+    assert "Sandbox        bwrap (bubblewrap" in stdout, "up says which sandbox is in force"
     for p in (port, relay_port):
         with pytest.raises(httpx.HTTPError):
             httpx.get(f"http://127.0.0.1:{p}/", timeout=2)
@@ -369,3 +370,22 @@ def test_every_trigger_renders_a_valid_task_request_from_a_relay_event(name):
         assert request.branch == "feature" and "2 failed" in request.instructions and "test_x failed" in request.instructions
     if name == "webhook-example":
         assert '"alert": "disk full"' in request.instructions
+
+
+def test_workflow_sandbox_settings_reach_the_run_and_scheduled_runs_count_as_unattended(tmp_path):
+    from tasks_lib.models import TaskRequest
+
+    path = tmp_path / "workflows.yaml"
+    path.write_text("workflows:\n  - name: nightly\n    schedule: {cron: '0 3 * * *'}\n    sandbox: bwrap\n    network: on\n"
+                    "    env: [NPM_TOKEN]\n    setup_command: npm ci\n    request: {repository: /r, instructions: tidy}\n")
+    (nightly,) = load_workflows(path)
+    request = TaskRequest.model_validate(nightly.request_parameters())
+    assert (request.sandbox, request.network, request.env, request.setup_command) == ("bwrap", True, ["NPM_TOKEN"], "npm ci")
+    assert request.unattended and not request.event_started, "a schedule is unattended but wrote no text"
+    assert request.trigger == {"event": "schedule", "title": "cron 0 3 * * *"}
+    issue = next(w for w in WORKFLOWS if w.name == "github-issue-labeled")
+    assert "sandbox" not in issue.request_parameters(), "unset settings leave the agent's own in force"
+
+    path.write_text("workflows:\n  - name: bare\n    sandbox: none\n")
+    with pytest.raises(WorkflowError, match=r"workflow bare: the sandbox settings \(sandbox\) apply to the runs a request starts"):
+        load_workflows(path)

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, BeforeValidator, Field
 
 from tasks_lib.environments.base import Environment
 
@@ -14,7 +15,30 @@ if TYPE_CHECKING:
     from tasks_lib.models import TaskRequest
 
 SandboxKind = Literal["auto", "bwrap", "none"]
+ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 INSTALL_HINT = "install bubblewrap (apt-get install bubblewrap, dnf install bubblewrap)"
+
+
+def on_off(value: Any) -> Any:
+    """`on`/`off` (as people write network settings) as True/False; anything else unchanged."""
+    if isinstance(value, str) and value.strip().lower() in ("on", "off"):
+        return value.strip().lower() == "on"
+    return value
+
+
+def env_names(value: Any) -> Any:
+    """Names of variables to pass to agent commands: a list, or a comma-separated string; each a valid name."""
+    names = [v.strip() for v in value.split(",")] if isinstance(value, str) else (value or [])
+    for name in names:
+        if not isinstance(name, str) or not ENV_NAME.match(name):
+            raise ValueError(f"{name!r} is not an environment variable name")
+    return [n for n in names if n]
+
+
+# A network setting: true/false or on/off; None leaves it to the next level (run → workflow → agent).
+NetworkSetting = Annotated[bool | None, BeforeValidator(on_off)]
+# Variables passed to agent commands (`env:`), by name.
+EnvNames = Annotated[list[str], BeforeValidator(env_names)]
 
 
 class SandboxRefused(ValueError):
@@ -31,7 +55,6 @@ class SandboxSpec(BaseModel):
     setup_command: str | None = None
     setup_timeout_s: float = 900
     note: str = ""  # why this kind, when it was not simply asked for
-    unconfined_warning: bool = False  # auto fell back to none
 
     def describe(self) -> str:
         """One line for the log, the CLI and the summary facts."""
@@ -42,8 +65,8 @@ class SandboxSpec(BaseModel):
         return f"bwrap (workspace {mode}, network {'on' if self.network else 'off'}{env})"
 
 
-def choose_kind(requested: SandboxKind, unattended: bool) -> tuple[Literal["bwrap", "none"], str, bool]:
-    """The sandbox a run gets: (kind, note, whether that is an unconfined fallback).
+def choose_kind(requested: SandboxKind, unattended: bool) -> tuple[Literal["bwrap", "none"], str]:
+    """The sandbox a run gets, and a note on why when it was not simply asked for.
 
     ``auto`` is bwrap when bubblewrap works here; without it, unattended runs (schedules, events)
     are refused and runs someone started by hand go on unconfined with a warning.
@@ -51,10 +74,10 @@ def choose_kind(requested: SandboxKind, unattended: bool) -> tuple[Literal["bwra
     from tasks_lib.environments.bwrap import SandboxUnavailable, sandbox_version
 
     if requested == "none":
-        return "none", "sandbox: none was chosen explicitly", False
+        return "none", "sandbox: none was chosen explicitly"
     try:
         sandbox_version()
-        return "bwrap", "", False
+        return "bwrap", ""
     except SandboxUnavailable as exc:
         problem = str(exc)
     if requested == "bwrap":
@@ -64,7 +87,7 @@ def choose_kind(requested: SandboxKind, unattended: bool) -> tuple[Literal["bwra
             f"refusing to run an agent started by a schedule or an event without a sandbox: {problem}; "
             f"{INSTALL_HINT}, or opt out explicitly with sandbox: none in the workflow or agent"
         )
-    return "none", f"{problem}, so agent commands run unconfined ({INSTALL_HINT}, or set sandbox: none)", True
+    return "none", f"{problem}, so agent commands run unconfined ({INSTALL_HINT}, or set sandbox: none)"
 
 
 def make_environment(spec: SandboxSpec, workspace: str | Path, scratch: str | Path,
@@ -86,7 +109,7 @@ def session_sandbox(request: "TaskRequest", agent: "AgentSpec", default: Sandbox
     Raises SandboxRefused when the run may not start with what is available.
     """
     requested = request.sandbox or agent.sandbox or default
-    kind, note, fallback = choose_kind(requested, request.unattended)
+    kind, note = choose_kind(requested, request.unattended)
     return SandboxSpec(
         kind=kind,
         network=request.network if request.network is not None else bool(agent.network),
@@ -95,5 +118,37 @@ def session_sandbox(request: "TaskRequest", agent: "AgentSpec", default: Sandbox
         setup_command=request.setup_command or agent.setup_command,
         setup_timeout_s=agent.setup_timeout_minutes * 60,
         note=note,
-        unconfined_warning=fallback,
     )
+
+
+def sandbox_status(default: SandboxKind = "auto") -> str:
+    """One line on the sandbox runs get here by default, for `agent-tasks up`."""
+    from tasks_lib.environments.bwrap import SandboxUnavailable, sandbox_version
+
+    if default == "none":
+        return "none (AGENT_TASKS_SANDBOX=none): agent commands run unconfined"
+    try:
+        return f"bwrap ({sandbox_version()}): agent commands are confined; network off unless a workflow or agent opens it"
+    except SandboxUnavailable as exc:
+        if default == "bwrap":
+            return f"bwrap required (AGENT_TASKS_SANDBOX=bwrap), but {exc}: every run will be refused; {INSTALL_HINT}"
+        return (f"none: {exc} — runs started by schedules or events will be refused, manual runs go unconfined; "
+                f"{INSTALL_HINT}")
+
+
+def resumed_sandbox(stored: dict | None, request: "TaskRequest", agent: "AgentSpec",
+                    default: SandboxKind = "auto") -> SandboxSpec:
+    """The sandbox a resumed session continues in: the one it started with (resolved again for sessions
+    stored before sandboxes existed); SandboxRefused when this machine cannot provide it.
+    """
+    if stored is None:
+        return session_sandbox(request, agent, default)
+    spec = SandboxSpec.model_validate(stored)
+    if spec.kind == "bwrap":
+        from tasks_lib.environments.bwrap import SandboxUnavailable, sandbox_version
+
+        try:
+            sandbox_version()
+        except SandboxUnavailable as exc:
+            raise SandboxRefused(f"the session runs in bwrap, but {exc}; {INSTALL_HINT}") from None
+    return spec
