@@ -61,10 +61,6 @@ class Environment(Protocol):
         """
         ...
 
-    def describe(self) -> str:
-        """One line saying what confines the commands, for logs, the CLI and the summary."""
-        ...
-
 
 def command_env(names: Sequence[str] = (), source: Mapping[str, str] | None = None, home: str | None = None) -> dict[str, str]:
     """The environment of an agent command: the allow-list, plus the variables named in ``names``."""

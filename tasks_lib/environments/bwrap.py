@@ -92,17 +92,13 @@ class BwrapEnvironment:
         self.read_only_paths = [str(Path(p).resolve()) for p in read_only_paths]
         self.hidden_paths = [str(Path(p).expanduser().resolve()) for p in hidden_paths]
         self.binary = binary or bwrap_binary() or "bwrap"
-
-    def describe(self) -> str:
-        """What confines the commands."""
-        mode = "read-only" if self.read_only else "writable"
-        return f"bwrap: workspace {mode}, network {'on' if self.network else 'off'}, home and other sessions hidden"
+        self.shell = shutil.which("bash") or "/bin/bash"
 
     def execute(self, command: Command, timeout_s: float, output_cap: int = DEFAULT_OUTPUT_CAP,
                 network: bool | None = None) -> CommandResult:
         """Run the command in a new sandbox; the whole sandbox dies when it ends or times out."""
         (self.scratch / "home").mkdir(parents=True, exist_ok=True)
-        args = self.arguments(self.network if network is None else network) + argv(command, shutil.which("bash") or "/bin/bash")
+        args = self.arguments(self.network if network is None else network) + argv(command, self.shell)
         # bubblewrap starts with an empty environment: /proc/1/environ inside shows nothing.
         return run_process(args, self.workspace, {}, timeout_s, output_cap, shown(command))
 

@@ -27,7 +27,3 @@ class LocalEnvironment:
         """Run the command in the workspace; ``network`` cannot be taken away here and is ignored."""
         env = command_env(self.env_names, home=os.environ.get("HOME"))
         return run_process(argv(command), self.workspace, env, timeout_s, output_cap, shown(command))
-
-    def describe(self) -> str:
-        """What confines the commands: nothing."""
-        return "none: agent commands run unconfined, as the user running agent-tasks"
