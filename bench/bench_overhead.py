@@ -78,10 +78,10 @@ def bench_flow(steps: int) -> tuple[float, float]:
 
 
 def bench_bare(steps: int) -> float:
-    from tasks_lib.agent_loop import Limits, run_agent_loop
-    from tasks_lib.llm import LitellmModel
-    from tasks_lib.prompt import initial_messages
-    from tasks_lib.tools import Toolbox
+    from tasks_lib.agent.loop import Limits, run_agent_loop
+    from tasks_lib.agent.model import LitellmModel
+    from tasks_lib.agent.prompt import initial_messages
+    from tasks_lib.agent.tools import Toolbox
 
     repo = make_repo()
     result = run_agent_loop(LitellmModel("openai/bench"), Toolbox(repo), initial_messages("bench"), Limits(max_steps=steps))

@@ -19,8 +19,8 @@ from prefect.runtime import deployment, flow_run
 from pydantic import ValidationError
 
 from tasks_lib import progress
-from tasks_lib.agent_loop import LoopResult
-from tasks_lib.agents import AgentSpec
+from tasks_lib.agent.loop import LoopResult
+from tasks_lib.agent.files import AgentSpec
 from tasks_lib.capture_diff import capture_diff
 from tasks_lib.checkout import checkout
 from tasks_lib.delivery import DeliveryError, commit_message
@@ -28,7 +28,7 @@ from tasks_lib.environments import Environment, SandboxRefused, make_environment
 from tasks_lib.gitrepo import RepositoryError, mirror_dir, normalize_repository
 from tasks_lib.models import EndReason, SessionResult, SessionStatus, TaskRequest, Usage, Workspace
 from tasks_lib.preflight import BadRequest, parse_request, prepare
-from tasks_lib.prompt import build_system_prompt, initial_messages
+from tasks_lib.agent.prompt import build_system_prompt, initial_messages
 from tasks_lib.redaction import install_log_redaction, redact_exception
 from tasks_lib.render import files_stat, trigger_line
 from tasks_lib.review import ReviewInput, emit_awaiting_review, review_description

@@ -16,7 +16,7 @@ def _repo_agents(repo: str | None):
     """(reader, agent files) of a local repository's agent folders, or (None, [])."""
     if not repo:
         return None, []
-    from tasks_lib.agents import REPO_AGENT_DIRS
+    from tasks_lib.agent.files import REPO_AGENT_DIRS
     from tasks_lib.gitcli import run_git
     from tasks_lib.gitrepo import RepositoryError, normalize_repository
     from tasks_lib.preflight import repository_reader
@@ -33,7 +33,7 @@ def _repo_agents(repo: str | None):
 @agents_app.command("list")
 def agents_list(repo: Optional[str] = typer.Option(None, "--repo", help="Also list this repository's agents.")) -> None:
     """Agents that can be named with --agent, where each comes from, and what it is for."""
-    from tasks_lib.agents import available_agents
+    from tasks_lib.agent.files import available_agents
 
     reader, files = _repo_agents(repo)
     table = Table(box=None, pad_edge=False)
@@ -50,7 +50,7 @@ def agents_show(
     repo: Optional[str] = typer.Option(None, "--repo", help="Look in this repository first."),
 ) -> None:
     """Show an agent as it will be used: model, tools, budgets, check, rules and prompt."""
-    from tasks_lib.agents import AgentFileError, find_agent
+    from tasks_lib.agent.files import AgentFileError, find_agent
 
     reader, _ = _repo_agents(repo)
     try:
@@ -80,7 +80,7 @@ def agents_check(file: str = typer.Argument(..., help="Agent file to validate.")
     """Validate an agent file: prints 'ok' or the file, the field and what is wrong."""
     from pathlib import Path
 
-    from tasks_lib.agents import AgentFileError, read_agent_file
+    from tasks_lib.agent.files import AgentFileError, read_agent_file
 
     try:
         agent = read_agent_file(Path(file))

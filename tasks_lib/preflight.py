@@ -6,11 +6,11 @@ from typing import Any, NamedTuple
 
 from pydantic import ValidationError
 
-from tasks_lib.agents import AgentFileError, AgentSpec, RepoReader, find_agent
+from tasks_lib.agent.files import AgentFileError, AgentSpec, RepoReader, find_agent
 from tasks_lib.environments import SandboxRefused, SandboxSpec, session_sandbox
 from tasks_lib.gitcli import GitError, message, run_git
 from tasks_lib.gitrepo import REMOTE_URL, RepositoryError, default_branch, normalize_repository, update_mirror
-from tasks_lib.llm import check_model_name
+from tasks_lib.agent.model import check_model_name
 from tasks_lib.models import TaskRequest
 from tasks_lib.settings import Settings, SettingsError, load_settings
 

@@ -8,17 +8,17 @@ from typing import Any
 from prefect import get_run_logger
 
 from tasks_lib import progress
-from tasks_lib.agent_loop import Limits, LoopResult, run_agent_loop
-from tasks_lib.agents import AgentSpec
+from tasks_lib.agent.loop import Limits, LoopResult, run_agent_loop
+from tasks_lib.agent.files import AgentSpec
 from tasks_lib.artifacts import ProgressArtifact, publish_usage_artifact
 from tasks_lib.environments import Environment
-from tasks_lib.llm import LitellmModel, model_facts
+from tasks_lib.agent.model import LitellmModel, model_facts
 from tasks_lib.models import StepRecord, Usage
 from tasks_lib.secrets import Redactor
 from tasks_lib.settings import Settings
 from tasks_lib.steps import step
 from tasks_lib.store import Store
-from tasks_lib.tools import Toolbox
+from tasks_lib.agent.tools import Toolbox
 
 
 def describe_step(step: StepRecord, max_steps: int) -> str:

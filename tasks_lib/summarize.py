@@ -7,11 +7,11 @@ from typing import Any
 
 from prefect import get_run_logger
 
-from tasks_lib.agent_loop import LoopResult, clip_middle
+from tasks_lib.agent.loop import LoopResult, clip_middle
 from tasks_lib.artifacts import publish_summary_artifact
 from tasks_lib.check import CheckResult
 from tasks_lib.environments import SandboxSpec
-from tasks_lib.llm import Model, ModelError, ModelReply
+from tasks_lib.agent.model import Model, ModelError, ModelReply
 from tasks_lib.models import DiffResult
 from tasks_lib.secrets import Redactor
 from tasks_lib.steps import step

@@ -9,7 +9,7 @@ import pytest
 
 from tasks_lib.environments.bwrap import BwrapEnvironment
 from tasks_lib.environments.local import LocalEnvironment
-from tasks_lib.tools import Toolbox
+from tasks_lib.agent.tools import Toolbox
 from tests.conftest import SECRET, git
 
 
@@ -59,7 +59,7 @@ def test_git_directories_are_refused_at_any_depth_and_in_any_case(box, path):
 
 
 def test_path_rules_apply_to_where_a_path_leads(repo):
-    from tasks_lib.tool_policy import ToolPolicy
+    from tasks_lib.agent.policy import ToolPolicy
 
     (repo / "docs").mkdir()
     (repo / "docs" / "src-link").symlink_to(repo / "src")

@@ -11,7 +11,7 @@ from pydantic import BaseModel, BeforeValidator, Field
 from tasks_lib.environments.base import Environment
 
 if TYPE_CHECKING:
-    from tasks_lib.agents import AgentSpec
+    from tasks_lib.agent.files import AgentSpec
     from tasks_lib.models import TaskRequest
 
 SandboxKind = Literal["auto", "bwrap", "none"]

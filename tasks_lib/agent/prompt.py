@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tasks_lib.agents import AgentFileError, AgentSpec, split_front_matter
+from tasks_lib.agent.files import AgentFileError, AgentSpec, split_front_matter
 from tasks_lib.confine import PathRefused, resolve_inside
 
 CONVENTIONS_CAP = 24_000  # characters of conventions files taken into the prompt, all files together

@@ -13,9 +13,9 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from tasks_lib.llm import Model, ModelError
+from tasks_lib.agent.model import Model, ModelError
 from tasks_lib.models import EndReason, StepRecord, ToolCallRecord, Usage
-from tasks_lib.tools import Toolbox
+from tasks_lib.agent.tools import Toolbox
 
 MODEL_RESULT_CAP = 12_000  # characters of one tool result the model sees (head and tail kept)
 CHARS_PER_TOKEN = 4  # for estimating a conversation's size against the context window

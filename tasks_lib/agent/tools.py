@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field, ValidationError
 from tasks_lib.confine import PathRefused, relative, resolve_inside
 from tasks_lib.environments import DEFAULT_OUTPUT_CAP, CommandResult, Environment
 from tasks_lib.gitcli import HARDENING
-from tasks_lib.tool_policy import ALL_TOOLS, PATH_TOOLS, ToolPolicy
+from tasks_lib.agent.policy import ALL_TOOLS, PATH_TOOLS, ToolPolicy
 
 MAX_LIST_ENTRIES = 1000
 MAX_READ_LINES = 2000

@@ -17,7 +17,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from tasks_lib.environments.spec import EnvNames, NetworkSetting
-from tasks_lib.tool_policy import ToolPolicy
+from tasks_lib.agent.policy import ToolPolicy
 
 REPO_AGENT_DIRS = (".agent-tasks/agents", ".continue/agents")
 RepoReader = Callable[[str], "str | None"]
