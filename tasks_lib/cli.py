@@ -21,6 +21,7 @@ from rich.table import Table
 import tasks_lib  # noqa: F401  (quiet defaults)
 from tasks_lib.cli_agents import agents_app
 from tasks_lib.cli_common import CliError, age, cli_store, err, out, wide
+from tasks_lib.cli_eval import eval_command
 from tasks_lib.cli_workflows import load_or_fail, workflows_app
 
 app = typer.Typer(
@@ -31,6 +32,7 @@ app = typer.Typer(
 )
 app.add_typer(agents_app, name="agents")
 app.add_typer(workflows_app, name="workflows")
+app.command("eval")(eval_command)
 
 
 @app.command()

@@ -41,6 +41,9 @@ class TaskRequest(BaseModel):
         description="What accept does: 'branch' (default), 'merge' into the base branch, or 'pull_request'. "
         "Empty: the agent's setting.",
     )
+    temperature: float | None = Field(
+        default=None, ge=0, le=2, description="Sampling temperature; overrides the agent's (0 makes runs repeatable)."
+    )
     sandbox: Literal["auto", "bwrap", "none"] | None = Field(
         default=None,
         description="How the agent's commands are confined: 'bwrap' (bubblewrap), 'none' (unconfined) or 'auto' "

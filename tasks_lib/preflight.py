@@ -115,6 +115,8 @@ def prepare(request: TaskRequest, settings: Settings, verify_branch: bool = Fals
         agent = find_agent(request.agent, reader, shadow_builtins=request.shadow_builtins)
     except (RepositoryError, AgentFileError) as exc:
         raise BadRequest(str(exc)) from None
+    if request.temperature is not None:
+        agent = agent.model_copy(update={"temperature": request.temperature})
     model = resolve_model(request, agent, settings)
     try:
         sandbox = session_sandbox(request, agent, settings.sandbox)  # type: ignore[arg-type]

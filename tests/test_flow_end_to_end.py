@@ -229,7 +229,7 @@ def test_the_run_form_schema_shows_the_task_request_fields():
     assert schema["required"] == ["request"]
     fields = schema["definitions"]["TaskRequest"]["properties"]
     assert set(fields) == {"repository", "instructions", "branch", "agent", "model", "reviewer", "review", "on_accept",
-                           "trigger", "sandbox", "network", "env", "setup_command", "shadow_builtins"}
+                           "trigger", "temperature", "sandbox", "network", "env", "setup_command", "shadow_builtins"}
     assert fields["instructions"]["minLength"] == 1 and fields["agent"]["default"] == "default"
     assert "bubblewrap" in fields["sandbox"]["description"] and fields["shadow_builtins"]["default"] is False
     assert "git URL" in fields["repository"]["description"]

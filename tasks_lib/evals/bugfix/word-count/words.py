@@ -1,0 +1,3 @@
+def count_words(text):
+    """How many words the text has."""
+    return len(text.split(" "))
