@@ -57,7 +57,7 @@ def final_status(loop: LoopResult) -> SessionStatus:
     """The session status an agent loop's ending leads to when nobody reviews it."""
     if loop.end_reason in (EndReason.finished, EndReason.no_tool_call):
         return SessionStatus.completed
-    if loop.end_reason.is_limit:
+    if loop.end_reason.ended_early:
         return SessionStatus.stopped
     return SessionStatus.failed
 
@@ -303,7 +303,7 @@ class SessionRun:
             if check.passed:
                 break
             left = remaining_limits(self.agent, loop)
-            if left is None or loop.end_reason.is_limit:
+            if left is None or loop.end_reason.ended_early:
                 self.logger.warning("check failed, but the budget is used up: no fix round")
                 break
             self.logger.info("check failed: fix round %d of %d", fix_round, self.agent.fix_until_green)

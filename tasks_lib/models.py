@@ -138,11 +138,18 @@ class EndReason(str, Enum):
     max_tokens = "max_tokens"
     model_error = "model_error"
     crashed = "crashed"
+    stuck = "stuck"  # the agent repeated itself after being told to stop
+    malformed = "malformed"  # the model's replies held no usable tool call, several times in a row
 
     @property
     def is_limit(self) -> bool:
         """True when a budget, not the agent, ended the loop."""
         return self in {EndReason.max_steps, EndReason.wall_time, EndReason.max_cost, EndReason.max_tokens}
+
+    @property
+    def ended_early(self) -> bool:
+        """True when the loop stopped the agent (a budget, or an agent going nowhere) rather than the agent finishing."""
+        return self.is_limit or self in {EndReason.stuck, EndReason.malformed}
 
 
 class ToolCallRecord(BaseModel):
@@ -154,6 +161,7 @@ class ToolCallRecord(BaseModel):
     result: str = ""
     ok: bool = True
     denied: bool = False
+    skipped: bool = False  # not run: an earlier call of the same reply failed, or finish came first
     duration_s: float = 0.0
 
 
@@ -173,6 +181,8 @@ class StepRecord(BaseModel):
     cost_usd: float | None = None
     retries: int = 0
     compacted: int = 0  # old tool outputs shortened before this step to fit the context window
+    calls_from_text: bool = False  # the model wrote its calls in its text rather than as native tool calls
+    notes: list[str] = Field(default_factory=list)  # what the loop told the model besides tool results
     error: str | None = None
 
 

@@ -8,7 +8,7 @@ from typing import Any
 from prefect import get_run_logger
 
 from tasks_lib import progress
-from tasks_lib.agent.loop import Limits, LoopResult, run_agent_loop
+from tasks_lib.agent.loop import Limits, LoopOptions, LoopResult, run_agent_loop
 from tasks_lib.agent.files import AgentSpec
 from tasks_lib.artifacts import ProgressArtifact, publish_usage_artifact
 from tasks_lib.environments import Environment
@@ -24,8 +24,11 @@ from tasks_lib.agent.tools import Toolbox
 def describe_step(step: StepRecord, max_steps: int) -> str:
     """One log line for a step: its tool calls and how they went."""
     calls = ", ".join(
-        f"{c.name}({_short_args(c.arguments)}){'' if c.ok else ' -> error'}" for c in step.tool_calls
+        f"{c.name}({_short_args(c.arguments)}){' -> skipped' if c.skipped else '' if c.ok else ' -> error'}"
+        for c in step.tool_calls
     ) or "no tool call"
+    if step.calls_from_text:
+        calls += " (read from the reply's text)"
     tokens = f"{step.prompt_tokens}+{step.completion_tokens} tok"
     retried = f", {step.retries} retries" if step.retries else ""
     return f"step {step.index}/{max_steps}: {calls} [{tokens}, {step.duration_s:.2f}s{retried}]"
@@ -120,8 +123,14 @@ def run_agent(
         logger.info(describe_step(step, total_steps))
         if step.compacted:
             logger.warning("step %d: shortened %d old tool outputs to stay within the context window", step.index, step.compacted)
+        for note in step.notes:
+            logger.warning("step %d: %s", step.index, note[:500])
         for call in step.tool_calls:
-            if call.denied:
+            if call.skipped:
+                continue
+            if call.name == "finish" and not call.ok:
+                logger.warning("step %d: finish not accepted: %s", step.index, call.result[:500])
+            elif call.denied:
                 logger.warning("step %d: %s refused by the agent's tool rules: %s", step.index, call.name, call.result[:500])
             elif not call.ok:
                 logger.warning("step %d: %s failed: %s", step.index, call.name, call.result[:500])
@@ -131,8 +140,11 @@ def run_agent(
         progress.publish("step", session_id=session_id, step=step, usage=usage, max_steps=total_steps)
 
     toolbox = Toolbox(workspace, tools=agent.policy, environment=environment)
-    result = run_agent_loop(model_for(agent, model_name, settings), toolbox, messages, limits, on_step, redact, first_index)
+    options = LoopOptions(protocol=agent.tool_protocol, expects_changes=not agent.read_only_workspace)
+    result = run_agent_loop(model_for(agent, model_name, settings), toolbox, messages, limits, on_step, redact, first_index,
+                            options)
     publish_usage_artifact(session_id, result.steps)
-    log = logger.warning if result.end_reason.is_limit else logger.error if result.end_reason in ("model_error", "crashed") else logger.info
+    failed = result.end_reason in ("model_error", "crashed")
+    log = logger.error if failed else logger.warning if result.end_reason.ended_early else logger.info
     log("agent loop ended: %s (%s)", result.end_reason.value, result.detail)
     return result

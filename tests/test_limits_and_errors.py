@@ -132,8 +132,9 @@ def test_missing_model_configuration_stops_before_checkout(repo, store, monkeypa
 def test_model_precedence_cli_then_agent_file_then_environment(repo, scripted, store, tmp_path, monkeypatch):
     monkeypatch.setenv("AGENT_TASKS_MODEL", "openai/from-env")
     agent = write_agent(tmp_path / "m.md", "name: m\nmodel: openai/from-file")
-    server = scripted([calls(tool("finish", summary="a")), calls(tool("finish", summary="b")), calls(tool("finish", summary="c"))])
+    # Each agent finishes without changing anything: reminded once, it finishes again.
+    server = scripted([calls(tool("finish", summary=s)) for s in "aabbcc"])
     run_task(repo, "one", model=None)
     run_task(repo, "two", model=None, agent=str(agent))
     run_task(repo, "three", model="openai/from-cli", agent=str(agent))
-    assert [r["model"] for r in server.agent_requests()] == ["from-env", "from-file", "from-cli"]
+    assert [r["model"] for r in server.agent_requests()] == ["from-env"] * 2 + ["from-file"] * 2 + ["from-cli"] * 2

@@ -140,15 +140,22 @@ def test_search_is_fast_on_a_large_repository(tmp_path):
 
 
 def test_unknown_tool_and_bad_arguments_are_errors_for_the_model(box):
-    assert "unknown tool" in box.execute("delete_everything", {}).output
-    assert "not valid JSON" in box.execute("read_file", "{not json").output
-    assert "invalid arguments" in box.execute("read_file", {"start_line": 1}).output
+    unknown = box.execute("delete_everything", {})
+    assert unknown.invalid and "there is no tool 'delete_everything'" in unknown.output
+    assert "edit_file(path, old, new, replace_all?)" in unknown.output, "the model is told what it can call"
+    bad_json = box.execute("read_file", "{not json")
+    assert bad_json.invalid and "not valid JSON" in bad_json.output
+    assert "read_file expects read_file(path, start_line?, end_line?)" in bad_json.output
+    missing = box.execute("read_file", {"start_line": 1})
+    assert missing.invalid and "path: Field required" in missing.output
+    not_an_object = box.execute("list_files", "[1, 2]")
+    assert not_an_object.invalid and "must be a JSON object" in not_an_object.output
 
 
 def test_excluded_tools_are_not_offered_and_cannot_be_called(repo):
     box = Toolbox(repo, tools=("read_file", "finish"))
     assert [s["function"]["name"] for s in box.schemas()] == ["read_file", "finish"]
-    assert "unknown tool" in box.execute("write_file", {"path": "x", "content": "y"}).output
+    assert "there is no tool 'write_file'" in box.execute("write_file", {"path": "x", "content": "y"}).output
 
 
 def test_command_runs_in_the_workspace_and_reports_exit_code(box):

@@ -63,6 +63,7 @@ class AgentSpec(BaseModel):
     setup_command: str | None = None
     setup_timeout_minutes: float = Field(default=15, gt=0)
     workspace: Literal["auto", "read-only", "read-write"] = "auto"
+    tool_protocol: Literal["auto", "native", "text"] = "auto"
     prompt: str = ""
     source: str = ""
 

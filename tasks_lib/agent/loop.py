@@ -13,15 +13,19 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from tasks_lib.agent.model import Model, ModelError
-from tasks_lib.models import EndReason, StepRecord, ToolCallRecord, Usage
+from tasks_lib.agent.model import Model, ModelError, ModelReply, ToolCall
+from tasks_lib.agent.stuck import StuckDetector
+from tasks_lib.agent.tool_calls import CALL_FORMAT, ReadCalls, ToolProtocol, read_calls
 from tasks_lib.agent.tools import Toolbox
+from tasks_lib.models import EndReason, StepRecord, ToolCallRecord, Usage
 
 MODEL_RESULT_CAP = 12_000  # characters of one tool result the model sees (head and tail kept)
 CHARS_PER_TOKEN = 4  # for estimating a conversation's size against the context window
 COMPACT_KEEP_RECENT = 2  # the latest tool outputs are never shortened
 COMPACT_TO = 600  # characters an old tool output keeps when shortened
 COMPACTED_MARK = "[... older tool output shortened to fit the context window:"
+OBSERVATION_HEADER = "Results of your tool calls:"
+MAX_MALFORMED = 3  # consecutive replies without a usable tool call before the loop gives up
 
 
 class Limits(BaseModel):
@@ -44,6 +48,8 @@ class LoopResult(BaseModel):
     usage: Usage = Field(default_factory=Usage)
     messages: list[dict[str, Any]] = Field(default_factory=list)
     duration_s: float = 0.0
+    stuck_events: int = 0
+    malformed_replies: int = 0
 
 
 def clip_middle(text: str, cap: int) -> str:
@@ -59,25 +65,37 @@ def estimate_tokens(messages: list[dict[str, Any]]) -> int:
     return len(json.dumps(messages)) // CHARS_PER_TOKEN
 
 
-def compact_messages(messages: list[dict[str, Any]], budget_tokens: int) -> int:
+def is_observation(message: dict[str, Any]) -> bool:
+    """True for a message carrying tool results (a tool message, or the user message of text-protocol results)."""
+    role, content = message.get("role"), str(message.get("content") or "")
+    return role == "tool" or (role == "user" and content.startswith(OBSERVATION_HEADER))
+
+
+def compact_messages(messages: list[dict[str, Any]], budget_tokens: int, tokens_now: int | None = None) -> int:
     """Make the conversation fit ``budget_tokens`` by cutting old tool outputs, oldest first.
 
+    ``tokens_now`` is the conversation's size as the provider counted it (estimated when unknown); what
+    a cut saves is converted to tokens at the conversation's own characters-per-token rate.
     Passes, each only while the conversation is still too big: shorten older outputs to their head
     and tail; then reduce them to a one-line note; then shorten all but the newest output. The
     newest output is kept whole. Returns how many outputs were changed.
     """
+    chars = len(json.dumps(messages))
+    tokens = tokens_now if tokens_now else chars // CHARS_PER_TOKEN
+    per_token = chars / max(tokens, 1)
     changed = 0
-    tool_indexes = [i for i, m in enumerate(messages) if m.get("role") == "tool"]
+    tool_indexes = [i for i, m in enumerate(messages) if is_observation(m)]
     older = tool_indexes[:-COMPACT_KEEP_RECENT] if len(tool_indexes) > COMPACT_KEEP_RECENT else []
     passes = [(older, COMPACT_TO), (older, 0), (tool_indexes[:-1], COMPACT_TO)]
     for indexes, keep in passes:
         for i in indexes:
-            if estimate_tokens(messages) <= budget_tokens:
+            if tokens <= budget_tokens:
                 return changed
             content = str(messages[i].get("content") or "")
             new = _shorten(content, keep)
             if new != content:
                 messages[i] = {**messages[i], "content": new}
+                tokens -= int((len(content) - len(new)) / per_token)
                 changed += 1
     return changed
 
@@ -105,6 +123,48 @@ def _limit_reached(limits: Limits, usage: Usage, elapsed: float) -> tuple[EndRea
     return None
 
 
+class LoopOptions(BaseModel):
+    """How the loop talks to the model and what it expects of the agent."""
+
+    protocol: ToolProtocol = "auto"  # native tool calls, calls written in text, or native when present
+    expects_changes: bool = False  # a writing agent: a finish (or a silent reply) with nothing changed gets a reminder
+
+
+class ContextMeter:
+    """The conversation's size in tokens, from the provider's count of the last prompt plus what came since."""
+
+    def __init__(self) -> None:
+        self.counted = 0  # prompt + completion tokens of the last reply, as the provider reported them
+        self.mark = 0  # messages covered by that count
+
+    def after_reply(self, reply: ModelReply, messages: list[dict[str, Any]]) -> None:
+        """Take the provider's count once the reply is in the conversation."""
+        if reply.prompt_tokens:
+            self.counted, self.mark = reply.prompt_tokens + reply.completion_tokens, len(messages)
+
+    def tokens(self, messages: list[dict[str, Any]]) -> int:
+        """The size of the conversation now (estimated only for what the provider has not counted yet)."""
+        if not self.counted or self.mark > len(messages):
+            return estimate_tokens(messages)
+        return self.counted + estimate_tokens(messages[self.mark:])
+
+
+def ask(model: Model, messages: list[dict[str, Any]], schemas: list[dict[str, Any]] | None, step: StepRecord,
+        tokens_now: int) -> ModelReply:
+    """One model call; when the provider says the context is too long, compact hard and try once more."""
+    try:
+        return model.query(messages, schemas)
+    except ModelError as exc:
+        if not exc.context_exceeded:
+            raise
+        cut = compact_messages(messages, tokens_now // 2, tokens_now)
+        if not cut:
+            raise
+        step.compacted += cut
+        step.notes.append(f"the provider said the context was too long: shortened {cut} old tool outputs and asked again")
+        return model.query(messages, schemas)
+
+
 def run_agent_loop(
     model: Model,
     toolbox: Toolbox,
@@ -113,25 +173,26 @@ def run_agent_loop(
     on_step: Callable[[StepRecord, Usage], None] | None = None,
     redact: Callable[[str], str] = lambda s: s,
     first_index: int = 1,
+    options: LoopOptions | None = None,
 ) -> LoopResult:
-    """Run the loop on ``messages`` (system prompt and task) until the model finishes or a limit ends it.
+    """Run the loop on ``messages`` (system prompt and task) until the model finishes or the loop stops it.
 
-    Steps are numbered from ``first_index`` (a continuation of the same iteration goes on counting).
+    Each reply's calls run one at a time, in order, up to the first that fails; `finish` is honoured only
+    after its reply's other calls succeeded. Steps are numbered from ``first_index``.
     """
+    options = options or LoopOptions()
     started = time.monotonic()
     usage = Usage()
     steps: list[StepRecord] = []
-    schemas = toolbox.schemas()
+    schemas = toolbox.schemas() if options.protocol != "text" else None
+    meter, stuck = ContextMeter(), StuckDetector()
+    state = {"malformed": 0, "reminded": False, "nudged": False, "stuck_events": 0, "malformed_total": 0}
 
     def done(reason: EndReason, detail: str = "", summary: str | None = None) -> LoopResult:
         return LoopResult(
-            end_reason=reason,
-            detail=redact(detail),
-            finish_summary=redact(summary) if summary is not None else None,
-            steps=steps,
-            usage=usage,
-            messages=messages,
-            duration_s=time.monotonic() - started,
+            end_reason=reason, detail=redact(detail), finish_summary=redact(summary) if summary is not None else None,
+            steps=steps, usage=usage, messages=messages, duration_s=time.monotonic() - started,
+            stuck_events=state["stuck_events"], malformed_replies=state["malformed_total"],
         )
 
     while True:
@@ -140,10 +201,11 @@ def run_agent_loop(
             return done(*limit)
         step = StepRecord(index=first_index + usage.steps, started_at=datetime.now(timezone.utc))
         step_started = time.monotonic()
+        tokens_now = meter.tokens(messages)
         if limits.context_tokens:
-            step.compacted = compact_messages(messages, limits.context_tokens)
+            step.compacted = compact_messages(messages, limits.context_tokens, tokens_now)
         try:
-            reply = model.query(messages, schemas)
+            reply = ask(model, messages, schemas, step, tokens_now)
         except ModelError as exc:
             step.error, step.retries = redact(str(exc)), exc.retries
             _record(step, step_started, steps, usage, on_step)
@@ -157,29 +219,126 @@ def run_agent_loop(
         step.model_latency_s, step.retries = reply.latency_s, reply.retries
         step.prompt_tokens, step.completion_tokens = reply.prompt_tokens, reply.completion_tokens
         step.cached_tokens, step.cost_usd = reply.cached_tokens, reply.cost_usd
-        messages.append(reply.assistant_message())
+        found = read_calls(reply, options.protocol)
+        step.calls_from_text = found.from_text and bool(found.calls)
+        messages.append(reply.assistant_message() if not found.from_text else {"role": "assistant", "content": reply.text})
+        meter.after_reply(reply, messages)
 
-        finish_summary = None
-        for call in reply.tool_calls:
-            call_started = time.monotonic()
-            try:
-                outcome = toolbox.execute(call.name, call.arguments)
-            except Exception as exc:  # tools report their own errors; this is a bug in a tool
-                step.tool_calls.append(_call_record(call, f"error: {exc}", False, call_started, redact, False))
-                _record(step, step_started, steps, usage, on_step)
-                return done(EndReason.crashed, f"tool {call.name} crashed: {type(exc).__name__}: {exc}")
-            messages.append(
-                {"role": "tool", "tool_call_id": call.id, "content": clip_middle(outcome.output, MODEL_RESULT_CAP)}
-            )
-            step.tool_calls.append(_call_record(call, outcome.output, outcome.ok, call_started, redact, outcome.denied))
-            if outcome.finished:
-                finish_summary = outcome.output
+        turn = Turn(toolbox, options, state, stuck, redact)
+        ending = turn.run(found, step)
+        turn.answer(messages, found)
         _record(step, step_started, steps, usage, on_step)
+        if ending is not None:
+            return done(*ending)
 
-        if finish_summary is not None:
-            return done(EndReason.finished, "the agent called finish", finish_summary)
-        if not reply.tool_calls:
-            return done(EndReason.no_tool_call, "the model answered without calling a tool", reply.text)
+
+class Turn:
+    """One reply's calls: run in order up to the first failure, then the answers and notes for the model."""
+
+    def __init__(self, toolbox: Toolbox, options: LoopOptions, state: dict[str, Any], stuck: StuckDetector,
+                 redact: Callable[[str], str]):
+        self.toolbox, self.options, self.state, self.stuck, self.redact = toolbox, options, state, stuck, redact
+        self.answers: list[tuple[ToolCall, str]] = []  # what each call gets back, in order
+        self.notes: list[str] = []  # told to the model after the results
+
+    def run(self, found: ReadCalls, step: StepRecord) -> tuple[EndReason, str, str | None] | None:
+        """Carry out the calls; returns how the loop ends, or None to go on."""
+        failed: str | None = None
+        finish: str | None = None
+        valid = False
+        for number, call in enumerate(found.calls, start=1):
+            call_started = time.monotonic()
+            if failed or finish is not None:
+                why = f"an earlier call in this reply failed ({failed})" if failed else "finish came before it"
+                text = f"skipped: not run because {why}. Run one call at a time and look at its result first."
+                if call.name == "finish" and failed:
+                    text = f"finish was not accepted: {failed} in this reply. Fix that first, then call finish."
+                self._answer(step, call, text, ok=False, started=call_started, skipped=True)
+                continue
+            if call.name == "finish" and "finish" in self.toolbox.tools:
+                valid = True
+                reminder = self._empty_diff_reminder("You called finish")
+                if reminder:
+                    self._answer(step, call, reminder, ok=False, started=call_started)
+                    finish = ""  # later calls are skipped; the loop goes on
+                    continue
+                outcome = self.toolbox.execute(call.name, call.arguments)
+                self._answer(step, call, outcome.output, outcome.ok, call_started, denied=outcome.denied)
+                if outcome.ok:
+                    finish = outcome.output
+                else:
+                    failed = f"call {number}, finish, failed"
+                continue
+            outcome = self.toolbox.execute(call.name, call.arguments)
+            valid = valid or not outcome.invalid
+            self._answer(step, call, outcome.output, outcome.ok, call_started, denied=outcome.denied)
+            if not outcome.ok:
+                failed = f"call {number}, {call.name}, failed"
+            circle = self.stuck.see(call.name, call.arguments, outcome.output)
+            if circle:
+                self.state["stuck_events"] += 1
+                if self.state["nudged"]:
+                    self._note(step, f"stopped: {circle}, again after a warning")
+                    return EndReason.stuck, f"the agent was going round in circles: {circle}", None
+                self.state["nudged"] = True
+                self._note(step, f"You are going round in circles: {circle}. Doing it again will not change "
+                                 "anything. Try a different approach, or call finish and say what blocks you.")
+        if finish:
+            return EndReason.finished, "the agent called finish", finish
+        if valid or finish == "":
+            self.state["malformed"] = 0
+            return None
+        if found.calls or found.problems:  # it tried, but nothing it wrote was a usable call
+            self.state["malformed"] += 1
+            self.state["malformed_total"] += 1
+            if found.problems:
+                self._note(step, "Your reply had no tool call I could read: " + "; ".join(found.problems)
+                           + f". Reply with {CALL_FORMAT}")
+            if self.state["malformed"] >= MAX_MALFORMED:
+                return EndReason.malformed, (f"the model's last {MAX_MALFORMED} replies held no usable tool call"), None
+            return None
+        reminder = self._empty_diff_reminder("You replied without calling a tool")
+        if reminder:
+            self._note(step, reminder + f" To use a tool, reply with {CALL_FORMAT}")
+            return None
+        return EndReason.no_tool_call, "the model answered without calling a tool", step.text
+
+    def _empty_diff_reminder(self, what: str) -> str | None:
+        """Once per loop, for an agent expected to change files: a reminder when nothing has changed yet."""
+        if not self.options.expects_changes or self.state["reminded"] or self.toolbox.has_changes():
+            return None
+        self.state["reminded"] = True
+        return (f"{what}, but no file has been changed yet. If the task needs a change, make it with the tools "
+                "first; if it really needs none, call finish again and say why.")
+
+    def _answer(self, step: StepRecord, call: ToolCall, text: str, ok: bool, started: float, denied: bool = False,
+                skipped: bool = False) -> None:
+        self.answers.append((call, text))
+        record = _call_record(call, text, ok, started, self.redact, denied)
+        record.skipped = skipped
+        step.tool_calls.append(record)
+
+    def _note(self, step: StepRecord, text: str) -> None:
+        self.notes.append(text)
+        step.notes.append(self.redact(text))
+
+    def answer(self, messages: list[dict[str, Any]], found: ReadCalls) -> None:
+        """Append the results (as tool messages, or one user message for calls written in text) and the notes."""
+        if not found.from_text:
+            for call, text in self.answers:
+                messages.append({"role": "tool", "tool_call_id": call.id, "content": clip_middle(text, MODEL_RESULT_CAP)})
+            if self.notes:
+                messages.append({"role": "user", "content": "\n\n".join(self.notes)})
+            return
+        parts = [f"{call.name}({_short(call.arguments)}):\n{clip_middle(text, MODEL_RESULT_CAP)}" for call, text in self.answers]
+        if parts:
+            messages.append({"role": "user", "content": "\n\n".join([OBSERVATION_HEADER, *parts, *self.notes])})
+        elif self.notes:
+            messages.append({"role": "user", "content": "\n\n".join(self.notes)})
+
+
+def _short(arguments: str) -> str:
+    return arguments if len(arguments) <= 120 else arguments[:117] + "..."
 
 
 def _call_record(call, output: str, ok: bool, started: float, redact: Callable[[str], str], denied: bool) -> ToolCallRecord:

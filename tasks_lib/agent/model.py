@@ -6,19 +6,28 @@ litellm takes seconds to import, so it is imported on first use only.
 from __future__ import annotations
 
 import random
+import re
 import time
 from typing import Any, Protocol
 
 from pydantic import BaseModel, Field
 
 
-class ModelError(Exception):
-    """A model call that failed for good; ``permanent`` tells a bad request from an outage."""
+CONTEXT_ERROR = re.compile(r"context[ _](length|window|size)|maximum context|too many tokens|exceeds? the available "
+                           r"context|prompt is too long|input is too long", re.IGNORECASE)
 
-    def __init__(self, message: str, permanent: bool, retries: int = 0):
+
+class ModelError(Exception):
+    """A model call that failed for good; ``permanent`` tells a bad request from an outage.
+
+    ``context_exceeded`` marks a request the provider refused because the conversation is too long.
+    """
+
+    def __init__(self, message: str, permanent: bool, retries: int = 0, context_exceeded: bool = False):
         super().__init__(message)
         self.permanent = permanent
         self.retries = retries
+        self.context_exceeded = context_exceeded
 
 
 class ToolCall(BaseModel):
@@ -159,7 +168,8 @@ class LitellmModel:
                 attempt += 1
                 continue
             except Exception as exc:  # auth, unknown model, bad request: retrying cannot help
-                raise ModelError(provider_message(exc), permanent=True, retries=attempt) from exc
+                too_long = isinstance(exc, lib.ContextWindowExceededError) or bool(CONTEXT_ERROR.search(str(exc)))
+                raise ModelError(provider_message(exc), permanent=True, retries=attempt, context_exceeded=too_long) from exc
             return self._reply(lib, response, time.monotonic() - started, attempt)
 
     def _reply(self, lib, response, latency: float, retries: int) -> ModelReply:

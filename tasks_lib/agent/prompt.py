@@ -59,9 +59,20 @@ def conventions(workspace: str | Path, cap: int = CONVENTIONS_CAP) -> tuple[list
     return sections, notes
 
 
+def tools_section(tool_names: tuple[str, ...]) -> str:
+    """How to call the tools when they are described in the prompt instead of the API (tool_protocol: text)."""
+    from tasks_lib.agent.tool_calls import CALL_FORMAT
+    from tasks_lib.agent.tools import TOOL_DESCRIPTIONS, tool_signature
+
+    lines = [f"- {tool_signature(name)}: {TOOL_DESCRIPTIONS[name]}" for name in tool_names]
+    return "## Tools\nTo use a tool, reply with " + CALL_FORMAT + "\n" + "\n".join(lines)
+
+
 def build_system_prompt(agent: AgentSpec, workspace: str | Path, instructions: str) -> tuple[str, list[str]]:
     """The system prompt for one session, and notes on anything the size cap cut."""
     parts = [agent.prompt.strip() or "You are a careful software engineer working in a git repository."]
+    if agent.tool_protocol == "text":
+        parts.append(tools_section(agent.tool_names))
     if agent.rule_list:
         parts.append("## Rules\n" + "\n".join(f"- {rule.strip()}" for rule in agent.rule_list))
     sections, notes = conventions(workspace)

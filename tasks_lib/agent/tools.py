@@ -8,8 +8,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError
 
+from tasks_lib.agent.edits import EditError, apply_edit, around
 from tasks_lib.confine import PathRefused, relative, resolve_inside
 from tasks_lib.environments import DEFAULT_OUTPUT_CAP, CommandResult, Environment
 from tasks_lib.gitcli import HARDENING
@@ -29,12 +30,16 @@ class ToolError(Exception):
 
 
 class ToolOutcome(BaseModel):
-    """The text a tool returns to the model, whether the call succeeded, and whether a rule refused it."""
+    """The text a tool returns to the model, whether the call succeeded, and whether a rule refused it.
+
+    ``invalid`` marks a call that could not even be understood (unknown tool, unreadable arguments).
+    """
 
     output: str
     ok: bool = True
     finished: bool = False
     denied: bool = False
+    invalid: bool = False
 
 
 class ListFilesArgs(BaseModel):
@@ -53,9 +58,13 @@ class SearchArgs(BaseModel):
 
 
 class EditFileArgs(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+
     path: str = Field(description="File path relative to the repository root.")
-    old: str = Field(description="Exact text to replace; must occur exactly once in the file.")
-    new: str = Field(description="Replacement text.")
+    old: str = Field(description="Exact text to replace (unique in the file unless replace_all).",
+                     validation_alias=AliasChoices("old", "old_str", "old_string", "old_text"))
+    new: str = Field(description="Replacement text.", validation_alias=AliasChoices("new", "new_str", "new_string", "new_text"))
+    replace_all: bool = Field(default=False, description="Replace every occurrence.")
 
 
 class WriteFileArgs(BaseModel):
@@ -76,7 +85,7 @@ TOOL_DESCRIPTIONS = {
     "list_files": "List the files under a directory of the repository (git-ignored files are left out).",
     "read_file": "Read a text file, optionally a range of lines. Lines are prefixed with their numbers.",
     "search": "Search file contents with a regular expression; returns path:line:text matches.",
-    "edit_file": "Replace one exact, unique occurrence of `old` with `new` in a file.",
+    "edit_file": "Replace the exact text `old` with `new` in a file.",
     "write_file": "Create or overwrite a file with the given content.",
     "run_command": "Run a shell command in the repository root (non-interactive, with a timeout). The repository's "
                    ".git is read-only: read history with git log/diff/show, but do not stage or commit; your changes "
@@ -94,9 +103,15 @@ TOOL_ARGS: dict[str, type[BaseModel]] = {
 }
 
 
+def tool_signature(name: str) -> str:
+    """How a tool is called, in one line: ``edit_file(path, old, new, replace_all?)``."""
+    fields = TOOL_ARGS[name].model_fields
+    return f"{name}(" + ", ".join(f + ("" if info.is_required() else "?") for f, info in fields.items()) + ")"
+
+
 def tool_schema(name: str) -> dict[str, Any]:
     """The OpenAI-style function schema of one tool."""
-    schema = TOOL_ARGS[name].model_json_schema()
+    schema = TOOL_ARGS[name].model_json_schema(by_alias=False)
     schema.pop("title", None)
     for prop in schema.get("properties", {}).values():
         prop.pop("title", None)
@@ -149,15 +164,20 @@ class Toolbox:
     def execute(self, name: str, arguments: str | dict[str, Any]) -> ToolOutcome:
         """Run one tool call; every failure becomes an error message for the model, never an exception."""
         if name not in self.tools:
-            return ToolOutcome(output=f"error: unknown tool {name!r}; available: {', '.join(self.tools)}", ok=False)
+            offered = ", ".join(tool_signature(t) for t in self.tools)
+            return ToolOutcome(output=f"error: there is no tool {name!r}; the tools are: {offered}", ok=False, invalid=True)
+        expects = f"{name} expects {tool_signature(name)}"
         try:
             raw = json.loads(arguments or "{}") if isinstance(arguments, str) else arguments
+            if not isinstance(raw, dict):
+                raise ValueError("the arguments must be a JSON object")
             args = TOOL_ARGS[name].model_validate(raw)
-        except json.JSONDecodeError as exc:
-            return ToolOutcome(output=f"error: arguments are not valid JSON: {exc}", ok=False)
-        except ValidationError as exc:
-            problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'arguments'}: {e['msg']}" for e in exc.errors())
-            return ToolOutcome(output=f"error: invalid arguments for {name}: {problems}", ok=False)
+        except ValueError as exc:  # JSONDecodeError and ValidationError are ValueErrors
+            if isinstance(exc, ValidationError):
+                problem = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'arguments'}: {e['msg']}" for e in exc.errors())
+            else:
+                problem = f"arguments are not valid JSON: {exc}" if isinstance(exc, json.JSONDecodeError) else str(exc)
+            return ToolOutcome(output=f"error: invalid call of {name}: {problem}. {expects}", ok=False, invalid=True)
         try:
             checked = args.model_dump()
             if name in PATH_TOOLS:  # rules apply to where the path really leads, not to how it is written
@@ -170,6 +190,18 @@ class Toolbox:
             return ToolOutcome(output=f"error: {exc}", ok=False)
         except OSError as exc:
             return ToolOutcome(output=f"error: {exc.strerror or exc}", ok=False)
+        except Exception as exc:  # any other failure inside a tool is still only an observation for the model
+            return ToolOutcome(output=f"error: {name} failed: {type(exc).__name__}: {exc}", ok=False)
+
+    def has_changes(self) -> bool:
+        """True when the workspace differs from the commit it started from (new, changed or deleted files)."""
+        from tasks_lib.gitcli import GitError, run_git
+
+        try:
+            status = run_git("status", "--porcelain", "--untracked-files=all", cwd=self.root, timeout_s=GIT_TIMEOUT_S)
+        except GitError:
+            return True  # cannot tell: do not hold the agent back
+        return bool(status.text)
 
     # --- paths -----------------------------------------------------------------------------------
 
@@ -247,16 +279,16 @@ class Toolbox:
         target = self.resolve(args.path, for_write=True)
         if not target.is_file():
             raise ToolError(f"{args.path}: no such file (use write_file to create it)")
-        if not args.old:
-            raise ToolError("`old` must not be empty")
         text = target.read_text(encoding="utf-8", errors="surrogateescape")
-        count = text.count(args.old)
-        if count == 0:
-            raise ToolError(f"{args.path}: `old` text not found (it must match exactly, whitespace included; read the file first)")
-        if count > 1:
-            raise ToolError(f"{args.path}: `old` text occurs {count} times; include more surrounding lines to make it unique")
-        target.write_text(text.replace(args.old, args.new, 1), encoding="utf-8", errors="surrogateescape")
-        return ToolOutcome(output=f"edited {self._rel(target)}")
+        try:
+            edit = apply_edit(text, args.old, args.new, args.replace_all)
+        except EditError as exc:
+            raise ToolError(f"{args.path}: {exc}") from None
+        target.write_text(edit.text, encoding="utf-8", errors="surrogateescape")
+        note = {"whitespace": " (matched ignoring trailing whitespace)", "indentation": " (matched ignoring indentation; "
+                "the new text was indented like the file)", "all": " (every occurrence)"}.get(edit.how, "")
+        return ToolOutcome(output=f"edited {self._rel(target)}{note}, now lines {edit.first_line}-{edit.last_line}:\n"
+                                  + around(edit.text, edit.first_line, edit.last_line))
 
     def _write_file(self, args: WriteFileArgs) -> ToolOutcome:
         target = self.resolve(args.path, for_write=True)
