@@ -84,7 +84,7 @@ def bench_bare(steps: int) -> float:
     from tasks_lib.agent.tools import Toolbox
 
     repo = make_repo()
-    result = run_agent_loop(LitellmModel("openai/bench"), Toolbox(repo), initial_messages("bench"), Limits(max_steps=steps))
+    result = run_agent_loop(LitellmModel("openai/bench"), Toolbox(repo), initial_messages("bench", "bench"), Limits(max_steps=steps))
     assert result.usage.steps == steps and result.end_reason.value == "finished"
     return loop_seconds_from_steps(result.steps)
 

@@ -28,7 +28,7 @@ from tasks_lib.environments import Environment, SandboxRefused, make_environment
 from tasks_lib.gitrepo import RepositoryError, mirror_dir, normalize_repository
 from tasks_lib.models import EndReason, SessionResult, SessionStatus, TaskRequest, Usage, Workspace
 from tasks_lib.preflight import BadRequest, parse_request, prepare
-from tasks_lib.agent.prompt import build_system_prompt, initial_messages
+from tasks_lib.agent.prompt import build_system_prompt, initial_messages, named_files
 from tasks_lib.redaction import install_log_redaction, redact_exception
 from tasks_lib.render import files_stat, trigger_line
 from tasks_lib.review import ReviewInput, emit_awaiting_review, review_description
@@ -224,10 +224,10 @@ class SessionRun:
 
     def fresh_conversation(self) -> list[dict[str, Any]]:
         """The opening messages for the current instructions; reports what the conventions cap cut."""
-        prompt, notes = build_system_prompt(self.agent, self.ws.path, self.instructions)
+        prompt, notes = build_system_prompt(self.agent, self.ws.path)
         for note in notes:
             self.logger.warning("system prompt: %s", note)
-        return initial_messages(prompt)
+        return initial_messages(prompt, self.instructions, named_files(self.ws.path, self.instructions))
 
     def restore(self, raw: dict[str, Any]) -> None:
         """Pick a suspended session up from the store, rebuilding its workspace if it is gone."""

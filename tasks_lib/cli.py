@@ -15,7 +15,7 @@ from typing import Any, Optional
 
 import typer
 from rich.markdown import Markdown
-from rich.markup import escape
+from rich.text import Text
 from rich.table import Table
 
 import tasks_lib  # noqa: F401  (quiet defaults)
@@ -45,6 +45,7 @@ def run(
     reviewer: Optional[str] = typer.Option(None, "--reviewer", "-r", help="Who reviews the result."),
     review: bool = typer.Option(True, "--review/--no-review", help="Wait for a review decision after the summary."),
     on_accept: Optional[str] = typer.Option(None, "--on-accept", help="branch (default), merge or pull_request."),
+    temperature: Optional[float] = typer.Option(None, "--temperature", help="Sampling temperature (overrides the agent's)."),
     sandbox: Optional[str] = typer.Option(None, "--sandbox", help="auto (default), bwrap or none."),
     network: Optional[bool] = typer.Option(None, "--network/--no-network", help="Let the agent's commands use the network."),
     env: list[str] = typer.Option([], "--env", "-e", help="Pass this environment variable to the agent's commands (repeatable)."),
@@ -63,7 +64,8 @@ def run(
 
     try:
         request = TaskRequest(repository=repo, instructions=task, branch=branch, agent=agent, model=model,
-                              reviewer=reviewer, review=review, on_accept=on_accept, sandbox=sandbox, network=network,
+                              reviewer=reviewer, review=review, on_accept=on_accept, temperature=temperature,
+                              sandbox=sandbox, network=network,
                               env=env, setup_command=setup, shadow_builtins=shadow_builtins)
     except ValidationError as exc:
         field = exc.errors()[0]["loc"][0]
@@ -83,21 +85,20 @@ def run(
 
     def show_step(event: str, data: dict[str, Any]) -> None:
         if event == "step":
-            err.print(f"[dim]{describe_step(data['step'], data['max_steps'])}[/dim]")
+            err.print(Text(describe_step(data["step"], data["max_steps"]), style="dim"))
         elif event == "awaiting_review":
             _print_session(data["session_id"], summary=True)
             if data.get("notice"):
-                err.print(f"[yellow]{data['notice']}[/yellow]", markup=True)
+                err.print(Text(data["notice"], style="yellow"))
             sid = data["session_id"][:8]
-            err.print(f"[bold]waiting for review[/bold] (iteration {data['iteration']}): "
-                      f"agent-tasks review {sid} accept|request-changes|reject|retry, or the Prefect UI")
+            err.print(Text.assemble(("waiting for review", "bold"), f" (iteration {data['iteration']}): "
+                                    f"agent-tasks review {sid} accept|request-changes|reject|retry, or the Prefect UI"))
             if sys.stdin.isatty():
                 threading.Thread(target=_prompt_review, args=(data["session_id"],), daemon=True).start()
 
     progress.subscribe(show_step)
-    err.print(f"running agent [bold]{agent}[/bold] on {repo}" + (f"@{branch}" if branch else ""))
-    style = "yellow" if plan.sandbox.kind == "none" else "dim"
-    err.print(f"[{style}]sandbox: {escape(plan.sandbox.describe())}[/{style}]", markup=True)
+    err.print(Text.assemble("running agent ", (agent, "bold"), f" on {repo}" + (f"@{branch}" if branch else "")))
+    err.print(Text(f"sandbox: {plan.sandbox.describe()}", style="yellow" if plan.sandbox.kind == "none" else "dim"))
     try:
         result = agent_task(request)
     except SessionFailed as exc:
@@ -124,13 +125,13 @@ def _prompt_review(session_id: str) -> None:
         instructions = input("updated instructions: ") if decision == "retry" else ""
         _resume(session_id, decision, feedback, instructions)
     except (EOFError, CliError) as exc:
-        err.print(f"not resumed: {exc}", markup=False)
+        err.print(f"not resumed: {exc}")
 
 
 def _print_session(session_id: str, summary: bool) -> None:
     store = cli_store()
     row = store.get_session(session_id)
-    out.print(f"[bold]session[/bold] {row.id}")
+    out.print(Text.assemble(("session", "bold"), f" {row.id}"))
     out.print(f"status   {row.status}: {row.status_reason}")
     if row.work_branch:
         out.print(f"branch   {row.work_branch} (from {row.branch}@{(row.base_commit or '')[:10]})")
@@ -140,7 +141,7 @@ def _print_session(session_id: str, summary: bool) -> None:
     if trigger:
         from tasks_lib.render import trigger_line
 
-        out.print(f"started  by {trigger_line(trigger)}" + (f" (workflow {row.workflow})" if row.workflow else ""), markup=False)
+        out.print(f"started  by {trigger_line(trigger)}" + (f" (workflow {row.workflow})" if row.workflow else ""))
     if row.delivered_to:
         out.print(f"delivered {row.delivered_commit[:10] if row.delivered_commit else ''} → {row.delivered_to}")
     if row.iteration > 1:
@@ -152,7 +153,7 @@ def _print_session(session_id: str, summary: bool) -> None:
     if checks:
         last = checks[-1]
         out.print(f"check    {last.command}: {'passed' if last.passed else f'failed (exit {last.exit_code})'}"
-                  f" in {last.duration_s:.1f}s", markup=False)
+                  f" in {last.duration_s:.1f}s")
     if summary:
         summary_row = store.latest_summary(session_id)
         if summary_row:
@@ -331,19 +332,19 @@ def _print_log(store, session_id: str) -> None:
     for step in store.steps(session_id):
         if step.iteration != iteration:
             iteration = step.iteration
-            out.print(f"[bold underline]iteration {iteration}[/bold underline]")
+            out.print(Text(f"iteration {iteration}", style="bold underline"))
         usage = f"{step.prompt_tokens}+{step.completion_tokens} tok, {step.duration_s:.2f}s"
-        out.print(f"[bold]step {step.index}[/bold] [dim]{step.started_at:%H:%M:%S} {usage}[/dim]")
+        out.print(Text.assemble((f"step {step.index}", "bold"), " ", (f"{step.started_at:%H:%M:%S} {usage}", "dim")))
         if step.text:
-            out.print(f"  [italic]{step.text}[/italic]", markup=False)
+            out.print(Text(f"  {step.text}", style="italic"))
         for call in step.tool_calls:
             args = json.dumps(call.arguments) if not isinstance(call.arguments, str) else call.arguments
-            out.print(f"  → {call.name} {args[:500]}", markup=False)
+            out.print(f"  → {call.name} {args[:500]}")
             mark = "  ✓ " if call.ok else "  ✗ "
             result = call.result if len(call.result) < 2000 else call.result[:2000] + " [...]"
-            out.print(mark + result.replace("\n", "\n    "), markup=False)
+            out.print(mark + result.replace("\n", "\n    "))
         if step.error:
-            out.print(f"  [red]error: {step.error}[/red]")
+            out.print(Text(f"  error: {step.error}", style="red"))
 
 
 def session_json(store, row) -> dict[str, Any]:
@@ -426,7 +427,7 @@ def up(
         out.print(f"Prefect API    {stack.api_url}")
         out.print(f"Webhook relay  http://{host}:{relay_port}/webhooks/github  (and /webhooks/<name>)")
         out.print(f"Workflows      {', '.join(w.name for w in load_or_fail())}")
-        out.print(f"Sandbox        {sandbox}", markup=False)
+        out.print(f"Sandbox        {sandbox}")
         out.print("Ctrl-C to stop.")
         stack.wait()
     except StackError as exc:
@@ -443,18 +444,18 @@ def main() -> None:
     try:
         app()
     except CliError as exc:
-        err.print(f"error: {exc}", markup=False)
+        err.print(f"error: {exc}")
         sys.exit(1)
     except Exception as exc:  # store and server failures: one readable line instead of a traceback
         from tasks_lib.settings import SettingsError
         from tasks_lib.store import StoreError
 
         if isinstance(exc, (StoreError, SettingsError)):
-            err.print(f"error: {exc}", markup=False)
+            err.print(f"error: {exc}")
             sys.exit(1)
         if type(exc).__module__.startswith(("sqlalchemy", "httpx", "prefect")):
             first = str(exc).splitlines()[0] if str(exc) else ""
-            err.print(f"error: {type(exc).__name__}: {first}", markup=False)
+            err.print(f"error: {type(exc).__name__}: {first}")
             sys.exit(1)
         raise
     except KeyboardInterrupt:

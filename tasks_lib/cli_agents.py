@@ -6,6 +6,7 @@ from typing import Optional
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from tasks_lib.cli_common import CliError, out, wide
 
@@ -59,7 +60,7 @@ def agents_show(
         raise CliError(str(exc)) from None
     policy = agent.policy
     tools = ", ".join(t if policy.allowed[t] is None else f"{t}({', '.join(policy.allowed[t])})" for t in policy.tools)
-    out.print(f"[bold]{agent.name}[/bold] — {agent.description}")
+    out.print(Text.assemble((agent.name, "bold"), f" — {agent.description}"))
     for label, value in (
         ("source", agent.source), ("model", agent.model or "(from --model or AGENT_TASKS_MODEL)"), ("tools", tools),
         ("budgets", f"{agent.max_steps} steps, {agent.timeout_minutes:g} min, "
@@ -68,11 +69,11 @@ def agents_show(
         ("check", f"{agent.check_command} (fix_until_green: {agent.fix_until_green})" if agent.check_command else "none"),
         ("on accept", agent.on_accept), ("branch prefix", agent.branch_prefix),
     ):
-        out.print(f"{label:<14}{value}", markup=False)
+        out.print(f"{label:<14}{value}")
     for rule in agent.rule_list:
-        out.print(f"rule          {rule}", markup=False)
+        out.print(f"rule          {rule}")
     out.print("")
-    out.print(agent.prompt, markup=False)
+    out.print(agent.prompt)
 
 
 @agents_app.command("check")
@@ -86,4 +87,4 @@ def agents_check(file: str = typer.Argument(..., help="Agent file to validate.")
         agent = read_agent_file(Path(file))
     except AgentFileError as exc:
         raise CliError(str(exc)) from None
-    out.print(f"{file}: ok — agent {agent.name!r}, tools: {', '.join(agent.tool_names)}", markup=False)
+    out.print(f"{file}: ok — agent {agent.name!r}, tools: {', '.join(agent.tool_names)}")

@@ -11,10 +11,12 @@ from rich.console import Console
 if TYPE_CHECKING:
     from tasks_lib.store import Store
 
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+# Stored text (reasons, summaries, the model's words) may hold brackets: never read as Rich markup.
+# Styling is done with rich.text.Text, not markup strings.
+out = Console(highlight=False, soft_wrap=True, markup=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True, markup=False)
 # Tables piped to another program are not cut to 80 columns.
-wide = Console(highlight=False, width=None if sys.stdout.isatty() else 400)
+wide = Console(highlight=False, width=None if sys.stdout.isatty() else 400, markup=False)
 
 
 class CliError(Exception):

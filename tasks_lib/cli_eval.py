@@ -7,6 +7,7 @@ from typing import Any, Optional
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from tasks_lib.cli_common import CliError, err, out, wide
 
@@ -37,9 +38,9 @@ def eval_command(
     def show(event: str, data: dict[str, Any]) -> None:
         if event == "eval_task":
             o = data["outcome"]
-            verdict = "[green]solved[/green]" if o.solved else "[red]not solved[/red]"
-            err.print(f"{o.task} #{o.attempt}: {verdict} in {o.steps} steps, {o.wall_s:.0f} s "
-                      f"({o.end_reason or o.status})", markup=True, highlight=False)
+            verdict = ("solved", "green") if o.solved else ("not solved", "red")
+            err.print(Text.assemble(f"{o.task} #{o.attempt}: ", verdict,
+                                    f" in {o.steps} steps, {o.wall_s:.0f} s ({o.end_reason or o.status})"))
 
     err.print(f"eval {suite}: {len(chosen)} tasks × {attempts} with agent {agent}, model {model or '(the agent’s)'}")
     progress.subscribe(show)
@@ -52,7 +53,7 @@ def eval_command(
     if json_file:
         with open(json_file, "w", encoding="utf-8") as handle:
             json.dump(report, handle, indent=2, default=str)
-        out.print(f"wrote {json_file}", markup=False)
+        out.print(f"wrote {json_file}")
 
 
 def print_report(report: dict[str, Any]) -> None:
@@ -70,4 +71,5 @@ def print_report(report: dict[str, Any]) -> None:
     out.print(f"solved {s['solved']} of {s['tasks']} tasks ({s['attempts']} attempts); median {s['median_steps']} steps, "
               f"{s['median_wall_s']} s; {s['failed_sessions']} failed sessions ({s['crashed']} crashed); "
               f"{s['edit_failures']} edit failures; {s['stuck_events']} stuck events; "
-              f"{s['empty_diff_claimed_changes']} summaries claiming changes with an empty diff", markup=False)
+              f"{s['empty_diff_claimed_changes']} summaries claiming changes with an empty diff; first request "
+              f"{s['median_first_prompt_tokens']} prompt tokens (median: system prompt, tools and task)")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from prefect import get_run_logger
@@ -25,6 +26,23 @@ SUMMARY_SYSTEM = (
 )
 STEP_LOG_CAP = 12_000
 PATCH_CAP = 12_000
+# File names as summaries write them: `src/app.py`, app.py, docs/usage.md.
+FILE_MENTION = re.compile(r"`([^`\s]+\.[A-Za-z0-9]{1,8})`|(?<![\w/.-])((?:[\w.-]+/)*[\w-]+\.(?:py|js|ts|tsx|jsx|md|txt|json|"
+                          r"ya?ml|toml|cfg|ini|go|rs|java|kt|c|h|cc|cpp|hpp|rb|php|sh|html|css|sql|lock))(?![\w/])")
+
+
+def files_not_in_diff(narrative: str, diff: DiffResult | None) -> list[str]:
+    """Files a summary names that the diff does not touch (so the reviewer does not take them on trust)."""
+    changed = {f.path for f in diff.files} | {f.old_path for f in diff.files if f.old_path} if diff else set()
+    named = {a or b for a, b in FILE_MENTION.findall(narrative)}
+    return sorted(n for n in named if not any(c == n or c.endswith("/" + n) for c in changed))
+
+
+def nothing_changed(loop: LoopResult) -> str:
+    """The narrative of a session whose diff is empty: it says so, whatever the agent claimed."""
+    own = (loop.finish_summary or "").strip()
+    said = f"\n\nThe agent's own account, which the diff does not bear out as a change:\n> " + own.replace("\n", "\n> ") if own else ""
+    return f"### What was done\nNothing was changed: the session's diff is empty.{said}"
 
 
 def session_facts(loop: LoopResult, diff: DiffResult | None, max_steps: int, check: CheckResult | None = None,
@@ -57,6 +75,10 @@ def session_facts(loop: LoopResult, diff: DiffResult | None, max_steps: int, che
         "check": check.model_dump() if check else None,
         "sandbox": sandbox.describe() if sandbox else None,
         "unconfined": bool(sandbox and sandbox.kind == "none"),
+        "stuck_events": loop.stuck_events,
+        "malformed_replies": loop.malformed_replies,
+        "edit_failures": sum(1 for s in loop.steps for c in s.tool_calls if c.name == "edit_file" and not c.ok and not c.skipped),
+        "calls_from_text": sum(1 for s in loop.steps if s.calls_from_text),
     }
 
 
@@ -82,9 +104,15 @@ def render_facts(facts: dict[str, Any]) -> str:
         f"- **Cost:** {cost}",
         f"- **Duration:** {facts['duration_s']:.1f} s",
     ]
+    if facts.get("stuck_events") or facts.get("malformed_replies"):
+        lines.append(f"- **Going nowhere:** {facts.get('stuck_events', 0)} times in circles, "
+                     f"{facts.get('malformed_replies', 0)} replies without a usable tool call")
     if facts.get("sandbox"):
         warning = "⚠ commands ran unconfined — " if facts.get("unconfined") else ""
         lines.append(f"- **Sandbox:** {warning}{facts['sandbox']}")
+    if facts.get("summary_files_not_in_diff"):
+        named = ", ".join(f"`{n}`" for n in facts["summary_files_not_in_diff"])
+        lines.append(f"- **⚠ The summary names files the diff does not touch:** {named}")
     check = facts.get("check")
     if check:
         result = CheckResult.model_validate(check)
@@ -142,7 +170,9 @@ def summarize(
     redact = Redactor.from_env()
     facts = session_facts(loop, diff, max_steps, check, sandbox)
     narrative = None
-    if model is not None and loop.end_reason.value != "model_error":
+    if diff is None or diff.empty:  # no model call: it could only invent changes
+        narrative = nothing_changed(loop)
+    elif model is not None and loop.end_reason.value != "model_error":
         try:
             reply = ask_model_for_summary(model, instructions, loop, diff)
             store.add_usage(session_id, reply.prompt_tokens, reply.completion_tokens, reply.cached_tokens, reply.cost_usd)
@@ -152,6 +182,7 @@ def summarize(
     if narrative is None:
         own = loop.finish_summary or "(the agent left no summary)"
         narrative = f"### What was done\n{own}\n\n_The summary model call was not available; facts below are exact._"
+    facts["summary_files_not_in_diff"] = files_not_in_diff(narrative, diff) if diff and not diff.empty else []
     markdown = redact(f"## Summary\n\n{narrative}\n\n{render_facts(facts)}")
     store.save_summary(session_id, markdown, facts, iteration)
     publish_summary_artifact(session_id, markdown)

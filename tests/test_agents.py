@@ -15,7 +15,7 @@ from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
 from tasks_lib.agent.loop import COMPACTED_MARK, estimate_tokens
 from tasks_lib.agent.files import AgentFileError, find_agent
 from tasks_lib.preflight import repository_reader
-from tasks_lib.agent.prompt import CONVENTIONS_CAP, build_system_prompt
+from tasks_lib.agent.prompt import CONVENTIONS_CAP, build_system_prompt, initial_messages
 from tasks_lib.scripted_server import calls, tool
 from tasks_lib.settings import load_settings
 from tests.conftest import git
@@ -309,17 +309,19 @@ def test_conventions_files_go_into_the_prompt_with_headings_and_a_reported_cap(r
     (repo / ".github").mkdir()
     (repo / ".github" / "copilot-instructions.md").write_text("Write docstrings.")
 
-    prompt, notes = build_system_prompt(find("default"), repo, "Do it")
+    prompt, notes = build_system_prompt(find("default"), repo)
     expected = [("AGENTS.md", "Use tabs."), (".continue/rules/style.md", "Prefer small functions."),
                 ("CLAUDE.md", "Explain your plan first."), (".cursorrules", "No globals."),
                 (".github/copilot-instructions.md", "Write docstrings.")]
     positions = [prompt.index(f"## Repository conventions: {heading}\n{body}") for heading, body in expected]
     assert positions == sorted(positions) and notes == []
     assert "alwaysApply" not in prompt and "- Never commit, push or change git branches" in prompt
-    assert prompt.rstrip().endswith("## Task\nDo it")
+    assert prompt.rstrip().endswith("Write docstrings."), "the task is the user's message, not part of the system prompt"
+    messages = initial_messages(prompt, "Do it")
+    assert messages[0]["content"] == prompt and messages[1]["content"].startswith("## Task\nDo it\n")
 
     (repo / "CLAUDE.md").write_text("C" * (CONVENTIONS_CAP + 5000))
-    prompt, notes = build_system_prompt(find("default"), repo, "Do it")
+    prompt, notes = build_system_prompt(find("default"), repo)
     assert notes[0].startswith("CLAUDE.md cut at ") and notes[0].endswith(f"of {CONVENTIONS_CAP + 5000} characters (conventions cap {CONVENTIONS_CAP})")
     assert notes[1:] == [f".cursorrules left out: the conventions cap of {CONVENTIONS_CAP} characters was reached",
                          f".github/copilot-instructions.md left out: the conventions cap of {CONVENTIONS_CAP} characters was reached"]

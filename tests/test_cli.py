@@ -259,3 +259,17 @@ def test_a_review_wait_whose_process_died_is_ended_and_refuses_decisions(repo, s
     assert "the process waiting for its review" in data["status_reason"] and "diff and work branch kept" in data["status_reason"]
     assert data["diff"]["files"][0]["path"] == "w.txt"
     assert git(repo, "branch", "--list", data["work_branch"]) == ""  # nothing was delivered
+
+
+def test_stored_text_with_brackets_prints_as_it_is(repo, scripted, prefect_server):
+    server = scripted([calls(tool("write_file", path="a.txt", content="a\n"), text="[italic]thinking[/italic] about [/tmp] and [bold"),
+                       calls(tool("finish", summary="done [rejected]"))])
+    env = {"PREFECT_API_URL": prefect_server, "OPENAI_API_BASE": server.api_base}
+    proc = cli("run", str(repo), "--task", "Brackets [/tmp] everywhere", "--model", MODEL, "--no-review", env=env)
+    assert proc.returncode == 0, proc.stderr
+    session_id = proc.stdout.split("session ", 1)[1].split()[0]
+    log = cli("show", session_id, "--log")
+    assert log.returncode == 0 and "Traceback" not in log.stderr
+    assert "  [italic]thinking[/italic] about [/tmp] and [bold" in log.stdout, "the model's words, literally"
+    failed = cli("run", str(repo), "--task", "x", "--agent", "/tmp/[nope]/agent.md", "--model", MODEL, env=env)
+    assert_one_line_error(failed, "[nope]")

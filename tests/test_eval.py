@@ -78,7 +78,7 @@ def solver(body):
     """A scripted model that fixes calc-add by editing it, and only tampers with the tests elsewhere."""
     if not body.get("tools"):
         return {"content": "### What was done\nEdited the code."}
-    task = body["messages"][0]["content"]
+    task = body["messages"][1]["content"]
     done = sum(1 for m in body["messages"] if m["role"] == "assistant")
     if "calc.py" in task:
         script = [calls(tool("edit_file", path="calc.py", old="return a - b", new="return a + b")),

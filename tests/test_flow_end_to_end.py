@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
 
@@ -77,7 +78,7 @@ def test_edit_create_delete_gives_the_right_diff_and_leaves_the_source_untouched
     assert summary.facts["end_reason"] == "finished"
     # The summary call was a separate request without tools, after the agent's six.
     assert len(server.agent_requests()) == 6 and len(server.requests) == 7
-    assert "Punctuate the greeting" in server.requests[0]["messages"][0]["content"]
+    assert "Punctuate the greeting" in server.requests[0]["messages"][1]["content"]
 
 
 def test_stored_patch_reapplies_on_the_base_commit(repo, scripted, store, tmp_path):
@@ -261,3 +262,37 @@ def test_interrupted_run_ends_failed_with_its_diff_kept(repo, scripted, store, p
     row = next(r for r in store.list_sessions(limit=5) if r.instructions == "Long job")
     assert row.status == "failed" and row.status_reason == "interrupted"
     assert row.files_changed == 1 and store.latest_diff(row.id).files[0]["path"] == "half-done.txt"
+
+
+def test_an_empty_diff_is_summarised_as_nothing_changed_whatever_the_agent_claims(repo, scripted, store):
+    server = scripted([calls(tool("read_file", path="src/app.py")),
+                       calls(tool("finish", summary="calc.py: replaced old with new in the add() function")),
+                       calls(tool("finish", summary="calc.py: replaced old with new in the add() function"))])
+    result = run_task(repo, "Fix add() in calc.py")
+    summary = store.latest_summary(result.session_id)
+    assert "Nothing was changed: the session's diff is empty." in summary.markdown
+    assert "which the diff does not bear out" in summary.markdown and "**Files changed:** 0" in summary.markdown
+    assert [r for r in server.requests if not r.get("tools")] == [], "no summary call that could invent changes"
+
+
+def test_a_summary_naming_files_outside_the_diff_is_flagged(repo, scripted, store):
+    scripted([calls(tool("edit_file", path="src/app.py", old="'Hello '", new="'Hi '")), calls(tool("finish", summary="ok"))],
+             summaries=[{"content": "### What was done\nChanged `src/app.py` and updated docs/usage.md and calc.py."}])
+    result = run_task(repo, "Change the greeting")
+    summary = store.latest_summary(result.session_id)
+    assert summary.facts["summary_files_not_in_diff"] == ["calc.py", "docs/usage.md"]
+    assert "**⚠ The summary names files the diff does not touch:** `calc.py`, `docs/usage.md`" in summary.markdown
+
+
+def test_calls_written_as_text_work_through_the_real_http_path(repo, scripted, store):
+    edit = json.dumps({"name": "edit_file", "arguments": {"path": "src/app.py", "old_str": "'Hello '", "new_str": "'Hi '"}})
+    server = scripted([{"content": f"I will fix it.\n```json\n{edit}\n```"},
+                       {"content": '<tool_call>\n{"name": "finish", "arguments": {"summary": "greeting"}}\n</tool_call>'}])
+    result = run_task(repo, "Change the greeting")
+    row = store.get_session(result.session_id)
+    assert result.status.value == "completed" and row.end_reason == "finished" and row.files_changed == 1
+    steps = store.steps(result.session_id)
+    assert all(s.calls_from_text for s in steps) and steps[0].tool_calls[0].ok
+    follow_up = server.agent_requests()[1]["messages"]
+    assert follow_up[-2] == {"role": "assistant", "content": f"I will fix it.\n```json\n{edit}\n```"}
+    assert follow_up[-1]["role"] == "user" and follow_up[-1]["content"].startswith("Results of your tool calls:")

@@ -130,7 +130,7 @@ def test_retry_starts_again_from_the_base_then_reject_discards_everything(repo, 
     assert not (workspace / "wrong.txt").exists() and (workspace / "README.md").exists()
     assert [f["path"] for f in store.latest_diff(second.id).files] == ["right.txt"]
     retry_request = server.agent_requests()[2]["messages"]
-    assert "Create right.txt only" in retry_request[0]["content"] and "Never delete the README." in retry_request[0]["content"]
+    assert "Create right.txt only" in retry_request[1]["content"] and "Never delete the README." in retry_request[1]["content"]
     assert len(retry_request) == 2, "a retry starts a fresh conversation"
     assert second.instructions.startswith("Create right.txt only")
 

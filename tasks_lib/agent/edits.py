@@ -2,7 +2,9 @@
 
 An exact, unique match is replaced. When there is no exact match, lines that differ only in trailing
 whitespace — then only in indentation — are matched, but only when that match is unique; a match by
-indentation re-indents the new text to the file's. A failure says why and shows where the file
+indentation re-indents the new text to the file's. Last, text that differs only in ' against " is
+matched when unique (small models write single quotes to avoid escaping double ones in JSON); the
+tool's answer says which tolerance applied. A failure says why and shows where the file
 holds something close, so the model can correct itself.
 """
 
@@ -14,6 +16,7 @@ from pydantic import BaseModel
 
 CONTEXT_LINES = 3
 MAX_SCAN_LINES = 5000
+WHOLE_FILE_LINES = 60  # a file this short is shown whole when `old` is not found: the exact text to copy
 
 
 class EditError(ValueError):
@@ -26,7 +29,7 @@ class Edit(BaseModel):
     text: str
     first_line: int
     last_line: int
-    how: str = "exact"  # exact | whitespace | indentation | all
+    how: str = "exact"  # exact | whitespace | indentation | quotes | all
 
 
 def apply_edit(text: str, old: str, new: str, replace_all: bool = False) -> Edit:
@@ -68,36 +71,55 @@ def _tolerant(text: str, old: str, new: str) -> Edit:
             start = hits[0]
             replacement = new.strip("\n").splitlines()
             if how == "indentation":
-                replacement = _reindent(replacement, wanted, lines[start])
+                replacement = _reindent(replacement, wanted, lines[start:start + len(target)])
             ending = "\n" if lines[start + len(target) - 1].endswith("\n") else ""
             block = "\n".join(replacement) + ending if replacement else ""
             result = "".join(lines[:start]) + block + "".join(lines[start + len(target):])
             return Edit(text=result, first_line=start + 1, last_line=start + max(len(replacement), 1), how=how)
+    quoted = _other_quotes(text, old)
+    if quoted is not None:
+        first = text.count("\n", 0, quoted) + 1
+        result = text[:quoted] + new + text[quoted + len(old):]
+        return Edit(text=result, first_line=first, last_line=first + new.count("\n"), how="quotes")
     raise EditError("`old` was not found in the file (it must match exactly, whitespace included)." + closest(text, old))
+
+
+def _same_quotes(value: str) -> str:
+    return value.replace("'", '"')
+
+
+def _other_quotes(text: str, old: str) -> int | None:
+    """Where ``old`` is in the file but for ' against " (small models avoid escaping quotes in JSON), if unique."""
+    flat, wanted = _same_quotes(text), _same_quotes(old)
+    if wanted == old and flat == text or flat.count(wanted) != 1:
+        return None
+    return flat.index(wanted)
 
 
 def _indent(line: str) -> str:
     return line[: len(line) - len(line.lstrip())]
 
 
-def _reindent(replacement: list[str], wanted: list[str], file_line: str) -> list[str]:
-    """The new lines moved from the model's indentation to the file's."""
-    theirs = _indent(next((line for line in wanted if line.strip()), ""))
-    ours = _indent(file_line)
+def _reindent(replacement: list[str], wanted: list[str], found: list[str]) -> list[str]:
+    """The new lines moved from the model's indentation to the file's, level by level as the matched lines show."""
+    levels = {_indent(w): _indent(f) for w, f in zip(wanted, found) if w.strip()}
     out = []
     for line in replacement:
         if not line.strip():
             out.append("")
-        elif line.startswith(theirs):
-            out.append(ours + line[len(theirs):])
-        else:
-            out.append(ours + line.lstrip())
+            continue
+        indent = _indent(line)
+        base = max((k for k in levels if indent.startswith(k)), key=len, default=None)
+        out.append(line if base is None else levels[base] + indent[len(base):] + line.lstrip())
     return out
 
 
 def closest(text: str, old: str) -> str:
-    """A note showing the lines of ``text`` most like ``old``, numbered, or nothing when none is close."""
+    """A note showing the lines of ``text`` most like ``old``, numbered (a short file whole), or advice to read it."""
     lines = text.splitlines()[:MAX_SCAN_LINES]
+    if len(lines) <= WHOLE_FILE_LINES:
+        shown = "\n".join(f"{n:6}\t{line}" for n, line in enumerate(lines, start=1))
+        return f" The file holds (copy `old` from here exactly):\n{shown}"
     wanted = old.strip("\n").splitlines() or [old]
     size = len(wanted)
     best, best_at = 0.0, -1

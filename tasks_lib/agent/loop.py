@@ -185,8 +185,10 @@ def run_agent_loop(
     usage = Usage()
     steps: list[StepRecord] = []
     schemas = toolbox.schemas() if options.protocol != "text" else None
+    signatures = toolbox.signatures()
     meter, stuck = ContextMeter(), StuckDetector()
-    state = {"malformed": 0, "reminded": False, "nudged": False, "stuck_events": 0, "malformed_total": 0}
+    state = {"malformed": 0, "reminded_finish": False, "reminded_silent": False, "nudged": False, "stuck_events": 0,
+             "malformed_total": 0}
 
     def done(reason: EndReason, detail: str = "", summary: str | None = None) -> LoopResult:
         return LoopResult(
@@ -219,7 +221,7 @@ def run_agent_loop(
         step.model_latency_s, step.retries = reply.latency_s, reply.retries
         step.prompt_tokens, step.completion_tokens = reply.prompt_tokens, reply.completion_tokens
         step.cached_tokens, step.cost_usd = reply.cached_tokens, reply.cost_usd
-        found = read_calls(reply, options.protocol)
+        found = read_calls(reply, options.protocol, signatures)
         step.calls_from_text = found.from_text and bool(found.calls)
         messages.append(reply.assistant_message() if not found.from_text else {"role": "assistant", "content": reply.text})
         meter.after_reply(reply, messages)
@@ -257,7 +259,7 @@ class Turn:
                 continue
             if call.name == "finish" and "finish" in self.toolbox.tools:
                 valid = True
-                reminder = self._empty_diff_reminder("You called finish")
+                reminder = self._empty_diff_reminder("You called finish", "reminded_finish")
                 if reminder:
                     self._answer(step, call, reminder, ok=False, started=call_started)
                     finish = ""  # later calls are skipped; the loop goes on
@@ -297,17 +299,17 @@ class Turn:
             if self.state["malformed"] >= MAX_MALFORMED:
                 return EndReason.malformed, (f"the model's last {MAX_MALFORMED} replies held no usable tool call"), None
             return None
-        reminder = self._empty_diff_reminder("You replied without calling a tool")
+        reminder = self._empty_diff_reminder("You replied without calling a tool", "reminded_silent")
         if reminder:
             self._note(step, reminder + f" To use a tool, reply with {CALL_FORMAT}")
             return None
         return EndReason.no_tool_call, "the model answered without calling a tool", step.text
 
-    def _empty_diff_reminder(self, what: str) -> str | None:
-        """Once per loop, for an agent expected to change files: a reminder when nothing has changed yet."""
-        if not self.options.expects_changes or self.state["reminded"] or self.toolbox.has_changes():
+    def _empty_diff_reminder(self, what: str, once: str) -> str | None:
+        """Once per loop and kind, for an agent expected to change files: a reminder when nothing has changed yet."""
+        if not self.options.expects_changes or self.state[once] or self.toolbox.has_changes():
             return None
-        self.state["reminded"] = True
+        self.state[once] = True
         return (f"{what}, but no file has been changed yet. If the task needs a change, make it with the tools "
                 "first; if it really needs none, call finish again and say why.")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from tasks_lib.agent.files import AgentFileError, AgentSpec, split_front_matter
@@ -9,6 +10,8 @@ from tasks_lib.confine import PathRefused, resolve_inside
 
 CONVENTIONS_CAP = 24_000  # characters of conventions files taken into the prompt, all files together
 CONVENTION_FILE_BYTES = 256 * 1024  # bytes read of any one conventions file
+NAMED_FILES = 3  # files named in the task that are shown with it
+NAMED_FILE_LINES = 200
 CONVENTION_FILES = ("AGENTS.md", ".continue/rules/*.md", "CLAUDE.md", ".cursorrules", ".github/copilot-instructions.md")
 
 
@@ -68,8 +71,8 @@ def tools_section(tool_names: tuple[str, ...]) -> str:
     return "## Tools\nTo use a tool, reply with " + CALL_FORMAT + "\n" + "\n".join(lines)
 
 
-def build_system_prompt(agent: AgentSpec, workspace: str | Path, instructions: str) -> tuple[str, list[str]]:
-    """The system prompt for one session, and notes on anything the size cap cut."""
+def build_system_prompt(agent: AgentSpec, workspace: str | Path) -> tuple[str, list[str]]:
+    """The system prompt for one session (the agent, its rules, the repository's conventions), and notes on what was cut."""
     parts = [agent.prompt.strip() or "You are a careful software engineer working in a git repository."]
     if agent.tool_protocol == "text":
         parts.append(tools_section(agent.tool_names))
@@ -78,13 +81,36 @@ def build_system_prompt(agent: AgentSpec, workspace: str | Path, instructions: s
     sections, notes = conventions(workspace)
     for rel, text in sections:
         parts.append(f"## Repository conventions: {rel}\n{text}")
-    parts.append("## Task\n" + instructions.strip())
     return "\n\n".join(parts), notes
 
 
-def initial_messages(system_prompt: str) -> list[dict[str, str]]:
-    """The conversation the loop starts from."""
+def named_files(workspace: str | Path, instructions: str) -> list[tuple[str, str]]:
+    """Short text files of the workspace that the task names (e.g. `calc.py`), as (path, text), read confined.
+
+    Handing them over with the task saves a step, and spares small models editing text they never read.
+    """
+    root = Path(workspace).resolve()
+    mentioned = re.findall(r"[\w./-]+\.[A-Za-z0-9]{1,8}\b", instructions)
+    found: list[tuple[str, str]] = []
+    for rel in dict.fromkeys(m.strip("./") for m in mentioned):
+        try:
+            text = _read_confined(root, rel)
+        except (PathRefused, OSError):
+            continue
+        if "\0" not in text and text.count("\n") <= NAMED_FILE_LINES:
+            found.append((rel, text))
+        if len(found) == NAMED_FILES:
+            break
+    return found
+
+
+def initial_messages(system_prompt: str, instructions: str, files: list[tuple[str, str]] | None = None) -> list[dict[str, str]]:
+    """The conversation the loop starts from: the system prompt, then the task (with the files it names)."""
+    task = f"## Task\n{instructions.strip()}"
+    for rel, text in files or []:
+        task += f"\n\n## {rel} (as it is now)\n```\n{text.rstrip()}\n```"
     return [
         {"role": "system", "content": system_prompt},
-        {"role": "user", "content": "Carry out the task described above. Call finish when you are done."},
+        {"role": "user", "content": f"{task}\n\nUse the tools one call at a time. When the task is done, call finish "
+                                    "with a short summary."},
     ]

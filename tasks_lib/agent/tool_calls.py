@@ -19,11 +19,12 @@ from pydantic import BaseModel, Field
 from tasks_lib.agent.model import ModelReply, ToolCall
 
 ToolProtocol = Literal["auto", "native", "text"]
+Signatures = dict[str, tuple[frozenset[str], frozenset[str]]]  # tool → (required arguments, every accepted name)
 TAGGED = re.compile(r"<tool_call>\s*(.*?)\s*(?:</tool_call>|$)", re.DOTALL)
 FENCED = re.compile(r"```[ \t]*([A-Za-z_]*)[ \t]*\n(.*?)```", re.DOTALL)
 CALL_LANGUAGES = {"", "json", "tool_call", "tool", "tool_code", "javascript", "js"}
 ARGUMENT_KEYS = ("arguments", "parameters", "args", "input")
-CALL_FORMAT = 'one tool call as a fenced block: ```json\n{"name": "read_file", "arguments": {"path": "README.md"}}\n```'
+CALL_FORMAT = 'one tool call as a fenced block, e.g. ```json\n{"name": "list_files", "arguments": {"path": "."}}\n```'
 
 
 class ReadCalls(BaseModel):
@@ -34,35 +35,45 @@ class ReadCalls(BaseModel):
     problems: list[str] = Field(default_factory=list)
 
 
-def read_calls(reply: ModelReply, protocol: ToolProtocol = "auto") -> ReadCalls:
-    """The reply's tool calls: native ones (unless ``text``), else those written in its text (unless ``native``)."""
+def read_calls(reply: ModelReply, protocol: ToolProtocol = "auto", tools: Signatures | None = None) -> ReadCalls:
+    """The reply's tool calls: native ones (unless ``text``), else those written in its text (unless ``native``).
+
+    With ``tools``, an object in the text that has no tool name but whose keys fit exactly one tool's
+    arguments is read as a call of that tool (small models often drop the name).
+    """
     if protocol != "text" and reply.tool_calls:
         return ReadCalls(calls=reply.tool_calls)
     if protocol == "native":
         return ReadCalls()
-    calls, problems = calls_in_text(reply.text)
+    calls, problems = calls_in_text(reply.text, tools)
     return ReadCalls(calls=calls, from_text=True, problems=problems)
 
 
-def calls_in_text(text: str) -> tuple[list[ToolCall], list[str]]:
+def calls_in_text(text: str, tools: Signatures | None = None) -> tuple[list[ToolCall], list[str]]:
     """Tool calls written in a reply's text, and a note for each block that looked like a call but was unreadable."""
     segments = [m.group(1) for m in TAGGED.finditer(text)]
     segments += [m.group(2) for m in FENCED.finditer(text) if m.group(1).lower() in CALL_LANGUAGES]
-    if not segments:
-        segments = [text]  # bare objects anywhere in the text
-        strict = False
-    else:
-        strict = True
+    strict = bool(segments)
+    if not strict:  # bare objects in the prose, not inside code blocks of other languages
+        segments = [FENCED.sub("", text)]
     calls: list[ToolCall] = []
     problems: list[str] = []
+    unnamed: list[dict[str, Any]] = []
     for segment in segments:
         found, unreadable = _objects(segment)
         for value in found:
-            call = _as_call(value)
+            call = _as_call(value) if strict or _has_arguments(value) else None
             if call is not None and call not in [(c.name, c.arguments) for c in calls]:  # a call both tagged and fenced
                 calls.append(ToolCall(id=f"text_call_{len(calls) + 1}", name=call[0], arguments=call[1]))
+            elif call is None and isinstance(value, dict) and strict:
+                unnamed.append(value)
         if strict and unreadable and not found and '"name"' in segment.replace("'", '"'):
             problems.append(f"could not read this as a tool call ({unreadable}): {segment.strip()[:200]}")
+    if not calls and tools:
+        for value in unnamed:
+            fits = [name for name, (required, accepted) in tools.items() if value and required <= set(value) <= accepted]
+            if len(fits) == 1:
+                calls.append(ToolCall(id=f"text_call_{len(calls) + 1}", name=fits[0], arguments=json.dumps(value)))
     return calls, problems
 
 
@@ -98,6 +109,12 @@ def _loose(text: str, start: int) -> tuple[Any, int]:
         except (ValueError, SyntaxError, MemoryError, RecursionError):
             end = text.find(closing, end + 1)
     return None, start
+
+
+def _has_arguments(value: Any) -> bool:
+    """True for an object that carries arguments (in prose, a bare {"name": …} alone is not taken as a call)."""
+    inner = value.get("function", value) if isinstance(value, dict) else None
+    return isinstance(inner, dict) and any(k in inner for k in ARGUMENT_KEYS)
 
 
 def _as_call(value: Any) -> tuple[str, str] | None:

@@ -161,6 +161,18 @@ class Toolbox:
         """Function schemas of the tools offered to the model."""
         return [tool_schema(name) for name in self.tools]
 
+    def signatures(self) -> dict[str, tuple[frozenset[str], frozenset[str]]]:
+        """For each offered tool: its required argument names, and every argument name it accepts."""
+        out = {}
+        for name in self.tools:
+            fields = TOOL_ARGS[name].model_fields
+            required = frozenset(f for f, info in fields.items() if info.is_required())
+            accepted = set(fields)
+            for info in fields.values():
+                accepted.update(getattr(info.validation_alias, "choices", []) or [])
+            out[name] = (required, frozenset(accepted))
+        return out
+
     def execute(self, name: str, arguments: str | dict[str, Any]) -> ToolOutcome:
         """Run one tool call; every failure becomes an error message for the model, never an exception."""
         if name not in self.tools:
@@ -286,7 +298,8 @@ class Toolbox:
             raise ToolError(f"{args.path}: {exc}") from None
         target.write_text(edit.text, encoding="utf-8", errors="surrogateescape")
         note = {"whitespace": " (matched ignoring trailing whitespace)", "indentation": " (matched ignoring indentation; "
-                "the new text was indented like the file)", "all": " (every occurrence)"}.get(edit.how, "")
+                "the new text was indented like the file)", "quotes": " (matched ignoring ' against \" quote marks)",
+                "all": " (every occurrence)"}.get(edit.how, "")
         return ToolOutcome(output=f"edited {self._rel(target)}{note}, now lines {edit.first_line}-{edit.last_line}:\n"
                                   + around(edit.text, edit.first_line, edit.last_line))
 

@@ -34,6 +34,7 @@ class TaskOutcome(BaseModel):
     completion_tokens: int = 0
     cost_usd: float | None = None
     wall_s: float = 0.0
+    first_prompt_tokens: int = 0  # the first request as the provider counted it: system prompt, tools and task
     edit_failures: int = 0
     tool_errors: int = 0
     stuck_events: int = 0
@@ -109,7 +110,9 @@ def run_task(task: EvalTask, model: str | None, agent: str, attempt: int = 1, te
         diff = store.latest_diff(session_id)
         summary = store.latest_summary(session_id)
         facts: dict[str, Any] = summary.facts if summary else {}
-        calls = [c for s in store.steps(session_id) for c in s.tool_calls]
+        steps = store.steps(session_id)
+        calls = [c for s in steps for c in s.tool_calls]
+        outcome.first_prompt_tokens = steps[0].prompt_tokens if steps else 0
         outcome.session_id, outcome.status, outcome.reason = session_id, row.status, row.status_reason
         outcome.end_reason = row.end_reason
         outcome.steps, outcome.cost_usd = row.steps_used, row.cost_usd
@@ -136,6 +139,7 @@ def summarize_outcomes(outcomes: list[TaskOutcome]) -> dict[str, Any]:
         "solve_rate": round(len(solved) / len(tasks), 3) if tasks else 0.0,
         "median_steps": statistics.median(o.steps for o in outcomes) if outcomes else 0,
         "median_wall_s": statistics.median(o.wall_s for o in outcomes) if outcomes else 0,
+        "median_first_prompt_tokens": statistics.median(o.first_prompt_tokens for o in outcomes) if outcomes else 0,
         "prompt_tokens": sum(o.prompt_tokens for o in outcomes),
         "completion_tokens": sum(o.completion_tokens for o in outcomes),
         "cost_usd": None if all(o.cost_usd is None for o in outcomes) else sum(o.cost_usd or 0 for o in outcomes),
