@@ -138,7 +138,7 @@ def summarize_outcomes(outcomes: list[TaskOutcome]) -> dict[str, Any]:
         "solved": len(solved),
         "solve_rate": round(len(solved) / len(tasks), 3) if tasks else 0.0,
         "median_steps": statistics.median(o.steps for o in outcomes) if outcomes else 0,
-        "median_wall_s": statistics.median(o.wall_s for o in outcomes) if outcomes else 0,
+        "median_wall_s": round(statistics.median(o.wall_s for o in outcomes), 1) if outcomes else 0,
         "median_first_prompt_tokens": statistics.median(o.first_prompt_tokens for o in outcomes) if outcomes else 0,
         "prompt_tokens": sum(o.prompt_tokens for o in outcomes),
         "completion_tokens": sum(o.completion_tokens for o in outcomes),
