@@ -130,6 +130,17 @@ class LoopOptions(BaseModel):
     expects_changes: bool = False  # a writing agent: a finish (or a silent reply) with nothing changed gets a reminder
 
 
+class LoopState(BaseModel):
+    """What the loop remembers across replies about how the agent is doing."""
+
+    malformed_streak: int = 0  # replies in a row without a usable call
+    malformed_total: int = 0
+    reminded_finish: bool = False  # the empty-diff reminder was given for a finish
+    reminded_silent: bool = False  # ... and for a reply without a call
+    nudged: bool = False  # told it was going round in circles
+    stuck_events: int = 0
+
+
 class ContextMeter:
     """The conversation's size in tokens, from the provider's count of the last prompt plus what came since."""
 
@@ -187,14 +198,13 @@ def run_agent_loop(
     schemas = toolbox.schemas() if options.protocol != "text" else None
     signatures = toolbox.signatures()
     meter, stuck = ContextMeter(), StuckDetector()
-    state = {"malformed": 0, "reminded_finish": False, "reminded_silent": False, "nudged": False, "stuck_events": 0,
-             "malformed_total": 0}
+    state = LoopState()
 
     def done(reason: EndReason, detail: str = "", summary: str | None = None) -> LoopResult:
         return LoopResult(
             end_reason=reason, detail=redact(detail), finish_summary=redact(summary) if summary is not None else None,
             steps=steps, usage=usage, messages=messages, duration_s=time.monotonic() - started,
-            stuck_events=state["stuck_events"], malformed_replies=state["malformed_total"],
+            stuck_events=state.stuck_events, malformed_replies=state.malformed_total,
         )
 
     while True:
@@ -237,7 +247,7 @@ def run_agent_loop(
 class Turn:
     """One reply's calls: run in order up to the first failure, then the answers and notes for the model."""
 
-    def __init__(self, toolbox: Toolbox, options: LoopOptions, state: dict[str, Any], stuck: StuckDetector,
+    def __init__(self, toolbox: Toolbox, options: LoopOptions, state: LoopState, stuck: StuckDetector,
                  redact: Callable[[str], str]):
         self.toolbox, self.options, self.state, self.stuck, self.redact = toolbox, options, state, stuck, redact
         self.answers: list[tuple[ToolCall, str]] = []  # what each call gets back, in order
@@ -278,25 +288,25 @@ class Turn:
                 failed = f"call {number}, {call.name}, failed"
             circle = self.stuck.see(call.name, call.arguments, outcome.output)
             if circle:
-                self.state["stuck_events"] += 1
-                if self.state["nudged"]:
+                self.state.stuck_events += 1
+                if self.state.nudged:
                     self._note(step, f"stopped: {circle}, again after a warning")
                     return EndReason.stuck, f"the agent was going round in circles: {circle}", None
-                self.state["nudged"] = True
+                self.state.nudged = True
                 self._note(step, f"You are going round in circles: {circle}. Doing it again will not change "
                                  "anything. Try a different approach, or call finish and say what blocks you.")
         if finish:
             return EndReason.finished, "the agent called finish", finish
         if valid or finish == "":
-            self.state["malformed"] = 0
+            self.state.malformed_streak = 0
             return None
         if found.calls or found.problems:  # it tried, but nothing it wrote was a usable call
-            self.state["malformed"] += 1
-            self.state["malformed_total"] += 1
+            self.state.malformed_streak += 1
+            self.state.malformed_total += 1
             if found.problems:
                 self._note(step, "Your reply had no tool call I could read: " + "; ".join(found.problems)
                            + f". Reply with {CALL_FORMAT}")
-            if self.state["malformed"] >= MAX_MALFORMED:
+            if self.state.malformed_streak >= MAX_MALFORMED:
                 return EndReason.malformed, (f"the model's last {MAX_MALFORMED} replies held no usable tool call"), None
             return None
         reminder = self._empty_diff_reminder("You replied without calling a tool", "reminded_silent")
@@ -307,9 +317,9 @@ class Turn:
 
     def _empty_diff_reminder(self, what: str, once: str) -> str | None:
         """Once per loop and kind, for an agent expected to change files: a reminder when nothing has changed yet."""
-        if not self.options.expects_changes or self.state[once] or self.toolbox.has_changes():
+        if not self.options.expects_changes or getattr(self.state, once) or self.toolbox.has_changes():
             return None
-        self.state[once] = True
+        setattr(self.state, once, True)
         return (f"{what}, but no file has been changed yet. If the task needs a change, make it with the tools "
                 "first; if it really needs none, call finish again and say why.")
 
