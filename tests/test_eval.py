@@ -94,7 +94,7 @@ def test_eval_runs_tasks_through_the_flow_and_reports(scripted, prefect_server, 
     out = tmp_path / "report.json"
     env = {**os.environ, "PREFECT_API_URL": prefect_server, "OPENAI_API_BASE": server.api_base}
     proc = subprocess.run([sys.executable, "-m", "tasks_lib.cli", "eval", "bugfix", "--tasks", "calc-add,word-count",
-                           "--model", "openai/scripted-model", "--attempts", "2", "--temperature", "0", "--json", str(out)],
+                           "--model", "openai/scripted-model", "--attempts", "2", "--jobs", "2", "--temperature", "0", "--json", str(out)],
                           capture_output=True, text=True, env=env, cwd=ROOT, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "solved 1 of 2 tasks (4 attempts)" in proc.stdout and "Traceback" not in proc.stderr
