@@ -74,6 +74,7 @@ def model_for(agent: AgentSpec, model_name: str, settings: Settings) -> LitellmM
         model_name,
         api_base=agent.api_base,
         temperature=agent.temperature,
+        max_reply_tokens=agent.max_reply_tokens,
         timeout_s=settings.model_timeout_s,
         max_retries=settings.model_max_retries,
         retry_delay_s=settings.model_retry_delay_s,

@@ -138,3 +138,10 @@ def test_model_precedence_cli_then_agent_file_then_environment(repo, scripted, s
     run_task(repo, "two", model=None, agent=str(agent))
     run_task(repo, "three", model="openai/from-cli", agent=str(agent))
     assert [r["model"] for r in server.agent_requests()] == ["from-env"] * 2 + ["from-file"] * 2 + ["from-cli"] * 2
+
+
+def test_an_agent_can_cap_each_reply(repo, scripted, store, tmp_path):
+    agent = write_agent(tmp_path / "brief.md", "name: brief\nmax_reply_tokens: 512")
+    server = scripted([calls(tool("write_file", path="b.txt", content="b\n")), calls(tool("finish", summary="b"))])
+    run_task(repo, "Be brief", agent=str(agent))
+    assert [r.get("max_tokens") for r in server.agent_requests()] == [512, 512]

@@ -56,6 +56,7 @@ class AgentSpec(BaseModel):
     branch_prefix: str = "agent"
     on_accept: Literal["branch", "merge", "pull_request"] = "branch"
     temperature: float | None = Field(default=None, ge=0, le=2)
+    max_reply_tokens: int | None = Field(default=None, ge=16)  # caps one reply (a small model may ramble for minutes)
     api_base: str | None = None
     sandbox: Literal["auto", "bwrap", "none"] | None = None
     network: NetworkSetting = None

@@ -129,6 +129,7 @@ class LitellmModel:
         name: str,
         api_base: str | None = None,
         temperature: float | None = None,
+        max_reply_tokens: int | None = None,
         timeout_s: float = 180,
         max_retries: int = 4,
         retry_delay_s: float = 2.0,
@@ -137,6 +138,7 @@ class LitellmModel:
         self.name = name
         self.api_base = api_base
         self.temperature = temperature
+        self.max_reply_tokens = max_reply_tokens
         self.timeout_s = timeout_s
         self.max_retries = max_retries
         self.retry_delay_s = retry_delay_s
@@ -152,6 +154,8 @@ class LitellmModel:
             kwargs["api_base"] = self.api_base
         if self.temperature is not None:
             kwargs["temperature"] = self.temperature
+        if self.max_reply_tokens:
+            kwargs["max_tokens"] = self.max_reply_tokens
         transient = _transient_errors(lib)
         attempt = 0
         while True:
