@@ -75,6 +75,9 @@ def run(
     except BadRequest as exc:
         raise CliError(str(exc)) from None
 
+    from tasks_lib.prefect_api import choose_api
+
+    api_line = choose_api()
     if not verbose:
         # Steps are shown by our own listener and failures by one line at the end; Prefect's
         # console lines (tracebacks included) stay in the Prefect UI. --verbose shows them here too.
@@ -98,6 +101,7 @@ def run(
 
     progress.subscribe(show_step)
     err.print(Text.assemble("running agent ", (agent, "bold"), f" on {repo}" + (f"@{branch}" if branch else "")))
+    err.print(Text(api_line, style="dim"))
     err.print(Text(f"sandbox: {plan.sandbox.describe()}", style="yellow" if plan.sandbox.kind == "none" else "dim"))
     try:
         result = agent_task(request)
@@ -265,6 +269,9 @@ def review(
 
     if decision not in DECISION_NAMES:
         raise CliError(f"unknown decision {decision!r}; use accept, request-changes, reject or retry")
+    from tasks_lib.prefect_api import choose_api
+
+    choose_api()  # a run started against `agent-tasks up` is resumed there
     store = cli_store()
     try:
         row = store.get_session(session_id)
@@ -447,9 +454,13 @@ def main() -> None:
         err.print(f"error: {exc}")
         sys.exit(1)
     except Exception as exc:  # store and server failures: one readable line instead of a traceback
+        from tasks_lib.prefect_api import ephemeral_failure
         from tasks_lib.settings import SettingsError
         from tasks_lib.store import StoreError
 
+        if ephemeral_failure(exc):
+            err.print(f"error: {ephemeral_failure(exc)}")
+            sys.exit(1)
         if isinstance(exc, (StoreError, SettingsError)):
             err.print(f"error: {exc}")
             sys.exit(1)

@@ -17,6 +17,8 @@ os.environ.update(
     AGENT_TASKS_MODEL_RETRY_DELAY="0.01",
     AGENT_TASKS_MODEL_TIMEOUT="20",
     AGENT_TASKS_REVIEW_POLL="1",
+    # Never attach to a developer's own `agent-tasks up` server (tests that want a local server say so).
+    AGENT_TASKS_LOCAL_API="http://127.0.0.1:9/api",
     # A credential the agent must never see and that must never be stored or logged.
     OPENAI_API_KEY="sk-test-SECRET-4f9a8b7c6d5e",
 )

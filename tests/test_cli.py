@@ -273,3 +273,25 @@ def test_stored_text_with_brackets_prints_as_it_is(repo, scripted, prefect_serve
     assert "  [italic]thinking[/italic] about [/tmp] and [bold" in log.stdout, "the model's words, literally"
     failed = cli("run", str(repo), "--task", "x", "--agent", "/tmp/[nope]/agent.md", "--model", MODEL, env=env)
     assert_one_line_error(failed, "[nope]")
+
+
+def test_run_finds_a_local_server_or_says_in_one_line_why_it_could_not_start_one(repo, scripted, prefect_server, store):
+    server = scripted([calls(tool("write_file", path="a.txt", content="a\n")), calls(tool("finish", summary="a"))])
+    env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
+    env.update(OPENAI_API_BASE=server.api_base, AGENT_TASKS_LOCAL_API=prefect_server)
+    proc = subprocess.run([*CLI, "run", str(repo), "--task", "Use the local server", "--model", MODEL, "--no-review"],
+                          capture_output=True, text=True, timeout=180, env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert f"using the local Prefect server at {prefect_server}" in proc.stderr
+    row = next(r for r in store.list_sessions(limit=20) if r.instructions == "Use the local server")
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:  # the run is on that server
+        assert client.read_flow_run(row.flow_run_id).state.is_completed()
+
+    env.update(AGENT_TASKS_LOCAL_API="http://127.0.0.1:9/api", PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS="1")
+    busy = subprocess.run([*CLI, "run", str(repo), "--task", "No server in time", "--model", MODEL, "--no-review"],
+                          capture_output=True, text=True, timeout=180, env=env)
+    assert busy.returncode == 1 and "using a temporary one" in busy.stderr and "Traceback" not in busy.stderr
+    last = busy.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: Prefect's temporary server did not start in time") and "agent-tasks up" in last

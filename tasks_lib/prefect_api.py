@@ -1,0 +1,41 @@
+"""Which Prefect API a command talks to: the configured one, a local `agent-tasks up` server, or a temporary one.
+
+Decided before Prefect reads its settings, so the choice holds for the whole process.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import MutableMapping
+
+LOCAL_API = "http://127.0.0.1:4200/api"  # where `agent-tasks up` serves by default
+EPHEMERAL_STARTUP_TIMEOUT_S = 120  # Prefect's default (20 s) is too short on a busy 2-core machine
+EPHEMERAL_FAILURE = ("Timed out while attempting to connect to ephemeral Prefect API server",
+                     "ephemeral Prefect API server")
+
+
+def choose_api(environ: MutableMapping[str, str] | None = None) -> str:
+    """Point this process at a Prefect API (unless PREFECT_API_URL already does); returns a line saying which."""
+    import httpx
+
+    environ = os.environ if environ is None else environ
+    if environ.get("PREFECT_API_URL"):
+        return f"Prefect API {environ['PREFECT_API_URL']}"
+    local = (environ.get("AGENT_TASKS_LOCAL_API") or LOCAL_API).rstrip("/")
+    try:
+        if httpx.get(f"{local}/health", timeout=1.5).status_code == 200:
+            environ["PREFECT_API_URL"] = local
+            return f"using the local Prefect server at {local} (agent-tasks up): the run shows in its UI"
+    except httpx.HTTPError:
+        pass
+    environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", str(EPHEMERAL_STARTUP_TIMEOUT_S))
+    return ("no Prefect server configured: using a temporary one for this run "
+            "(start `agent-tasks up` to keep runs, see them in the UI and review them from elsewhere)")
+
+
+def ephemeral_failure(exc: BaseException) -> str | None:
+    """A one-line explanation when ``exc`` is Prefect's temporary server failing to start, else None."""
+    if not any(marker in str(exc) for marker in EPHEMERAL_FAILURE):
+        return None
+    return ("Prefect's temporary server did not start in time (is the machine busy?): start `agent-tasks up` in "
+            "another terminal, or set PREFECT_API_URL to a Prefect server, and run again")
