@@ -221,3 +221,12 @@ def test_files_the_task_names_come_with_it_read_confined(repo, tmp_path):
     assert [rel for rel, _ in files] == ["src/app.py", "README.md"]
     message = initial_messages("system", "Fix src/app.py", files)[1]["content"]
     assert "## src/app.py (as it is now)\n```\ndef greet(name):" in message and "SECRET" not in message
+
+
+def test_a_command_never_runs_past_the_loops_time_budget(repo):
+    model = ListModel([("", [("run_command", {"command": "sleep 30", "timeout": 600})]), ("", [("finish", {"summary": "x"})])])
+    result = run_agent_loop(model, Toolbox(repo), initial_messages("system", "Wait"), Limits(max_steps=5, wall_time_s=3),
+                            options=LoopOptions(expects_changes=False))
+    call = result.steps[0].tool_calls[0]
+    assert "timed out after" in call.result and call.duration_s < 10
+    assert result.end_reason == EndReason.wall_time

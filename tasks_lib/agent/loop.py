@@ -193,6 +193,8 @@ def run_agent_loop(
     """
     options = options or LoopOptions()
     started = time.monotonic()
+    if limits.wall_time_s is not None:
+        toolbox.deadline = started + limits.wall_time_s
     usage = Usage()
     steps: list[StepRecord] = []
     schemas = toolbox.schemas() if options.protocol != "text" else None

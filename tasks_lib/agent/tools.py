@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -147,6 +148,7 @@ class Toolbox:
         self.tools = self.policy.tools
         self.command_timeout_s = command_timeout_s
         self.output_cap = output_cap
+        self.deadline: float | None = None  # time.monotonic() by which the loop's wall-time budget runs out
         self._impl: dict[str, Callable[[Any], ToolOutcome]] = {
             "list_files": self._list_files,
             "read_file": self._read_file,
@@ -314,5 +316,7 @@ class Toolbox:
 
     def _run_command(self, args: RunCommandArgs) -> ToolOutcome:
         timeout = min(args.timeout or self.command_timeout_s, MAX_COMMAND_TIMEOUT_S)
+        if self.deadline is not None:  # a command never runs past the session's time budget
+            timeout = max(min(timeout, self.deadline - time.monotonic()), 1)
         result = self.environment.execute(args.command, timeout_s=timeout, output_cap=self.output_cap)
         return ToolOutcome(output=result.render(), ok=result.exit_code == 0)
