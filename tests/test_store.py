@@ -2,49 +2,14 @@
 
 from __future__ import annotations
 
-import glob
-import os
-import shutil
 import socket
 import subprocess
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 
 from tasks_lib.models import DiffResult, FileChange, SessionStatus, StepRecord, TaskRequest, ToolCallRecord, Usage
 from tasks_lib.store import STEP_RESULT_CAP, SessionNotFound, Store, StoreError, utcnow
-
-
-@pytest.fixture(scope="module")
-def postgres_url():
-    """A throwaway PostgreSQL server (initdb in a temp dir), as the tests start Prefect's."""
-    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb")) or [shutil.which("initdb") or ""]
-    initdb = found[-1]
-    if not initdb or not os.path.exists(initdb):
-        pytest.fail("PostgreSQL server binaries are needed for this test: apt-get install postgresql")
-    bindir = Path(initdb).parent
-    import tempfile
-
-    base = Path(tempfile.mkdtemp(prefix="agent-tasks-pg-"))  # outside pytest's root-only temp dir
-    run_as: list[str] = []
-    if os.geteuid() == 0:  # initdb refuses root
-        shutil.chown(base, "postgres")
-        run_as = ["runuser", "-u", "postgres", "--"]
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    data = base / "data"
-    subprocess.run([*run_as, str(bindir / "initdb"), "-D", str(data), "-A", "trust", "-U", "agent"], check=True, capture_output=True)
-    subprocess.run([*run_as, str(bindir / "pg_ctl"), "-D", str(data), "-l", str(base / "log"), "-w", "start",
-                    "-o", f"-p {port} -k {base} -c listen_addresses=127.0.0.1"], check=True, capture_output=True)
-    try:
-        subprocess.run([*run_as, str(bindir / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "agent", "agent_tasks"],
-                       check=True, capture_output=True)
-        yield f"postgresql+psycopg://agent@127.0.0.1:{port}/agent_tasks"
-    finally:
-        subprocess.run([*run_as, str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"], capture_output=True)
-        shutil.rmtree(base, ignore_errors=True)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
