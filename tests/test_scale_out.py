@@ -1,0 +1,267 @@
+"""Scale-out on one machine standing in for several hosts.
+
+`prefect server start` on PostgreSQL, the session store on PostgreSQL, a `process` work pool with a
+concurrency limit, the agent-task deployment from the repository's prefect.yaml (`prefect deploy`), and
+three `prefect worker start` processes, each with its own AGENT_TASKS_HOME (no shared disk). A review
+suspended on one worker is resumed on another after the first is gone; the pool limit holds.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+import httpx
+import pytest
+from prefect.client.orchestration import get_client
+from prefect.deployments import run_deployment
+from prefect.settings import PREFECT_API_URL, temporary_settings
+
+from tasks_lib.scripted_server import DEFAULT_SUMMARY, ScriptedServer, calls, tool
+from tasks_lib.store import Store
+from tests.conftest import create_database, free_port, git
+from tests.helpers import MODEL, decide, wait_for_review
+
+ROOT = Path(__file__).resolve().parents[1]
+PREFECT = str(Path(sys.executable).parent / "prefect")
+POOL = "local-process"  # the pool prefect.yaml names
+DEPLOYMENT = "agent-task/agent-task"
+POOL_LIMIT = 2
+WORKERS = ("a", "b", "c")
+SLOW_REPLY_S = 8
+
+
+class Model:
+    """A scripted model for several concurrent sessions: each task's replies, chosen by its instructions."""
+
+    def __init__(self) -> None:
+        self.scripts: dict[str, list[dict[str, Any]]] = {}
+
+    def __call__(self, body: dict[str, Any]) -> dict[str, Any]:
+        if not body.get("tools"):
+            return {"content": DEFAULT_SUMMARY}
+        asked = next((str(m.get("content")) for m in body.get("messages", []) if m.get("role") == "user"), "")
+        for marker, replies in self.scripts.items():
+            if marker in asked:
+                return replies.pop(0) if replies else {"content": "(script exhausted)"}
+        return {"content": "(no script for this task)"}
+
+
+@dataclass
+class Topology:
+    """The running processes and where each host keeps its files."""
+
+    api: str
+    store_url: str
+    model: Model
+    base: Path
+    homes: dict[str, Path] = field(default_factory=dict)
+    workers: dict[str, subprocess.Popen] = field(default_factory=dict)
+    procs: list[subprocess.Popen] = field(default_factory=list)
+
+    def log(self, name: str) -> str:
+        path = self.base / f"{name}.log"
+        return path.read_text()[-3000:] if path.exists() else ""
+
+    def submitted(self, run_id: UUID) -> list[str]:
+        """The running workers whose log says they submitted this flow run."""
+        line = f"submitting flow run '{run_id}'"
+        return [name for name in self.workers if line in (self.base / f"worker-{name}.log").read_text()]
+
+    def stop_worker(self, name: str) -> None:
+        """Stop a worker and everything it started, as when its host goes away."""
+        stop(self.workers.pop(name))
+
+
+def spawn(base: Path, name: str, args: list[str], env: dict[str, str]) -> subprocess.Popen:
+    """A long-running process in its own process group, its output in <base>/<name>.log."""
+    log = open(base / f"{name}.log", "w")
+    return subprocess.Popen(args, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def stop(proc: subprocess.Popen) -> None:
+    """Terminate a process group; kill it when it does not end within 20 s."""
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(10)
+
+
+def cli(env: dict[str, str], *args: str) -> str:
+    """Run the prefect CLI in the project directory, as a user would; its output."""
+    done = subprocess.run([PREFECT, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, f"prefect {' '.join(args)} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    return done.stdout
+
+
+def wait_until(what: str, check, timeout: float, diagnose=lambda: "") -> Any:
+    """The first truthy value of check() within timeout seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            value = check()
+        except (httpx.HTTPError, OSError):
+            value = None
+        if value:
+            return value
+        time.sleep(0.5)
+    raise AssertionError(f"timed out waiting for {what}\n{diagnose()}")
+
+
+@pytest.fixture(scope="module")
+def topology(postgres_server, tmp_path_factory):
+    base = tmp_path_factory.mktemp("scale-out")
+    api = f"http://127.0.0.1:{free_port()}/api"
+    common = {**os.environ, "PREFECT_API_URL": api, "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1"}
+    server_env = {
+        **common, "PREFECT_HOME": str(base / "server-prefect"),
+        "PREFECT_SERVER_DATABASE_CONNECTION_URL": f"postgresql+asyncpg://{postgres_server}/{create_database(postgres_server)}",
+    }
+    port = api.split(":")[2].split("/")[0]
+    model = Model()
+    scripted = ScriptedServer(responder=model).__enter__()
+    top = Topology(api=api, store_url=f"postgresql+psycopg://{postgres_server}/{create_database(postgres_server)}",
+                   model=model, base=base)
+    server = spawn(base, "server", [PREFECT, "server", "start", "--host", "127.0.0.1", "--port", port, "--no-ui"], server_env)
+    top.procs.append(server)
+    try:
+        wait_until("the Prefect server on PostgreSQL", lambda: httpx.get(f"{api}/health", timeout=2).status_code == 200,
+                   180, lambda: top.log("server"))
+        Store(top.store_url)  # the schema exists before any worker writes
+
+        user = {**common, "PREFECT_HOME": str(base / "user-prefect"), "AGENT_TASKS_PROJECT_DIR": str(ROOT)}
+        cli(user, "work-pool", "create", POOL, "--type", "process")
+        cli(user, "work-pool", "set-concurrency-limit", POOL, str(POOL_LIMIT))
+        cli(user, "--no-prompt", "deploy", "--name", "agent-task")
+
+        for name in WORKERS:
+            home = base / f"host-{name}"
+            top.homes[name] = home / "agent-tasks"
+            env = {
+                **common, "PREFECT_HOME": str(home / "prefect"), "AGENT_TASKS_HOME": str(top.homes[name]),
+                "AGENT_TASKS_DB_URL": top.store_url, "AGENT_TASKS_PROJECT_DIR": str(ROOT),
+                "OPENAI_API_BASE": scripted.api_base, "PREFECT_WORKER_QUERY_SECONDS": "1",
+            }
+            top.workers[name] = spawn(base, f"worker-{name}",
+                                      [PREFECT, "worker", "start", "--pool", POOL, "--name", f"worker-{name}"], env)
+
+        def online() -> bool:
+            with get_client(sync_client=True) as client:
+                workers = client.read_workers_for_work_pool(POOL)
+            return sum(w.status == "ONLINE" for w in workers) == len(WORKERS)
+
+        with temporary_settings({PREFECT_API_URL: api}):
+            wait_until("three online workers", online, 120, lambda: "\n".join(top.log(f"worker-{n}") for n in WORKERS))
+            yield top
+    finally:
+        for proc in [*top.workers.values(), *top.procs]:
+            stop(proc)
+        scripted.__exit__(None, None, None)
+
+
+def running_intervals(client, run_ids: list[UUID]) -> list[tuple[datetime, datetime]]:
+    """For each run, when it entered Running and when it left it (from the server's state history)."""
+    spans = []
+    for run_id in run_ids:
+        states = sorted(client.read_flow_run_states(run_id), key=lambda s: s.timestamp)
+        for state, after in zip(states, states[1:] + [None]):
+            if state.is_running():
+                spans.append((state.timestamp, after.timestamp if after else datetime.now(timezone.utc)))
+    return spans
+
+
+def most_at_once(spans: list[tuple[datetime, datetime]]) -> int:
+    """The largest number of intervals open at the same moment."""
+    points = sorted([(start, 1) for start, _ in spans] + [(end, -1) for _, end in spans])
+    open_now = peak = 0
+    for _, step in points:
+        open_now += step
+        peak = max(peak, open_now)
+    return peak
+
+
+def test_the_work_pool_limit_holds_across_workers(topology, repo):
+    with get_client(sync_client=True) as client:
+        assert client.read_work_pool(POOL).concurrency_limit == POOL_LIMIT
+    topology.model.scripts["Slow task"] = [calls(tool("finish", summary="nothing to do"), delay=SLOW_REPLY_S)
+                                           for _ in range(POOL_LIMIT + 1)]
+    runs = [run_deployment(DEPLOYMENT, timeout=0, parameters={"request": {
+        "repository": str(repo), "instructions": f"Slow task {i}", "model": MODEL, "review": False}})
+        for i in range(POOL_LIMIT + 1)]
+    ids = [run.id for run in runs]
+
+    def all_final():
+        with get_client(sync_client=True) as client:
+            states = [client.read_flow_run(i).state for i in ids]
+        return all(s and s.is_final() for s in states) and states
+
+    states = wait_until("the slow runs to end", all_final, 150,
+                        lambda: "\n".join(topology.log(f"worker-{n}") for n in WORKERS))
+    assert all(s.is_completed() for s in states), [s.message for s in states]
+    with get_client(sync_client=True) as client:
+        spans = running_intervals(client, ids)
+    assert len(spans) == POOL_LIMIT + 1
+    assert most_at_once(spans) == POOL_LIMIT, spans  # never more than the limit, and the limit is used
+
+
+def test_a_review_suspended_on_one_worker_is_resumed_on_another(topology, repo):
+    store = Store(topology.store_url)
+    topology.model.scripts["Move me"] = [
+        calls(tool("write_file", path="first.txt", content="first\n"), tool("run_command", command="rm obsolete.txt")),
+        calls(tool("finish", summary="done")),
+        calls(tool("edit_file", path="first.txt", old="first", new="first, improved")),
+        calls(tool("finish", summary="improved")),
+    ]
+    started = datetime.now(timezone.utc)
+    run = run_deployment(DEPLOYMENT, timeout=0, parameters={"request": {
+        "repository": str(repo), "instructions": "Move me", "model": MODEL, "reviewer": "carol"}})
+
+    first = wait_for_review(store, "Move me", timeout=150, since=started)
+    assert first.flow_run_id == str(run.id)
+    with get_client(sync_client=True) as client:
+        state = wait_until("the run to suspend", lambda: (s := client.read_flow_run(run.id).state).name == "Suspended" and s, 60)
+    assert state.state_details.pause_reschedule
+    ran_on = [name for name, home in topology.homes.items() if Path(first.workspace).is_relative_to(home)]
+    assert len(ran_on) == 1, f"workspace {first.workspace} is in no worker's home"
+    gone = ran_on[0]
+    assert Path(first.workspace).is_dir()
+
+    # Its host goes away, disk and all; the other hosts never had a copy.
+    topology.stop_worker(gone)
+    shutil.rmtree(topology.homes[gone])
+    assert not any((home / "workspaces" / first.id).exists() for home in topology.homes.values())
+
+    decide(first, "request_changes", feedback="Improve first.txt")
+    second = wait_for_review(store, "Move me", after_key=first.review_key, timeout=150, since=started)
+    assert second.iteration == 2 and second.flow_run_id == str(run.id)
+    picked_up = topology.submitted(run.id)
+    assert len(picked_up) == 1 and picked_up[0] != gone, picked_up
+    assert Path(second.workspace).is_relative_to(topology.homes[picked_up[0]]), (
+        f"worker-{picked_up[0]} resumed the run but works in {second.workspace}, not in its own AGENT_TASKS_HOME "
+        f"{topology.homes[picked_up[0]]}")
+    assert not topology.homes[gone].exists(), "the resumed run wrote into the stopped worker's home"
+    assert sorted(f["path"] for f in store.latest_diff(second.id).files) == ["first.txt", "obsolete.txt"]
+    assert (Path(second.workspace) / "first.txt").read_text() == "first, improved\n"
+
+    decide(second, "accept")
+    done = wait_until("the session to be accepted", lambda: (r := store.get_session(second.id)).status == "accepted" and r,
+                      150, lambda: store.get_session(second.id).status_reason or "")
+    assert git(repo, "show", f"{done.work_branch}:first.txt") == "first, improved"
+    assert "obsolete.txt" not in git(repo, "ls-tree", "--name-only", done.work_branch)
+    assert git(repo, "rev-parse", f"{done.work_branch}~1") == done.base_commit
+    assert [r.decision for r in store.reviews(done.id)] == ["request_changes", "accept"]
+    with get_client(sync_client=True) as client:
+        final = wait_until("the flow run to end", lambda: (s := client.read_flow_run(run.id).state).is_final() and s, 60)
+    assert final.is_completed()
