@@ -1,7 +1,9 @@
 """Webhook relay: turns signed GitHub deliveries and named webhooks into Prefect events.
 
-OSS Prefect has no webhooks, so this small ASGI app receives them, checks who sent them, and posts
-one event per accepted delivery to the Prefect API, where deployment triggers pick them up.
+OSS Prefect has no webhooks, so this small ASGI app receives them, checks who sent them, and hands
+one event per accepted delivery to Prefect through Prefect's own events client (so a server behind
+``PREFECT_API_AUTH_STRING`` basic auth, or Prefect Cloud with ``PREFECT_API_KEY``, works as it does for
+workers), where deployment triggers pick them up.
 
     uvicorn deployments.relay:app --host 127.0.0.1 --port 8765
 
@@ -31,15 +33,18 @@ import uuid
 from datetime import datetime, timezone
 from typing import Any
 
-import httpx
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from prefect.events import Event
+from prefect.events.clients import EventsClient, PrefectCloudEventsClient, PrefectEventsClient
+from prefect.settings import PREFECT_CLOUD_API_URL
 from starlette.concurrency import run_in_threadpool
 
 import tasks_lib  # noqa: F401  (quiet defaults)
 from deployments.workflows import AUTHOR_LABEL, DEFAULT_AUTHORS, WorkflowError, load_workflows
 
 MAX_BODY = 1024 * 1024
+EMIT_ATTEMPTS = 2  # reconnections before a delivery is answered 502 (GitHub redelivers on request)
 MAX_KEY = 250  # longer delivery keys are stored as their hash (the store's column holds 300 characters)
 # Event ids are uuid5 in this namespace, so one delivery always becomes the same Prefect event id.
 EVENT_NAMESPACE = uuid.UUID("6f1d3a52-7c0e-5b8a-9d4e-2a61c0b7e913")
@@ -201,13 +206,28 @@ def prefect_api() -> str:
     return api
 
 
+def events_client(api: str) -> EventsClient:
+    """Prefect's events client for this API: Prefect Cloud's (PREFECT_API_KEY) or a server's (PREFECT_API_AUTH_STRING).
+
+    It confirms every event (a websocket ping after each) and gives up after a few quick reconnections.
+    """
+    if api.startswith(PREFECT_CLOUD_API_URL.value()):
+        return PrefectCloudEventsClient(api_url=api, reconnection_attempts=EMIT_ATTEMPTS, checkpoint_every=1)
+    return PrefectEventsClient(api_url=api, reconnection_attempts=EMIT_ATTEMPTS, checkpoint_every=1)
+
+
+class EmitFailed(Exception):
+    """Prefect did not take the event."""
+
+
 async def emit(event: dict[str, Any], event_id: str) -> None:
-    """Post the event to the Prefect API without blocking the event loop."""
-    api = prefect_api()
-    event = {"id": event_id, "occurred": datetime.now(timezone.utc).isoformat(), **event}
-    async with httpx.AsyncClient(timeout=30) as client:
-        response = await client.post(f"{api.rstrip('/')}/events", json=[event])
-        response.raise_for_status()
+    """Hand the event to Prefect; returns once the server has received it, else raises EmitFailed."""
+    try:
+        occurred = Event(id=event_id, occurred=datetime.now(timezone.utc), **event)
+        async with events_client(prefect_api()) as client:
+            await client.emit(occurred)
+    except Exception as exc:  # connection refused, auth refused, a closed socket: all mean "not delivered"
+        raise EmitFailed(str(exc) or type(exc).__name__) from exc
 
 
 async def emit_once(keys: list[str], event_id: str, delivery: str | None, event: dict[str, Any]) -> JSONResponse:
@@ -216,7 +236,7 @@ async def emit_once(keys: list[str], event_id: str, delivery: str | None, event:
         return JSONResponse({"duplicate": True, "delivery": delivery}, status_code=200)
     try:
         await emit(event, event_id)
-    except (httpx.HTTPError, RuntimeError) as exc:
+    except EmitFailed as exc:
         if keys:
             await run_in_threadpool(forget_keys, keys)
         return refuse(502, f"could not hand the event to Prefect: {exc}")

@@ -228,3 +228,59 @@ def test_named_webhook_delivery_ids_de_duplicate_and_fix_the_event_id(client, pr
     monkeypatch.setenv("AGENT_TASKS_DB_URL", f"sqlite:///{tmp_path / 'other-relay.db'}")
     elsewhere = client.post("/webhooks/deploy-failed", content=body, headers={**auth, "X-Delivery-Id": delivery})
     assert elsewhere.status_code == 202 and elsewhere.json()["event_id"] == first.json()["event_id"]
+
+
+@pytest.fixture
+def guarded_server(tmp_path):
+    """A `prefect server start` that asks every client for basic auth (PREFECT_SERVER_API_AUTH_STRING)."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from tests.conftest import free_port
+
+    port = free_port()
+    env = {**os.environ, "PREFECT_HOME": str(tmp_path / "prefect"), "PREFECT_SERVER_API_AUTH_STRING": "relay:s3cret-pw",
+           "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+    env.pop("PREFECT_API_URL", None)
+    log = open(tmp_path / "server.log", "w")
+    proc = subprocess.Popen([str(Path(sys.executable).parent / "prefect"), "server", "start", "--host", "127.0.0.1",
+                             "--port", str(port), "--no-ui"], env=env, stdout=log, stderr=subprocess.STDOUT)
+    api = f"http://127.0.0.1:{port}/api"
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{api}/health", auth=("relay", "s3cret-pw"), timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.5)
+        else:
+            raise AssertionError("the guarded server did not start: " + (tmp_path / "server.log").read_text()[-2000:])
+        yield api
+    finally:
+        proc.terminate()
+        proc.wait(20)
+
+
+def test_the_relay_emits_through_prefects_client_so_basic_auth_works(client, guarded_server, monkeypatch):
+    from prefect.settings import PREFECT_API_AUTH_STRING, temporary_settings
+
+    repo = f"acme/guarded-{uuid.uuid4().hex[:6]}"
+    monkeypatch.setenv("PREFECT_API_URL", guarded_server)
+    refused = post_github(client, issue_delivery(repo))
+    assert refused.status_code == 502 and "could not hand the event to Prefect" in refused.json()["error"]
+    with temporary_settings({PREFECT_API_AUTH_STRING: "relay:s3cret-pw"}):
+        accepted = post_github(client, issue_delivery(repo))
+    assert accepted.status_code == 202, accepted.json()
+    assert httpx.post(f"{guarded_server}/events/filter", json={}).status_code == 401  # the server really is guarded
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        found = httpx.post(f"{guarded_server}/events/filter", auth=("relay", "s3cret-pw"),
+                           json={"filter": {"resource": {"id": [f"github.repo.{repo}"]}}}).json()["events"]
+        if found:
+            break
+        time.sleep(0.2)
+    assert [e["id"] for e in found] == [accepted.json()["event_id"]]
