@@ -22,24 +22,34 @@ def artifact_key(session_id: str, what: str) -> str:
     return f"agent-{what}-{session_id.replace('-', '')[:12]}"
 
 
+def diff_notes(diff: DiffResult) -> list[str]:
+    """What the stored diff does not show in full, one line each (trimmed patch, directories left out)."""
+    notes = [diff.trimmed] if diff.trimmed else []
+    if diff.left_out:
+        shown = ", ".join(diff.left_out[:10]) + (f" and {len(diff.left_out) - 10} more" if len(diff.left_out) > 10 else "")
+        notes.append(f"left out of the diff (untracked, ignored by default): {shown}")
+    return notes
+
+
 def publish_diff_artifacts(session_id: str, diff: DiffResult) -> None:
     """The diff as markdown and its per-file stats as a table."""
-    redact = Redactor.from_env()
-    patch = redact(diff.patch_text)
-    if len(patch) > DIFF_ARTIFACT_CAP:
-        patch = patch[:DIFF_ARTIFACT_CAP] + f"\n... diff cut here; full diff: agent-tasks show {session_id} --diff\n"
+    patch, cut = Redactor.from_env().head(diff.patch, DIFF_ARTIFACT_CAP)  # masks only what is shown
+    if cut:
+        patch += f"\n... diff cut here; full diff: agent-tasks show {session_id} --diff\n"
     body = f"```diff\n{patch}```" if patch else "_No changes._"
+    notes = "".join(f"\n\n**{line}**" for line in diff_notes(diff))
     create_markdown_artifact(
-        markdown=f"# Diff\n\n{diff.diffstat()} against `{diff.base_commit[:10]}`\n\n{body}",
+        markdown=f"# Diff\n\n{diff.diffstat()} against `{diff.base_commit[:10]}`{notes}\n\n{body}",
         key=artifact_key(session_id, "diff"),
         description=f"Diff of session {session_id}",
     )
     rows = [
         {"file": f.path, "change": f.kind + (f" from {f.old_path}" if f.old_path else ""), "added": f.added,
-         "removed": f.removed, "binary": f.binary}
+         "removed": f.removed, "binary": f.binary, "patch": "stats only" if f.stats_only else "shown"}
         for f in diff.files
     ]
-    rows.append({"file": "TOTAL", "change": f"{len(diff.files)} files", "added": diff.added, "removed": diff.removed, "binary": False})
+    rows.append({"file": "TOTAL", "change": f"{len(diff.files)} files", "added": diff.added, "removed": diff.removed, "binary": False,
+                 "patch": f"{sum(f.stats_only for f in diff.files)} stats only"})
     create_table_artifact(table=rows, key=artifact_key(session_id, "files"), description="Files changed")
 
 

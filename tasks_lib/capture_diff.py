@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from prefect import get_run_logger
 
-from tasks_lib.artifacts import publish_diff_artifacts
+from tasks_lib.artifacts import diff_notes, publish_diff_artifacts
 from tasks_lib.diff import capture_increment, capture_workspace_diff
 from tasks_lib.models import DiffResult
 from tasks_lib.steps import step
@@ -22,12 +22,15 @@ def capture_diff(
 ) -> tuple[DiffResult, DiffResult | None]:
     """The workspace's full change against the base commit and, after a review, the increment since it.
 
-    Both are kept in the store; the cumulative diff is also shown in Prefect.
+    Both are kept in the store; the cumulative diff is also shown in Prefect. Each holds every file's
+    stats, but its patch only what fits the limits (tasks_lib/diff.py: DiffLimits); the log says what was left out.
     """
     logger = get_run_logger()
     diff = capture_workspace_diff(workspace, base_commit)
     store.save_diff(session_id, diff, iteration)
     logger.info("diff: %s", diff.diffstat())
+    for note in diff_notes(diff):
+        logger.warning("%s", note)
     increment = None
     if previous_patch is not None:
         increment = capture_increment(workspace, base_commit, previous_patch)

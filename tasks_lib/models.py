@@ -226,6 +226,8 @@ class FileChange(BaseModel):
     added: int = 0
     removed: int = 0
     binary: bool = False
+    patch_bytes: int = 0  # length of this file's part of the full patch
+    stats_only: bool = False  # its patch was over the limits: left out of the stored patch
 
 
 class DiffResult(BaseModel):
@@ -236,6 +238,8 @@ class DiffResult(BaseModel):
     added: int = 0
     removed: int = 0
     patch: bytes = b""
+    trimmed: str | None = None  # one line for people when the patch leaves files out (shown as stats only)
+    left_out: list[str] = Field(default_factory=list)  # untracked directories left out by default (node_modules/, ...)
 
     @property
     def patch_text(self) -> str:

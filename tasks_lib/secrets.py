@@ -13,6 +13,7 @@ SECRET_NAME = re.compile(
 URL_CREDENTIALS = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<user>[^/@:\s]*):(?P<pw>[^/@\s]+)@")
 MASK = "***"
 MIN_SECRET_LEN = 6
+URL_PASSWORD_REACH = 1024  # characters of a URL password a cut text is assumed to possibly hold
 
 
 def is_secret_name(name: str) -> bool:
@@ -41,6 +42,21 @@ class Redactor:
         values = [v for k, v in env.items() if is_secret_name(k)] + sorted(_masked_values)
         values += [m.group("pw") for v in env.values() for m in URL_CREDENTIALS.finditer(v)]
         return cls(values)
+
+    @property
+    def reach(self) -> int:
+        """The most characters one secret can span: the tail of a cut text that may hold a partial one."""
+        return max([URL_PASSWORD_REACH] + [len(s) for s in self._secrets[:1]])
+
+    def head(self, data: bytes, cap: int) -> tuple[str, bool]:
+        """At most ``cap`` characters from the start of ``data``, masked; True when ``data`` was cut.
+
+        Reads only ``cap`` + :attr:`reach` bytes, and leaves out the tail where a secret may be cut in two.
+        """
+        if len(data) <= cap:
+            return self(data.decode("utf-8", errors="replace")), False
+        masked = self(data[: cap + self.reach].decode("utf-8", errors="replace"))
+        return masked[: min(cap, max(0, len(masked) - self.reach))], True
 
     def __call__(self, text: str) -> str:
         """The text with every secret replaced by ``***``."""

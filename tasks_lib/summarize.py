@@ -9,7 +9,7 @@ from typing import Any
 from prefect import get_run_logger
 
 from tasks_lib.agent.loop import LoopResult, clip_middle
-from tasks_lib.artifacts import publish_summary_artifact
+from tasks_lib.artifacts import diff_notes, publish_summary_artifact
 from tasks_lib.check import CheckResult
 from tasks_lib.environments import SandboxSpec
 from tasks_lib.agent.model import Model, ModelError, ModelReply
@@ -65,6 +65,7 @@ def session_facts(loop: LoopResult, diff: DiffResult | None, max_steps: int, che
         "lines_added": diff.added if diff else 0,
         "lines_removed": diff.removed if diff else 0,
         "files": [f.model_dump() for f in diff.files] if diff else [],
+        "diff_notes": diff_notes(diff) if diff else [],
         "commands": commands,
         "tool_errors": sum(1 for s in loop.steps for c in s.tool_calls if not c.ok),
         "prompt_tokens": usage.prompt_tokens,
@@ -93,7 +94,9 @@ def render_facts(facts: dict[str, Any]) -> str:
     for f in facts["files"]:
         rename = f" (from `{f['old_path']}`)" if f.get("old_path") else ""
         binary = ", binary" if f["binary"] else ""
-        lines.append(f"  - `{f['path']}` {f['kind']}{rename}: +{f['added']} −{f['removed']}{binary}")
+        stats_only = ", stats only" if f.get("stats_only") else ""
+        lines.append(f"  - `{f['path']}` {f['kind']}{rename}: +{f['added']} −{f['removed']}{binary}{stats_only}")
+    lines += [f"- **⚠ {note[0].upper()}{note[1:]}**" for note in facts.get("diff_notes", [])]
     lines.append(f"- **Commands run:** {len(facts['commands'])}")
     lines += [f"  - `{c[:200]}`" for c in facts["commands"][:20]]
     if len(facts["commands"]) > 20:
