@@ -7,7 +7,7 @@ import re
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO, NamedTuple
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError
 
@@ -21,9 +21,73 @@ MAX_LIST_ENTRIES = 1000
 MAX_READ_LINES = 2000
 MAX_SEARCH_MATCHES = 200
 MAX_LINE_CHARS = 400
+MAX_READ_CHARS = 100_000  # characters of file content in one read_file answer
+MAX_READ_LINE_CHARS = 2000  # a longer line is cut in a read_file answer
+MAX_COUNT_BYTES = 16 * 1024 * 1024  # read_file counts a file's lines to its end only up to this size
+SEARCH_OUTPUT_CAP = 2 * MAX_SEARCH_MATCHES * (MAX_LINE_CHARS + 200)  # bytes of `git grep` output read (head kept)
 MAX_COMMAND_TIMEOUT_S = 1800
-GIT_OUTPUT_CAP = 8 * 1024 * 1024  # bytes of `git ls-files` / `git grep` output read
+GIT_OUTPUT_CAP = 8 * 1024 * 1024  # bytes of `git ls-files` output read
 GIT_TIMEOUT_S = 60
+
+
+class Page(NamedTuple):
+    """Lines read from a file: the lines shown, how many lines were read, whether the file ended."""
+
+    lines: list[str]
+    seen: int  # lines read from the file (those before ``start`` and one that did not fit included)
+    at_end: bool
+    full: bool  # stopped because the answer reached MAX_READ_CHARS
+
+
+def read_lines(handle: BinaryIO, start: int, last: int) -> Page:
+    """Lines ``start``..``last`` (1-based) of an open file, at most MAX_READ_CHARS characters of them.
+
+    Reads only up to the last line shown; no line is held longer than MAX_READ_LINE_CHARS (times 4 bytes).
+    """
+    cap = MAX_READ_LINE_CHARS * 4
+    lines: list[str] = []
+    chars = seen = 0
+    while seen < last:
+        raw = handle.readline(cap)
+        if not raw:
+            return Page(lines, seen, True, False)
+        seen += 1
+        long = not raw.endswith(b"\n") and len(raw) == cap
+        while long:  # skip the rest of a long line without keeping it
+            more = handle.readline(cap)
+            long = bool(more) and not more.endswith(b"\n")
+        if seen < start:
+            continue
+        text = raw.rstrip(b"\n").rstrip(b"\r").decode("utf-8", errors="replace")
+        if len(text) > MAX_READ_LINE_CHARS or len(raw) == cap and not raw.endswith(b"\n"):
+            text = text[:MAX_READ_LINE_CHARS] + f" [... line cut at {MAX_READ_LINE_CHARS} characters]"
+        if lines and chars + len(text) > MAX_READ_CHARS:
+            return Page(lines, seen, False, True)
+        lines.append(text)
+        chars += len(text)
+    return Page(lines, seen, handle.peek(1) == b"", False)
+
+
+def count_lines(handle: BinaryIO, seen: int, size: int) -> int | None:
+    """The file's number of lines, reading on from line ``seen``; None for a file over MAX_COUNT_BYTES."""
+    if size > MAX_COUNT_BYTES:
+        return None
+    total, last = seen, b"\n"
+    while chunk := handle.read(1 << 20):
+        total += chunk.count(b"\n")
+        last = chunk[-1:]
+    return total + (last != b"\n")
+
+
+def read_note(start: int, end: int, total: int | None, size: int, full: bool) -> str:
+    """The line under a read_file answer that says which part of the file it shows, when not all of it."""
+    capped = f"; the answer is capped at {MAX_READ_CHARS} characters, use start_line/end_line for the rest" if full else ""
+    if total is None:
+        return (f"\n[the file is {size / 1_000_000:.1f} MB, too big to count its lines; showing lines {start}-{end}"
+                f"{capped or '; use start_line/end_line to read on'}]")
+    if (start, end) == (1, total):
+        return ""
+    return f"\n[lines {start}-{end} of {total}{capped}]"
 
 
 class ToolError(Exception):
@@ -231,10 +295,10 @@ class Toolbox:
 
     # --- tools -----------------------------------------------------------------------------------
 
-    def _git(self, *args: str, check: bool = True) -> CommandResult:
+    def _git(self, *args: str, check: bool = True, output_cap: int = GIT_OUTPUT_CAP) -> CommandResult:
         """git, run in the session's environment like any other process the agent causes."""
         result = self.environment.execute(["git", "--no-pager", *HARDENING, *args], timeout_s=GIT_TIMEOUT_S,
-                                          output_cap=GIT_OUTPUT_CAP)
+                                          output_cap=output_cap)
         if result.timed_out:
             raise ToolError(f"git {args[0]} timed out after {GIT_TIMEOUT_S} s")
         if check and result.exit_code != 0:
@@ -259,17 +323,22 @@ class Toolbox:
         target = self.resolve(args.path)
         if not target.is_file():
             raise ToolError(f"{args.path}: no such file" if not target.exists() else f"{args.path}: is a directory")
-        data = target.read_bytes()
-        if b"\0" in data[:8192]:
-            raise ToolError(f"{args.path}: binary file ({len(data)} bytes), not shown")
-        lines = data.decode("utf-8", errors="replace").splitlines()
+        size = target.stat().st_size
         start = args.start_line or 1
-        end = min(args.end_line or len(lines), len(lines), start + MAX_READ_LINES - 1)
-        if lines and start > len(lines):
-            raise ToolError(f"{args.path}: start_line {start} is past the end ({len(lines)} lines)")
-        body = "\n".join(f"{n:6}\t{lines[n - 1]}" for n in range(start, end + 1))
-        note = f"\n[lines {start}-{end} of {len(lines)}]" if (start, end) != (1, len(lines)) else ""
-        return ToolOutcome(output=(body or "(empty file)") + note)
+        if args.end_line is not None and args.end_line < start:
+            raise ToolError(f"{args.path}: end_line {args.end_line} is before start_line {start}")
+        last = start + MAX_READ_LINES - 1 if args.end_line is None else min(args.end_line, start + MAX_READ_LINES - 1)
+        with open(target, "rb") as handle:
+            if b"\0" in handle.read(8192):
+                raise ToolError(f"{args.path}: binary file ({size} bytes), not shown")
+            handle.seek(0)
+            page = read_lines(handle, start, last)
+            total = page.seen if page.at_end else count_lines(handle, page.seen, size)
+        if page.seen and start > page.seen and page.at_end:
+            raise ToolError(f"{args.path}: start_line {start} is past the end ({page.seen} lines)")
+        end = start + len(page.lines) - 1
+        body = "\n".join(f"{n:6}\t{line}" for n, line in enumerate(page.lines, start))
+        return ToolOutcome(output=(body or "(empty file)") + read_note(start, end, total, size, page.full))
 
     def _search(self, args: SearchArgs) -> ToolOutcome:
         try:
@@ -277,16 +346,23 @@ class Toolbox:
         except re.error as exc:
             raise ToolError(f"invalid regular expression {args.pattern!r}: {exc}") from None
         target = self.resolve(args.path)
-        proc = self._git(
-            "grep", "-n", "-I", "--untracked", "--no-color", "-P", "-e", args.pattern, "--", self._rel(target), check=False
-        )
+        proc = self._git("grep", "-n", "-I", "--untracked", "--no-color", "-P", "-e", args.pattern, "--",
+                         self._rel(target), check=False, output_cap=SEARCH_OUTPUT_CAP)
         if proc.exit_code == 1:
             return ToolOutcome(output="no matches")
         if proc.exit_code != 0:
             raise ToolError(proc.output.strip() or "search failed")
-        lines = proc.output.splitlines()
+        output = proc.output
+        if proc.truncated_bytes:  # only the head is of use: the matches after the cut are not counted
+            output = output.split(f"\n[... {proc.truncated_bytes} bytes of output omitted ...]\n", 1)[0]
+            output = output.rsplit("\n", 1)[0]  # its last line may be cut
+        lines = output.splitlines()
         shown = [ln if len(ln) <= MAX_LINE_CHARS else ln[:MAX_LINE_CHARS] + " [...]" for ln in lines[:MAX_SEARCH_MATCHES]]
-        more = f"\n[... {len(lines) - len(shown)} more matches; narrow the pattern or path]" if len(lines) > len(shown) else ""
+        if proc.truncated_bytes:
+            more = (f"\n[... more matches: the search printed {proc.truncated_bytes + len(proc.output)} bytes, more than "
+                    "is read; narrow the pattern or path]")
+        else:
+            more = f"\n[... {len(lines) - len(shown)} more matches; narrow the pattern or path]" if len(lines) > len(shown) else ""
         return ToolOutcome(output="\n".join(shown) + more)
 
     def _edit_file(self, args: EditFileArgs) -> ToolOutcome:
