@@ -32,13 +32,15 @@ from tasks_lib.agent.prompt import build_system_prompt, initial_messages, named_
 from tasks_lib.redaction import install_log_redaction, redact_exception
 from tasks_lib.render import files_stat, trigger_line
 from tasks_lib.review import ReviewInput, emit_awaiting_review, review_description
-from tasks_lib.review_actions import accept_changes, discard_changes, reset_workspace, restore_workspace
+from tasks_lib.review_actions import commit_changes, deliver_changes, discard_changes, reset_workspace, restore_workspace
 from tasks_lib.check import CheckResult, fix_request
-from tasks_lib.run_agent import model_for, remaining_limits, run_agent
+from tasks_lib.run_agent import budget_used, model_for, run_agent, session_limits
 from tasks_lib.run_check import run_check
 from tasks_lib.run_setup import run_setup
 from tasks_lib.runner import current_runner
 from tasks_lib.secrets import Redactor, mask_variables
+from tasks_lib.reconcile import delivery_landed, settle_flow_run
+from tasks_lib.session import DeliveryTarget, TransitionRefused, claim_session, move, refusal, settle
 from tasks_lib.settings import Settings, load_settings
 from tasks_lib.store import Store, open_store, utcnow
 from tasks_lib.summarize import summarize
@@ -92,7 +94,16 @@ def session_result(store: Store, session_id: str) -> SessionResult:
     )
 
 
-@flow(name="agent-task", flow_run_name=_run_name, validate_parameters=False)
+def settle_from_state(flow, flow_run, state) -> None:
+    """Prefect state hook: a cancelled or crashed flow run ends its session (diff kept)."""
+    store = open_store(load_settings().db_url)
+    sid = settle_flow_run(store, str(flow_run.id), state.type.value, state.message or "", by="prefect-hook")
+    if sid:
+        get_run_logger().warning("session %s ended: %s", sid, store.get_session(sid).status_reason)
+
+
+@flow(name="agent-task", flow_run_name=_run_name, validate_parameters=False,
+      on_cancellation=[settle_from_state], on_crashed=[settle_from_state])
 def agent_task(request: TaskRequest) -> SessionResult:
     """Run a coding agent on a repository, record the session (summary, diff, log) and let a reviewer decide.
 
@@ -103,29 +114,45 @@ def agent_task(request: TaskRequest) -> SessionResult:
     settings = load_settings()
     store = open_store(settings.db_url)
     raw = request.model_dump() if isinstance(request, TaskRequest) else dict(request or {})
-    run_id = str(flow_run.id) if flow_run.id else None
-    existing = store.session_for_flow_run(run_id) if run_id else None
-    if existing is not None and SessionStatus(existing.status).terminal:
-        return session_result(store, existing.id)  # this run already ended its session
-    resuming = existing is not None and existing.status == SessionStatus.awaiting_review.value
-    if existing is not None and not resuming:
-        store.finish_session(existing.id, SessionStatus.failed, "interrupted; the flow run was restarted")
-    session_id = existing.id if resuming else store.create_session(
-        Redactor.from_env().deep(raw), flow_run_id=run_id, workflow=deployment.name or None
-    )
-    get_run_logger().info("session %s%s", session_id, " (resumed)" if resuming else "")
+    claim = claim_session(store, str(flow_run.id) if flow_run.id else None, Redactor.from_env().deep(raw),
+                          deployment.name or None)
+    session_id = claim.session_id
+    if claim.mode == "ended":
+        return ended_session(store, session_id)
+    get_run_logger().info("session %s%s", session_id, CLAIM_NOTES[claim.mode])
     try:
-        return SessionRun(store, session_id, settings).run(raw, resuming)
+        return SessionRun(store, session_id, settings).run(raw, claim.mode)
     except (SessionFailed, Pause):
         raise
+    except TransitionRefused as exc:  # cancelled, expired or settled elsewhere while this run worked on it
+        raise SessionFailed(session_id, f"the session ended elsewhere: {exc}") from None
     except BaseException as exc:  # interrupted or crashed: the session must still end in a clear state
         reason = "interrupted" if isinstance(exc, KeyboardInterrupt) else f"crashed: {type(exc).__name__}: {exc}"
-        if not SessionStatus(store.get_session(session_id).status).terminal:
-            store.finish_session(session_id, SessionStatus.failed, Redactor.from_env()(reason))
+        settle(store, session_id, SessionStatus.failed, Redactor.from_env()(reason), by="flow")
         clean = redact_exception(exc)  # Prefect keeps the exception's text as the run's state message
         if clean is exc:
             raise
         raise clean from None
+
+
+CLAIM_NOTES = {
+    "new": "",
+    "review": " (resumed for its review)",
+    "continue": " (continued: this flow run was restarted while the agent worked)",
+    "deliver": " (continued: this flow run was restarted while delivering an accepted change)",
+}
+SUCCESSFUL_ENDINGS = {SessionStatus.completed, SessionStatus.stopped, SessionStatus.accepted, SessionStatus.rejected}
+
+
+def ended_session(store: Store, session_id: str) -> SessionResult:
+    """The result of a re-entered run whose session already ended; a failed or cut-off one fails the run loudly."""
+    row = store.get_session(session_id)
+    if SessionStatus(row.status) in SUCCESSFUL_ENDINGS:
+        return session_result(store, session_id)
+    raise SessionFailed(session_id, (
+        f"this flow run's session {session_id[:8]} already ended {row.status}: {row.status_reason}. Re-running the "
+        "flow run does not start it again: start a new run (its diff and work branch are kept)"
+    ))
 
 
 class SessionRun:
@@ -143,29 +170,37 @@ class SessionRun:
     def fail(self, reason: str) -> SessionFailed:
         """End the session as failed; returns the exception to raise."""
         reason = self.redact(reason)
-        self.store.finish_session(self.session_id, SessionStatus.failed, reason)
+        move(self.store, self.session_id, SessionStatus.failed, reason)
         self.logger.error("session %s failed: %s", self.session_id, reason)
         return SessionFailed(self.session_id, reason)
 
     def finish(self, status: SessionStatus, reason: str) -> SessionResult:
         """End the session in a terminal status and return its result."""
-        self.store.finish_session(self.session_id, status, self.redact(reason))
+        move(self.store, self.session_id, status, self.redact(reason))
         self.logger.info("session %s %s: %s", self.session_id, status.value, reason)
         return session_result(self.store, self.session_id)
 
     # --- the whole run ---------------------------------------------------------------------------
 
-    def run(self, raw: dict[str, Any], resuming: bool) -> SessionResult:
-        """Start (or resume) the session and see it to a terminal status."""
-        if resuming:
+    def run(self, raw: dict[str, Any], mode: str) -> SessionResult:
+        """Start the session (or pick it up where the store says it stopped) and see it to a terminal status."""
+        if mode == "review":
             self.restore(raw)
+            return self.review_cycle()
+        if mode == "deliver":
+            self.restore(raw)
+            notice = self.settle_interrupted_delivery()
+            return self.review_cycle(notice) if notice else session_result(self.store, self.session_id)
+        if mode == "continue":
+            self.restore(raw)
+            loop = self.work(continued=self.continue_iteration())
         else:
             self.start(raw)
             loop = self.work()
-            if loop_failed(loop):
-                raise self.fail(f"{loop.end_reason.value}: {loop.detail}")
-            if not self.req.review:
-                return self.finish(final_status(loop), loop.detail)
+        if loop_failed(loop):
+            raise self.fail(f"{loop.end_reason.value}: {loop.detail}")
+        if not self.req.review:
+            return self.finish(final_status(loop), loop.detail)
         return self.review_cycle()
 
     def start(self, raw: dict[str, Any]) -> None:
@@ -176,11 +211,9 @@ class SessionRun:
         except BadRequest as exc:
             raise self.fail(str(exc)) from None
         self.announce_sandbox()
-        self.store.update_session(
-            self.session_id, status=SessionStatus.running, model=self.model_name, agent=self.agent.name,
-            agent_spec=self.redact.deep(self.agent.model_dump(mode="json")), runner=current_runner(),
-            sandbox=self.sandbox.model_dump(),
-        )
+        move(self.store, self.session_id, SessionStatus.running, "checking out the repository",
+             model=self.model_name, agent=self.agent.name, agent_spec=self.redact.deep(self.agent.model_dump(mode="json")),
+             runner=current_runner(), sandbox=self.sandbox.model_dump())
         try:
             self.ws = checkout(
                 self.repository, self.req.branch, self.req.instructions, self.session_id,
@@ -248,32 +281,63 @@ class SessionRun:
         )
         self.iteration, self.instructions = row.iteration, row.instructions
         self.messages = list(row.conversation or [])
+        self.iteration_start = row.iteration_start
         self.store.update_session(self.session_id, runner=current_runner())
         latest = self.store.latest_diff(self.session_id)
-        how = restore_workspace(
+        self.workspace_was = how = restore_workspace(
             self.repository, self.settings.mirrors_dir, self.ws.path, self.ws.work_branch, self.ws.base_commit,
             latest.patch if latest else b"",
         )
         self.environment = self.make_environment()
         if how == "rebuilt":  # what the setup installed outside the patch is gone with the old workspace
             self.setup()
-        self.reuse_review_key = True
+        self.reuse_review_key = row.status == SessionStatus.awaiting_review.value
 
-    def work(self) -> LoopResult:
-        """One iteration: the agent loop, the diff (and the increment since the last review), the summary."""
+    def continue_iteration(self) -> bool:
+        """Ready a restarted run to go on with its iteration; True when it continues mid-conversation.
+
+        With its workspace still here the agent continues from its last saved step; a workspace rebuilt
+        elsewhere holds only what the last review saw, so the iteration starts over from there.
+        """
+        move(self.store, self.session_id, SessionStatus.running, f"iteration {self.iteration} continued after a restart")
+        if self.workspace_was == "existing" and self.messages:
+            self.messages.append({"role": "user", "content": (
+                "(Your run was interrupted and has been restarted. The workspace is as you left it; "
+                "check the state of your last step, then continue the task.)")})
+            self.logger.warning("continuing iteration %d from its last saved step", self.iteration)
+            return True
+        start = self.iteration_start
+        self.messages = self.messages[:start] if start and self.messages else self.fresh_conversation()
+        self.logger.warning("the workspace was rebuilt on this worker: iteration %d starts over from its beginning",
+                            self.iteration)
+        return False
+
+    def work(self, continued: bool = False) -> LoopResult:
+        """One iteration: the agent loop, the diff (and the increment since the last review), the summary.
+
+        ``continued``: the conversation already holds part of this iteration (a restarted run).
+        """
         row = self.store.get_session(self.session_id)
         prior = Usage(steps=row.steps_used, prompt_tokens=row.prompt_tokens, completion_tokens=row.completion_tokens,
                       cached_tokens=row.cached_tokens, cost_usd=row.cost_usd)
         previous = self.store.latest_diff(self.session_id) if self.iteration > 1 else None
-        self.store.update_session(self.session_id, status=SessionStatus.running, iteration=self.iteration)
+        if continued:
+            self.store.update_session(self.session_id, iteration=self.iteration)
+        else:
+            self.store.update_session(self.session_id, iteration=self.iteration, iteration_start=len(self.messages))
+        seconds = row.agent_seconds or 0.0
+        left = session_limits(self.agent, prior, seconds)
+        if left is None:
+            raise self.fail(f"the session's budget is used up ({budget_used(self.agent, prior, seconds)})")
+        first = len([s for s in self.store.steps(self.session_id) if s.iteration == self.iteration]) + 1 if continued else 1
         crash: str | None = None
         loop: LoopResult | None = None
         check: CheckResult | None = None
         try:
             loop = run_agent(self.store, self.session_id, self.ws.path, self.environment, self.agent, self.model_name,
-                             self.messages, self.settings, self.iteration, prior)
+                             self.messages, self.settings, self.iteration, prior, left, first)
             if self.agent.check_command and not loop_failed(loop):
-                loop, check = self.check_and_fix(loop, prior)
+                loop, check = self.check_and_fix(loop, prior, seconds)
         except BaseException as exc:  # the loop handles model and tool errors itself; this is a crash
             if not isinstance(exc, Exception):  # interrupted: keep the work, then let it propagate
                 capture_diff(self.store, self.session_id, self.ws.path, self.ws.base_commit, self.iteration)
@@ -289,20 +353,23 @@ class SessionRun:
             raise self.fail(crash or "the agent loop returned nothing")
         self.messages = loop.messages
         self.check = check
-        self.store.update_session(self.session_id, end_reason=loop.end_reason.value,
+        self.store.update_session(self.session_id, end_reason=loop.end_reason.value, agent_seconds=seconds + loop.duration_s,
                                   conversation=self.redact.deep(self.messages))
         summarize(self.store, self.session_id, model_for(self.agent, self.model_name, self.settings),
                   self.instructions, loop, diff, self.agent.max_steps, self.iteration, check, self.sandbox)
         return loop
 
-    def check_and_fix(self, loop: LoopResult, prior: Usage) -> tuple[LoopResult, CheckResult]:
-        """Run the agent's check; while it fails and fix_until_green allows, hand it back to the agent."""
+    def check_and_fix(self, loop: LoopResult, prior: Usage, seconds: float) -> tuple[LoopResult, CheckResult]:
+        """Run the agent's check; while it fails and fix_until_green allows, hand it back to the agent.
+
+        Fix rounds draw on the session's budgets (``prior`` usage and ``seconds`` of agent time before this loop).
+        """
         timeout = self.agent.check_timeout_minutes * 60
         check = run_check(self.store, self.session_id, self.environment, self.agent.check_command, timeout, self.iteration)
         for fix_round in range(1, self.agent.fix_until_green + 1):
             if check.passed:
                 break
-            left = remaining_limits(self.agent, loop)
+            left = session_limits(self.agent, prior.plus(loop.usage), seconds + loop.duration_s)
             if left is None or loop.end_reason.ended_early:
                 self.logger.warning("check failed, but the budget is used up: no fix round")
                 break
@@ -323,9 +390,8 @@ class SessionRun:
 
     # --- review ----------------------------------------------------------------------------------
 
-    def review_cycle(self) -> SessionResult:
+    def review_cycle(self, notice: str | None = None) -> SessionResult:
         """Wait for decisions and carry them out until the session ends."""
-        notice: str | None = None
         while True:
             review = self.wait_for_review(notice)
             notice = None
@@ -334,30 +400,24 @@ class SessionRun:
             decision = review.decision
             self.logger.info("review decision for iteration %d: %s", self.iteration, decision)
             if decision == "accept":
-                try:
-                    commit, where = self.accept()
-                except DeliveryError as exc:
-                    notice = self.redact(f"accept failed: {exc}")
-                    self.store.add_review(self.session_id, self.iteration, decision, review.feedback, outcome=notice)
-                    self.logger.error(notice)
-                    continue
-                self.store.update_session(self.session_id, delivered_commit=commit, delivered_to=where)
-                self.store.add_review(self.session_id, self.iteration, decision, review.feedback, outcome=where)
-                return self.finish(SessionStatus.accepted, f"accepted: {commit[:10]} → {where}")
+                notice = self.accept(review)
+                if notice is None:
+                    return session_result(self.store, self.session_id)
+                continue
             if decision == "reject":
                 discard_changes(self.ws.mirror, self.ws.path, self.ws.work_branch)
                 self.store.add_review(self.session_id, self.iteration, decision, review.feedback, outcome="discarded")
                 reason = "rejected by the reviewer" + (f": {review.feedback}" if review.feedback else "")
                 return self.finish(SessionStatus.rejected, reason)
-            rounds = self.store.get_session(self.session_id).change_rounds
-            if decision == "request_changes" and rounds >= self.settings.max_change_rounds:
-                notice = f"no change rounds left ({rounds} of {self.settings.max_change_rounds} used): accept, reject or retry"
+            row = self.store.get_session(self.session_id)
+            notice = refusal(decision, row, self.settings, self.budget_line(row))
+            if notice:
                 self.store.add_review(self.session_id, self.iteration, decision, review.feedback, outcome=notice)
                 continue
             self.store.add_review(self.session_id, self.iteration, decision, review.feedback, review.instructions,
                                   outcome=f"iteration {self.iteration + 1}")
             if decision == "request_changes":
-                self.store.update_session(self.session_id, change_rounds=rounds + 1)
+                self.store.update_session(self.session_id, change_rounds=row.change_rounds + 1)
                 self.messages.append({"role": "user", "content": (
                     "The reviewer asked for changes:\n\n" + (review.feedback.strip() or "(no details given)")
                     + "\n\nAddress this feedback in the same workspace, then call finish with a summary."
@@ -367,12 +427,22 @@ class SessionRun:
                 self.instructions = review.instructions.strip()
                 if review.feedback.strip():
                     self.instructions += f"\n\nReviewer's notes on the previous attempt:\n{review.feedback.strip()}"
-                self.store.update_session(self.session_id, instructions=self.instructions)
+                self.store.update_session(self.session_id, instructions=self.instructions,
+                                          retry_rounds=(row.retry_rounds or 0) + 1)
                 self.messages = self.fresh_conversation()
             self.iteration += 1
+            move(self.store, self.session_id, SessionStatus.running, f"iteration {self.iteration}: {decision.replace('_', ' ')}")
             loop = self.work()
             if loop_failed(loop):
                 notice = self.redact(f"iteration {self.iteration} ended early: {loop.end_reason.value}: {loop.detail}")
+
+    def budget_line(self, row) -> str | None:
+        """How the session's budgets stand when one is used up, else None."""
+        used = Usage(steps=row.steps_used, prompt_tokens=row.prompt_tokens, completion_tokens=row.completion_tokens,
+                     cost_usd=row.cost_usd)
+        if session_limits(self.agent, used, row.agent_seconds or 0.0) is not None:
+            return None
+        return budget_used(self.agent, used, row.agent_seconds or 0.0)
 
     def check_line(self) -> str | None:
         """The latest check result of this iteration, for the review form."""
@@ -383,15 +453,45 @@ class SessionRun:
         verdict = "passed" if last.passed else f"failed (exit {last.exit_code})"
         return f"`{last.command}` {verdict} in {last.duration_s:.1f} s" + (f" after {last.fix_round} fix rounds" if last.fix_round else "")
 
-    def accept(self) -> tuple[str, str]:
-        """Commit and deliver the work as the task or agent says."""
+    def accept(self, review: ReviewInput) -> str | None:
+        """Commit and deliver the work as the task or agent says; None when delivered, else the notice why not.
+
+        The target is recorded (status delivering) before anything is pushed, so a process that dies
+        mid-delivery leaves a session that can be settled by looking for its commit on the target.
+        """
         row = self.store.get_session(self.session_id)
         summary = self.store.latest_summary(self.session_id)
         message = commit_message(self.instructions, summary.markdown if summary else "", self.session_id,
                                  self.agent.name, row.reviewer)
         on_accept = self.req.on_accept or self.agent.on_accept
-        return accept_changes(self.ws.path, self.ws.mirror, self.repository, on_accept, self.ws.work_branch,
-                              self.ws.base_branch, self.ws.base_commit, message, self.session_id)
+        try:
+            commit = commit_changes(self.ws.path, self.ws.mirror, message, self.session_id, self.ws.work_branch)
+            target = DeliveryTarget(mode=on_accept, repository=self.repository, commit=commit,
+                                    branch=self.ws.base_branch if on_accept == "merge" else self.ws.work_branch)
+            move(self.store, self.session_id, SessionStatus.delivering, f"delivering {commit[:10]}: {target.describe()}",
+                 delivery_target=target.model_dump_json())
+            where = deliver_changes(self.ws.mirror, self.repository, on_accept, commit, self.ws.work_branch,
+                                    self.ws.base_branch, self.ws.base_commit, message)
+        except DeliveryError as exc:
+            notice = self.redact(f"accept failed: {exc}")
+            self.store.add_review(self.session_id, self.iteration, review.decision, review.feedback, outcome=notice)
+            self.logger.error(notice)
+            return notice
+        self.store.update_session(self.session_id, delivered_commit=commit, delivered_to=where)
+        self.store.add_review(self.session_id, self.iteration, review.decision, review.feedback, outcome=where)
+        self.finish(SessionStatus.accepted, f"accepted: {commit[:10]} → {where}")
+        return None
+
+    def settle_interrupted_delivery(self) -> str | None:
+        """After a restart mid-delivery: accepted if the commit reached its target (None), else the notice to decide again."""
+        row = self.store.get_session(self.session_id)
+        target = DeliveryTarget.model_validate_json(row.delivery_target) if row.delivery_target else None
+        if target is not None and delivery_landed(self.settings.mirrors_dir, target):
+            self.store.update_session(self.session_id, delivered_commit=target.commit, delivered_to=target.describe())
+            self.finish(SessionStatus.accepted, f"accepted: {target.commit[:10]} → {target.describe()} "
+                                                "(found on the target after the run was restarted)")
+            return None
+        return "the run was restarted while delivering, and the commit is not on its target: decide again"
 
     def wait_for_review(self, notice: str | None) -> ReviewInput | None:
         """Pause (plain runs) or suspend (deployment runs) until a reviewer decides; None when the time is up."""
@@ -418,9 +518,8 @@ class SessionRun:
             self.store.update_session(self.session_id, runner=runner)
         else:
             deadline = utcnow() + timedelta(seconds=self.settings.review_timeout_s)
-            self.store.update_session(self.session_id, status=SessionStatus.awaiting_review, review_key=key,
-                                      review_deadline=deadline, status_reason=notice or "waiting for a reviewer",
-                                      runner=runner)
+            move(self.store, self.session_id, SessionStatus.awaiting_review, notice or "waiting for a reviewer",
+                 review_key=key, review_deadline=deadline, runner=runner)
             emit_awaiting_review(self.session_id, self.repository, row.reviewer, self.iteration,
                                  f"+{diff.added} -{diff.removed}" if diff else "no diff")
             self.logger.info("waiting for review (key %s, reviewer %s)", key, row.reviewer or "anyone")

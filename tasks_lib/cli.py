@@ -288,7 +288,7 @@ def review(
         end_orphans(store, row.id)  # the run's process may die while acting on the decision
         now = store.get_session(row.id)
         waiting_again = now.status == "awaiting_review" and now.review_key != key
-        if (now.status != "awaiting_review" and now.status != "running") or waiting_again:
+        if now.status not in ("awaiting_review", "running", "delivering") or waiting_again:
             out.print(f"session {now.id[:8]} {now.status}: {now.status_reason}")
             return
     raise CliError(f"session {row.id[:8]} is still working after {wait_timeout:.0f}s; see agent-tasks show {row.id[:8]}")

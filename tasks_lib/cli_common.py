@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING
@@ -44,5 +45,5 @@ def cli_store(refresh: bool = False) -> Store:
     if refresh:
         from tasks_lib.reconcile import refresh as settle
 
-        settle(store)
+        settle(store, ask_prefect=bool(os.environ.get("PREFECT_API_URL")))
     return store

@@ -107,9 +107,12 @@ class SessionStatus(str, Enum):
     stopped = "stopped"
     failed = "failed"
     awaiting_review = "awaiting_review"
+    delivering = "delivering"  # accepted by a reviewer; the commit is on its way to its target
     accepted = "accepted"
     rejected = "rejected"
     expired = "expired"
+    cancelled = "cancelled"  # its flow run was cancelled in Prefect
+    crashed = "crashed"  # its flow run crashed (process or worker died); the work so far is kept
 
     @property
     def terminal(self) -> bool:
@@ -124,6 +127,8 @@ TERMINAL_STATUSES = {
     SessionStatus.accepted,
     SessionStatus.rejected,
     SessionStatus.expired,
+    SessionStatus.cancelled,
+    SessionStatus.crashed,
 }
 
 

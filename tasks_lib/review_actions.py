@@ -11,25 +11,36 @@ from tasks_lib.gitcli import GitError
 from tasks_lib.steps import step
 
 
-@step("accept-changes")
-def accept_changes(
-    workspace: str,
-    mirror: str,
-    repository: str,
-    on_accept: str,
-    work_branch: str,
-    base_branch: str,
-    base_commit: str,
-    message: str,
-    session_id: str,
-) -> tuple[str, str]:
-    """Commit the work on its branch and deliver it as configured; returns (commit, where it went).
+@step("commit-changes")
+def commit_changes(workspace: str, mirror: str, message: str, session_id: str, work_branch: str) -> str:
+    """Commit the work on its branch and hand the commit to the repository's mirror; returns the commit.
 
-    DeliveryError (with git's message) when any step fails; the session can then be decided again.
+    DeliveryError (with git's message) when that fails; the session can then be decided again.
     """
     try:
         commit = delivery.commit_workspace(workspace, message, session_id)
         delivery.hand_to_mirror(workspace, mirror, commit, work_branch)
+    except GitError as exc:
+        raise delivery.DeliveryError(str(exc)) from None
+    return commit
+
+
+@step("deliver-changes")
+def deliver_changes(
+    mirror: str,
+    repository: str,
+    on_accept: str,
+    commit: str,
+    work_branch: str,
+    base_branch: str,
+    base_commit: str,
+    message: str,
+) -> str:
+    """Deliver a committed change as configured (branch, merge or pull request); returns where it went.
+
+    DeliveryError (with git's message) when any step fails; the session can then be decided again.
+    """
+    try:
         if on_accept == "merge":
             where = delivery.deliver_merge(mirror, repository, base_branch, base_commit, commit, work_branch)
         elif on_accept == "pull_request":
@@ -40,7 +51,7 @@ def accept_changes(
     except GitError as exc:
         raise delivery.DeliveryError(str(exc)) from None
     get_run_logger().info("accepted as %s: %s", commit[:10], where)
-    return commit, where
+    return where
 
 
 @step("discard-changes")

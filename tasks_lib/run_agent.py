@@ -56,16 +56,30 @@ def agent_limits(agent: AgentSpec) -> Limits:
     )
 
 
-def remaining_limits(agent: AgentSpec, spent: LoopResult) -> Limits | None:
-    """What is left of the agent's budgets after ``spent``; None when any of them is used up."""
+def session_limits(agent: AgentSpec, used: Usage, seconds: float) -> Limits | None:
+    """What is left of the agent's budgets for the whole session after ``used`` and ``seconds`` of agent time.
+
+    None when any budget is used up. The budgets cap the session, not each iteration: change requests,
+    retries and fix rounds all draw on the same steps, tokens, cost and wall time.
+    """
     full = agent_limits(agent)
-    steps = full.max_steps - spent.usage.steps
-    wall = full.wall_time_s - spent.duration_s if full.wall_time_s is not None else None
-    cost = full.max_cost_usd - (spent.usage.cost_usd or 0.0) if full.max_cost_usd is not None else None
-    tokens = (full.max_tokens - spent.usage.prompt_tokens - spent.usage.completion_tokens) if full.max_tokens else None
+    steps = full.max_steps - used.steps
+    wall = full.wall_time_s - seconds if full.wall_time_s is not None else None
+    cost = full.max_cost_usd - (used.cost_usd or 0.0) if full.max_cost_usd is not None else None
+    tokens = (full.max_tokens - used.prompt_tokens - used.completion_tokens) if full.max_tokens else None
     if steps <= 0 or (wall is not None and wall <= 0) or (cost is not None and cost <= 0) or (tokens is not None and tokens <= 0):
         return None
     return Limits(max_steps=steps, wall_time_s=wall, max_cost_usd=cost, max_tokens=tokens)
+
+
+def budget_used(agent: AgentSpec, used: Usage, seconds: float) -> str:
+    """One line on how much of the session's budgets is used."""
+    parts = [f"steps {used.steps}/{agent.max_steps}", f"agent time {seconds / 60:.1f}/{agent.timeout_minutes} min"]
+    if agent.max_tokens:
+        parts.append(f"tokens {used.prompt_tokens + used.completion_tokens}/{agent.max_tokens}")
+    if agent.max_cost_usd is not None:
+        parts.append(f"cost ${used.cost_usd or 0:.2f}/${agent.max_cost_usd:.2f}")
+    return ", ".join(parts)
 
 
 def model_for(agent: AgentSpec, model_name: str, settings: Settings) -> LitellmModel:
@@ -118,7 +132,8 @@ def run_agent(
     bar = ProgressArtifact(session_id, total_steps)
 
     def on_step(step: StepRecord, usage: Usage) -> None:
-        store.add_step(session_id, step, (prior_usage or Usage()).plus(usage), iteration)
+        # the conversation is saved with every step, so a restarted run can go on from here
+        store.add_step(session_id, step, (prior_usage or Usage()).plus(usage), iteration, conversation=redact.deep(messages))
         if step.text:
             logger.info("step %d reasoning: %s", step.index, step.text[:2000])
         logger.info(describe_step(step, total_steps))

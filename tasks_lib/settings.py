@@ -20,6 +20,8 @@ class Settings(BaseModel):
     review_timeout_s: int
     review_poll_s: int
     max_change_rounds: int
+    max_retry_rounds: int = 3
+    allow_sqlite_deployments: bool = False
     sandbox: str = "auto"
     sandbox_expose: list[str] = []
 
@@ -61,6 +63,8 @@ def load_settings() -> Settings:
         review_timeout_s=int(os.environ.get("AGENT_TASKS_REVIEW_TIMEOUT", str(7 * 24 * 3600))),
         review_poll_s=int(os.environ.get("AGENT_TASKS_REVIEW_POLL", "5")),
         max_change_rounds=int(os.environ.get("AGENT_TASKS_MAX_CHANGE_ROUNDS", "5")),
+        max_retry_rounds=int(os.environ.get("AGENT_TASKS_MAX_RETRY_ROUNDS", "3")),
+        allow_sqlite_deployments=(os.environ.get("AGENT_TASKS_ALLOW_SQLITE_DEPLOYMENTS") or "").lower() in ("1", "true", "yes"),
         sandbox=sandbox,
         sandbox_expose=[str(Path(p.strip()).expanduser()) for p in expose],
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import uuid
 from datetime import datetime, timezone
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 from sqlalchemy import (
     JSON,
@@ -20,15 +20,16 @@ from sqlalchemy import (
     create_engine,
     event,
     select,
+    update,
 )
 from sqlalchemy.engine import Engine
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, defer, mapped_column, sessionmaker
 
-from tasks_lib.models import DiffResult, SessionStatus, StepRecord, TaskRequest, Usage
+from tasks_lib.models import TERMINAL_STATUSES, DiffResult, SessionStatus, StepRecord, TaskRequest, Usage
 
 STEP_RESULT_CAP = 200_000  # characters of a tool result kept in the store
 # Statuses in which a live process is working on the session (or blocking on its review).
-ORPHANABLE = (SessionStatus.pending, SessionStatus.running, SessionStatus.awaiting_review)
+ORPHANABLE = (SessionStatus.pending, SessionStatus.running, SessionStatus.awaiting_review, SessionStatus.delivering)
 
 
 def utcnow() -> datetime:
@@ -46,7 +47,7 @@ class SessionRow(Base):
     __tablename__ = "sessions"
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     status: Mapped[str] = mapped_column(String(32), index=True)
@@ -82,6 +83,24 @@ class SessionRow(Base):
     delivered_to: Mapped[str | None] = mapped_column(Text)
     runner: Mapped[str | None] = mapped_column(String(255))  # host:pid of the process working on it
     sandbox: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # the SandboxSpec its commands run under
+    iteration_start: Mapped[int | None] = mapped_column(Integer)  # messages of the conversation before this iteration
+    agent_seconds: Mapped[float | None] = mapped_column(Float)  # wall time the agent loop used, all iterations
+    retry_rounds: Mapped[int | None] = mapped_column(Integer)  # retries a reviewer asked for
+    delivery_target: Mapped[str | None] = mapped_column(Text)  # where an accept is delivering (set before pushing)
+
+
+class TransitionRow(Base):
+    """One change of a session's status: from what, to what, why, and who made it."""
+
+    __tablename__ = "transitions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    session_id: Mapped[str] = mapped_column(ForeignKey("sessions.id", ondelete="CASCADE"), index=True)
+    from_status: Mapped[str | None] = mapped_column(String(32))
+    to_status: Mapped[str] = mapped_column(String(32))
+    reason: Mapped[str] = mapped_column(Text, default="")
+    by: Mapped[str] = mapped_column(String(32), default="")
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
 class StepRow(Base):
@@ -212,13 +231,14 @@ def _check_schema(engine: Engine, url: str) -> None:
             f"the store at {engine.url.render_as_string(hide_password=True)} was made by another version of "
             f"agent-tasks (missing {shown}); move it aside or set AGENT_TASKS_DB_URL to a new database"
         )
-    if not addable:
-        return
     quote = engine.dialect.identifier_preparer.quote
     with engine.begin() as db:
         for table, column in addable:
             kind = column.type.compile(dialect=engine.dialect)
             db.execute(text(f"ALTER TABLE {quote(table.name)} ADD COLUMN {quote(column.name)} {kind}"))
+    for table in Base.metadata.sorted_tables:  # indexes this version added (create_all skips existing tables)
+        for index in table.indexes:
+            index.create(engine, checkfirst=True)
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:
@@ -267,12 +287,15 @@ class Store:
                     workflow=workflow,
                 )
             )
+            db.flush()
+            db.add(TransitionRow(session_id=session_id, from_status=None, to_status=SessionStatus.pending.value,
+                                 reason="created", by="flow"))
         return session_id
 
     def update_session(self, session_id: str, **fields: Any) -> None:
-        """Set columns of a session (status values may be given as SessionStatus)."""
-        if isinstance(fields.get("status"), SessionStatus):
-            fields["status"] = fields["status"].value
+        """Set columns of a session other than its status (statuses change only through ``transition``)."""
+        if {"status", "status_reason", "finished_at"} & fields.keys():
+            raise ValueError("a session's status changes only through Store.transition")
         with self._db() as db:
             row = db.get(SessionRow, session_id)
             if row is None:
@@ -280,17 +303,49 @@ class Store:
             for key, value in fields.items():
                 setattr(row, key, value)
 
-    def finish_session(self, session_id: str, status: SessionStatus, reason: str) -> None:
-        """Put a session in a terminal status with a readable reason."""
-        self.update_session(session_id, status=status, status_reason=reason, finished_at=utcnow())
+    def transition(self, session_id: str, to: SessionStatus, reason: str, allowed_from: Iterable[SessionStatus],
+                   by: str, **fields: Any) -> str | None:
+        """Move a session to ``to`` if, and only if, its status is one of ``allowed_from`` (compare-and-set).
+
+        Sets ``fields`` in the same write and records the transition; a terminal status also sets
+        ``finished_at``. Returns the status it came from, or None when the session was in another status
+        (nothing is written then).
+        """
+        allowed = [s.value for s in allowed_from]
+        values = {**fields, "status": to.value, "status_reason": reason, "updated_at": utcnow()}
+        if to.terminal:
+            values["finished_at"] = utcnow()
+        for _ in range(5):  # the status read and the guarded write; repeat if another writer got in between
+            with self._db() as db:
+                current = db.scalar(select(SessionRow.status).where(SessionRow.id == session_id))
+                if current is None:
+                    raise SessionNotFound(session_id)
+                if current not in allowed:
+                    return None
+                done = db.execute(
+                    update(SessionRow).where(SessionRow.id == session_id, SessionRow.status == current).values(**values)
+                ).rowcount
+                if done == 1:
+                    db.add(TransitionRow(session_id=session_id, from_status=current, to_status=to.value,
+                                         reason=reason[:4000], by=by))
+                    return current
+        return None
+
+    def transitions(self, session_id: str) -> list[TransitionRow]:
+        """The session's status changes, oldest first."""
+        query = select(TransitionRow).where(TransitionRow.session_id == session_id).order_by(TransitionRow.id)
+        with self._db() as db:
+            return list(db.scalars(query).all())
 
     @staticmethod
     def _apply_usage(row: SessionRow, usage: Usage) -> None:
         row.steps_used, row.prompt_tokens, row.completion_tokens = usage.steps, usage.prompt_tokens, usage.completion_tokens
         row.cached_tokens, row.cost_usd = usage.cached_tokens, usage.cost_usd
 
-    def add_step(self, session_id: str, step: StepRecord, usage: Usage, iteration: int = 1) -> None:
-        """Append one step (tool results kept up to the store's cap) and the session's usage so far."""
+    def add_step(self, session_id: str, step: StepRecord, usage: Usage, iteration: int = 1,
+                 conversation: list[dict[str, Any]] | None = None) -> None:
+        """Append one step (tool results kept up to the store's cap), the session's usage so far and, if
+        given, the conversation up to this step."""
         record = step.model_dump(mode="json")
         for call in record["tool_calls"]:
             if len(call["result"]) > STEP_RESULT_CAP:
@@ -298,7 +353,10 @@ class Store:
                 call["result"] = call["result"][:STEP_RESULT_CAP] + f"\n[... {cut} more characters not stored]"
         with self._db() as db:
             db.add(StepRow(session_id=session_id, iteration=iteration, index=step.index, record=record))
-            self._apply_usage(db.get(SessionRow, session_id), usage)
+            row = db.get(SessionRow, session_id)
+            self._apply_usage(row, usage)
+            if conversation is not None:
+                row.conversation = conversation
 
     def save_diff(self, session_id: str, diff: DiffResult, iteration: int = 1, scope: str = "cumulative") -> None:
         """Store a diff of an iteration; the cumulative one also sets the session's totals."""
@@ -362,14 +420,24 @@ class Store:
         return rows[0]
 
     def session_for_flow_run(self, flow_run_id: str) -> SessionRow | None:
-        """The session a flow run created, if any."""
+        """The session a flow run created, if any (the first one, should an older version have made several)."""
+        query = select(SessionRow).where(SessionRow.flow_run_id == flow_run_id).order_by(SessionRow.created_at)
         with self._db() as db:
-            return db.scalars(select(SessionRow).where(SessionRow.flow_run_id == flow_run_id)).first()
+            return db.scalars(query).first()
+
+    def unsettled(self) -> list[SessionRow]:
+        """Sessions not yet in a terminal status (without their conversations)."""
+        query = (select(SessionRow).options(defer(SessionRow.conversation), defer(SessionRow.request),
+                                            defer(SessionRow.agent_spec))
+                 .where(SessionRow.status.not_in([s.value for s in TERMINAL_STATUSES])))
+        with self._db() as db:
+            return list(db.scalars(query).all())
 
     def list_sessions(self, limit: int = 50, status: str | None = None, reviewer: str | None = None,
                       repository: str | None = None) -> list[SessionRow]:
         """Most recent sessions first, optionally filtered (repository: a substring of its address)."""
-        query = select(SessionRow).order_by(SessionRow.created_at.desc()).limit(limit)
+        query = (select(SessionRow).options(defer(SessionRow.conversation), defer(SessionRow.agent_spec))
+                 .order_by(SessionRow.created_at.desc()).limit(limit))
         if status:
             query = query.where(SessionRow.status == status)
         if reviewer:
@@ -460,24 +528,15 @@ class Store:
                 g["cost_usd"] = (g["cost_usd"] or 0.0) + cost
         return sorted(groups.values(), key=lambda g: g["key"], reverse=by == "day")
 
-    def expire_overdue(self, now: datetime | None = None) -> list[str]:
-        """Mark sessions whose review deadline has passed as expired; returns their ids.
-
-        Covers suspended runs, whose expiry the Prefect server handles without running our code.
-        """
+    def overdue_reviews(self, now: datetime | None = None) -> list[str]:
+        """Ids of sessions waiting for a review whose deadline has passed."""
         now = now or utcnow()
-        query = select(SessionRow).where(
+        query = select(SessionRow.id, SessionRow.review_deadline).where(
             SessionRow.status == SessionStatus.awaiting_review.value, SessionRow.review_deadline.is_not(None)
         )
-        expired = []
         with self._db() as db:
-            for row in db.scalars(query).all():
-                deadline = row.review_deadline if row.review_deadline.tzinfo else row.review_deadline.replace(tzinfo=timezone.utc)
-                if deadline < now:
-                    row.status, row.finished_at = SessionStatus.expired.value, now
-                    row.status_reason = "no review decision before the deadline; diff and work branch kept"
-                    expired.append(row.id)
-        return expired
+            rows = db.execute(query).all()
+        return [sid for sid, deadline in rows if (deadline if deadline.tzinfo else deadline.replace(tzinfo=timezone.utc)) < now]
 
     def orphaned(self, is_gone: Callable[[str], bool], session_id: str | None = None) -> list[SessionRow]:
         """Unfinished sessions (all, or just this one) whose recorded runner process is gone (as judged by is_gone)."""

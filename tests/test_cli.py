@@ -212,7 +212,7 @@ def _sessions_of(repo: Path) -> list[dict]:
     return [r for r in json.loads(cli("inbox", "--json", "--limit", "200").stdout) if r["repository"] == str(repo)]
 
 
-def test_a_run_killed_outright_ends_failed_with_its_work_kept(repo, scripted, prefect_server):
+def test_a_run_killed_outright_ends_crashed_with_its_work_kept(repo, scripted, prefect_server):
     """kill -9 leaves nothing in the process to end the session; the next reader of the store ends it."""
     server = scripted([
         calls(tool("write_file", path="kept.txt", content="made before the kill\n")),
@@ -232,7 +232,7 @@ def test_a_run_killed_outright_ends_failed_with_its_work_kept(repo, scripted, pr
         if run.poll() is None:
             run.kill()
     row = next(r for r in _sessions_of(repo) if r["id"] == session["id"])
-    assert row["status"] == "failed"
+    assert row["status"] == "crashed"
     assert f":{run.pid})" in row["reason"] and "ended without finishing it" in row["reason"]
     assert "changes made so far are kept (1 file changed, +1 -0)" in row["reason"]
     data = json.loads(cli("show", session["id"], "--json").stdout)
@@ -254,7 +254,7 @@ def test_a_review_wait_whose_process_died_is_ended_and_refuses_decisions(repo, s
         if run.poll() is None:
             run.kill()
     decided = cli("review", session["id"], "accept", env=env)
-    assert_one_line_error(decided, f"session {session['id'][:8]} is failed, not awaiting review")
+    assert_one_line_error(decided, f"session {session['id'][:8]} is crashed, not awaiting review")
     data = json.loads(cli("show", session["id"], "--json").stdout)
     assert "the process waiting for its review" in data["status_reason"] and "diff and work branch kept" in data["status_reason"]
     assert data["diff"]["files"][0]["path"] == "w.txt"

@@ -9,6 +9,8 @@ from datetime import timedelta
 import pytest
 
 from tasks_lib.models import DiffResult, FileChange, SessionStatus, StepRecord, TaskRequest, ToolCallRecord, Usage
+from tasks_lib.reconcile import expire_overdue
+from tasks_lib.session import move
 from tasks_lib.store import STEP_RESULT_CAP, SessionNotFound, Store, StoreError, utcnow
 
 
@@ -23,8 +25,8 @@ def test_a_session_round_trips_through_the_store(backend: Store):
     store = backend
     sid = store.create_session(TaskRequest(repository="/srv/repo", instructions="Fix it", reviewer="ann"),
                                flow_run_id="run-1", workflow="nightly")
-    store.update_session(sid, status=SessionStatus.running, agent_spec={"name": "default"},
-                         conversation=[{"role": "user", "content": "hi"}])
+    store.update_session(sid, agent_spec={"name": "default"}, conversation=[{"role": "user", "content": "hi"}])
+    move(store, sid, SessionStatus.running, "started")
     long_result = "r" * (STEP_RESULT_CAP + 100)
     step = StepRecord(index=1, started_at=utcnow(), prompt_tokens=5,
                       tool_calls=[ToolCallRecord(id="c1", name="read_file", arguments={"path": "a"}, result=long_result)])
@@ -56,8 +58,10 @@ def test_a_session_round_trips_through_the_store(backend: Store):
     store.forget_delivery("github:d1")
     assert store.record_delivery("github:d1") is True
 
-    store.update_session(sid, status=SessionStatus.awaiting_review, review_deadline=utcnow() - timedelta(seconds=1))
-    assert store.expire_overdue() == [sid] and store.get_session(sid).status == "expired"
+    move(store, sid, SessionStatus.awaiting_review, "waiting", review_deadline=utcnow() - timedelta(seconds=1))
+    assert expire_overdue(store) == [sid] and store.get_session(sid).status == "expired"
+    assert [(t.from_status, t.to_status) for t in store.transitions(sid)] == [
+        (None, "pending"), ("pending", "running"), ("running", "awaiting_review"), ("awaiting_review", "expired")]
 
 
 def test_a_store_made_by_another_version_is_refused_with_a_clear_message(tmp_path):
@@ -104,9 +108,10 @@ def test_runner_liveness_is_judged_only_for_processes_on_this_host():
 def test_orphaned_sessions_are_found_all_at_once_or_one_at_a_time(tmp_path):
     store = Store(f"sqlite:///{tmp_path / 'orphans.db'}")
     dead, alive, done = (store.create_session(TaskRequest(repository="/r", instructions=n)) for n in "abc")
-    store.update_session(dead, status=SessionStatus.running, runner="h:1")
-    store.update_session(alive, status=SessionStatus.awaiting_review, runner="h:2")
-    store.update_session(done, status=SessionStatus.accepted, runner="h:1")
+    for sid, runner in ((dead, "h:1"), (alive, "h:2"), (done, "h:1")):
+        move(store, sid, SessionStatus.running, "started", runner=runner)
+    move(store, alive, SessionStatus.awaiting_review, "waiting")
+    move(store, done, SessionStatus.completed, "done")
     gone = lambda runner: runner == "h:1"  # noqa: E731
     assert [r.id for r in store.orphaned(gone)] == [dead]
     assert [r.id for r in store.orphaned(gone, dead)] == [dead] and store.orphaned(gone, alive) == []

@@ -1,0 +1,286 @@
+"""The session state machine: guarded transitions, one session per flow run, settling from Prefect's states."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from uuid import UUID
+
+import pytest
+from prefect.client.orchestration import get_client
+from prefect.states import Cancelled, Crashed, Failed, Scheduled
+
+from flows.agent_task import agent_task
+from tasks_lib.models import SessionStatus as S
+from tasks_lib.models import TaskRequest
+from tasks_lib.reconcile import end_orphans, settle_from_prefect
+from tasks_lib.scripted_server import calls, tool
+from tasks_lib.session import NEXT, DeliveryTarget, TransitionRefused, move, settle
+from tasks_lib.store import Store
+from tests.conftest import git
+from tests.helpers import MODEL, Background, decide, wait_for_review
+
+FINISH = calls(tool("finish", summary="done"))
+# Runs an existing flow run in this process, as a worker's `prefect flow-run execute` does.
+EXECUTE = (
+    "import sys\n"
+    "from prefect.client.orchestration import get_client\n"
+    "from prefect.flow_engine import run_flow\n"
+    "from flows.agent_task import agent_task\n"
+    "with get_client(sync_client=True) as client:\n"
+    "    run = client.read_flow_run(sys.argv[1])\n"
+    "run_flow(agent_task, flow_run=run, parameters=run.parameters)\n"
+)
+
+
+def _flow_run(repo: Path, instructions: str, **fields) -> str:
+    request = TaskRequest(repository=str(repo), instructions=instructions, model=MODEL, review=False, **fields)
+    with get_client(sync_client=True) as client:
+        return str(client.create_flow_run(agent_task, parameters={"request": request.model_dump(mode="json")}).id)
+
+
+def _execute(run_id: str, wait: bool = True) -> subprocess.Popen:
+    from prefect.settings import PREFECT_API_URL
+
+    env = {**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value()}
+    proc = subprocess.Popen([sys.executable, "-c", EXECUTE, run_id], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    if wait:
+        proc.output = proc.communicate(timeout=240)[0]  # type: ignore[attr-defined]
+    return proc
+
+
+def _reschedule(run_id: str) -> None:
+    """What a worker or the UI does to run a flow run again: put it back in Scheduled."""
+    with get_client(sync_client=True) as client:
+        client.set_flow_run_state(UUID(run_id), Scheduled(), force=True)
+
+
+def _wait(predicate, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def _sessions_of(store: Store, run_id: str):
+    return [r for r in store.list_sessions(limit=500) if r.flow_run_id == run_id]
+
+
+WAY_TO = {S.pending: [], S.running: [S.running], S.awaiting_review: [S.running, S.awaiting_review],
+          S.delivering: [S.running, S.awaiting_review, S.delivering],
+          S.accepted: [S.running, S.awaiting_review, S.delivering, S.accepted],
+          S.rejected: [S.running, S.awaiting_review, S.rejected], S.expired: [S.running, S.awaiting_review, S.expired]}
+
+
+def _new_session(store: Store, status: S, **fields) -> str:
+    """A session walked to ``status`` through allowed transitions."""
+    sid = store.create_session(TaskRequest(repository="/r", instructions="x"))
+    for step in WAY_TO.get(status, [S.running, status]):
+        move(store, sid, step, f"to {step.value}")
+    if fields:
+        store.update_session(sid, **fields)
+    return sid
+
+
+def test_terminal_statuses_are_final_and_every_change_is_recorded(store):
+    for terminal in [s for s in S if s.terminal]:
+        sid = _new_session(store, terminal)
+        before = store.get_session(sid)
+        for target in S:
+            with pytest.raises(TransitionRefused, match=f"it is {terminal.value}"):
+                move(store, sid, target, "late writer", by="test")
+        after = store.get_session(sid)
+        assert (after.status, after.status_reason, after.finished_at) == (before.status, before.status_reason, before.finished_at)
+        assert store.transitions(sid)[-1].to_status == terminal.value
+    # Only the table's edges are allowed: a pending session cannot be accepted, a running one cannot expire.
+    with pytest.raises(TransitionRefused):
+        move(store, _new_session(store, S.pending), S.accepted, "skip ahead")
+    with pytest.raises(TransitionRefused):
+        move(store, _new_session(store, S.running), S.expired, "not waiting")
+    assert all(not s.terminal for s in NEXT)
+    with pytest.raises(ValueError, match="only through Store.transition"):
+        store.update_session(_new_session(store, S.running), status="completed")
+
+
+def test_racing_writers_end_a_session_exactly_once(store):
+    sid = _new_session(store, S.awaiting_review)
+    barrier = threading.Barrier(8)
+    wins: list[S] = []
+
+    def end(status: S) -> None:
+        barrier.wait()
+        if settle(store, sid, status, f"by {status.value}", by="test"):
+            wins.append(status)
+
+    threads = [threading.Thread(target=end, args=(s,)) for s in [S.expired, S.failed, S.cancelled, S.rejected] * 2]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    row = store.get_session(sid)
+    assert len(wins) == 1 and row.status == wins[0].value and row.status_reason == f"by {wins[0].value}"
+    assert [t.to_status for t in store.transitions(sid)].count(row.status) == 1
+    assert sum(S(t.to_status).terminal for t in store.transitions(sid)) == 1
+
+
+def test_a_restarted_flow_run_continues_its_own_session_from_the_last_step(repo, scripted, store):
+    server = scripted([
+        calls(tool("write_file", path="a.txt", content="before the kill\n")),
+        calls(tool("finish", summary="never reached"), delay=60),  # the process dies while the model "thinks"
+        calls(tool("write_file", path="b.txt", content="after the restart\n")),
+        FINISH,
+    ])
+    run_id = _flow_run(repo, "Write a and b")
+    first = _execute(run_id, wait=False)
+    try:
+        sid = _wait(lambda: next((r.id for r in _sessions_of(store, run_id) if r.steps_used >= 1), None), 120, "step 1")
+        first.kill()
+        first.wait(30)
+    finally:
+        if first.poll() is None:
+            first.kill()
+    assert store.get_session(sid).status == "running"
+    _reschedule(run_id)
+    second = _execute(run_id)
+    assert second.returncode == 0, second.output[-3000:]
+
+    sessions = _sessions_of(store, run_id)
+    assert [s.id for s in sessions] == [sid], "one session per flow run"
+    row = store.get_session(sid)
+    assert row.status == "completed", row.status_reason
+    assert sorted(f["path"] for f in store.latest_diff(sid).files) == ["a.txt", "b.txt"]
+    after_restart = server.agent_requests()[2]["messages"]
+    contents = [str(m.get("content") or "") for m in after_restart]
+    assert any("has been restarted" in c for c in contents)
+    assert any(c.get("function", {}).get("name") == "write_file" for m in after_restart for c in m.get("tool_calls") or [])
+    assert [(t.from_status, t.to_status) for t in store.transitions(sid)][-2:] == [("running", "running"),
+                                                                                   ("running", "completed")]
+    assert "continued after a restart" in store.transitions(sid)[-2].reason
+    assert [s.index for s in store.steps(sid)] == [1, 2, 3]  # the step cut off by the kill was never recorded
+
+
+def test_a_restarted_run_whose_workspace_is_gone_starts_its_iteration_over(repo, scripted, store):
+    server = scripted([
+        calls(tool("write_file", path="lost.txt", content="on the dead worker\n")),
+        calls(tool("finish", summary="never reached"), delay=60),
+        calls(tool("write_file", path="redo.txt", content="done again\n")),
+        FINISH,
+    ])
+    run_id = _flow_run(repo, "Redo after a lost worker")
+    first = _execute(run_id, wait=False)
+    try:
+        sid = _wait(lambda: next((r.id for r in _sessions_of(store, run_id) if r.steps_used >= 1), None), 120, "step 1")
+        first.kill()
+        first.wait(30)
+    finally:
+        if first.poll() is None:
+            first.kill()
+    shutil.rmtree(store.get_session(sid).workspace)  # the worker's disk is gone with it
+    _reschedule(run_id)
+    second = _execute(run_id)
+    assert second.returncode == 0, second.output[-3000:]
+    row = store.get_session(sid)
+    assert row.status == "completed" and [s.id for s in _sessions_of(store, run_id)] == [sid]
+    assert [f["path"] for f in store.latest_diff(sid).files] == ["redo.txt"]
+    restarted = server.agent_requests()[2]["messages"]
+    assert len(restarted) == 2, "the iteration starts over from its first messages"
+
+
+def test_rerunning_a_failed_flow_run_fails_loudly_instead_of_completing_silently(tmp_path, store):
+    run_id = _flow_run(tmp_path / "no-such-repo", "Anything")
+    first = _execute(run_id)
+    sid = _sessions_of(store, run_id)[0].id
+    assert store.get_session(sid).status == "failed" and first.returncode != 0
+    _reschedule(run_id)  # the UI's Retry
+    second = _execute(run_id)
+    assert second.returncode != 0 and "already ended failed" in second.output
+    with get_client(sync_client=True) as client:
+        state = client.read_flow_run(UUID(run_id)).state
+    assert state.is_failed() and "start a new run" in (state.message or "")
+    assert [s.id for s in _sessions_of(store, run_id)] == [sid]
+
+
+def test_sessions_follow_their_flow_runs_cancelled_crashed_and_failed_states(repo, store, tmp_path):
+    with get_client(sync_client=True) as client:
+        def make(status: S, state) -> tuple[str, str]:
+            run_id = str(client.create_flow_run(agent_task, parameters={"request": {}}).id)
+            sid = store.create_session(TaskRequest(repository=str(repo), instructions="x"), flow_run_id=run_id)
+            move(store, sid, S.running, "working")
+            if status is S.awaiting_review:
+                move(store, sid, S.awaiting_review, "waiting")
+            client.set_flow_run_state(UUID(run_id), state, force=True)
+            return run_id, sid
+
+        workspace = tmp_path / "ws"
+        shutil.copytree(repo, workspace)
+        (workspace / "made.txt").write_text("work in progress\n")
+        _, cancelled = make(S.running, Cancelled(message="cancelled by ann"))
+        store.update_session(cancelled, workspace=str(workspace), base_commit=git(repo, "rev-parse", "HEAD"))
+        _, crashed = make(S.awaiting_review, Crashed(message="worker lost"))
+        _, expired = make(S.awaiting_review, Failed(message="The flow was failed and never resumed."))
+        _, untouched = make(S.awaiting_review, Scheduled())
+    changed = settle_from_prefect(store)
+    assert sorted(changed) == sorted([cancelled, crashed, expired])
+    row = store.get_session(cancelled)
+    assert row.status == "cancelled" and "cancelled by ann" in row.status_reason and "kept (1 file changed" in row.status_reason
+    assert [f["path"] for f in store.latest_diff(cancelled).files] == ["made.txt"]
+    assert store.get_session(crashed).status == "crashed"
+    assert store.get_session(expired).status == "expired"
+    assert store.get_session(untouched).status == "awaiting_review"
+    assert store.transitions(cancelled)[-1].by == "prefect"
+    assert settle_from_prefect(store) == []  # terminal stays terminal
+
+
+def test_a_session_cut_off_mid_delivery_is_settled_by_looking_for_its_commit(repo, store, tmp_path):
+    git(repo, "checkout", "-q", "-b", "agent/landed")
+    (repo / "landed.txt").write_text("landed\n")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "landed")
+    landed_commit = git(repo, "rev-parse", "HEAD")
+    git(repo, "checkout", "-q", "main")
+    gone = f"{socket.gethostname()}:999999"  # a process of this host that does not exist
+    on_target = _new_session(store, S.delivering, runner=gone, delivery_target=DeliveryTarget(
+        mode="branch", repository=str(repo), branch="agent/landed", commit=landed_commit).model_dump_json())
+    missing = _new_session(store, S.delivering, runner=gone, delivery_target=DeliveryTarget(
+        mode="merge", repository=str(repo), branch="main", commit=landed_commit).model_dump_json())
+    ended = end_orphans(store)
+    assert sorted(ended) == sorted([on_target, missing])
+    row = store.get_session(on_target)
+    assert row.status == "accepted" and row.delivered_commit == landed_commit and "found on the target" in row.status_reason
+    row = store.get_session(missing)
+    assert row.status == "crashed" and "is not on the target" in row.status_reason
+
+
+def test_budgets_and_retries_are_capped_for_the_whole_session(repo, scripted, store, tmp_path, monkeypatch):
+    monkeypatch.setenv("AGENT_TASKS_MAX_RETRY_ROUNDS", "1")
+    agent = tmp_path / "small.md"
+    agent.write_text("---\nname: small\nmax_steps: 3\n---\nYou are a test agent.\n")
+    server = scripted([
+        calls(tool("write_file", path="a.txt", content="1\n")), FINISH,
+        calls(tool("write_file", path="b.txt", content="2\n")),  # one step left of three: the loop stops after it
+    ])
+    run = Background(repo, "Budgeted", agent=str(agent))
+    first = wait_for_review(store, "Budgeted", since=run.started)
+    decide(first, "retry", instructions="Budgeted, again")
+    second = wait_for_review(store, "Budgeted", after_key=first.review_key, since=run.started)
+    assert second.steps_used == 3
+    decide(second, "retry", instructions="Once more")
+    third = wait_for_review(store, "Budgeted", after_key=second.review_key, since=run.started)
+    assert "no retries left (1 of 1 used)" in third.status_reason
+    decide(third, "request_changes", feedback="more")
+    fourth = wait_for_review(store, "Budgeted", after_key=third.review_key, since=run.started)
+    assert "budget is used up (steps 3/3" in fourth.status_reason
+    decide(fourth, "reject")
+    result = run.join()
+    assert result.status is S.rejected
+    assert len(server.agent_requests()) == 3, "no model call beyond the session's 3 steps"
