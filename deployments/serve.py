@@ -39,13 +39,17 @@ def take_over(workflows: list[Workflow]) -> list[str]:
 
 
 def main() -> None:
-    """Serve the workflows until interrupted; runs happen in subprocesses, at most AGENT_TASKS_SERVE_LIMIT at once."""
+    """Serve the workflows and settle-sessions until interrupted; runs happen in subprocesses, at most
+    AGENT_TASKS_SERVE_LIMIT at once. Also makes sure the zombie-run automation exists."""
     from prefect import serve
+
+    from flows.settle import ensure_zombie_automation, settle_deployment
 
     workflows = load_workflows()
     take_over(workflows)
+    ensure_zombie_automation()
     limit = int(os.environ.get("AGENT_TASKS_SERVE_LIMIT", "4"))
-    serve(*runner_deployments(workflows), limit=limit, print_starting_message=False)
+    serve(*runner_deployments(workflows), settle_deployment(), limit=limit, print_starting_message=False)
 
 
 if __name__ == "__main__":

@@ -41,7 +41,7 @@ from tasks_lib.runner import current_runner
 from tasks_lib.secrets import Redactor, mask_variables
 from tasks_lib.reconcile import delivery_landed, settle_flow_run
 from tasks_lib.session import DeliveryTarget, TransitionRefused, claim_session, move, refusal, settle
-from tasks_lib.settings import Settings, load_settings
+from tasks_lib.settings import Settings, deployment_store_problem, load_settings
 from tasks_lib.store import Store, open_store, utcnow
 from tasks_lib.summarize import summarize
 
@@ -53,6 +53,10 @@ class SessionFailed(RuntimeError):
         super().__init__(reason)
         self.session_id = session_id
         self.reason = reason
+
+
+class StoreRefused(RuntimeError):
+    """The configured store cannot serve this run (a deployment run on a machine-local SQLite file)."""
 
 
 def final_status(loop: LoopResult) -> SessionStatus:
@@ -112,6 +116,8 @@ def agent_task(request: TaskRequest) -> SessionResult:
     """
     install_log_redaction()
     settings = load_settings()
+    if deployment.id and (problem := deployment_store_problem(settings)):
+        raise StoreRefused(problem)
     store = open_store(settings.db_url)
     raw = request.model_dump() if isinstance(request, TaskRequest) else dict(request or {})
     claim = claim_session(store, str(flow_run.id) if flow_run.id else None, Redactor.from_env().deep(raw),

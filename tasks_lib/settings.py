@@ -41,6 +41,16 @@ class Settings(BaseModel):
         return self.home / "sandboxes"
 
 
+def deployment_store_problem(settings: Settings) -> str | None:
+    """Why a deployment run must not use this store (a SQLite file only this machine sees), or None."""
+    if not settings.db_url.startswith("sqlite") or settings.allow_sqlite_deployments:
+        return None
+    return ("this deployment run would record its session in a SQLite file only this machine sees "
+            f"({settings.db_url.removeprefix('sqlite:///')}), so a review resumed on another worker would find nothing: "
+            "set AGENT_TASKS_DB_URL to the team's PostgreSQL store, or AGENT_TASKS_ALLOW_SQLITE_DEPLOYMENTS=1 when "
+            "every run and review happens on this one machine")
+
+
 class SettingsError(ValueError):
     """A setting in the environment that cannot be used; the message names it."""
 

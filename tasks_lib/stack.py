@@ -28,6 +28,10 @@ class Stack:
             "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
             "DO_NOT_TRACK": "1",
             "LITELLM_LOCAL_MODEL_COST_MAP": os.environ.get("LITELLM_LOCAL_MODEL_COST_MAP", "True"),
+            # one machine: its served runs and its reviews share the local store
+            "AGENT_TASKS_ALLOW_SQLITE_DEPLOYMENTS": os.environ.get("AGENT_TASKS_ALLOW_SQLITE_DEPLOYMENTS", "1"),
+            # served runs report heartbeats, so a run whose process vanished is marked Crashed (see settle-sessions)
+            "PREFECT_FLOWS_HEARTBEAT_FREQUENCY": os.environ.get("PREFECT_FLOWS_HEARTBEAT_FREQUENCY", "60"),
         }
 
     def _spawn(self, name: str, args: list[str]) -> None:

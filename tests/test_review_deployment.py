@@ -30,7 +30,8 @@ def served(prefect_server, tmp_path):
         log = open(tmp_path / "serve.log", "w")
         procs.append(subprocess.Popen(
             [sys.executable, "-c", code], stdout=log, stderr=subprocess.STDOUT,
-            env={**os.environ, **env, "PREFECT_API_URL": prefect_server, "PREFECT_RUNNER_POLL_FREQUENCY": "1"},
+            env={**os.environ, "AGENT_TASKS_ALLOW_SQLITE_DEPLOYMENTS": "1", **env, "PREFECT_API_URL": prefect_server,
+                 "PREFECT_RUNNER_POLL_FREQUENCY": "1"},
         ))
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline:
@@ -101,3 +102,15 @@ def test_suspended_run_rebuilds_a_deleted_workspace_and_lands_the_right_commit(r
         while not (final := client.read_flow_run(run.id).state).is_final() and time.monotonic() < deadline:
             time.sleep(0.5)
     assert final.is_completed()
+
+
+def test_a_deployment_run_refuses_a_machine_local_sqlite_store_in_one_line(repo, store, served):
+    served({"AGENT_TASKS_ALLOW_SQLITE_DEPLOYMENTS": ""})
+    before = len(store.list_sessions(limit=1000))
+    run = run_deployment(
+        "agent-task/review-test", timeout=180,
+        parameters={"request": {"repository": str(repo), "instructions": "Refuse my store", "model": MODEL}},
+    )
+    assert run.state.is_failed()
+    assert "SQLite file only this machine sees" in run.state.message and "AGENT_TASKS_DB_URL" in run.state.message
+    assert len(store.list_sessions(limit=1000)) == before, "no session is recorded in a store nobody else sees"

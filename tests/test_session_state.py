@@ -284,3 +284,45 @@ def test_budgets_and_retries_are_capped_for_the_whole_session(repo, scripted, st
     result = run.join()
     assert result.status is S.rejected
     assert len(server.agent_requests()) == 3, "no model call beyond the session's 3 steps"
+
+
+def test_cancelling_a_suspended_run_in_prefect_ends_its_session_without_anyone_running_the_cli(
+        repo, scripted, store, prefect_server, tmp_path):
+    """Prefect's Cancelled event triggers the served settle-sessions flow, which ends the session (diff kept)."""
+    from prefect.deployments import run_deployment
+
+    server = scripted([calls(tool("write_file", path="c.txt", content="c\n")), FINISH])
+    code = ("from prefect import serve\nfrom flows.agent_task import agent_task\nfrom flows.settle import settle_deployment\n"
+            "serve(agent_task.to_deployment(name='settle-test'), settle_deployment(), print_starting_message=False)")
+    log = open(tmp_path / "serve.log", "w")
+    served = subprocess.Popen([sys.executable, "-c", code], stdout=log, stderr=subprocess.STDOUT, env={
+        **os.environ, "PREFECT_API_URL": prefect_server, "PREFECT_RUNNER_POLL_FREQUENCY": "1",
+        "AGENT_TASKS_ALLOW_SQLITE_DEPLOYMENTS": "1", "OPENAI_API_BASE": server.api_base})
+    try:
+        with get_client(sync_client=True) as client:
+            _wait(lambda: _deployment(client, "settle-sessions/settle-sessions") and _deployment(client, "agent-task/settle-test"),
+                  120, "both deployments served")
+        from datetime import datetime, timezone
+
+        started = datetime.now(timezone.utc)
+        run = run_deployment("agent-task/settle-test", timeout=0, parameters={"request": {
+            "repository": str(repo), "instructions": "Cancel me while I wait", "model": MODEL}})
+        waiting = wait_for_review(store, "Cancel me while I wait", timeout=180, since=started)
+        with get_client(sync_client=True) as client:
+            _wait(lambda: client.read_flow_run(run.id).state.name == "Suspended", 60, "the run suspended")
+            client.set_flow_run_state(run.id, Cancelled(message="cancelled from the UI"), force=True)
+        row = _wait(lambda: (r := store.get_session(waiting.id)).status != "awaiting_review" and r, 120, "the session settled")
+    finally:
+        served.terminate()
+        served.wait(30)
+    assert row.status == "cancelled", (tmp_path / "serve.log").read_text()[-2000:]
+    assert "cancelled in Prefect (cancelled from the UI)" in row.status_reason and "diff and work branch kept" in row.status_reason
+    assert store.transitions(row.id)[-1].by == "prefect"
+    assert [f["path"] for f in store.latest_diff(row.id).files] == ["c.txt"]
+
+
+def _deployment(client, name: str):
+    try:
+        return client.read_deployment_by_name(name)
+    except Exception:
+        return None

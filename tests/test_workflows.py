@@ -177,7 +177,7 @@ def test_signed_issue_delivery_starts_the_workflow_with_templated_parameters(  #
     monkeypatch.setenv("AGENT_TASKS_WEBHOOK_SECRET", secret)
     monkeypatch.setenv("PREFECT_API_URL", prefect_server)
     env = {**os.environ, "AGENT_TASKS_MODEL": "openai/scripted-model", "OPENAI_API_BASE": server.api_base,
-           "PREFECT_RUNNER_POLL_FREQUENCY": "1"}
+           "PREFECT_RUNNER_POLL_FREQUENCY": "1", "AGENT_TASKS_ALLOW_SQLITE_DEPLOYMENTS": "1"}
     log = open(tmp_path / "serve.log", "w")
     serve = subprocess.Popen([sys.executable, "-m", "deployments.serve"], env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
