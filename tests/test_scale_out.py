@@ -72,10 +72,21 @@ class Topology:
         path = self.base / f"{name}.log"
         return path.read_text()[-3000:] if path.exists() else ""
 
-    def submitted(self, run_id: UUID) -> list[str]:
-        """The running workers whose log says they submitted this flow run."""
-        line = f"submitting flow run '{run_id}'"
-        return [name for name in self.workers if line in (self.base / f"worker-{name}.log").read_text()]
+    def log_marks(self) -> dict[str, int]:
+        """How far each running worker's log has got."""
+        return {name: (self.base / f"worker-{name}.log").stat().st_size for name in self.workers}
+
+    def submitted(self, run_id: UUID, since: dict[str, int]) -> list[str]:
+        """The running workers that took this flow run since the marks (workers race for a run; the
+        losers log "Aborted submission")."""
+        took = []
+        for name in self.workers:
+            with open(self.base / f"worker-{name}.log") as log:
+                log.seek(since.get(name, 0))
+                text = log.read()
+            if text.count(f"submitting flow run '{run_id}'") > text.count(f"Aborted submission of flow run '{run_id}'"):
+                took.append(name)
+        return took
 
     def stop_worker(self, name: str) -> None:
         """Stop a worker and everything it started, as when its host goes away."""
@@ -243,10 +254,11 @@ def test_a_review_suspended_on_one_worker_is_resumed_on_another(topology, repo):
     shutil.rmtree(topology.homes[gone])
     assert not any((home / "workspaces" / first.id).exists() for home in topology.homes.values())
 
+    marks = topology.log_marks()
     decide(first, "request_changes", feedback="Improve first.txt")
     second = wait_for_review(store, "Move me", after_key=first.review_key, timeout=150, since=started)
     assert second.iteration == 2 and second.flow_run_id == str(run.id)
-    picked_up = topology.submitted(run.id)
+    picked_up = topology.submitted(run.id, marks)
     assert len(picked_up) == 1 and picked_up[0] != gone, picked_up
     assert Path(second.workspace).is_relative_to(topology.homes[picked_up[0]]), (
         f"worker-{picked_up[0]} resumed the run but works in {second.workspace}, not in its own AGENT_TASKS_HOME "
