@@ -3,7 +3,7 @@
 # As a host of a `process` pool, the default command starts a worker (set the pool with AGENT_TASKS_POOL);
 # as the job image of a `docker` or `kubernetes` pool, Prefect replaces the command for each flow run.
 #   docker build -t agent-tasks-worker .
-#   docker run --security-opt seccomp=unconfined --security-opt apparmor=unconfined \
+#   docker run --security-opt seccomp=unconfined --security-opt apparmor=unconfined --security-opt systempaths=unconfined \
 #     -e PREFECT_API_URL=http://prefect:4200/api \
 #     -e AGENT_TASKS_DB_URL=postgresql+psycopg://agent:...@postgres/agent_tasks \
 #     -e OPENAI_API_KEY=... -v agent-tasks-home:/var/lib/agent-tasks agent-tasks-worker
@@ -33,8 +33,9 @@ RUN if [ -d wheelhouse ]; then set -- --no-index --find-links wheelhouse; fi \
  && rm -rf wheelhouse build *.egg-info \
  && mkdir -p /var/lib/agent-tasks && chown agent:agent /var/lib/agent-tasks
 
-# bubblewrap needs unprivileged user namespaces: run as a normal user, and let the container create them
-# (Docker: --security-opt seccomp=unconfined --security-opt apparmor=unconfined; Kubernetes: see README).
+# bubblewrap needs unprivileged user namespaces and its own /proc: run as a normal user and let the
+# container create them (Docker: --security-opt seccomp=unconfined, apparmor=unconfined and
+# systempaths=unconfined; Kubernetes: see README "Scale out").
 USER agent
 VOLUME /var/lib/agent-tasks
 CMD ["sh", "-c", "exec prefect worker start --pool \"$AGENT_TASKS_POOL\""]
