@@ -35,7 +35,8 @@ def checkout(
     logger = get_run_logger()
     redact = Redactor.from_env()
     mirror, action = update_mirror(repository, mirrors_dir)
-    logger.info("mirror %s: %s", action, redact(repository))
+    shown = "fresh (fetched earlier in this run)" if action == "fresh" else action
+    logger.info("mirror %s: %s", shown, redact(repository))
     base_branch = branch or default_branch(mirror)
     base_commit = branch_head(mirror, base_branch)
     work_branch = work_branch_name(branch_prefix, instructions, session_id)

@@ -8,8 +8,10 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from tasks_lib.diff import DiffError, omitted_files, size, stage_all
 from tasks_lib.gitcli import GitError, git_text, run_git
-from tasks_lib.gitrepo import REMOTE_URL, RepositoryError, create_workspace, has_commit, is_local, locked, update_mirror
+from tasks_lib.gitrepo import (REMOTE_URL, RepositoryError, create_workspace, fetch_mirror, has_commit, is_local, locked,
+                               mirror_dir, update_mirror)
 
 SESSION_TRAILER = "Agent-Session"
 GITHUB_REMOTE = re.compile(r"^(?:https?://(?:[^@/]+@)?|ssh://git@|git@)(?P<host>[^/:]+)[/:](?P<owner>[^/]+)/(?P<name>[^/]+?)(?:\.git)?/?$")
@@ -39,8 +41,14 @@ def commit_message(instructions: str, summary: str, session_id: str, agent: str,
 
 
 def commit_workspace(workspace: str | Path, message: str, session_id: str) -> str:
-    """Commit every change in the workspace on its branch; returns the commit. Committing twice adds nothing."""
-    run_git("add", "-A", ".", cwd=workspace)
+    """Commit every change in the workspace on its branch; returns the commit. Committing twice adds nothing.
+
+    What is staged is what the diff shows: untracked directories left out by default stay out.
+    """
+    try:
+        stage_all(workspace)
+    except DiffError as exc:
+        raise DeliveryError(f"cannot stage the changes: {exc}") from None
     staged = run_git("diff", "--cached", "--quiet", cwd=workspace, check=False).returncode != 0
     head_message = git_text("log", "-1", "--format=%B", cwd=workspace)
     if not staged and f"{SESSION_TRAILER}: {session_id}" in head_message:
@@ -82,9 +90,16 @@ def _checked_out_in(repository: str, branch: str) -> Path | None:
 
 
 def deliver_merge(mirror: str | Path, repository: str, base_branch: str, base_commit: str, commit: str, work_branch: str) -> str:
-    """Merge the work into the base branch; refused with the conflicting files if the base moved in a conflicting way."""
-    with locked(Path(mirror)):
-        run_git("fetch", "-q", "origin", "--prune", "--no-tags", cwd=mirror, remote=True, timeout_s=PUSH_TIMEOUT_S)
+    """Merge the work into the base branch; refused with the conflicting files if the base moved in a conflicting way.
+
+    Fetches first, whatever the run fetched before: the merge is made on the base branch as it is now
+    (the push is also leased on it, so a base that moves meanwhile refuses the push instead of losing work).
+    """
+    try:
+        with locked(Path(mirror)):
+            fetch_mirror(Path(mirror))
+    except RepositoryError as exc:
+        raise DeliveryError(str(exc)) from None
     base_now = git_text("rev-parse", f"refs/remotes/origin/{base_branch}", cwd=mirror)
     if run_git("merge-base", "--is-ancestor", commit, base_now, cwd=mirror, check=False).returncode == 0:
         return f"already merged into {base_branch} ({base_now[:10]})"
@@ -183,19 +198,35 @@ def reset_workspace(workspace: str | Path, base_commit: str) -> None:
     run_git("clean", "-qfdx", cwd=workspace)
 
 
+def incomplete_patch(workspace: Path, missing: list[dict]) -> str:
+    """Why a workspace cannot be rebuilt from a trimmed patch, naming what it lacks."""
+    named = ", ".join(f"{f['path']} ({size(f.get('patch_bytes') or 0)} of patch)" for f in missing[:5])
+    more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
+    return (f"cannot rebuild the workspace {workspace}: it is gone, and its stored diff was trimmed — "
+            f"{len(missing)} file{'s' if len(missing) != 1 else ''} shown as stats only ({named}{more}) are not in it, "
+            "so a rebuilt workspace would not hold the reviewed change; start a new run")
+
+
 def ensure_workspace(
     repository: str, mirrors_dir: Path, workspace: str | Path, work_branch: str, base_commit: str, patch: bytes
 ) -> str:
     """Make sure the workspace exists with the session's changes; rebuild it from base + patch if it is gone.
 
-    Returns 'existing' or 'rebuilt'. Lets a suspended session continue on any worker.
+    Returns 'existing' or 'rebuilt'. Lets a suspended session continue on any worker. The mirror is
+    fetched only when it lacks the base commit. A patch that left files out (over the diff limits)
+    cannot rebuild the reviewed change: DeliveryError names them, and nothing is rebuilt.
     """
     path = Path(workspace)
     if (path / ".git").is_dir():
         head = run_git("rev-parse", "--abbrev-ref", "HEAD", cwd=path, check=False)
         if head.returncode == 0 and head.text == work_branch:
             return "existing"
-    mirror, _ = update_mirror(repository, mirrors_dir)
+    missing = omitted_files(patch)
+    if missing:
+        raise DeliveryError(incomplete_patch(path, missing))
+    mirror = mirror_dir(mirrors_dir, repository)
+    if not ((mirror / "HEAD").is_file() and has_commit(mirror, base_commit)):
+        mirror, _ = update_mirror(repository, mirrors_dir)
     if not has_commit(mirror, base_commit):
         raise DeliveryError(f"cannot rebuild the workspace: base commit {base_commit[:10]} is no longer in {repository}")
     shutil.rmtree(path, ignore_errors=True)

@@ -301,7 +301,7 @@ def _tree(workspace: str | Path, base_commit: str, env: dict[str, str], patch: b
     if patch is None:
         stage_all(workspace, env)
     elif patch:
-        _git(workspace, "apply", "--cached", "--binary", "-", env=env, input=patch)
+        _git(workspace, "apply", "--cached", "--binary", "--allow-empty", "-", env=env, input=patch)  # may name files only
     return _git(workspace, "write-tree", env=env).decode().strip()
 
 

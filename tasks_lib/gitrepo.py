@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import os
 import re
 import shutil
+import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
@@ -21,6 +23,8 @@ from tasks_lib.secrets import strip_credentials
 
 REMOTE_URL = re.compile(r"^(?:[a-z][a-z0-9+.-]*://|[^/\s]+@[^/\s:]+:)", re.IGNORECASE)
 FETCH_TIMEOUT_S = 600
+SET_HEAD_TIMEOUT_S = 60
+LOCK_TIMEOUT_S = FETCH_TIMEOUT_S + 2 * SET_HEAD_TIMEOUT_S  # longer than one holder's fetch can take
 
 
 class RepositoryError(ValueError):
@@ -65,23 +69,90 @@ def mirror_dir(mirrors: Path, repository: str) -> Path:
     return mirrors / f"{name}-{digest}.git"
 
 
+def lock_timeout_s() -> float:
+    """Seconds to wait for a mirror's lock: AGENT_TASKS_MIRROR_LOCK_TIMEOUT, else LOCK_TIMEOUT_S."""
+    raw = os.environ.get("AGENT_TASKS_MIRROR_LOCK_TIMEOUT", "").strip()
+    try:
+        return float(raw) if raw else LOCK_TIMEOUT_S
+    except ValueError:
+        raise RepositoryError(f"AGENT_TASKS_MIRROR_LOCK_TIMEOUT={raw!r}: expected seconds") from None
+
+
 @contextmanager
-def locked(path: Path) -> Iterator[None]:
-    """Hold an exclusive lock on ``path``.lock while the block runs (one fetch per mirror at a time)."""
+def locked(path: Path, timeout_s: float | None = None) -> Iterator[None]:
+    """Hold an exclusive lock on ``path``.lock while the block runs (one fetch per mirror at a time).
+
+    RepositoryError when another process holds it for longer than ``timeout_s`` (default: lock_timeout_s()).
+    """
+    timeout_s = lock_timeout_s() if timeout_s is None else timeout_s
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(f"{path}.lock", "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
+        _acquire(handle, path, timeout_s)
         try:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+def _acquire(handle, path: Path, timeout_s: float) -> None:
+    started = time.monotonic()
+    pause = 0.05
+    while True:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            waited = time.monotonic() - started
+            if waited >= timeout_s:
+                raise RepositoryError(
+                    f"the mirror {path.name} is busy: another process has held its lock for the {waited:.0f} s "
+                    f"this one waited (a fetch that hangs?); try again later, or raise AGENT_TASKS_MIRROR_LOCK_TIMEOUT"
+                ) from None
+            time.sleep(min(pause, max(0.0, timeout_s - waited)))
+            pause = min(pause * 2, 1.0)
+
+
+_fetched_by_run: dict[str, str] = {}  # mirror -> the flow run that last fetched it, in this process
+
+
+def current_run_id() -> str | None:
+    """The id of the Prefect flow run this code runs in, if any."""
+    try:
+        from prefect.runtime import flow_run
+
+        return str(flow_run.id) if flow_run.id else None
+    except Exception:  # no Prefect context to ask
+        return None
+
+
+def _has_head(path: Path) -> bool:
+    """True when the mirror knows the origin's default branch and that branch is still there."""
+    return run_git("rev-parse", "--verify", "--quiet", "refs/remotes/origin/HEAD", cwd=path, check=False).returncode == 0
+
+
+def fetch_mirror(path: Path) -> None:
+    """Fetch the origin's branches into an existing mirror (the caller holds its lock); GitError on failure.
+
+    The origin's default branch is asked for again only when the mirror does not know it (a clone, or
+    a default branch that is gone), so a fetch is one round trip to the origin.
+    """
+    run_git("fetch", "origin", "--prune", "--no-tags", cwd=path, remote=True, timeout_s=FETCH_TIMEOUT_S)
+    if not _has_head(path):
+        run_git("remote", "set-head", "origin", "--auto", cwd=path, remote=True, timeout_s=SET_HEAD_TIMEOUT_S)
+
+
 def update_mirror(repository: str, mirrors: Path) -> tuple[Path, str]:
-    """Clone the repository into a bare mirror the first time, fetch it afterwards; returns (mirror, action)."""
+    """Clone the repository into a bare mirror the first time, fetch it afterwards; returns (mirror, action).
+
+    Within one flow run the mirror is fetched once: a later call of the same run (the agent-file
+    lookup, then the checkout) finds it ``fresh`` and does not fetch again.
+    """
     path = mirror_dir(mirrors, repository)
+    run_id = current_run_id()
     with locked(path):
         action = "fetched" if (path / "HEAD").is_file() else "cloned"
+        if action == "fetched" and run_id is not None and _fetched_by_run.get(str(path)) == run_id:
+            return path, "fresh"
         try:
             if action == "cloned":
                 path.mkdir(parents=True, exist_ok=True)
@@ -89,12 +160,13 @@ def update_mirror(repository: str, mirrors: Path) -> tuple[Path, str]:
                 for key, value in (("remote.origin.url", repository), ("gc.auto", "0"),
                                    ("remote.origin.fetch", "+refs/heads/*:refs/remotes/origin/*")):
                     run_git("config", key, value, cwd=path)
-            run_git("fetch", "origin", "--prune", "--no-tags", cwd=path, remote=True, timeout_s=FETCH_TIMEOUT_S)
-            run_git("remote", "set-head", "origin", "--auto", cwd=path, remote=True, timeout_s=FETCH_TIMEOUT_S)
+            fetch_mirror(path)
         except GitError as exc:
             if action == "cloned":
                 shutil.rmtree(path, ignore_errors=True)
             raise RepositoryError(f"cannot fetch {repository}: {str(exc).split(': ', 1)[-1]}") from None
+        if run_id is not None:
+            _fetched_by_run[str(path)] = run_id
         return path, action
 
 
