@@ -36,3 +36,18 @@ def test_the_sandbox_benchmark_completes_and_reports_both_comparisons(prefect_se
     float(lines["sandbox overhead per step"].removesuffix(" ms"))
     assert float(lines["ratio bwrap / none, command"].removesuffix("x")) > 0
     assert float(lines["ratio bwrap / none, session"].removesuffix("x")) > 0
+
+
+def test_the_diff_benchmark_completes_and_reports_time_memory_and_ratios(tmp_path):
+    env = {**os.environ, "AGENT_TASKS_HOME": str(tmp_path / "home")}
+    proc = subprocess.run([sys.executable, str(ROOT / "bench" / "bench_diff.py"), "--mb", "2"], capture_output=True,
+                          text=True, timeout=300, env=env, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    lines = {line[:31].strip(): line[31:].strip() for line in proc.stdout.splitlines()}  # label column, then figure
+    assert lines["added file"].endswith("MB of text")
+    for way in ("raw git diff", "before", "capture"):
+        float(lines[f"{way}, wall"].removesuffix(" s"))
+        assert lines[f"{way}, python peak"].endswith("while capturing)")
+    assert lines["patch stored by capture"].endswith(" B"), "a 2 MB file is over the 1 MB a file limit: stats only"
+    for ratio in ("ratio capture / raw, wall", "ratio before / capture, wall", "ratio before / capture, growth"):
+        assert float(lines[ratio].removesuffix("x")) > 0
