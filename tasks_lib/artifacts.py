@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from uuid import UUID
 
 from prefect.artifacts import (
@@ -81,14 +82,21 @@ def publish_usage_artifact(session_id: str, steps: list) -> None:
 class ProgressArtifact:
     """Steps used out of the maximum, as a Prefect progress artifact."""
 
+    EVERY_S = 1.0  # at most one update a second: each is a request to the Prefect API (~15 ms a step otherwise)
+
     def __init__(self, session_id: str, max_steps: int):
         self.max_steps = max_steps
         self.id: UUID = create_progress_artifact(
             progress=0.0, key=artifact_key(session_id, "progress"), description=f"0 of {max_steps} steps"
         )
+        self.shown, self.at = 0, 0.0
 
-    def update(self, steps: int) -> None:
-        """Show ``steps`` used."""
+    def update(self, steps: int, final: bool = False) -> None:
+        """Show ``steps`` used (skipped when the last update is under a second old, unless ``final``)."""
+        now = time.monotonic()
+        if steps == self.shown or (not final and now - self.at < self.EVERY_S):
+            return
+        self.shown, self.at = steps, now
         update_progress_artifact(
             artifact_id=self.id, progress=min(100.0, 100.0 * steps / self.max_steps), description=f"{steps} of {self.max_steps} steps"
         )

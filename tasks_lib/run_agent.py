@@ -159,6 +159,7 @@ def run_agent(
     options = LoopOptions(protocol=agent.tool_protocol, expects_changes=not agent.read_only_workspace)
     result = run_agent_loop(model_for(agent, model_name, settings), toolbox, messages, limits, on_step, redact, first_index,
                             options)
+    bar.update(first_index - 1 + result.usage.steps, final=True)
     publish_usage_artifact(session_id, result.steps)
     failed = result.end_reason in ("model_error", "crashed")
     log = logger.error if failed else logger.warning if result.end_reason.ended_early else logger.info
