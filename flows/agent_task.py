@@ -9,6 +9,8 @@ deployment runs suspend and, when resumed, re-enter here and continue from the s
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
 
@@ -34,6 +36,7 @@ from tasks_lib.render import files_stat, trigger_line
 from tasks_lib.review import ReviewInput, emit_awaiting_review, review_description
 from tasks_lib.review_actions import commit_changes, deliver_changes, discard_changes, reset_workspace, restore_workspace
 from tasks_lib.check import CheckResult, fix_request
+from tasks_lib.concurrency import default_key, key_slot
 from tasks_lib.run_agent import budget_used, model_for, run_agent, session_limits
 from tasks_lib.run_check import run_check
 from tasks_lib.run_setup import run_setup
@@ -197,17 +200,35 @@ class SessionRun:
             self.restore(raw)
             notice = self.settle_interrupted_delivery()
             return self.review_cycle(notice) if notice else session_result(self.store, self.session_id)
-        if mode == "continue":
-            self.restore(raw)
-            loop = self.work(continued=self.continue_iteration())
-        else:
-            self.start(raw)
-            loop = self.work()
+        with self.turn(raw, supersede=mode == "new"):
+            if mode == "continue":
+                self.restore(raw)
+                loop = self.work(continued=self.continue_iteration())
+            else:
+                self.start(raw)
+                loop = self.work()
         if loop_failed(loop):
             raise self.fail(f"{loop.end_reason.value}: {loop.detail}")
         if not self.req.review:
             return self.finish(final_status(loop), loop.detail)
         return self.review_cycle()
+
+    @contextmanager
+    def turn(self, raw: dict[str, Any] | None, supersede: bool = False) -> Iterator[None]:
+        """Hold a slot of the run's concurrency key (if it has one) while the agent works; not while it waits.
+
+        ``supersede``: first cancel the key's older unfinished runs, when the request asks for it.
+        """
+        try:
+            req = self.req if raw is None else parse_request(raw)
+        except BadRequest:  # start() reports it
+            yield
+            return
+        key = req.concurrency_key or default_key(req.repository, req.trigger)
+        if key:
+            self.logger.info("concurrency key %s: waiting for one of its %d slots", key, req.concurrency_limit)
+        with key_slot(key, req.concurrency_limit, supersede and req.cancel_superseded):
+            yield
 
     def start(self, raw: dict[str, Any]) -> None:
         """Validate the request, check out the workspace and prepare the sandbox."""
@@ -281,14 +302,15 @@ class SessionRun:
         self.model_name = row.model
         self.repository = normalize_repository(self.req.repository)
         mirror = mirror_dir(self.settings.mirrors_dir, self.repository)
+        # in this worker's own home: the path recorded may be another machine's
         self.ws = Workspace(
-            path=row.workspace, work_branch=row.work_branch, base_branch=row.branch, base_commit=row.base_commit,
+            path=str(self.settings.workspaces_dir / self.session_id), work_branch=row.work_branch, base_branch=row.branch, base_commit=row.base_commit,
             mirror=str(mirror), mirror_action="fetched",
         )
         self.iteration, self.instructions = row.iteration, row.instructions
         self.messages = list(row.conversation or [])
         self.iteration_start = row.iteration_start
-        self.store.update_session(self.session_id, runner=current_runner())
+        self.store.update_session(self.session_id, runner=current_runner(), workspace=self.ws.path)
         latest = self.store.latest_diff(self.session_id)
         self.workspace_was = how = restore_workspace(
             self.repository, self.settings.mirrors_dir, self.ws.path, self.ws.work_branch, self.ws.base_commit,
@@ -438,7 +460,8 @@ class SessionRun:
                 self.messages = self.fresh_conversation()
             self.iteration += 1
             move(self.store, self.session_id, SessionStatus.running, f"iteration {self.iteration}: {decision.replace('_', ' ')}")
-            loop = self.work()
+            with self.turn(raw=None):
+                loop = self.work()
             if loop_failed(loop):
                 notice = self.redact(f"iteration {self.iteration} ended early: {loop.end_reason.value}: {loop.detail}")
 

@@ -63,6 +63,14 @@ class TaskRequest(BaseModel):
     shadow_builtins: bool = Field(
         default=False, description="Let the repository's agent file replace a built-in agent of the same name."
     )
+    concurrency_key: str | None = Field(
+        default=None, description="Runs with the same key take turns (e.g. an issue or the repository). Empty: "
+        "the repository and issue number of the event that started the run, else no per-key limit.",
+    )
+    concurrency_limit: int = Field(default=1, ge=1, le=100, description="How many runs of the key may work at once.")
+    cancel_superseded: bool = Field(
+        default=False, description="Cancel the key's older unfinished runs (including ones waiting for review) first."
+    )
 
     @field_validator("repository", "instructions")
     @classmethod
@@ -72,7 +80,7 @@ class TaskRequest(BaseModel):
             raise ValueError("must not be empty")
         return value
 
-    @field_validator("branch", "model", "reviewer", "setup_command")
+    @field_validator("branch", "model", "reviewer", "setup_command", "concurrency_key")
     @classmethod
     def _blank_is_none(cls, value: str | None) -> str | None:
         return value.strip() or None if value is not None else None

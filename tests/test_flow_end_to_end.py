@@ -230,10 +230,12 @@ def test_the_run_form_schema_shows_the_task_request_fields():
     assert schema["required"] == ["request"]
     fields = schema["definitions"]["TaskRequest"]["properties"]
     assert set(fields) == {"repository", "instructions", "branch", "agent", "model", "reviewer", "review", "on_accept",
-                           "trigger", "temperature", "sandbox", "network", "env", "setup_command", "shadow_builtins"}
+                           "trigger", "temperature", "sandbox", "network", "env", "setup_command", "shadow_builtins",
+                           "concurrency_key", "concurrency_limit", "cancel_superseded"}
     assert fields["instructions"]["minLength"] == 1 and fields["agent"]["default"] == "default"
     assert "bubblewrap" in fields["sandbox"]["description"] and fields["shadow_builtins"]["default"] is False
     assert "git URL" in fields["repository"]["description"]
+    assert fields["concurrency_limit"]["minimum"] == 1 and "take turns" in fields["concurrency_key"]["description"]
     assert schema["definitions"]["TaskRequest"]["required"] == ["repository", "instructions"]
 
 

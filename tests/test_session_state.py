@@ -326,3 +326,23 @@ def _deployment(client, name: str):
         return client.read_deployment_by_name(name)
     except Exception:
         return None
+
+
+def test_runs_with_the_same_concurrency_key_take_turns(repo, scripted, store):
+    def slow(body):  # each session writes its own file, then finishes; every reply takes a second
+        if not body.get("tools"):
+            return {"content": "### What was done\nkeyed"}
+        name = "a.txt" if "Keyed A" in str(body["messages"][1]["content"]) else "b.txt"
+        done = sum(1 for m in body["messages"] if m["role"] == "assistant")
+        return {**(calls(tool("write_file", path=name, content="x\n")) if done == 0 else FINISH), "delay": 1.0}
+
+    scripted(responder=slow)
+    runs = [Background(repo, f"Keyed {n}", review=False, concurrency_key="acme/widgets#7") for n in "AB"]
+    results = [run.join(240) for run in runs]
+    spans = []
+    for result in results:
+        assert result.status is S.completed, result.reason
+        steps = store.steps(result.session_id)
+        spans.append((steps[0].started_at, steps[-1].started_at.timestamp() + steps[-1].duration_s))
+    (first_start, first_end), (second_start, second_end) = sorted(spans)
+    assert second_start.timestamp() >= first_end - 0.05, "the second run worked while the first held the key's slot"
