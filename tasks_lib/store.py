@@ -551,6 +551,20 @@ class Store:
         with self._db() as db:
             return [row for row in db.scalars(query).all() if is_gone(row.runner)]
 
+    def ended_before(self, cutoff: datetime) -> list[tuple[str, str | None]]:
+        """(id, workspace) of sessions that ended before ``cutoff``."""
+        query = select(SessionRow.id, SessionRow.workspace).where(
+            SessionRow.status.in_([s.value for s in TERMINAL_STATUSES]), SessionRow.finished_at < cutoff)
+        with self._db() as db:
+            return [(sid, ws) for sid, ws in db.execute(query).all()]
+
+    def forget_deliveries_before(self, cutoff: datetime) -> int:
+        """Forget webhook deliveries received before ``cutoff`` (redeliveries that old are not expected); how many."""
+        from sqlalchemy import delete
+
+        with self._db() as db:
+            return db.execute(delete(DeliveryRow).where(DeliveryRow.received_at < cutoff)).rowcount
+
     def latest_summary(self, session_id: str) -> SummaryRow | None:
         """The summary of the session's latest iteration."""
         query = select(SummaryRow).where(SummaryRow.session_id == session_id).order_by(SummaryRow.id.desc())
