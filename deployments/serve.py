@@ -43,13 +43,14 @@ def main() -> None:
     AGENT_TASKS_SERVE_LIMIT at once. Also makes sure the zombie-run automation exists."""
     from prefect import serve
 
+    from flows.gc import gc_deployment
     from flows.settle import ensure_zombie_automation, settle_deployment
 
     workflows = load_workflows()
     take_over(workflows)
     ensure_zombie_automation()
     limit = int(os.environ.get("AGENT_TASKS_SERVE_LIMIT", "4"))
-    serve(*runner_deployments(workflows), settle_deployment(), limit=limit, print_starting_message=False)
+    serve(*runner_deployments(workflows), settle_deployment(), gc_deployment(), limit=limit, print_starting_message=False)
 
 
 if __name__ == "__main__":

@@ -410,6 +410,24 @@ def usage(
 
 
 @app.command()
+def gc(
+    older_than: float = typer.Option(14, "--older-than", help="Remove workspaces of sessions that ended more than this many days ago."),
+    deliveries: float = typer.Option(30, "--deliveries", help="Forget webhook deliveries older than this many days."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Only say what would be removed."),
+) -> None:
+    """Remove what ended sessions leave on this machine and tidy the repository mirrors (the store keeps the record)."""
+    from tasks_lib.gc import collect
+    from tasks_lib.settings import load_settings
+
+    report = collect(cli_store(refresh=True), load_settings(), older_than, deliveries, dry_run)
+    if dry_run:
+        out.print(f"would remove {len(report.workspaces_removed)} workspaces ({report.bytes_freed / 1e6:.1f} MB)")
+        return
+    for line in report.lines():
+        out.print(line)
+
+
+@app.command()
 def up(
     host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on."),
     port: int = typer.Option(4200, "--port", help="Prefect server and UI port."),
