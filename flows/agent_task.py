@@ -312,10 +312,13 @@ class SessionRun:
         self.iteration_start = row.iteration_start
         self.store.update_session(self.session_id, runner=current_runner(), workspace=self.ws.path)
         latest = self.store.latest_diff(self.session_id)
-        self.workspace_was = how = restore_workspace(
-            self.repository, self.settings.mirrors_dir, self.ws.path, self.ws.work_branch, self.ws.base_commit,
-            latest.patch if latest else b"",
-        )
+        try:
+            self.workspace_was = how = restore_workspace(
+                self.repository, self.settings.mirrors_dir, self.ws.path, self.ws.work_branch, self.ws.base_commit,
+                latest.patch if latest else b"",
+            )
+        except (DeliveryError, RepositoryError) as exc:  # e.g. the stored patch was trimmed: no honest rebuild
+            raise self.fail(f"cannot rebuild the workspace on this worker: {exc}") from None
         self.environment = self.make_environment()
         if how == "rebuilt":  # what the setup installed outside the patch is gone with the old workspace
             self.setup()

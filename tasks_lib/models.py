@@ -278,7 +278,7 @@ class Workspace(BaseModel):
     base_branch: str
     base_commit: str
     mirror: str
-    mirror_action: str  # cloned | fetched
+    mirror_action: str  # cloned | fetched | fresh (fetched earlier in this flow run)
 
 
 class SessionResult(BaseModel):
