@@ -381,6 +381,10 @@ def session_json(store, row) -> dict[str, Any]:
          "exit_code": c.exit_code, "duration_s": c.duration_s, "output_tail": c.output_tail}
         for c in store.checks(row.id)
     ]
+    data["transitions"] = [
+        {"from": t.from_status, "to": t.to_status, "reason": t.reason, "by": t.by, "at": t.at.isoformat()}
+        for t in store.transitions(row.id)
+    ]
     data["ui_url"] = ui_url(row.flow_run_id)
     return data
 

@@ -237,6 +237,7 @@ def test_a_run_killed_outright_ends_crashed_with_its_work_kept(repo, scripted, p
     assert "changes made so far are kept (1 file changed, +1 -0)" in row["reason"]
     data = json.loads(cli("show", session["id"], "--json").stdout)
     assert [f["path"] for f in data["diff"]["files"]] == ["kept.txt"] and "+made before the kill" in data["diff"]["patch"]
+    assert [(t["from"], t["to"], t["by"]) for t in data["transitions"]][-1] == ("running", "crashed", "reconcile")
     assert git(repo, "status", "--porcelain") == ""
 
 
