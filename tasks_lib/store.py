@@ -4,18 +4,22 @@ from __future__ import annotations
 
 import threading
 import uuid
+from contextlib import contextmanager
 from datetime import datetime, timezone
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Iterator
 
 from sqlalchemy import (
     JSON,
     Boolean,
+    Column,
+    Connection,
     DateTime,
     Float,
     ForeignKey,
     Integer,
     LargeBinary,
     String,
+    Table,
     Text,
     create_engine,
     event,
@@ -188,9 +192,11 @@ class DeliveryRow(Base):
 
 _engines: dict[str, Engine] = {}
 _engines_lock = threading.Lock()
+MIGRATION_LOCK_KEY = 0x6167_7461_736B  # pg_advisory_xact_lock key of schema migrations ("agtask")
 
 
 def _engine(url: str) -> Engine:
+    """The engine of ``url``, made once per process, its store brought to this version's schema."""
     with _engines_lock:
         if url not in _engines:
             if url.startswith("sqlite"):
@@ -198,8 +204,7 @@ def _engine(url: str) -> Engine:
                 event.listen(engine, "connect", _sqlite_pragmas)
             else:
                 engine = create_engine(url, pool_pre_ping=True)
-            Base.metadata.create_all(engine)
-            _check_schema(engine, url)
+            _migrate(engine)
             _engines[url] = engine
         return _engines[url]
 
@@ -208,37 +213,142 @@ class StoreError(RuntimeError):
     """The store cannot be used (for example, it was made by another version)."""
 
 
-def _check_schema(engine: Engine, url: str) -> None:
-    """Bring an older store up to date, or refuse it with a readable message.
+def _where(engine: Engine) -> str:
+    """The store's address for messages, without its password."""
+    return engine.url.render_as_string(hide_password=True)
 
-    Columns this version added that may be empty are added in place; anything else missing means the
-    store was made by an incompatible version.
-    """
+
+def _migrate(engine: Engine) -> None:
+    """Bring the store to this version's schema, once, under a lock; cheap when it is already there."""
+    from tasks_lib import migrations
+
+    with engine.connect() as db:
+        current = _stored_revision(db, engine)
+    if current == migrations.head():
+        return
+    _refuse_unknown(current, engine)
+    with _migration_lock(engine) as db:
+        current = _stored_revision(db, engine)  # another process may have migrated while this one waited
+        _refuse_unknown(current, engine)
+        if current is None and _adopt_unversioned(db, engine):
+            current = migrations.BASELINE
+        if current != migrations.head():
+            migrations.upgrade(db)
+
+
+def _stored_revision(db: Connection, engine: Engine) -> str | None:
+    """The schema revision recorded in the store, or None when it records none (new, or made before versioning)."""
     from sqlalchemy import inspect, text
+    from sqlalchemy.exc import DBAPIError
 
-    inspector = inspect(engine)
+    try:
+        with db.begin_nested():  # a savepoint, so a missing table leaves the caller's transaction usable
+            versions = db.execute(text("SELECT version_num FROM alembic_version")).scalars().all()
+    except DBAPIError:
+        if inspect(db).has_table("alembic_version"):
+            raise
+        return None
+    if len(versions) != 1:
+        raise StoreError(f"the store at {_where(engine)} records {len(versions)} schema revisions ({versions}), "
+                         "expected one; it was not made by agent-tasks")
+    return versions[0]
+
+
+def _refuse_unknown(revision: str | None, engine: Engine) -> None:
+    """Refuse a store at a schema revision this version does not know (made by a newer version)."""
+    from tasks_lib import migrations
+
+    if revision is not None and revision not in migrations.revisions():
+        raise StoreError(
+            f"the store at {_where(engine)} is at schema revision {revision}, which this version of agent-tasks "
+            f"does not know (it knows up to {migrations.head()}): it was made by a newer version; upgrade "
+            "agent-tasks or set AGENT_TASKS_DB_URL to another database"
+        )
+
+
+@contextmanager
+def _migration_lock(engine: Engine) -> Iterator[Connection]:
+    """A connection in a transaction that holds the store's migration lock (across processes) until it ends."""
+    if engine.dialect.name == "postgresql":
+        from sqlalchemy import text
+
+        with engine.begin() as db:
+            db.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
+            yield db
+        return
+    with _file_lock(engine):
+        with engine.begin() as db:
+            yield db
+
+
+@contextmanager
+def _file_lock(engine: Engine) -> Iterator[None]:
+    """An exclusive lock on ``<database file>.migrate.lock`` (nothing to lock for a database in memory)."""
+    database = engine.url.database if engine.dialect.name == "sqlite" else None
+    if not database or database == ":memory:" or database.startswith("file:"):
+        yield
+        return
+    import fcntl
+
+    with open(f"{database}.migrate.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _adopt_unversioned(db: Connection, engine: Engine) -> bool:
+    """Bring a store made before versioning to the baseline revision's shape and stamp it; False if it is new.
+
+    Columns of the baseline that may be empty are added in place, and missing tables and indexes are
+    created; a missing column that may not be empty means the store was made by an incompatible version.
+    """
+    from sqlalchemy import inspect
+
+    from tasks_lib import migrations
+
+    baseline = migrations.baseline_schema()
+    inspector = inspect(db)
+    existing = set(inspector.get_table_names())
+    if not existing & set(baseline.tables):
+        return False
     missing = [
         (table, column)
-        for table in Base.metadata.sorted_tables
+        for table in baseline.sorted_tables if table.name in existing
         for column in table.columns
         if column.name not in {c["name"] for c in inspector.get_columns(table.name)}
     ]
-    addable = [(t, c) for t, c in missing if c.nullable and not c.primary_key and c.server_default is None]
-    if len(addable) < len(missing):
-        names = [f"{t.name}.{c.name}" for t, c in missing]
-        shown = ", ".join(names[:5]) + (" ..." if len(names) > 5 else "")
-        raise StoreError(
-            f"the store at {engine.url.render_as_string(hide_password=True)} was made by another version of "
-            f"agent-tasks (missing {shown}); move it aside or set AGENT_TASKS_DB_URL to a new database"
-        )
-    quote = engine.dialect.identifier_preparer.quote
-    with engine.begin() as db:
-        for table, column in addable:
-            kind = column.type.compile(dialect=engine.dialect)
-            db.execute(text(f"ALTER TABLE {quote(table.name)} ADD COLUMN {quote(column.name)} {kind}"))
-    for table in Base.metadata.sorted_tables:  # indexes this version added (create_all skips existing tables)
+    _refuse_required(missing, engine)
+    _add_columns(db, [column for _, column in missing])
+    for table in baseline.sorted_tables:
+        table.create(db, checkfirst=True)
         for index in table.indexes:
-            index.create(engine, checkfirst=True)
+            index.create(db, checkfirst=True)
+    migrations.stamp(db, migrations.BASELINE)
+    return True
+
+
+def _refuse_required(missing: list[tuple[Table, Column[Any]]], engine: Engine) -> None:
+    """Refuse a store missing a column that may not be empty (it cannot be added in place)."""
+    if all(c.nullable and not c.primary_key and c.server_default is None for _, c in missing):
+        return
+    names = [f"{t.name}.{c.name}" for t, c in missing]
+    shown = ", ".join(names[:5]) + (" ..." if len(names) > 5 else "")
+    raise StoreError(
+        f"the store at {_where(engine)} was made by another version of agent-tasks (missing {shown}); "
+        "move it aside or set AGENT_TASKS_DB_URL to a new database"
+    )
+
+
+def _add_columns(db: Connection, columns: list[Column[Any]]) -> None:
+    """Add columns that may be empty to their existing tables."""
+    from sqlalchemy import text
+
+    quote = db.dialect.identifier_preparer.quote
+    for column in columns:
+        kind = column.type.compile(dialect=db.dialect)
+        db.execute(text(f"ALTER TABLE {quote(column.table.name)} ADD COLUMN {quote(column.name)} {kind}"))
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:
