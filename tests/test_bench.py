@@ -51,3 +51,13 @@ def test_the_diff_benchmark_completes_and_reports_time_memory_and_ratios(tmp_pat
     assert lines["patch stored by capture"].endswith(" B"), "a 2 MB file is over the 1 MB a file limit: stats only"
     for ratio in ("ratio capture / raw, wall", "ratio before / capture, wall", "ratio before / capture, growth"):
         assert float(lines[ratio].removesuffix("x")) > 0
+
+
+def test_the_inbox_benchmark_reads_through_the_index(tmp_path):
+    proc = subprocess.run([sys.executable, str(ROOT / "bench" / "bench_inbox.py"), "--sessions", "500", "--repeat", "3",
+                           "--conversation-kb", "2"], capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    lines = {line[:29].strip(): line[29:].strip() for line in proc.stdout.splitlines()}
+    assert "USING INDEX ix_sessions_created_at" in lines["query plan"], "the inbox sorts through the created_at index"
+    float(lines["inbox query now"].removesuffix(" ms"))
+    assert float(lines["ratio before / now"].removesuffix("x")) > 0
