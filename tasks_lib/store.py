@@ -29,6 +29,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, defer, mapped_column, sessionmaker
 
+from tasks_lib import migrations
 from tasks_lib.models import TERMINAL_STATUSES, DiffResult, SessionStatus, StepRecord, TaskRequest, Usage
 
 STEP_RESULT_CAP = 200_000  # characters of a tool result kept in the store
@@ -204,7 +205,11 @@ def _engine(url: str) -> Engine:
                 event.listen(engine, "connect", _sqlite_pragmas)
             else:
                 engine = create_engine(url, pool_pre_ping=True)
-            _migrate(engine)
+            try:
+                _migrate(engine)
+            except BaseException:
+                engine.dispose()
+                raise
             _engines[url] = engine
         return _engines[url]
 
@@ -219,14 +224,14 @@ def _where(engine: Engine) -> str:
 
 
 def _migrate(engine: Engine) -> None:
-    """Bring the store to this version's schema, once, under a lock; cheap when it is already there."""
-    from tasks_lib import migrations
+    """Bring the store to this version's schema, once, under a lock; cheap when it is already there.
 
-    with engine.connect() as db:
-        current = _stored_revision(db, engine)
-    if current == migrations.head():
+    All of it is one transaction, so a migration that fails leaves the store as it was.
+    """
+    seen = _probe_revision(engine)
+    if seen == migrations.head():
         return
-    _refuse_unknown(current, engine)
+    _refuse_unknown(seen, engine)
     with _migration_lock(engine) as db:
         current = _stored_revision(db, engine)  # another process may have migrated while this one waited
         _refuse_unknown(current, engine)
@@ -236,18 +241,27 @@ def _migrate(engine: Engine) -> None:
             migrations.upgrade(db)
 
 
-def _stored_revision(db: Connection, engine: Engine) -> str | None:
-    """The schema revision recorded in the store, or None when it records none (new, or made before versioning)."""
-    from sqlalchemy import inspect, text
+def _probe_revision(engine: Engine) -> str | None:
+    """The schema revision recorded in the store, read once without a lock; None when that read fails or is
+    not one revision (no table yet, or being made: the locked path looks again)."""
+    from sqlalchemy import text
     from sqlalchemy.exc import DBAPIError
 
     try:
-        with db.begin_nested():  # a savepoint, so a missing table leaves the caller's transaction usable
+        with engine.connect() as db:
             versions = db.execute(text("SELECT version_num FROM alembic_version")).scalars().all()
     except DBAPIError:
-        if inspect(db).has_table("alembic_version"):
-            raise
         return None
+    return versions[0] if len(versions) == 1 else None
+
+
+def _stored_revision(db: Connection, engine: Engine) -> str | None:
+    """The schema revision recorded in the store, or None when it records none (new, or made before versioning)."""
+    from sqlalchemy import inspect, text
+
+    if not inspect(db).has_table("alembic_version"):
+        return None
+    versions = db.execute(text("SELECT version_num FROM alembic_version")).scalars().all()
     if len(versions) != 1:
         raise StoreError(f"the store at {_where(engine)} records {len(versions)} schema revisions ({versions}), "
                          "expected one; it was not made by agent-tasks")
@@ -256,8 +270,6 @@ def _stored_revision(db: Connection, engine: Engine) -> str | None:
 
 def _refuse_unknown(revision: str | None, engine: Engine) -> None:
     """Refuse a store at a schema revision this version does not know (made by a newer version)."""
-    from tasks_lib import migrations
-
     if revision is not None and revision not in migrations.revisions():
         raise StoreError(
             f"the store at {_where(engine)} is at schema revision {revision}, which this version of agent-tasks "
@@ -276,9 +288,10 @@ def _migration_lock(engine: Engine) -> Iterator[Connection]:
             db.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
             yield db
         return
-    with _file_lock(engine):
-        with engine.begin() as db:
-            yield db
+    with _file_lock(engine), engine.begin() as db:
+        if engine.dialect.name == "sqlite":
+            db.exec_driver_sql("BEGIN IMMEDIATE")  # else pysqlite commits each DDL statement on its own
+        yield db
 
 
 @contextmanager
@@ -305,8 +318,6 @@ def _adopt_unversioned(db: Connection, engine: Engine) -> bool:
     created; a missing column that may not be empty means the store was made by an incompatible version.
     """
     from sqlalchemy import inspect
-
-    from tasks_lib import migrations
 
     baseline = migrations.baseline_schema()
     inspector = inspect(db)

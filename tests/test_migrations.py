@@ -130,6 +130,23 @@ def test_a_store_made_before_versioning_is_brought_to_the_baseline_and_stamped(u
     assert again.get_session("old-1").runner == "host:1" and stored_revisions(url) == [migrations.head()]
 
 
+def test_a_migration_that_fails_leaves_the_store_as_it_was(url: str):
+    """Everything a migration does is one transaction, on SQLite too: here the index it would create has its
+    name taken by a table, after the missing columns were added; the columns are gone again."""
+    from sqlalchemy.exc import DBAPIError
+
+    make_unversioned_store(url)
+    engine = create_engine(url)
+    with engine.begin() as db:
+        db.execute(text("CREATE TABLE ix_sessions_workflow (x INTEGER)"))
+    with pytest.raises(DBAPIError, match="ix_sessions_workflow"):
+        Store(url)
+    inspector = inspect(engine)
+    assert "runner" not in {c["name"] for c in inspector.get_columns("sessions")}
+    assert not {"alembic_version", "transitions"} & set(inspector.get_table_names())
+    engine.dispose()
+
+
 def test_an_unversioned_store_missing_a_required_column_is_refused_and_left_as_it_was(tmp_path):
     import sqlite3
 
