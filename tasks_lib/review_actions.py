@@ -38,8 +38,11 @@ def deliver_changes(
 ) -> str:
     """Deliver a committed change as configured (branch, merge or pull request); returns where it went.
 
-    DeliveryError (with git's message) when any step fails; the session can then be decided again.
+    DeliveryError (with git's or the network's message) when any step fails; the session can then be
+    decided again.
     """
+    import httpx
+
     try:
         if on_accept == "merge":
             where = delivery.deliver_merge(mirror, repository, base_branch, base_commit, commit, work_branch)
@@ -50,6 +53,8 @@ def deliver_changes(
             where = delivery.deliver_branch(mirror, repository, commit, work_branch)
     except GitError as exc:
         raise delivery.DeliveryError(str(exc)) from None
+    except httpx.HTTPError as exc:  # the pull request API unreachable or too slow
+        raise delivery.DeliveryError(f"the pull request could not be opened: {type(exc).__name__}: {exc}") from None
     get_run_logger().info("accepted as %s: %s", commit[:10], where)
     return where
 

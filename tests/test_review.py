@@ -295,3 +295,25 @@ def test_pull_request_is_opened_with_a_token_and_linked_without_one(origin, scri
     assert f"https://github.com/acme/widgets/compare/main...{without.work_branch}?expand=1" in without.delivered_to
     assert len(received) == 1
     api.shutdown()
+
+
+def test_a_delivery_that_cannot_reach_its_target_is_a_notice_and_the_session_waits(origin, scripted, store, tmp_path,
+                                                                                   monkeypatch):
+    from tests.conftest import free_port
+
+    gitconfig = tmp_path / "gitconfig"
+    gitconfig.write_text(f'[url "file://{origin}"]\n\tinsteadOf = https://github.com/acme/widgets.git\n')
+    monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(gitconfig))
+    monkeypatch.setenv("AGENT_TASKS_GITHUB_API", f"http://127.0.0.1:{free_port()}")  # nothing listens: the API is down
+    monkeypatch.setenv("GITHUB_TOKEN", "ghp_testtoken123456")
+    scripted([calls(tool("write_file", path="pr.txt", content="pr\n")), FINISH])
+    run = Background("https://github.com/acme/widgets.git", "PR while GitHub is down", on_accept="pull_request")
+    first = wait_for_review(store, "PR while GitHub is down", since=run.started)
+    decide(first, "accept")
+    again = wait_for_review(store, "PR while GitHub is down", after_key=first.review_key, since=run.started)
+    assert again.status_reason.startswith("accept failed: the pull request could not be opened: ConnectError")
+    moves = [(t.from_status, t.to_status) for t in store.transitions(again.id)]
+    assert moves[-2:] == [("awaiting_review", "delivering"), ("delivering", "awaiting_review")]
+    assert store.get_session(again.id).delivery_target and '"mode":"pull_request"' in store.get_session(again.id).delivery_target
+    decide(again, "reject")
+    assert run.join().status.value == "rejected"
