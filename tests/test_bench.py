@@ -61,3 +61,42 @@ def test_the_inbox_benchmark_reads_through_the_index(tmp_path):
     assert "USING INDEX ix_sessions_created_at" in lines["query plan"], "the inbox sorts through the created_at index"
     float(lines["inbox query now"].removesuffix(" ms"))
     assert float(lines["ratio before / now"].removesuffix("x")) > 0
+
+
+def test_the_scale_benchmark_completes_and_reports_its_figures(tmp_path):
+    """Its smallest mode: its own PostgreSQL, Prefect server, pool, deployment and two workers; four short sessions."""
+    env = {**os.environ, "AGENT_TASKS_HOME": str(tmp_path / "home")}
+    env.pop("PREFECT_API_URL", None)
+    proc = subprocess.run([sys.executable, str(ROOT / "bench" / "bench_scale.py"), "--tasks", "4", "--workers", "2",
+                           "--pool-limit", "2", "--steps", "2-3", "--latency", "0.05-0.1", "--deadline", "150"],
+                          capture_output=True, text=True, timeout=300, env=env, cwd=ROOT)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    lines = {line[:40].strip(): line[40:].strip() for line in proc.stdout.splitlines()}  # label column, then figure
+    assert lines["sessions per status"] == "completed=4"
+    assert lines["flow run states"] == "Completed=4"
+    assert lines["flow runs without session (lost)"] == "0"
+    assert lines["flow runs with >1 session (dup)"] == "0"
+    assert lines["sessions not terminal (stuck)"].startswith("0 ")
+    assert float(lines["sessions per minute"].split()[0]) > 0
+    for figure in ("orchestration overhead/session", "submit to flow-run start"):
+        assert lines[figure].startswith("min ") and lines[figure].endswith("(n=4)"), lines[figure]
+    assert lines["flow-run processes seen"] == "4"
+    assert lines["'database is locked' in logs"] == "0"
+    assert lines["invariants"] == "OK"
+
+
+def test_the_concurrency_benchmark_completes_and_reports_both_ways(prefect_server, tmp_path):
+    env = {**os.environ, "PREFECT_API_URL": prefect_server, "AGENT_TASKS_HOME": str(tmp_path / "home")}
+    env.pop("OPENAI_API_BASE", None)  # the benchmark's own slow model, not a test's
+    proc = subprocess.run([sys.executable, str(ROOT / "bench" / "bench_concurrency.py"), "--sessions", "2", "--steps", "2",
+                           "--latency", "0"], capture_output=True, text=True, timeout=300, env=env, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    lines = {line[:31].strip(): line[31:].strip() for line in proc.stdout.splitlines()}  # label column, then figure
+    assert lines["sessions at once"].startswith("2 (2 steps")
+    for way in ("cold", "warm"):
+        assert float(lines[f"{way}, 1 session wall"].removesuffix(" s")) > 0
+        assert float(lines[f"{way}, 2 at once wall"].removesuffix(" s")) > 0
+        assert float(lines[f"{way}, ratio 2 / 1"].removesuffix("x")) > 0
+        assert float(lines[f"{way}, CPU per session"].removesuffix(" s")) > 0
+    assert lines["warm server start-up"].endswith("CPU-s once")
+    assert float(lines["ratio cold / warm, CPU"].removesuffix("x")) > 0

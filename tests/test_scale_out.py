@@ -8,33 +8,22 @@ suspended on one worker is resumed on another after the first is gone; the pool 
 
 from __future__ import annotations
 
-import os
 import shutil
-import signal
-import subprocess
-import sys
-import time
-from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 from uuid import UUID
 
-import httpx
 import pytest
 from prefect.client.orchestration import get_client
 from prefect.deployments import run_deployment
-from prefect.settings import PREFECT_API_URL, temporary_settings
 
-from tasks_lib.scripted_server import DEFAULT_SUMMARY, ScriptedServer, calls, tool
+from tasks_lib.scripted_server import DEFAULT_SUMMARY, calls, tool
 from tasks_lib.store import Store
-from tests.conftest import create_database, free_port, git
+from tests.conftest import git
 from tests.helpers import MODEL, decide, wait_for_review
+from tests.topology import DEPLOYMENT, POOL, Topology, wait_until
 
-ROOT = Path(__file__).resolve().parents[1]
-PREFECT = str(Path(sys.executable).parent / "prefect")
-POOL = "local-process"  # the pool prefect.yaml names
-DEPLOYMENT = "agent-task/agent-task"
 POOL_LIMIT = 2
 WORKERS = ("a", "b", "c")
 SLOW_REPLY_S = 8
@@ -56,130 +45,12 @@ class Model:
         return {"content": "(no script for this task)"}
 
 
-@dataclass
-class Topology:
-    """The running processes and where each host keeps its files."""
-
-    api: str
-    store_url: str
-    model: Model
-    base: Path
-    homes: dict[str, Path] = field(default_factory=dict)
-    workers: dict[str, subprocess.Popen] = field(default_factory=dict)
-    procs: list[subprocess.Popen] = field(default_factory=list)
-
-    def log(self, name: str) -> str:
-        path = self.base / f"{name}.log"
-        return path.read_text()[-3000:] if path.exists() else ""
-
-    def log_marks(self) -> dict[str, int]:
-        """How far each running worker's log has got."""
-        return {name: (self.base / f"worker-{name}.log").stat().st_size for name in self.workers}
-
-    def submitted(self, run_id: UUID, since: dict[str, int]) -> list[str]:
-        """The running workers that took this flow run since the marks (workers race for a run; the
-        losers log "Aborted submission")."""
-        took = []
-        for name in self.workers:
-            with open(self.base / f"worker-{name}.log") as log:
-                log.seek(since.get(name, 0))
-                text = log.read()
-            if text.count(f"submitting flow run '{run_id}'") > text.count(f"Aborted submission of flow run '{run_id}'"):
-                took.append(name)
-        return took
-
-    def stop_worker(self, name: str) -> None:
-        """Stop a worker and everything it started, as when its host goes away."""
-        stop(self.workers.pop(name))
-
-
-def spawn(base: Path, name: str, args: list[str], env: dict[str, str]) -> subprocess.Popen:
-    """A long-running process in its own process group, its output in <base>/<name>.log."""
-    log = open(base / f"{name}.log", "w")
-    return subprocess.Popen(args, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-
-
-def stop(proc: subprocess.Popen) -> None:
-    """Terminate a process group; kill it when it does not end within 20 s."""
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(10)
-
-
-def cli(env: dict[str, str], *args: str) -> str:
-    """Run the prefect CLI in the project directory, as a user would; its output."""
-    done = subprocess.run([PREFECT, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=240)
-    assert done.returncode == 0, f"prefect {' '.join(args)} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
-    return done.stdout
-
-
-def wait_until(what: str, check, timeout: float, diagnose=lambda: "") -> Any:
-    """The first truthy value of check() within timeout seconds."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            value = check()
-        except (httpx.HTTPError, OSError):
-            value = None
-        if value:
-            return value
-        time.sleep(0.5)
-    raise AssertionError(f"timed out waiting for {what}\n{diagnose()}")
-
-
 @pytest.fixture(scope="module")
 def topology(postgres_server, tmp_path_factory):
-    base = tmp_path_factory.mktemp("scale-out")
-    api = f"http://127.0.0.1:{free_port()}/api"
-    common = {**os.environ, "PREFECT_API_URL": api, "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1"}
-    server_env = {
-        **common, "PREFECT_HOME": str(base / "server-prefect"),
-        "PREFECT_SERVER_DATABASE_CONNECTION_URL": f"postgresql+asyncpg://{postgres_server}/{create_database(postgres_server)}",
-    }
-    port = api.split(":")[2].split("/")[0]
     model = Model()
-    scripted = ScriptedServer(responder=model).__enter__()
-    top = Topology(api=api, store_url=f"postgresql+psycopg://{postgres_server}/{create_database(postgres_server)}",
-                   model=model, base=base)
-    server = spawn(base, "server", [PREFECT, "server", "start", "--host", "127.0.0.1", "--port", port, "--no-ui"], server_env)
-    top.procs.append(server)
-    try:
-        wait_until("the Prefect server on PostgreSQL", lambda: httpx.get(f"{api}/health", timeout=2).status_code == 200,
-                   180, lambda: top.log("server"))
-        Store(top.store_url)  # the schema exists before any worker writes
-
-        user = {**common, "PREFECT_HOME": str(base / "user-prefect"), "AGENT_TASKS_PROJECT_DIR": str(ROOT)}
-        cli(user, "work-pool", "create", POOL, "--type", "process")
-        cli(user, "work-pool", "set-concurrency-limit", POOL, str(POOL_LIMIT))
-        cli(user, "--no-prompt", "deploy", "--name", "agent-task")
-
-        for name in WORKERS:
-            home = base / f"host-{name}"
-            top.homes[name] = home / "agent-tasks"
-            env = {
-                **common, "PREFECT_HOME": str(home / "prefect"), "AGENT_TASKS_HOME": str(top.homes[name]),
-                "AGENT_TASKS_DB_URL": top.store_url, "AGENT_TASKS_PROJECT_DIR": str(ROOT),
-                "OPENAI_API_BASE": scripted.api_base, "PREFECT_WORKER_QUERY_SECONDS": "1",
-            }
-            top.workers[name] = spawn(base, f"worker-{name}",
-                                      [PREFECT, "worker", "start", "--pool", POOL, "--name", f"worker-{name}"], env)
-
-        def online() -> bool:
-            with get_client(sync_client=True) as client:
-                workers = client.read_workers_for_work_pool(POOL)
-            return sum(w.status == "ONLINE" for w in workers) == len(WORKERS)
-
-        with temporary_settings({PREFECT_API_URL: api}):
-            wait_until("three online workers", online, 120, lambda: "\n".join(top.log(f"worker-{n}") for n in WORKERS))
-            yield top
-    finally:
-        for proc in [*top.workers.values(), *top.procs]:
-            stop(proc)
-        scripted.__exit__(None, None, None)
+    with Topology(postgres_server, tmp_path_factory.mktemp("scale-out"), model, WORKERS, POOL_LIMIT) as top:
+        top.model = model
+        yield top
 
 
 def running_intervals(client, run_ids: list[UUID]) -> list[tuple[datetime, datetime]]:
