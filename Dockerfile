@@ -1,6 +1,7 @@
 # Worker image for agent-tasks: Prefect, the flows, git and bubblewrap.
 #
-# As a host of a `process` pool, the default command starts a worker (set the pool with AGENT_TASKS_POOL);
+# As a host of a `process` pool, the default command starts a worker (set the pool with AGENT_TASKS_POOL)
+# and the warm engine's server beside it;
 # as the job image of a `docker` or `kubernetes` pool, Prefect replaces the command for each flow run.
 #   docker build -t agent-tasks-worker .
 #   docker run --security-opt seccomp=unconfined --security-opt apparmor=unconfined --security-opt systempaths=unconfined \
@@ -38,4 +39,6 @@ RUN if [ -d wheelhouse ]; then set -- --no-index --find-links wheelhouse; fi \
 # systempaths=unconfined; Kubernetes: see README "Scale out").
 USER agent
 VOLUME /var/lib/agent-tasks
-CMD ["sh", "-c", "exec prefect worker start --pool \"$AGENT_TASKS_POOL\""]
+# The warm engine (README "A warm engine for process workers") runs beside the worker; it is used once the
+# pool's `command` job variable is `python -m tasks_lib.warm client`, and without it runs start cold as before.
+CMD ["sh", "-c", "python -m tasks_lib.warm serve & exec prefect worker start --pool \"$AGENT_TASKS_POOL\""]
