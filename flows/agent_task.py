@@ -16,7 +16,7 @@ from typing import Any
 
 import tasks_lib  # noqa: F401  (sets quiet defaults before Prefect reads its settings)
 from prefect import flow, get_run_logger, pause_flow_run, suspend_flow_run
-from prefect.exceptions import FlowPauseTimeout, Pause
+from prefect.exceptions import ExternalSignal, FlowPauseTimeout, Pause
 from prefect.runtime import deployment, flow_run
 from pydantic import ValidationError
 
@@ -136,12 +136,28 @@ def agent_task(request: TaskRequest) -> SessionResult:
     except TransitionRefused as exc:  # cancelled, expired or settled elsewhere while this run worked on it
         raise SessionFailed(session_id, f"the session ended elsewhere: {exc}") from None
     except BaseException as exc:  # interrupted or crashed: the session must still end in a clear state
-        reason = "interrupted" if isinstance(exc, KeyboardInterrupt) else f"crashed: {type(exc).__name__}: {exc}"
-        settle(store, session_id, SessionStatus.failed, Redactor.from_env()(reason), by="flow")
+        status, reason = interruption(exc)
+        settle(store, session_id, status, Redactor.from_env()(reason), by="flow")
         clean = redact_exception(exc)  # Prefect keeps the exception's text as the run's state message
         if clean is exc:
             raise
         raise clean from None
+
+
+def interruption(exc: BaseException) -> tuple[SessionStatus, str]:
+    """How a session ends when its run stops on ``exc``: a stopped process crashed (or was cancelled), an error failed it."""
+    if isinstance(exc, KeyboardInterrupt):
+        return SessionStatus.failed, "interrupted"
+    if isinstance(exc, (SystemExit, ExternalSignal)):  # the worker stopped or lost the process (SIGTERM, a dead pipe)
+        try:
+            from prefect._internal.control_listener import get_intent
+
+            if get_intent() == "cancel":
+                return SessionStatus.cancelled, "its flow run was cancelled in Prefect; work kept"
+        except ImportError:
+            pass
+        return SessionStatus.crashed, f"its process was stopped ({type(exc).__name__}{f' {exc}' if str(exc) else ''}); work kept"
+    return SessionStatus.failed, f"crashed: {type(exc).__name__}: {exc}"
 
 
 CLAIM_NOTES = {

@@ -12,7 +12,7 @@ from datetime import timedelta
 import tasks_lib  # noqa: F401  (sets quiet defaults before Prefect reads its settings)
 from prefect import flow, get_run_logger
 
-from tasks_lib.reconcile import end_orphans, expire_overdue, settle_from_prefect
+from tasks_lib.reconcile import end_orphans, expire_overdue, reschedule_lost_starts, settle_from_prefect
 from tasks_lib.settings import load_settings
 from tasks_lib.store import open_store
 
@@ -23,9 +23,11 @@ HEARTBEAT_GRACE = timedelta(minutes=5)  # heartbeats come every PREFECT_FLOWS_HE
 
 @flow(name="settle-sessions", log_prints=False)
 def settle_sessions() -> dict[str, list[str]]:
-    """Expire overdue reviews and end the sessions whose flow runs Prefect reports as ended; returns their ids."""
+    """Expire overdue reviews, end the sessions whose flow runs Prefect reports as ended, and reschedule runs lost
+    while starting; returns their ids."""
     store = open_store(load_settings().db_url)
-    settled = {"expired": expire_overdue(store), "ended": settle_from_prefect(store), "orphaned": end_orphans(store)}
+    settled = {"expired": expire_overdue(store), "ended": settle_from_prefect(store), "orphaned": end_orphans(store),
+               "rescheduled": reschedule_lost_starts(store)}
     logger = get_run_logger()
     for what, ids in settled.items():
         if ids:

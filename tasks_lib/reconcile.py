@@ -13,6 +13,7 @@ commit on the target.
 from __future__ import annotations
 
 import os
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from tasks_lib.diff import capture_workspace_diff
@@ -106,6 +107,39 @@ def settle_from_prefect(store: Store) -> list[str]:
             if sid:
                 changed.append(sid)
     return changed
+
+
+LOST_START_AFTER = timedelta(minutes=10)  # a run's process proposes Running within seconds of being started
+
+
+def reschedule_lost_starts(store: Store, older_than: timedelta = LOST_START_AFTER) -> list[str]:
+    """Put back in Scheduled the agent-task runs stuck in Pending with no session; returns their flow run ids.
+
+    A worker that dies between handing a run to a new process and that process starting leaves the
+    run Pending for ever (no process, no heartbeat, no session) and holding a pool slot. Running it
+    again is safe: the session is created on the run's first entry.
+    """
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowFilter, FlowFilterName, FlowRunFilter, FlowRunFilterState
+    from prefect.client.schemas.filters import FlowRunFilterStateType
+    from prefect.client.schemas.objects import StateType
+    from prefect.states import Scheduled
+
+    cutoff = datetime.now(timezone.utc) - older_than
+    moved = []
+    with get_client(sync_client=True) as client:
+        pending = client.read_flow_runs(
+            flow_filter=FlowFilter(name=FlowFilterName(any_=["agent-task"])),
+            flow_run_filter=FlowRunFilter(state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.PENDING]))),
+        )
+        for run in pending:
+            since = run.state.timestamp if run.state else None
+            if since is None or since > cutoff or store.session_for_flow_run(str(run.id)) is not None:
+                continue
+            client.set_flow_run_state(run.id, Scheduled(message=f"rescheduled: Pending since {since:%H:%M:%S} with no "
+                                                               "process (its worker died while starting it)"), force=True)
+            moved.append(str(run.id))
+    return moved
 
 
 def end_orphans(store: Store, session_id: str | None = None) -> list[str]:

@@ -346,3 +346,61 @@ def test_runs_with_the_same_concurrency_key_take_turns(repo, scripted, store):
         spans.append((steps[0].started_at, steps[-1].started_at.timestamp() + steps[-1].duration_s))
     (first_start, first_end), (second_start, second_end) = sorted(spans)
     assert second_start.timestamp() >= first_end - 0.05, "the second run worked while the first held the key's slot"
+
+
+def test_a_run_whose_process_is_stopped_ends_crashed_with_its_work_kept(repo, scripted, store, tmp_path):
+    """SIGTERM to the flow-run process, as a worker that stops or dies does: crashed, not failed; the diff is kept."""
+    import signal
+
+    from prefect.settings import PREFECT_API_URL
+
+    scripted([calls(tool("write_file", path="t.txt", content="before the signal\n")),
+              calls(tool("finish", summary="never reached"), delay=60)])
+    deployment_id = agent_task.to_deployment(name="sigterm-test").apply()
+    request = TaskRequest(repository=str(repo), instructions="Stopped by its worker", model=MODEL, review=False)
+    with get_client(sync_client=True) as client:
+        run_id = str(client.create_flow_run_from_deployment(deployment_id, parameters={"request": request.model_dump(mode="json")}).id)
+    env = {**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value(), "PREFECT__FLOW_RUN_ID": run_id,
+           "AGENT_TASKS_ALLOW_SQLITE_DEPLOYMENTS": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "prefect.engine"], env=env, cwd=Path(__file__).resolve().parents[1],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        try:
+            sid = _wait(lambda: next((r.id for r in _sessions_of(store, run_id) if r.steps_used >= 1), None), 120, "step 1")
+        except AssertionError:
+            proc.kill()
+            raise AssertionError(proc.communicate()[0][-3000:]) from None
+        proc.send_signal(signal.SIGTERM)
+        output = proc.communicate(timeout=60)[0]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    row = store.get_session(sid)
+    assert row.status == "crashed", (row.status, row.status_reason, output[-2000:])
+    assert "its process was stopped" in row.status_reason
+    assert [f["path"] for f in store.latest_diff(sid).files] == ["t.txt"]
+    with get_client(sync_client=True) as client:
+        assert client.read_flow_run(UUID(run_id)).state.type.value in ("CRASHED", "CANCELLED", "FAILED")
+
+
+def test_runs_lost_while_starting_are_rescheduled_and_started_ones_are_not(store):
+    from datetime import timedelta
+
+    from prefect.states import Pending, Running
+
+    from tasks_lib.reconcile import reschedule_lost_starts
+
+    with get_client(sync_client=True) as client:
+        def run_in(state) -> str:
+            run_id = str(client.create_flow_run(agent_task, parameters={"request": {}}).id)
+            client.set_flow_run_state(UUID(run_id), state, force=True)
+            return run_id
+
+        lost, started, running = run_in(Pending()), run_in(Pending()), run_in(Running())
+        store.create_session(TaskRequest(repository="/r", instructions="x"), flow_run_id=started)
+        assert reschedule_lost_starts(store, older_than=timedelta(hours=1)) == [], "not yet long enough"
+        moved = reschedule_lost_starts(store, older_than=timedelta(0))
+        assert lost in moved and started not in moved and running not in moved
+        state = client.read_flow_run(UUID(lost)).state
+        assert state.type.value == "SCHEDULED" and "its worker died while starting it" in state.message
+        assert client.read_flow_run(UUID(started)).state.type.value == "PENDING"
