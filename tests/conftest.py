@@ -28,6 +28,7 @@ os.environ.pop("AGENT_TASKS_DB_URL", None)
 import pytest  # noqa: E402
 
 from tasks_lib.scripted_server import ScriptedServer  # noqa: E402
+from tests.topology import create_database, free_port, postgres  # noqa: E402,F401  (shared with the scale-out bench)
 
 SECRET = os.environ["OPENAI_API_KEY"]
 MODEL = "openai/scripted-model"
@@ -84,54 +85,14 @@ def scripted(monkeypatch):
         server.__exit__(None, None, None)
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago."""
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="session")
 def postgres_server():
     """One throwaway PostgreSQL server (initdb in a temp dir) for the whole run: its base URL, without a database."""
-    import glob
-    import shutil
-
-    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb")) or [shutil.which("initdb") or ""]
-    initdb = found[-1]
-    if not initdb or not os.path.exists(initdb):
-        pytest.fail("PostgreSQL server binaries are needed for this test: apt-get install postgresql")
-    bindir = Path(initdb).parent
-    base = Path(tempfile.mkdtemp(prefix="agent-tasks-pg-"))  # outside pytest's root-only temp dir
-    run_as: list[str] = []
-    if os.geteuid() == 0:  # initdb refuses root
-        shutil.chown(base, "postgres")
-        run_as = ["runuser", "-u", "postgres", "--"]
-    port = free_port()
-    data = base / "data"
-    subprocess.run([*run_as, str(bindir / "initdb"), "-D", str(data), "-A", "trust", "-U", "agent"], check=True, capture_output=True)
-    subprocess.run([*run_as, str(bindir / "pg_ctl"), "-D", str(data), "-l", str(base / "log"), "-w", "start",
-                    "-o", f"-p {port} -k {base} -c listen_addresses=127.0.0.1 -c max_connections=300"],
-                   check=True, capture_output=True)
     try:
-        yield f"agent@127.0.0.1:{port}"
-    finally:
-        subprocess.run([*run_as, str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"], capture_output=True)
-        shutil.rmtree(base, ignore_errors=True)
-
-
-def create_database(server: str) -> str:
-    """A new, empty database on the test PostgreSQL server; its name."""
-    import uuid
-
-    import psycopg
-
-    name = f"db_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(f"postgresql://{server}/postgres", autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    return name
+        with postgres() as server:
+            yield server
+    except RuntimeError as exc:  # no server binaries
+        pytest.fail(str(exc))
 
 
 @pytest.fixture

@@ -25,6 +25,7 @@ from tasks_lib.session import NEXT, DeliveryTarget, TransitionRefused, move, set
 from tasks_lib.store import Store
 from tests.conftest import git
 from tests.helpers import MODEL, Background, decide, wait_for_review
+from tests.polling import wait_until
 
 FINISH = calls(tool("finish", summary="done"))
 # Runs an existing flow run in this process, as a worker's `prefect flow-run execute` does.
@@ -60,16 +61,6 @@ def _reschedule(run_id: str) -> None:
     """What a worker or the UI does to run a flow run again: put it back in Scheduled."""
     with get_client(sync_client=True) as client:
         client.set_flow_run_state(UUID(run_id), Scheduled(), force=True)
-
-
-def _wait(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def _sessions_of(store: Store, run_id: str):
@@ -143,7 +134,7 @@ def test_a_restarted_flow_run_continues_its_own_session_from_the_last_step(repo,
     run_id = _flow_run(repo, "Write a and b")
     first = _execute(run_id, wait=False)
     try:
-        sid = _wait(lambda: next((r.id for r in _sessions_of(store, run_id) if r.steps_used >= 1), None), 120, "step 1")
+        sid = wait_until(lambda: next((r.id for r in _sessions_of(store, run_id) if r.steps_used >= 1), None), 120, "step 1")
         first.kill()
         first.wait(30)
     finally:
@@ -179,7 +170,7 @@ def test_a_restarted_run_whose_workspace_is_gone_starts_its_iteration_over(repo,
     run_id = _flow_run(repo, "Redo after a lost worker")
     first = _execute(run_id, wait=False)
     try:
-        sid = _wait(lambda: next((r.id for r in _sessions_of(store, run_id) if r.steps_used >= 1), None), 120, "step 1")
+        sid = wait_until(lambda: next((r.id for r in _sessions_of(store, run_id) if r.steps_used >= 1), None), 120, "step 1")
         first.kill()
         first.wait(30)
     finally:
@@ -300,7 +291,7 @@ def test_cancelling_a_suspended_run_in_prefect_ends_its_session_without_anyone_r
         "AGENT_TASKS_ALLOW_SQLITE_DEPLOYMENTS": "1", "OPENAI_API_BASE": server.api_base})
     try:
         with get_client(sync_client=True) as client:
-            _wait(lambda: _deployment(client, "settle-sessions/settle-sessions") and _deployment(client, "agent-task/settle-test"),
+            wait_until(lambda: _deployment(client, "settle-sessions/settle-sessions") and _deployment(client, "agent-task/settle-test"),
                   120, "both deployments served")
         from datetime import datetime, timezone
 
@@ -309,9 +300,9 @@ def test_cancelling_a_suspended_run_in_prefect_ends_its_session_without_anyone_r
             "repository": str(repo), "instructions": "Cancel me while I wait", "model": MODEL}})
         waiting = wait_for_review(store, "Cancel me while I wait", timeout=180, since=started)
         with get_client(sync_client=True) as client:
-            _wait(lambda: client.read_flow_run(run.id).state.name == "Suspended", 60, "the run suspended")
+            wait_until(lambda: client.read_flow_run(run.id).state.name == "Suspended", 60, "the run suspended")
             client.set_flow_run_state(run.id, Cancelled(message="cancelled from the UI"), force=True)
-        row = _wait(lambda: (r := store.get_session(waiting.id)).status != "awaiting_review" and r, 120, "the session settled")
+        row = wait_until(lambda: (r := store.get_session(waiting.id)).status != "awaiting_review" and r, 120, "the session settled")
     finally:
         served.terminate()
         served.wait(30)
@@ -366,7 +357,7 @@ def test_a_run_whose_process_is_stopped_ends_crashed_with_its_work_kept(repo, sc
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         try:
-            sid = _wait(lambda: next((r.id for r in _sessions_of(store, run_id) if r.steps_used >= 1), None), 120, "step 1")
+            sid = wait_until(lambda: next((r.id for r in _sessions_of(store, run_id) if r.steps_used >= 1), None), 120, "step 1")
         except AssertionError:
             proc.kill()
             raise AssertionError(proc.communicate()[0][-3000:]) from None
