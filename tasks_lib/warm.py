@@ -30,6 +30,12 @@ HEADER_BYTES = 8  # big-endian length of the JSON request that follows the heade
 STDIO = (0, 1, 2)
 KILL_GRACE_S = 30.0  # after a client vanished: SIGTERM to its child, then SIGKILL this much later
 FORWARDED = (signal.SIGTERM, signal.SIGINT)
+# Modules a flow run imports on its way (deployment pull steps, tasks, the sandboxes, litellm's service logger).
+RUN_MODULES = ("prefect.runner", "prefect.deployments.steps", "prefect.task_engine", "prefect.concurrency.sync",
+               "prefect.concurrency.services", "prefect.utilities.visualization", "prefect._internal.observers",
+               "prefect._internal.installation", "prefect._internal.infrastructure_exit_codes",
+               "tasks_lib.environments.bwrap", "tasks_lib.environments.local", "litellm._service_logger",
+               "litellm.integrations.prometheus_services")
 
 
 def default_socket() -> str:
@@ -157,7 +163,7 @@ def preload() -> list[str]:
     import litellm  # noqa: F401
     import tasks_lib.agent.model  # noqa: F401
 
-    _import_lazy_modules(_first_call_modules())
+    _import_lazy_modules([*RUN_MODULES, *_first_call_modules()])
     return sorted(sys.modules)
 
 
@@ -545,7 +551,10 @@ def _exit(code: int) -> None:
 
 def serve(path: str) -> None:
     """Import once, check no thread runs, then serve."""
+    import gc
+
     preload()
+    gc.freeze()  # the children's collections leave the preloaded objects (and their shared pages) alone
     threads = fork_hazards()
     if threads:
         raise SystemExit(f"refusing to fork: threads running after the imports: {', '.join(threads)}")
