@@ -162,14 +162,16 @@ def test_a_failing_warm_run_exits_as_the_cold_engine_does(warm_server, deploymen
     assert bad.returncode == 1 and "Invalid flow run id" in output, output[-3000:]
 
 
-@pytest.mark.parametrize("how", [signal.SIGTERM, signal.SIGKILL], ids=["sigterm", "sigkill"])
-def test_killing_the_client_stops_its_flow_run_process(how, warm_server, deployment_id, repo, scripted, store):
+@pytest.mark.parametrize("way, how", [("warm", signal.SIGTERM), ("warm", signal.SIGKILL), ("cold", signal.SIGTERM)],
+                         ids=["warm-sigterm", "warm-sigkill", "cold-sigterm"])
+def test_killing_the_client_stops_its_flow_run_process(way, how, warm_server, deployment_id, repo, scripted, store,
+                                                       tmp_path):
     scripted([calls(tool("write_file", path="a.txt", content="one\n")), calls(tool("finish", summary="late"), delay=120)])
     run_id = _flow_run(deployment_id, repo, "Write and wait")
-    proc = _start(run_id, warm_server.socket)
+    proc = _start(run_id, warm_server.socket if way == "warm" else tmp_path / "nobody-listens.sock")
     try:
         _wait(lambda: (row := store.session_for_flow_run(run_id)) is not None and row.steps_used >= 1, 180, "step 1")
-        [child] = _children(warm_server.pid)
+        [child] = _children(warm_server.pid) if way == "warm" else [proc.pid]  # cold: the client exec'd the engine
         assert _alive(child) and _state(run_id).is_running()
         proc.send_signal(how)
         output = _finish(proc, 60)
@@ -180,7 +182,7 @@ def test_killing_the_client_stops_its_flow_run_process(how, warm_server, deploym
     assert proc.returncode == -how, output[-3000:]
     _wait(lambda: not _alive(child), 60, "the flow-run process to end")
     state = _wait(lambda: (s := _state(run_id)).is_final() and s, 30, "a final state")
-    assert state.is_crashed(), state  # a termination without a cancel request: Crashed, as with a cold engine
+    assert state.is_crashed(), state  # a termination without a cancel request: Crashed, warm or cold
     assert _children(warm_server.pid) == []
 
 
