@@ -105,8 +105,10 @@ def settle_from_state(flow, flow_run, state) -> None:
     """Prefect state hook: a cancelled or crashed flow run ends its session (diff kept)."""
     store = open_store(load_settings().db_url)
     sid = settle_flow_run(store, str(flow_run.id), state.type.value, state.message or "", by="prefect-hook")
-    if sid:
-        get_run_logger().warning("session %s ended: %s", sid, store.get_session(sid).status_reason)
+    if sid:  # hooks may run outside the run's context (the runner runs on_cancellation hooks itself)
+        from prefect.logging.loggers import flow_run_logger
+
+        flow_run_logger(flow_run).warning("session %s ended: %s", sid, store.get_session(sid).status_reason)
 
 
 @flow(name="agent-task", flow_run_name=_run_name, validate_parameters=False,

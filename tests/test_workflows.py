@@ -283,11 +283,15 @@ def test_agent_tasks_up_starts_the_stack_and_stops_cleanly(tmp_path):
         assert ready, "the stack did not answer on both ports"
         assert "<html" in httpx.get(f"http://127.0.0.1:{port}/", timeout=5).text.lower()  # the UI
         names = set()
-        while time.monotonic() < deadline and names != {w.name for w in WORKFLOWS}:
+        # the workflows, and the housekeeping served beside them: settle-sessions and the daily gc
+        expected = {w.name for w in WORKFLOWS} | {"settle-sessions", "daily"}
+        while time.monotonic() < deadline and names != expected:
             found = httpx.post(f"http://127.0.0.1:{port}/api/deployments/filter", json={}, timeout=5).json()
             names = {d["name"] for d in found}
             time.sleep(0.5)
-        assert names == {w.name for w in WORKFLOWS}
+        assert names == expected
+        automations = httpx.post(f"http://127.0.0.1:{port}/api/automations/filter", json={}, timeout=5).json()
+        assert "agent-tasks: crash runs whose heartbeats stopped" in {a["name"] for a in automations}
     finally:
         proc.send_signal(__import__("signal").SIGINT)
         stdout, stderr = proc.communicate(timeout=90)
