@@ -561,6 +561,7 @@ class SessionRun:
             check=self.check_line(),
             started_by=trigger_line(self.req.trigger) if self.req.trigger else None,
             rounds_left=self.settings.max_change_rounds - row.change_rounds,
+            patch=diff.patch.decode("utf-8", errors="replace") if diff else "",
         )
         form = ReviewInput.with_initial_data(description=self.redact(description))
         runner = None if deployment.id else current_runner()  # a suspended run has no process waiting

@@ -8,6 +8,20 @@ from pydantic import ConfigDict, Field, model_validator
 from prefect.input import RunInput
 
 DECISIONS = ("accept", "request_changes", "reject", "retry")
+FORM_DIFF_LINES = 300  # lines of the unified diff shown in the review form
+
+
+def diff_block(patch: str, session_id: str, max_lines: int = FORM_DIFF_LINES) -> list[str]:
+    """The unified diff as a ```diff block for the form, cut after ``max_lines`` with a line saying where the rest is."""
+    lines = patch.splitlines()
+    if not lines:
+        return []
+    fence = "````" if any(line.startswith("```") for line in lines[:max_lines]) else "```"
+    block = [f"{fence}diff", *lines[:max_lines], fence]
+    if len(lines) > max_lines:
+        block.append(f"{len(lines) - max_lines} more lines: see the *agent-diff* artifact of this run, or "
+                     f"`agent-tasks show {session_id[:8]} --diff`.")
+    return block
 
 
 class ReviewInput(RunInput):
@@ -56,8 +70,9 @@ def review_description(
     notice: str | None = None,
     rounds_left: int | None = None,
     started_by: str | None = None,
+    patch: str = "",
 ) -> str:
-    """The markdown shown above the resume form."""
+    """The markdown shown above the resume form: who and what, the summary, and the diff itself (capped)."""
     lines = [f"## Review session `{session_id[:8]}` — iteration {iteration}", ""]
     if notice:
         lines += [f"> **{notice}**", ""]
@@ -73,6 +88,8 @@ def review_description(
     if len(files) > 30:
         lines.append(f"- … {len(files) - 30} more files")
     lines += ["", summary_markdown.strip(), ""]
+    if patch:
+        lines += ["### The change", "", *diff_block(patch, session_id), ""]
     lines.append(
         f"Full diff: the *agent-diff* artifact of this run, or `agent-tasks show {session_id[:8]} --diff` "
         f"(side by side: `--side-by-side`, as a page: `--html review.html`)."

@@ -44,6 +44,9 @@ def test_accept_commits_and_creates_the_branch_in_the_local_source(repo, scripte
     assert schema["required"] == ["decision"] and schema["then"]["required"] == ["instructions"]
     text = description.json()
     assert "feature.txt" in text and "alice" in text and "What was done" in text and "--diff" in text
+    # the change itself, where the reviewer decides
+    assert "```diff\ndiff --git a/feature.txt b/feature.txt" in text and "\n+feature\n```" in text
+    assert "more lines" not in text
     state = flow_run_state(row)
     assert state.type == StateType.PAUSED and state.state_details.run_input_keyset
 
@@ -316,4 +319,18 @@ def test_a_delivery_that_cannot_reach_its_target_is_a_notice_and_the_session_wai
     assert moves[-2:] == [("awaiting_review", "delivering"), ("delivering", "awaiting_review")]
     assert store.get_session(again.id).delivery_target and '"mode":"pull_request"' in store.get_session(again.id).delivery_target
     decide(again, "reject")
+    assert run.join().status.value == "rejected"
+
+
+def test_the_review_form_shows_the_diff_capped_with_where_the_rest_is(repo, scripted, store, prefect_server):
+    long = "".join(f"line {i}\n" for i in range(400))
+    scripted([calls(tool("write_file", path="long.txt", content=long)), FINISH])
+    run = Background(repo, "Write a long file")
+    row = wait_for_review(store, "Write a long file", since=run.started)
+    text = httpx.get(f"{prefect_server}/flow_runs/{row.flow_run_id}/input/paused-{row.review_key}-description").json()
+    block = text.split("```diff\n", 1)[1].split("\n```", 1)[0].splitlines()
+    assert len(block) == 300 and block[0] == "diff --git a/long.txt b/long.txt" and "+line 290" in block
+    total = len(store.latest_diff(row.id).patch.decode().splitlines())
+    assert f"{total - 300} more lines: see the *agent-diff* artifact of this run, or `agent-tasks show {row.id[:8]} --diff`" in text
+    decide(row, "reject")
     assert run.join().status.value == "rejected"
