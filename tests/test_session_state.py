@@ -63,6 +63,17 @@ def _reschedule(run_id: str) -> None:
         client.set_flow_run_state(UUID(run_id), Scheduled(), force=True)
 
 
+def _killed_after_first_step(store: Store, run_id: str) -> str:
+    """Run the flow run in a process, kill -9 it once its session has recorded a step; the session's id."""
+    first = _execute(run_id, wait=False)
+    try:
+        return wait_until(lambda: next((r.id for r in _sessions_of(store, run_id) if r.steps_used >= 1), None), 120,
+                          "step 1")
+    finally:
+        first.kill()
+        first.wait(30)
+
+
 def _sessions_of(store: Store, run_id: str):
     return [r for r in store.list_sessions(limit=500) if r.flow_run_id == run_id]
 
@@ -132,14 +143,7 @@ def test_a_restarted_flow_run_continues_its_own_session_from_the_last_step(repo,
         FINISH,
     ])
     run_id = _flow_run(repo, "Write a and b")
-    first = _execute(run_id, wait=False)
-    try:
-        sid = wait_until(lambda: next((r.id for r in _sessions_of(store, run_id) if r.steps_used >= 1), None), 120, "step 1")
-        first.kill()
-        first.wait(30)
-    finally:
-        if first.poll() is None:
-            first.kill()
+    sid = _killed_after_first_step(store, run_id)
     assert store.get_session(sid).status == "running"
     _reschedule(run_id)
     second = _execute(run_id)
@@ -168,14 +172,7 @@ def test_a_restarted_run_whose_workspace_is_gone_starts_its_iteration_over(repo,
         FINISH,
     ])
     run_id = _flow_run(repo, "Redo after a lost worker")
-    first = _execute(run_id, wait=False)
-    try:
-        sid = wait_until(lambda: next((r.id for r in _sessions_of(store, run_id) if r.steps_used >= 1), None), 120, "step 1")
-        first.kill()
-        first.wait(30)
-    finally:
-        if first.poll() is None:
-            first.kill()
+    sid = _killed_after_first_step(store, run_id)
     shutil.rmtree(store.get_session(sid).workspace)  # the worker's disk is gone with it
     _reschedule(run_id)
     second = _execute(run_id)
