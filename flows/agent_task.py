@@ -367,8 +367,7 @@ class SessionRun:
         ``continued``: the conversation already holds part of this iteration (a restarted run).
         """
         row = self.store.get_session(self.session_id)
-        prior = Usage(steps=row.steps_used, prompt_tokens=row.prompt_tokens, completion_tokens=row.completion_tokens,
-                      cached_tokens=row.cached_tokens, cost_usd=row.cost_usd)
+        prior = row.usage()
         previous = self.store.latest_diff(self.session_id) if self.iteration > 1 else None
         if continued:
             self.store.update_session(self.session_id, iteration=self.iteration)
@@ -488,8 +487,7 @@ class SessionRun:
 
     def budget_line(self, row) -> str | None:
         """How the session's budgets stand when one is used up, else None."""
-        used = Usage(steps=row.steps_used, prompt_tokens=row.prompt_tokens, completion_tokens=row.completion_tokens,
-                     cost_usd=row.cost_usd)
+        used = row.usage()
         if session_limits(self.agent, used, row.agent_seconds or 0.0) is not None:
             return None
         return budget_used(self.agent, used, row.agent_seconds or 0.0)

@@ -93,6 +93,11 @@ class SessionRow(Base):
     retry_rounds: Mapped[int | None] = mapped_column(Integer)  # retries a reviewer asked for
     delivery_target: Mapped[str | None] = mapped_column(Text)  # where an accept is delivering (set before pushing)
 
+    def usage(self) -> Usage:
+        """What the session has used so far, all iterations."""
+        return Usage(steps=self.steps_used, prompt_tokens=self.prompt_tokens, completion_tokens=self.completion_tokens,
+                     cached_tokens=self.cached_tokens, cost_usd=self.cost_usd)
+
 
 class TransitionRow(Base):
     """One change of a session's status: from what, to what, why, and who made it."""
