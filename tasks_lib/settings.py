@@ -24,6 +24,11 @@ class Settings(BaseModel):
     allow_sqlite_deployments: bool = False
     sandbox: str = "auto"
     sandbox_expose: list[str] = []
+    review_url: str | None = None  # base URL of the review pages (`agent-tasks up` serves them), for links
+
+    def review_page(self, session_id: str) -> str | None:
+        """The address of one session's review page, when review pages are served."""
+        return f"{self.review_url.rstrip('/')}/sessions/{session_id}" if self.review_url else None
 
     @property
     def mirrors_dir(self) -> Path:
@@ -77,4 +82,5 @@ def load_settings() -> Settings:
         allow_sqlite_deployments=(os.environ.get("AGENT_TASKS_ALLOW_SQLITE_DEPLOYMENTS") or "").lower() in ("1", "true", "yes"),
         sandbox=sandbox,
         sandbox_expose=[str(Path(p.strip()).expanduser()) for p in expose],
+        review_url=os.environ.get("AGENT_TASKS_REVIEW_URL") or None,
     )
