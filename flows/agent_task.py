@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import tasks_lib  # noqa: F401  (sets quiet defaults before Prefect reads its settings)
@@ -34,6 +35,7 @@ from tasks_lib.agent.prompt import build_system_prompt, initial_messages, named_
 from tasks_lib.redaction import install_log_redaction, redact_exception
 from tasks_lib.render import files_stat, trigger_line
 from tasks_lib.review import ReviewInput, emit_awaiting_review, review_description
+from tasks_lib.review_comments import change_request
 from tasks_lib.review_actions import commit_changes, deliver_changes, discard_changes, reset_workspace, restore_workspace
 from tasks_lib.check import CheckResult, fix_request
 from tasks_lib.concurrency import default_key, key_slot
@@ -454,22 +456,19 @@ class SessionRun:
                 continue
             if decision == "reject":
                 discard_changes(self.ws.mirror, self.ws.path, self.ws.work_branch)
-                self.store.add_review(self.session_id, self.iteration, decision, review.feedback, outcome="discarded")
+                self.record(review, "discarded")
                 reason = "rejected by the reviewer" + (f": {review.feedback}" if review.feedback else "")
                 return self.finish(SessionStatus.rejected, reason)
             row = self.store.get_session(self.session_id)
             notice = refusal(decision, row, self.settings, self.budget_line(row))
             if notice:
-                self.store.add_review(self.session_id, self.iteration, decision, review.feedback, outcome=notice)
+                self.record(review, notice)
                 continue
-            self.store.add_review(self.session_id, self.iteration, decision, review.feedback, review.instructions,
-                                  outcome=f"iteration {self.iteration + 1}")
+            self.record(review, f"iteration {self.iteration + 1}")
             if decision == "request_changes":
                 self.store.update_session(self.session_id, change_rounds=row.change_rounds + 1)
-                self.messages.append({"role": "user", "content": (
-                    "The reviewer asked for changes:\n\n" + (review.feedback.strip() or "(no details given)")
-                    + "\n\nAddress this feedback in the same workspace, then call finish with a summary."
-                )})
+                request = change_request(review.feedback, review.comments, Path(self.ws.path))
+                self.messages.append({"role": "user", "content": request})
             else:  # retry: a fresh start from the base with the updated instructions
                 reset_workspace(self.ws.path, self.ws.base_commit)
                 self.instructions = review.instructions.strip()
@@ -484,6 +483,11 @@ class SessionRun:
                 loop = self.work()
             if loop_failed(loop):
                 notice = self.redact(f"iteration {self.iteration} ended early: {loop.end_reason.value}: {loop.detail}")
+
+    def record(self, review: ReviewInput, outcome: str) -> None:
+        """Store a review decision of this iteration, its line comments, and what came of it."""
+        self.store.add_review(self.session_id, self.iteration, review.decision, review.feedback, review.instructions,
+                              outcome=outcome, comments=[c.model_dump() for c in review.comments])
 
     def budget_line(self, row) -> str | None:
         """How the session's budgets stand when one is used up, else None."""
@@ -522,11 +526,11 @@ class SessionRun:
                                     self.ws.base_branch, self.ws.base_commit, message)
         except DeliveryError as exc:
             notice = self.redact(f"accept failed: {exc}")
-            self.store.add_review(self.session_id, self.iteration, review.decision, review.feedback, outcome=notice)
+            self.record(review, notice)
             self.logger.error(notice)
             return notice
         self.store.update_session(self.session_id, delivered_commit=commit, delivered_to=where)
-        self.store.add_review(self.session_id, self.iteration, review.decision, review.feedback, outcome=where)
+        self.record(review, where)
         self.finish(SessionStatus.accepted, f"accepted: {commit[:10]} → {where}")
         return None
 

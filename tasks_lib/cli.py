@@ -10,7 +10,6 @@ import os
 import sys
 import threading
 import time
-from datetime import datetime
 from typing import Any, Optional
 
 import typer
@@ -23,6 +22,7 @@ from tasks_lib.cli_agents import agents_app
 from tasks_lib.cli_common import CliError, age, cli_store, err, out, wide
 from tasks_lib.cli_eval import eval_command
 from tasks_lib.cli_workflows import load_or_fail, workflows_app
+from tasks_lib.session_data import session_json, session_line, ui_url
 
 app = typer.Typer(
     help="Hand coding tasks to an LLM agent and review what it did (built on Prefect).",
@@ -169,22 +169,6 @@ def _print_session(session_id: str, summary: bool) -> None:
             out.print(f"  {f['kind']:<9} {f['path']}  +{f['added']} -{f['removed']}")
 
 
-def ui_url(flow_run_id: str | None) -> str:
-    """The Prefect UI page of a flow run, when a Prefect server address is configured."""
-    base = os.environ.get("PREFECT_UI_URL") or os.environ.get("PREFECT_API_URL", "").removesuffix("/").removesuffix("/api")
-    return f"{base}/runs/flow-run/{flow_run_id}" if base and flow_run_id else "-"
-
-
-def session_line(r) -> dict[str, Any]:
-    """The inbox fields of one session."""
-    return {
-        "id": r.id, "status": r.status, "agent": r.agent, "repository": r.repository, "branch": r.branch,
-        "reviewer": r.reviewer, "iteration": r.iteration, "lines_added": r.lines_added, "lines_removed": r.lines_removed,
-        "cost_usd": r.cost_usd, "created_at": r.created_at.isoformat() if r.created_at else None,
-        "reason": r.status_reason, "ui_url": ui_url(r.flow_run_id),
-    }
-
-
 @app.command()
 def inbox(
     status: Optional[str] = typer.Option(None, "--status", help="Only sessions with this status (e.g. awaiting_review)."),
@@ -217,37 +201,18 @@ def inbox(
     wide.print(table)
 
 
-def _resume(session_id: str, decision: str, feedback: str, instructions: str) -> None:
+def _resume(session_id: str, decision: str, feedback: str, instructions: str,
+            comments: list[str] | None = None) -> None:
     """Resume a session's paused flow run with a decision; CliError if it is not waiting or the input is refused."""
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.objects import StateType
-
-    from tasks_lib.models import SessionStatus
-    from tasks_lib.review import review_payload
+    from tasks_lib.resume import ResumeRefused, decision_payload, resume_review
+    from tasks_lib.review_comments import CommentError, parse_comment
 
     store = cli_store(refresh=True)
-    row = store.get_session(session_id)
-    if row.status != SessionStatus.awaiting_review.value:
-        where = f" ({row.delivered_to})" if row.delivered_to else ""
-        raise CliError(f"session {row.id[:8]} is {row.status}{where}, not awaiting review")
     try:
-        payload = review_payload(decision, feedback, instructions)
-    except ValueError as exc:
-        errors = getattr(exc, "errors", lambda: [])()
-        raise CliError(errors[0]["msg"] if errors else str(exc)) from None
-    with get_client(sync_client=True) as client:
-        deadline = time.monotonic() + 15  # the session is marked just before the run pauses
-        while True:
-            run = client.read_flow_run(row.flow_run_id)
-            ready = run.state is not None and run.state.type == StateType.PAUSED and run.state.state_details.pause_key == row.review_key
-            if ready or time.monotonic() > deadline:
-                break
-            time.sleep(0.3)
-        if not ready:
-            raise CliError(f"session {row.id[:8]}: its flow run is {run.state.name if run.state else 'unknown'}, not paused")
-        result = client.resume_flow_run(row.flow_run_id, run_input=payload)
-    if result.status.value != "ACCEPT":
-        raise CliError(f"the run refused the review input: {getattr(result.details, 'reason', result.details)}")
+        parsed = [parse_comment(text) for text in comments or []]
+        resume_review(store, session_id, decision_payload(store, session_id, decision, feedback, instructions, parsed))
+    except (ResumeRefused, CommentError) as exc:
+        raise CliError(str(exc)) from None
 
 
 DECISION_NAMES = {"accept": "accept", "request-changes": "request_changes", "request_changes": "request_changes",
@@ -260,6 +225,8 @@ def review(
     decision: str = typer.Argument(..., help="accept | request-changes | reject | retry"),
     feedback: str = typer.Option("", "--feedback", "-f", help="What to change, or notes."),
     instructions: str = typer.Option("", "--instructions", "-i", help="Updated instructions (retry)."),
+    comment: list[str] = typer.Option([], "--comment", "-c",
+                                      help='A comment on a line of the change: FILE:LINE="text" (repeatable).'),
     wait: bool = typer.Option(True, "--wait/--no-wait", help="Wait until the session has acted on the decision."),
     wait_timeout: float = typer.Option(3600, "--timeout", help="Seconds to wait with --wait."),
 ) -> None:
@@ -278,7 +245,7 @@ def review(
     except SessionNotFound as exc:
         raise CliError(str(exc)) from None
     key = row.review_key
-    _resume(row.id, DECISION_NAMES[decision], feedback, instructions)
+    _resume(row.id, DECISION_NAMES[decision], feedback, instructions, comment)
     out.print(f"session {row.id[:8]}: {decision} sent")
     if not wait:
         return
@@ -352,41 +319,6 @@ def _print_log(store, session_id: str) -> None:
             out.print(mark + result.replace("\n", "\n    "))
         if step.error:
             out.print(Text(f"  error: {step.error}", style="red"))
-
-
-def session_json(store, row) -> dict[str, Any]:
-    """Everything about a session as JSON-ready data."""
-    columns = {c.name: getattr(row, c.name) for c in row.__table__.columns}
-    data = {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in columns.items()}
-    d = store.latest_diff(row.id)
-    s = store.latest_summary(row.id)
-    data["diff"] = None if d is None else {
-        "base_commit": d.base_commit, "files": d.files, "added": d.added, "removed": d.removed,
-        "patch": d.patch.decode("utf-8", errors="replace"),
-    }
-    data["summary"] = None if s is None else {"markdown": s.markdown, "facts": s.facts}
-    data["steps"] = [step.model_dump(mode="json") for step in store.steps(row.id)]
-    data["conversation"] = None  # the agent's messages; large, and already shown as steps
-    data["history"] = [
-        {"iteration": r.iteration, "decision": r.decision, "feedback": r.feedback, "instructions": r.instructions,
-         "outcome": r.outcome, "decided_at": r.decided_at.isoformat()}
-        for r in store.reviews(row.id)
-    ]
-    data["iterations"] = [
-        {"iteration": d.iteration, "scope": d.scope, "files": d.files, "added": d.added, "removed": d.removed}
-        for d in store.diffs(row.id)
-    ]
-    data["checks"] = [
-        {"iteration": c.iteration, "fix_round": c.fix_round, "command": c.command, "passed": c.passed,
-         "exit_code": c.exit_code, "duration_s": c.duration_s, "output_tail": c.output_tail}
-        for c in store.checks(row.id)
-    ]
-    data["transitions"] = [
-        {"from": t.from_status, "to": t.to_status, "reason": t.reason, "by": t.by, "at": t.at.isoformat()}
-        for t in store.transitions(row.id)
-    ]
-    data["ui_url"] = ui_url(row.flow_run_id)
-    return data
 
 
 @app.command()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar, Literal
 
-from pydantic import ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from prefect.input import RunInput
 
 DECISIONS = ("accept", "request_changes", "reject", "retry")
@@ -22,6 +22,20 @@ def diff_block(patch: str, session_id: str, max_lines: int = FORM_DIFF_LINES) ->
         block.append(f"{len(lines) - max_lines} more lines: see the *agent-diff* artifact of this run, or "
                      f"`agent-tasks show {session_id[:8]} --diff`.")
     return block
+
+
+class LineComment(BaseModel):
+    """A reviewer's comment on one line of a file in the change (the line number in the changed file)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    path: str = Field(min_length=1, description="File path in the repository, as the diff shows it.")
+    line: int = Field(ge=1, description="Line number in the changed file (1 is the first line).")
+    body: str = Field(min_length=1, pattern=r"\S", description="What to change there.")
+
+    def where(self) -> str:
+        """``path:line``."""
+        return f"{self.path}:{self.line}"
 
 
 class ReviewInput(RunInput):
@@ -42,6 +56,10 @@ class ReviewInput(RunInput):
     )
     feedback: str = Field(default="", description="What to change (request_changes), or notes for a retry.")
     instructions: str = Field(default="", description="Updated instructions (required for retry).")
+    comments: list[LineComment] = Field(
+        default_factory=list,
+        description="Comments on lines of the change, sent to the agent together with request_changes.",
+    )
 
     @model_validator(mode="after")
     def _retry_needs_instructions(self) -> "ReviewInput":
@@ -50,11 +68,13 @@ class ReviewInput(RunInput):
         return self
 
 
-def review_payload(decision: str, feedback: str = "", instructions: str = "") -> dict[str, Any]:
+def review_payload(decision: str, feedback: str = "", instructions: str = "",
+                   comments: list[LineComment] | None = None) -> dict[str, Any]:
     """The run_input body that resumes a paused session with a decision (validated here first)."""
-    decision = decision.replace("-", "_")
-    ReviewInput.model_validate({"decision": decision, "feedback": feedback, "instructions": instructions})
-    return {"decision": decision, "feedback": feedback, "instructions": instructions}
+    payload = {"decision": decision.replace("-", "_"), "feedback": feedback, "instructions": instructions,
+               "comments": [c.model_dump() for c in comments or []]}
+    ReviewInput.model_validate(payload)
+    return payload
 
 
 def review_description(

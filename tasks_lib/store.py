@@ -167,6 +167,7 @@ class ReviewRow(Base):
     feedback: Mapped[str] = mapped_column(Text, default="")
     instructions: Mapped[str] = mapped_column(Text, default="")
     outcome: Mapped[str] = mapped_column(Text, default="")
+    comments: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON, nullable=True)  # line comments
     decided_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
@@ -605,11 +606,11 @@ class Store:
             return list(db.scalars(query).all())
 
     def add_review(self, session_id: str, iteration: int, decision: str, feedback: str = "",
-                   instructions: str = "", outcome: str = "") -> None:
-        """Record a reviewer's decision and what came of it."""
+                   instructions: str = "", outcome: str = "", comments: list[dict[str, Any]] | None = None) -> None:
+        """Record a reviewer's decision (with its line comments) and what came of it."""
         with self._db() as db:
             db.add(ReviewRow(session_id=session_id, iteration=iteration, decision=decision, feedback=feedback,
-                             instructions=instructions, outcome=outcome))
+                             instructions=instructions, outcome=outcome, comments=comments or None))
 
     def reviews(self, session_id: str) -> list[ReviewRow]:
         """The session's review decisions, oldest first."""

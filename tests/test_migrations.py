@@ -237,3 +237,26 @@ def test_a_store_behind_waits_for_the_migration_lock(tmp_path: Path):
         assert child.poll() is None and not inspect(create_engine(f"sqlite:///{path}")).has_table("sessions")
     assert child.wait(timeout=60) == 0 and child.stdout.read() == "opened\n"
     assert stored_revisions(f"sqlite:///{path}") == [migrations.head()]
+
+
+def test_a_store_at_the_baseline_is_upgraded_revision_by_revision_keeping_its_rows(url: str):
+    """0001 → head: reviews gain their comments column (0002); a review written at 0001 survives, without comments."""
+    engine = create_engine(url)
+    with engine.begin() as db:
+        migrations.upgrade(db, "0001")
+        db.execute(text("""INSERT INTO sessions (id, created_at, updated_at, status, status_reason, request, agent,
+            repository, instructions, iteration, steps_used, prompt_tokens, completion_tokens, cached_tokens,
+            lines_added, lines_removed, files_changed, change_rounds)
+            VALUES ('s-1', '2025-01-02 03:04:05', '2025-01-02 03:04:05', 'accepted', 'done', '{}', 'default',
+            '/srv/repo', 'old', 1, 1, 0, 0, 0, 0, 0, 0, 0)"""))
+        db.execute(text("""INSERT INTO reviews (session_id, iteration, decision, feedback, instructions, outcome,
+            decided_at) VALUES ('s-1', 1, 'request_changes', 'more tests', '', 'iteration 2', '2025-01-02 03:05:00')"""))
+    assert "comments" not in {c["name"] for c in inspect(engine).get_columns("reviews")}
+    engine.dispose()
+
+    store = Store(url)
+    assert stored_revisions(url) == [migrations.head()] and migrations.head() >= "0002"
+    [old] = store.reviews("s-1")
+    assert (old.feedback, old.comments) == ("more tests", None)
+    store.add_review("s-1", 2, "request_changes", comments=[{"path": "a.py", "line": 3, "body": "why?"}])
+    assert store.reviews("s-1")[1].comments == [{"path": "a.py", "line": 3, "body": "why?"}]

@@ -334,3 +334,51 @@ def test_the_review_form_shows_the_diff_capped_with_where_the_rest_is(repo, scri
     assert f"{total - 300} more lines: see the *agent-diff* artifact of this run, or `agent-tasks show {row.id[:8]} --diff`" in text
     decide(row, "reject")
     assert run.join().status.value == "rejected"
+
+
+def test_line_comments_from_the_cli_reach_the_agent_with_file_line_and_code(repo, scripted, store, prefect_server):
+    import os
+
+    server = scripted([
+        calls(tool("write_file", path="calc.py", content="def add(a, b):\n    return a - b\n\n\ndef one():\n    return 1\n")),
+        FINISH,
+        calls(tool("edit_file", path="calc.py", old="a - b", new="a + b")), FINISH,
+    ])
+    run = Background(repo, "Write calc")
+    row = wait_for_review(store, "Write calc", since=run.started)
+    env = {**os.environ, "PREFECT_API_URL": prefect_server}
+    cli = [sys.executable, "-m", "tasks_lib.cli", "review", row.id[:8], "request-changes", "--no-wait"]
+
+    not_in_change = subprocess.run([*cli, "--comment", "calx.py:2=use +"], capture_output=True, text=True, env=env)
+    assert not_in_change.returncode == 1
+    assert "calx.py:2: calx.py is not part of this change (did you mean calc.py?)" in not_in_change.stderr
+    malformed = subprocess.run([*cli, "--comment", "calc.py=use +"], capture_output=True, text=True, env=env)
+    assert malformed.returncode == 1 and "write it as FILE:LINE=TEXT" in malformed.stderr
+    assert flow_run_state(row).type == StateType.PAUSED, "a refused comment must leave the run waiting"
+
+    sent = subprocess.run([*cli, "-f", "Fix the operator.", "--comment", "calc.py:2=use +", "-c", "calc.py:40=and here?"],
+                          capture_output=True, text=True, env=env, timeout=120)
+    assert sent.returncode == 0, sent.stderr
+    second = wait_for_review(store, "Write calc", after_key=row.review_key, since=run.started)
+    decide(second, "accept")
+    run.join()
+
+    message = server.agent_requests()[2]["messages"][-1]["content"]
+    assert "Fix the operator." in message and "The reviewer commented on 2 lines:" in message
+    assert "calc.py:2: use +\n```\n  1 | def add(a, b):\n> 2 |     return a - b\n  3 | \n  4 | \n```" in message
+    assert "calc.py:40: and here?\n```\n(line 40 is past the end of calc.py, which has 6 lines)" in message
+    first_review = store.reviews(row.id)[0]
+    assert first_review.decision == "request_changes"
+    assert first_review.comments == [{"path": "calc.py", "line": 2, "body": "use +"},
+                                     {"path": "calc.py", "line": 40, "body": "and here?"}]
+    assert git(repo, "show", f"{second.work_branch}:calc.py").splitlines()[1] == "    return a + b"
+
+
+def test_comment_parsing_takes_the_last_colon_and_the_first_equals():
+    from tasks_lib.review_comments import CommentError, parse_comment
+
+    comment = parse_comment("src/a:b.py:12=x = y + 1")
+    assert (comment.path, comment.line, comment.body) == ("src/a:b.py", 12, "x = y + 1")
+    for bad in ("calc.py:0=x", "calc.py:two=x", ":3=x", "calc.py:3=  "):
+        with pytest.raises(CommentError):
+            parse_comment(bad)
