@@ -40,6 +40,8 @@ from tasks_lib.review_actions import commit_changes, deliver_changes, discard_ch
 from tasks_lib.check import CheckResult, fix_request
 from tasks_lib.concurrency import default_key, key_slot
 from tasks_lib.run_agent import budget_used, model_for, run_agent, session_limits
+from tasks_lib.attempts import Candidate
+from tasks_lib.run_attempts import Attempt, move_candidate, run_attempts
 from tasks_lib.run_check import run_check
 from tasks_lib.run_setup import run_setup
 from tasks_lib.runner import current_runner
@@ -193,6 +195,7 @@ class SessionRun:
         self.redact = Redactor.from_env()
         self.reuse_review_key = False
         self.check: CheckResult | None = None
+        self.fresh_start = False
 
     # --- outcomes --------------------------------------------------------------------------------
 
@@ -276,6 +279,7 @@ class SessionRun:
         self.iteration = 1
         self.instructions = self.req.instructions
         self.messages = self.fresh_conversation()
+        self.fresh_start = True  # best-of-N attempts run on fresh starts: the first iteration and retries
         self.setup()
 
     def announce_sandbox(self) -> None:
@@ -285,19 +289,19 @@ class SessionRun:
         log = self.logger.warning if self.sandbox.kind == "none" else self.logger.info
         log("sandbox: %s", self.sandbox.describe())
 
-    def make_environment(self) -> Environment:
-        """Where this session's commands run: its sandbox around the workspace."""
+    def make_environment(self, path: str | None = None, tmp: str = "tmp") -> Environment:
+        """Where this session's commands run: its sandbox around the workspace (or another attempt's, at ``path``)."""
         return make_environment(
-            self.sandbox, self.ws.path, self.settings.sandboxes_dir / self.session_id / "tmp",
+            self.sandbox, path or self.ws.path, self.settings.sandboxes_dir / self.session_id / tmp,
             read_only_paths=[f"{self.ws.mirror}/objects", *self.settings.sandbox_expose],
             hidden_paths=[str(self.settings.home)],
         )
 
-    def setup(self) -> None:
-        """Run the setup command, if any; the session fails when it does."""
+    def setup(self, environment: Environment | None = None) -> None:
+        """Run the setup command, if any (in ``environment``, default the session's); the session fails when it does."""
         if not self.sandbox.setup_command:
             return
-        result = run_setup(self.environment, self.sandbox.setup_command, self.sandbox.setup_timeout_s)
+        result = run_setup(environment or self.environment, self.sandbox.setup_command, self.sandbox.setup_timeout_s)
         if not result.passed:
             tail = "\n".join(result.output_tail.strip().splitlines()[-15:])
             raise self.fail(f"the setup command {result.headline()}; the agent did not start. Its output ended:\n{tail}")
@@ -384,10 +388,13 @@ class SessionRun:
         loop: LoopResult | None = None
         check: CheckResult | None = None
         try:
-            loop = run_agent(self.store, self.session_id, self.ws.path, self.environment, self.agent, self.model_name,
-                             self.messages, self.settings, self.iteration, prior, left, first)
-            if self.agent.check_command and not loop_failed(loop):
-                loop, check = self.check_and_fix(loop, prior, seconds)
+            if self.req.attempts > 1 and self.fresh_start and not continued:  # best-of-N
+                loop, check = run_attempts(self, prior, left, seconds)
+            else:
+                loop = run_agent(self.store, self.session_id, self.ws.path, self.environment, self.agent, self.model_name,
+                                 self.messages, self.settings, self.iteration, prior, left, first)
+                if self.agent.check_command and not loop_failed(loop):
+                    loop, check = self.check_and_fix(loop, prior, seconds)
         except BaseException as exc:  # the loop handles model and tool errors itself; this is a crash
             if not isinstance(exc, Exception):  # interrupted: keep the work, then let it propagate
                 capture_diff(self.store, self.session_id, self.ws.path, self.ws.base_commit, self.iteration)
@@ -403,30 +410,37 @@ class SessionRun:
             raise self.fail(crash or "the agent loop returned nothing")
         self.messages = loop.messages
         self.check = check
+        self.fresh_start = False
         self.store.update_session(self.session_id, end_reason=loop.end_reason.value, agent_seconds=seconds + loop.duration_s,
                                   conversation=self.redact.deep(self.messages))
         summarize(self.store, self.session_id, model_for(self.agent, self.model_name, self.settings),
                   self.instructions, loop, diff, self.agent.max_steps, self.iteration, check, self.sandbox)
         return loop
 
-    def check_and_fix(self, loop: LoopResult, prior: Usage, seconds: float) -> tuple[LoopResult, CheckResult]:
+    def check_and_fix(self, loop: LoopResult, prior: Usage, seconds: float, attempt: Attempt | None = None,
+                      ) -> tuple[LoopResult, CheckResult]:
         """Run the agent's check; while it fails and fix_until_green allows, hand it back to the agent.
 
         Fix rounds draw on the session's budgets (``prior`` usage and ``seconds`` of agent time before this loop).
+        ``attempt``: best-of-N, the attempt's own workspace and the budget shared by all attempts.
         """
+        path, environment = (attempt.path, attempt.environment) if attempt else (self.ws.path, self.environment)
+        shared, number = (attempt.shared, attempt.number) if attempt else (None, None)
         timeout = self.agent.check_timeout_minutes * 60
-        check = run_check(self.store, self.session_id, self.environment, self.agent.check_command, timeout, self.iteration)
+        check = run_check(self.store, self.session_id, environment, self.agent.check_command, timeout, self.iteration)
         for fix_round in range(1, self.agent.fix_until_green + 1):
             if check.passed:
                 break
-            left = session_limits(self.agent, prior.plus(loop.usage), seconds + loop.duration_s)
+            used = shared.total() if shared else loop.usage
+            left = session_limits(self.agent, prior.plus(used), seconds + loop.duration_s)
             if left is None or loop.end_reason.ended_early:
                 self.logger.warning("check failed, but the budget is used up: no fix round")
                 break
             self.logger.info("check failed: fix round %d of %d", fix_round, self.agent.fix_until_green)
             loop.messages.append({"role": "user", "content": fix_request(check)})
-            more = run_agent(self.store, self.session_id, self.ws.path, self.environment, self.agent, self.model_name,
-                             loop.messages, self.settings, self.iteration, prior.plus(loop.usage), left, loop.usage.steps + 1)
+            more = run_agent(self.store, self.session_id, path, environment, self.agent, self.model_name, loop.messages,
+                             self.settings, self.iteration, prior if shared else prior.plus(loop.usage), left,
+                             loop.usage.steps + 1, shared, number)
             loop = LoopResult(
                 end_reason=more.end_reason, detail=more.detail, finish_summary=more.finish_summary or loop.finish_summary,
                 steps=loop.steps + more.steps, usage=loop.usage.plus(more.usage), messages=more.messages,
@@ -434,7 +448,7 @@ class SessionRun:
             )
             if loop_failed(more):
                 break
-            check = run_check(self.store, self.session_id, self.environment, self.agent.check_command, timeout,
+            check = run_check(self.store, self.session_id, environment, self.agent.check_command, timeout,
                               self.iteration, fix_round)
         return loop, check
 
@@ -477,6 +491,7 @@ class SessionRun:
                 self.store.update_session(self.session_id, instructions=self.instructions,
                                           retry_rounds=(row.retry_rounds or 0) + 1)
                 self.messages = self.fresh_conversation()
+                self.fresh_start = True
             self.iteration += 1
             move(self.store, self.session_id, SessionStatus.running, f"iteration {self.iteration}: {decision.replace('_', ' ')}")
             with self.turn(raw=None):
@@ -511,10 +526,15 @@ class SessionRun:
         The target is recorded (status delivering) before anything is pushed, so a process that dies
         mid-delivery leaves a session that can be settled by looking for its commit on the target.
         """
-        row = self.store.get_session(self.session_id)
         summary = self.store.latest_summary(self.session_id)
-        message = commit_message(self.instructions, summary.markdown if summary else "", self.session_id,
-                                 self.agent.name, row.reviewer)
+        summary_text = summary.markdown if summary else ""
+        if review.candidate is not None:
+            notice, summary_text = self.take_candidate(review.candidate, summary_text)
+            if notice:
+                self.record(review, notice)
+                return notice
+        row = self.store.get_session(self.session_id)
+        message = commit_message(self.instructions, summary_text, self.session_id, self.agent.name, row.reviewer)
         on_accept = self.req.on_accept or self.agent.on_accept
         try:
             commit = commit_changes(self.ws.path, self.ws.mirror, message, self.session_id, self.ws.work_branch)
@@ -533,6 +553,35 @@ class SessionRun:
         self.record(review, where)
         self.finish(SessionStatus.accepted, f"accepted: {commit[:10]} → {where}")
         return None
+
+    def candidate_lines(self, row) -> list[str] | None:
+        """The best-of-N attempts of this iteration, ranked, one line each (None when it had one attempt)."""
+        found = row.candidates or {}
+        if found.get("iteration") != self.iteration:
+            return None
+        return [Candidate.model_validate(c).headline() + (" (in the workspace)" if c["attempt"] == found["chosen"] else "")
+                for c in found["ranked"]]
+
+    def take_candidate(self, attempt: int, summary: str) -> tuple[str | None, str]:
+        """Put best-of-N attempt ``attempt`` of this iteration in the workspace to be accepted.
+
+        Returns a notice when it cannot be taken (else None), and the summary to commit with.
+        """
+        found = (self.store.get_session(self.session_id).candidates or {})
+        ranked = {c["attempt"]: Candidate.model_validate(c) for c in found.get("ranked", [])}
+        if found.get("iteration") != self.iteration or attempt not in ranked:
+            have = f"attempts {', '.join(map(str, sorted(ranked)))}" if ranked and found.get("iteration") == self.iteration else "one attempt"
+            return f"there is no attempt {attempt} to accept: iteration {self.iteration} has {have}", summary
+        if attempt == found["chosen"]:
+            return None, summary
+        stored = self.store.latest_diff(self.session_id, scope=f"attempt-{attempt}")
+        if stored is None or not move_candidate(self.ws.path, self.ws.base_commit, stored.patch):
+            return f"attempt {attempt}'s diff is over the limits and cannot be moved into the workspace", summary
+        capture_diff(self.store, self.session_id, self.ws.path, self.ws.base_commit, self.iteration)
+        self.store.update_session(self.session_id, candidates={**found, "chosen": attempt})
+        self.logger.info("accepting attempt %d instead of attempt %d", attempt, found["chosen"])
+        chosen = ranked[attempt]
+        return None, f"Attempt {attempt} of {len(ranked)} ({chosen.why}).\n\n{chosen.summary}"
 
     def settle_interrupted_delivery(self) -> str | None:
         """After a restart mid-delivery: accepted if the commit reached its target (None), else the notice to decide again."""
@@ -564,6 +613,8 @@ class SessionRun:
             started_by=trigger_line(self.req.trigger) if self.req.trigger else None,
             rounds_left=self.settings.max_change_rounds - row.change_rounds,
             patch=diff.patch.decode("utf-8", errors="replace") if diff else "",
+            candidates=self.candidate_lines(row),
+            review_page=self.settings.review_page(self.session_id),
         )
         form = ReviewInput.with_initial_data(description=self.redact(description))
         runner = None if deployment.id else current_runner()  # a suspended run has no process waiting

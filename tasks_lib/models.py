@@ -71,6 +71,13 @@ class TaskRequest(BaseModel):
     cancel_superseded: bool = Field(
         default=False, description="Cancel the key's older unfinished runs (including ones waiting for review) first."
     )
+    attempts: int = Field(
+        default=1, ge=1, le=8, description="Best-of-N: how many attempts run at once, each in its own workspace, "
+        "sharing the budget; the reviewer sees them ranked and accepts one.",
+    )
+    stop_at_first_green: bool = Field(
+        default=False, description="With several attempts: stop the others as soon as one passes the agent's check."
+    )
 
     @field_validator("repository", "instructions")
     @classmethod
@@ -153,6 +160,7 @@ class EndReason(str, Enum):
     crashed = "crashed"
     stuck = "stuck"  # the agent repeated itself after being told to stop
     malformed = "malformed"  # the model's replies held no usable tool call, several times in a row
+    superseded = "superseded"  # best-of-N: another attempt passed its check first
 
     @property
     def is_limit(self) -> bool:
@@ -162,7 +170,7 @@ class EndReason(str, Enum):
     @property
     def ended_early(self) -> bool:
         """True when the loop stopped the agent (a budget, or an agent going nowhere) rather than the agent finishing."""
-        return self.is_limit or self in {EndReason.stuck, EndReason.malformed}
+        return self.is_limit or self in {EndReason.stuck, EndReason.malformed, EndReason.superseded}
 
 
 class ToolCallRecord(BaseModel):
@@ -183,6 +191,7 @@ class StepRecord(BaseModel):
 
     index: int
     iteration: int = 1
+    attempt: int | None = None  # best-of-N: which attempt made this step
     started_at: datetime
     duration_s: float = 0.0
     model_latency_s: float = 0.0

@@ -18,7 +18,7 @@ class ResumeRefused(RuntimeError):
 
 
 def decision_payload(store: Store, session_id: str, decision: str, feedback: str = "", instructions: str = "",
-                     comments: list[LineComment] | None = None) -> dict[str, Any]:
+                     comments: list[LineComment] | None = None, candidate: int | None = None) -> dict[str, Any]:
     """The validated run input for a decision on a session waiting for review; ResumeRefused says what is wrong."""
     row = store.get_session(session_id)
     if row.status != SessionStatus.awaiting_review.value:
@@ -29,8 +29,14 @@ def decision_payload(store: Store, session_id: str, decision: str, feedback: str
         problems = comment_problems(comments, [f["path"] for f in (diff.files if diff else [])])
         if problems:
             raise ResumeRefused("; ".join(problems))
+    if candidate is not None:
+        found = row.candidates or {}
+        attempts = [c["attempt"] for c in found.get("ranked", [])] if found.get("iteration") == row.iteration else []
+        if candidate not in attempts:
+            have = f"attempts {', '.join(map(str, sorted(attempts)))}" if attempts else "one attempt"
+            raise ResumeRefused(f"session {row.id[:8]} has no attempt {candidate}: iteration {row.iteration} has {have}")
     try:
-        return review_payload(decision, feedback, instructions, comments)
+        return review_payload(decision, feedback, instructions, comments, candidate)
     except ValueError as exc:
         errors = getattr(exc, "errors", lambda: [])()
         raise ResumeRefused(errors[0]["msg"] if errors else str(exc)) from None

@@ -19,8 +19,8 @@ def diff_block(patch: str, session_id: str, max_lines: int = FORM_DIFF_LINES) ->
     fence = "````" if any(line.startswith("```") for line in lines[:max_lines]) else "```"
     block = [f"{fence}diff", *lines[:max_lines], fence]
     if len(lines) > max_lines:
-        block.append(f"{len(lines) - max_lines} more lines: see the *agent-diff* artifact of this run, or "
-                     f"`agent-tasks show {session_id[:8]} --diff`.")
+        block.append(f"{len(lines) - max_lines} more lines: see the review page, the *agent-diff* artifact of this "
+                     f"run, or `agent-tasks show {session_id[:8]} --diff`.")
     return block
 
 
@@ -60,19 +60,24 @@ class ReviewInput(RunInput):
         default_factory=list,
         description="Comments on lines of the change, sent to the agent together with request_changes.",
     )
+    candidate: int | None = Field(
+        default=None, ge=1, description="Best-of-N: the attempt to accept (default: the one ranked first).",
+    )
 
     @model_validator(mode="after")
     def _retry_needs_instructions(self) -> "ReviewInput":
         if self.decision == "retry" and not self.instructions.strip():
             raise ValueError("retry needs updated instructions")
+        if self.candidate is not None and self.decision != "accept":
+            raise ValueError("a candidate is chosen only with accept")
         return self
 
 
 def review_payload(decision: str, feedback: str = "", instructions: str = "",
-                   comments: list[LineComment] | None = None) -> dict[str, Any]:
+                   comments: list[LineComment] | None = None, candidate: int | None = None) -> dict[str, Any]:
     """The run_input body that resumes a paused session with a decision (validated here first)."""
     payload = {"decision": decision.replace("-", "_"), "feedback": feedback, "instructions": instructions,
-               "comments": [c.model_dump() for c in comments or []]}
+               "comments": [c.model_dump() for c in comments or []], "candidate": candidate}
     ReviewInput.model_validate(payload)
     return payload
 
@@ -91,8 +96,11 @@ def review_description(
     rounds_left: int | None = None,
     started_by: str | None = None,
     patch: str = "",
+    candidates: list[str] | None = None,
+    review_page: str | None = None,
 ) -> str:
-    """The markdown shown above the resume form: who and what, the summary, and the diff itself (capped)."""
+    """The markdown shown above the resume form: who and what, the summary, the diff itself (capped), the
+    best-of-N candidates ranked, and where the review page is."""
     lines = [f"## Review session `{session_id[:8]}` — iteration {iteration}", ""]
     if notice:
         lines += [f"> **{notice}**", ""]
@@ -108,8 +116,14 @@ def review_description(
     if len(files) > 30:
         lines.append(f"- … {len(files) - 30} more files")
     lines += ["", summary_markdown.strip(), ""]
+    if candidates:
+        lines += ["### Attempts, ranked", "", *(f"{n}. {line}" for n, line in enumerate(candidates, 1)), "",
+                  "The first is in the workspace and shown below; to accept another, give its attempt number as "
+                  "*candidate*.", ""]
     if patch:
         lines += ["### The change", "", *diff_block(patch, session_id), ""]
+    if review_page:
+        lines.append(f"**[Open the review page]({review_page})**: the diff side by side, line comments, every step.")
     lines.append(
         f"Full diff: the *agent-diff* artifact of this run, or `agent-tasks show {session_id[:8]} --diff` "
         f"(side by side: `--side-by-side`, as a page: `--html review.html`)."

@@ -8,6 +8,7 @@ from typing import Any
 from prefect import get_run_logger
 
 from tasks_lib import progress
+from tasks_lib.attempts import SharedBudget
 from tasks_lib.agent.loop import Limits, LoopOptions, LoopResult, run_agent_loop
 from tasks_lib.agent.files import AgentSpec
 from tasks_lib.artifacts import ProgressArtifact, publish_usage_artifact
@@ -109,13 +110,16 @@ def run_agent(
     prior_usage: Usage | None = None,
     limits: Limits | None = None,
     first_index: int = 1,
+    shared: SharedBudget | None = None,
+    attempt: int | None = None,
 ) -> LoopResult:
     """Let the agent work on the conversation until it finishes or a limit ends it; each step is stored and logged.
 
     Its commands run in ``environment`` (the session's sandbox).
 
     ``prior_usage`` (earlier work of the session) is added to the session's stored totals; ``limits``
-    defaults to the agent's budgets (a fix round passes what is left of them).
+    defaults to the agent's budgets (a fix round passes what is left of them). Best-of-N: ``attempt``
+    numbers this loop's steps, and ``shared`` is the budget all attempts draw on (and may stop this one).
     """
     logger = get_run_logger()
     redact = Redactor.from_env()
@@ -132,11 +136,17 @@ def run_agent(
     bar = ProgressArtifact(session_id, total_steps)
 
     def on_step(step: StepRecord, usage: Usage) -> None:
-        # the conversation is saved with every step, so a restarted run can go on from here
-        store.add_step(session_id, step, (prior_usage or Usage()).plus(usage), iteration, conversation=redact.deep(messages))
+        step.attempt = attempt
+        if shared is not None:  # the session's totals are every attempt's usage together
+            with shared.lock:
+                total = shared.report(attempt or 1, usage)
+                store.add_step(session_id, step, (prior_usage or Usage()).plus(total), iteration)
+        else:  # the conversation is saved with every step, so a restarted run can go on from here
+            store.add_step(session_id, step, (prior_usage or Usage()).plus(usage), iteration,
+                           conversation=redact.deep(messages))
         if step.text:
             logger.info("step %d reasoning: %s", step.index, step.text[:2000])
-        logger.info(describe_step(step, total_steps))
+        logger.info(f"attempt {attempt}: " * bool(attempt) + describe_step(step, total_steps))
         if step.compacted:
             logger.warning("step %d: shortened %d old tool outputs to stay within the context window", step.index, step.compacted)
         for note in step.notes:
@@ -157,8 +167,9 @@ def run_agent(
 
     toolbox = Toolbox(workspace, tools=agent.policy, environment=environment)
     options = LoopOptions(protocol=agent.tool_protocol, expects_changes=not agent.read_only_workspace)
+    stop = (lambda: shared.stop_reason(attempt or 1)) if shared is not None else None
     result = run_agent_loop(model_for(agent, model_name, settings), toolbox, messages, limits, on_step, redact, first_index,
-                            options)
+                            options, stop)
     bar.update(first_index - 1 + result.usage.steps, final=True)
     publish_usage_artifact(session_id, result.steps)
     failed = result.end_reason in ("model_error", "crashed")

@@ -92,6 +92,7 @@ class SessionRow(Base):
     agent_seconds: Mapped[float | None] = mapped_column(Float)  # wall time the agent loop used, all iterations
     retry_rounds: Mapped[int | None] = mapped_column(Integer)  # retries a reviewer asked for
     delivery_target: Mapped[str | None] = mapped_column(Text)  # where an accept is delivering (set before pushing)
+    candidates: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # best-of-N: {iteration, chosen, ranked: [...]}
 
     def usage(self) -> Usage:
         """What the session has used so far, all iterations."""

@@ -150,3 +150,33 @@ def run_logs_and_artifacts(flow_run_id: str, until: str | None = None, timeout: 
         if until is None or any(until in m for m in messages) or time.monotonic() > deadline:
             return messages, artifacts
         time.sleep(0.3)
+
+
+def lanes(*scripts: list[dict]):
+    """A scripted-server responder for best-of-N: each attempt's conversation follows one script (a lane).
+
+    An attempt's first request takes the next free lane; its replies carry "lane N" as text, which
+    stays in its conversation, so its later requests are answered from the same lane. Requests
+    without tools (summaries) get the default summary.
+    """
+    import threading
+
+    from tasks_lib.scripted_server import DEFAULT_SUMMARY
+
+    lock, taken = threading.Lock(), []
+
+    def respond(body: dict) -> dict:
+        if not body.get("tools"):
+            return {"content": DEFAULT_SUMMARY}
+        replies = [m for m in body["messages"] if m["role"] == "assistant"]
+        with lock:
+            if not replies:
+                lane = len(taken)
+                taken.append(lane)
+            else:
+                lane = int((replies[0].get("content") or "lane -1").split()[-1])
+        script = scripts[lane]
+        reply = dict(script[min(len(replies), len(script) - 1)])
+        return {**reply, "content": f"lane {lane}"}
+
+    return respond

@@ -331,7 +331,7 @@ def test_the_review_form_shows_the_diff_capped_with_where_the_rest_is(repo, scri
     block = text.split("```diff\n", 1)[1].split("\n```", 1)[0].splitlines()
     assert len(block) == 300 and block[0] == "diff --git a/long.txt b/long.txt" and "+line 290" in block
     total = len(store.latest_diff(row.id).patch.decode().splitlines())
-    assert f"{total - 300} more lines: see the *agent-diff* artifact of this run, or `agent-tasks show {row.id[:8]} --diff`" in text
+    assert f"{total - 300} more lines: see the review page, the *agent-diff* artifact of this run, or `agent-tasks show {row.id[:8]} --diff`" in text
     decide(row, "reject")
     assert run.join().status.value == "rejected"
 

@@ -110,7 +110,8 @@ def _shorten(content: str, keep: int) -> str:
     return content[:half] + f"\n{COMPACTED_MARK} {len(content) - 2 * half} of {len(content)} characters cut ...]\n" + content[-half:]
 
 
-def _limit_reached(limits: Limits, usage: Usage, elapsed: float) -> tuple[EndReason, str] | None:
+def limit_reached(limits: Limits, usage: Usage, elapsed: float) -> tuple[EndReason, str] | None:
+    """Which budget ``usage`` after ``elapsed`` seconds has reached, and a line saying so; None while within them."""
     if usage.steps >= limits.max_steps:
         return EndReason.max_steps, f"step limit reached ({limits.max_steps} steps)"
     if limits.wall_time_s is not None and elapsed >= limits.wall_time_s:
@@ -185,8 +186,11 @@ def run_agent_loop(
     redact: Callable[[str], str] = lambda s: s,
     first_index: int = 1,
     options: LoopOptions | None = None,
+    stop: Callable[[], tuple[EndReason, str] | None] | None = None,
 ) -> LoopResult:
     """Run the loop on ``messages`` (system prompt and task) until the model finishes or the loop stops it.
+
+    ``stop``, asked before every step, may end the loop from outside (a budget shared with other loops).
 
     Each reply's calls run one at a time, in order, up to the first that fails; `finish` is honoured only
     after its reply's other calls succeeded. Steps are numbered from ``first_index``.
@@ -210,7 +214,7 @@ def run_agent_loop(
         )
 
     while True:
-        limit = _limit_reached(limits, usage, time.monotonic() - started)
+        limit = limit_reached(limits, usage, time.monotonic() - started) or (stop() if stop else None)
         if limit:
             return done(*limit)
         step = StepRecord(index=first_index + usage.steps, started_at=datetime.now(timezone.utc))

@@ -1,0 +1,153 @@
+"""Best-of-N: attempts at once in their own workspaces, one shared budget, ranked, and any of them accepted."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tasks_lib.attempts import Candidate, SharedBudget, failing_tests, rank_candidates
+from tasks_lib.agent.loop import Limits
+from tasks_lib.models import EndReason, Usage
+from tasks_lib.scripted_server import calls, tool
+from tests.conftest import git
+from tests.helpers import Background, decide, lanes, run_task, wait_for_review, write_agent
+
+FINISH = calls(tool("finish", summary="done"))
+RIGHT = "def add(a, b):\n    return a + b\n"
+WRONG = "def add(a, b):\n    return a - b\n"
+
+
+def candidate(attempt: int, **fields) -> Candidate:
+    base = {"end_reason": "finished", "files": 1, "added": 2, "removed": 0, "steps": 2, "diff_sha": f"d{attempt}"}
+    return Candidate(attempt=attempt, **{**base, **fields})
+
+
+def test_ranking_puts_a_passing_check_first_then_fewer_failures_then_the_majority_then_size_and_steps():
+    ranked = rank_candidates([
+        candidate(1, check_passed=False, failing_tests=3),
+        candidate(2, check_passed=False, failing_tests=1),
+        candidate(3, check_passed=True, added=40, steps=9),
+    ])
+    assert [c.attempt for c in ranked] == [3, 2, 1]
+    assert ranked[0].why.startswith("check passed") and "check failed, 1 failing test" in ranked[1].why
+
+    # no check: the change two attempts agree on beats a smaller one made once
+    ranked = rank_candidates([candidate(1, added=1), candidate(2, added=9, diff_sha="same"),
+                              candidate(3, added=9, diff_sha="same")])
+    assert [c.attempt for c in ranked] == [2, 3, 1]
+    assert ranked[0].same_as == [3] and "2 of 3 attempts made this same change" in ranked[0].why
+
+    # then the smaller diff, then fewer steps; a loop that broke down and an empty change come last
+    ranked = rank_candidates([candidate(1, added=5, steps=1), candidate(2, added=2, steps=7), candidate(3, added=2, steps=3),
+                              candidate(4, end_reason="model_error", added=0), candidate(5, diff_sha="empty", added=0)])
+    assert [c.attempt for c in ranked] == [3, 2, 1, 5, 4]
+    assert [c.rank for c in ranked] == [1, 2, 3, 4, 5] and "its loop failed (model_error)" in ranked[-1].why
+
+
+def test_failing_tests_are_read_from_the_usual_runners():
+    assert failing_tests("....F.F\n2 failed, 5 passed in 0.12s") == 2
+    assert failing_tests("Ran 4 tests\n\nFAILED (failures=1, errors=2)") == 3
+    assert failing_tests("Tests:       3 failed, 10 passed, 13 total") == 3
+    assert failing_tests("  4 passing\n  1 failing") == 1
+    assert failing_tests("exit 1, no idea why") is None
+
+
+def test_the_shared_budget_never_lets_attempts_together_overshoot_the_steps():
+    budget = SharedBudget(Limits(max_steps=3, wall_time_s=None))
+    assert budget.stop_reason(1) is None and budget.stop_reason(2) is None  # two steps in flight
+    assert budget.stop_reason(3) is None  # the third and last
+    reason, detail = budget.stop_reason(4)
+    assert reason is EndReason.max_steps and "shared by the attempts" in detail
+    budget.report(1, Usage(steps=1))
+    budget.report(2, Usage(steps=1))
+    assert budget.stop_reason(2)[0] is EndReason.max_steps  # 1 + 1 done, attempt 3's in flight
+    green = SharedBudget(Limits(max_steps=50, wall_time_s=None), stop_at_first_green=True)
+    green.passed(2)
+    assert green.stop_reason(1) == (EndReason.superseded, "attempt 2 passed its check first")
+    assert green.stop_reason(2) is None
+
+
+def test_two_attempts_where_one_passes_the_check_rank_it_first_and_accept_delivers_it(repo, scripted, store, tmp_path,
+                                                                                      prefect_server):
+    agent = write_agent(tmp_path / "checked.md", "name: checked\ncheck_command: grep -q 'a + b' calc.py\n"
+                                                 "fix_until_green: 0")
+    scripted(responder=lanes([calls(tool("write_file", path="calc.py", content=WRONG)), FINISH],
+                             [calls(tool("write_file", path="calc.py", content=RIGHT)), FINISH]))
+    run = Background(repo, "Write add", agent=str(agent), attempts=2)
+    row = wait_for_review(store, "Write add", since=run.started)
+
+    found = row.candidates
+    assert found["iteration"] == 1 and len(found["ranked"]) == 2
+    first, second = found["ranked"]
+    assert first["check_passed"] is True and second["check_passed"] is False
+    assert found["chosen"] == first["attempt"]
+    assert "a + b" in store.latest_diff(row.id).patch.decode()  # the best is what the reviewer sees
+    for n in (1, 2):  # each attempt worked in its own workspace; both diffs are kept, the extra workspace is gone
+        assert store.latest_diff(row.id, scope=f"attempt-{n}") is not None
+    assert not Path(f"{row.workspace}.attempt-2").exists()
+    steps = store.steps(row.id)
+    assert sorted({s.attempt for s in steps}) == [1, 2] and row.steps_used == len(steps) == 4
+    description = httpx.get(f"{prefect_server}/flow_runs/{row.flow_run_id}/input/paused-{row.review_key}-description").json()
+    assert "### Attempts, ranked" in description
+    assert f"1. #1 attempt {first['attempt']}: check passed" in description and "(in the workspace)" in description
+    assert f"2. #2 attempt {second['attempt']}: check failed" in description
+
+    decide(row, "accept")
+    run.join()
+    done = store.get_session(row.id)
+    assert done.status == "accepted"
+    assert git(repo, "show", f"{done.work_branch}:calc.py") == RIGHT.strip()
+
+
+def test_identical_diffs_are_grouped_and_accept_can_take_another_candidate(repo, scripted, store):
+    same = [calls(tool("write_file", path="calc.py", content=RIGHT)), FINISH]
+    other = [calls(tool("write_file", path="calc.py", content="def add(a, b):\n    return b + a\n")), FINISH]
+    scripted(responder=lanes(same, other, same))
+    run = Background(repo, "Write add three times", attempts=3)
+    row = wait_for_review(store, "Write add three times", since=run.started)
+    ranked = row.candidates["ranked"]
+    lone = next(c for c in ranked if not c["same_as"])
+    assert [len(c["same_as"]) for c in ranked] == [1, 1, 0], "the two identical changes rank above the lone one"
+    assert "2 of 3 attempts made this same change" in ranked[0]["why"]
+    assert lone["rank"] == 3
+
+    from tasks_lib.review import review_payload
+
+    with pytest.raises(ValueError, match="a candidate is chosen only with accept"):
+        review_payload("reject", candidate=1)
+    from tasks_lib.resume import ResumeRefused, decision_payload, resume_review
+
+    with pytest.raises(ResumeRefused, match="has no attempt 7: iteration 1 has attempts 1, 2, 3"):
+        decision_payload(store, row.id, "accept", candidate=7)
+    resume_review(store, row.id, decision_payload(store, row.id, "accept", candidate=lone["attempt"]))
+    run.join()
+    done = store.get_session(row.id)
+    assert done.status == "accepted" and done.candidates["chosen"] == lone["attempt"]
+    assert git(repo, "show", f"{done.work_branch}:calc.py").endswith("return b + a")
+    message = git(repo, "log", "-1", "--format=%B", done.work_branch)
+    assert f"Attempt {lone['attempt']} of 3" in message
+
+
+def test_stop_at_first_green_stops_the_other_attempts(repo, scripted, store, tmp_path):
+    agent = write_agent(tmp_path / "green.md", "name: green\ncheck_command: test -f ok.txt\nfix_until_green: 0")
+    slow = [{**calls(tool("write_file", path=f"slow{i}.txt", content="zzz\n")), "delay": 0.4} for i in range(12)]
+    quick = [calls(tool("write_file", path="ok.txt", content="ok\n")), FINISH]
+    scripted(responder=lanes(quick, slow))
+    result = run_task(repo, "Make it green", agent=str(agent), attempts=2, stop_at_first_green=True)
+    row = store.get_session(result.session_id)
+    first, second = row.candidates["ranked"]
+    assert first["check_passed"] is True and first["end_reason"] == "finished"
+    assert second["end_reason"] == "superseded" and "another attempt passed its check first" in second["why"]
+    assert second["steps"] < 12, "the slow attempt was stopped, not run to its end"
+
+
+def test_attempts_share_one_budget(repo, scripted, store, tmp_path):
+    agent = write_agent(tmp_path / "small.md", "name: small\nmax_steps: 5")
+    busy = [calls(tool("write_file", path=f"f{i}.txt", content=f"{i}\n")) for i in range(20)]
+    scripted(responder=lanes(busy, busy, busy))
+    result = run_task(repo, "Keep busy", agent=str(agent), attempts=3)
+    row = store.get_session(result.session_id)
+    assert row.steps_used == len(store.steps(row.id)) == 5, "three attempts together took the session's 5 steps"
+    assert all(c["end_reason"] == "max_steps" for c in row.candidates["ranked"] if c["steps"])
