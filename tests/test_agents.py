@@ -326,3 +326,222 @@ def test_conventions_files_go_into_the_prompt_with_headings_and_a_reported_cap(r
     assert notes[1:] == [f".cursorrules left out: the conventions cap of {CONVENTIONS_CAP} characters was reached",
                          f".github/copilot-instructions.md left out: the conventions cap of {CONVENTIONS_CAP} characters was reached"]
     assert "CLAUDE.md cut here" in prompt and "No globals." not in prompt
+
+
+# Agents from other tools' files: Claude Code subagents, Copilot custom agents, lookup by `name` field.
+
+CLAUDE_READER = """---
+name: code-reader
+description: Reads and explains, never changes anything
+tools: Read, Grep
+model: sonnet
+color: blue
+permissionMode: plan
+---
+Read the code and explain it.
+"""
+
+
+def repo_agent(repo: Path, name: str, settings=None, **kwargs):
+    """The agent ``name`` as a run on ``repo`` would find it (the repository as committed, then the user's, built-ins)."""
+    return find_agent(name, repository_reader(str(repo), None, settings or load_settings()), **kwargs)
+
+
+def agents_cli(*args: str) -> subprocess.CompletedProcess:
+    """`agent-tasks agents ARGS` in a subprocess."""
+    return subprocess.run([sys.executable, "-m", "tasks_lib.cli", "agents", *args], capture_output=True, text=True)
+
+
+def test_an_agent_is_found_by_its_name_field_case_insensitively_as_well_as_by_its_file_stem(repo):
+    commit_file(repo, ".continue/agents/explainer.md", "---\nname: Explainer\ndescription: Explains code\n---\nExplain.")
+    commit_file(repo, ".github/agents/planner.agent.md", "---\nname: 'Release Planner'\ndescription: Plans\n---\nPlan.")
+    for ref in ("Explainer", "explainer", "EXPLAINER"):
+        assert repo_agent(repo, ref).source == "repository:.continue/agents/explainer.md", ref
+    planner = repo_agent(repo, "release planner")
+    assert planner.source == "repository:.github/agents/planner.agent.md" and planner.name == "Release Planner"
+    assert repo_agent(repo, "planner").source == planner.source, "the stem of x.agent.md is x"
+    with pytest.raises(AgentFileError, match=r"no such agent .*; did you mean Explainer\?$"):
+        repo_agent(repo, "Explainr")
+
+
+def test_two_files_answering_to_one_name_in_a_folder_is_an_error_naming_both(repo):
+    commit_file(repo, ".claude/agents/helper.md", "---\nname: helper\ndescription: one\n---\nx")
+    commit_file(repo, ".claude/agents/other.md", "---\nname: Helper\ndescription: two\n---\ny")
+    with pytest.raises(AgentFileError) as raised:
+        repo_agent(repo, "helper")
+    assert "repository:.claude/agents/helper.md" in str(raised.value)
+    assert "repository:.claude/agents/other.md" in str(raised.value)
+    assert repo_agent(repo, "other").description == "two", "the stem alone is not ambiguous"
+    # Across folders the lookup order decides: .agent-tasks/agents/ before .claude/agents/.
+    commit_file(repo, ".agent-tasks/agents/helper.md", "---\nname: helper\ndescription: ours\n---\nz")
+    assert repo_agent(repo, "helper").source == "repository:.agent-tasks/agents/helper.md"
+    checked = agents_cli("check", "--repo", str(repo))
+    assert checked.returncode == 0, checked.stderr
+    # A name field may not take a built-in's name through the back door either.
+    commit_file(repo, ".claude/agents/mine.md", "---\nname: Reviewer\n---\nw")
+    with pytest.raises(AgentFileError, match="repository:.claude/agents/mine.md would replace the built-in agent 'reviewer'"):
+        repo_agent(repo, "reviewer")
+
+
+def test_claude_subagent_tools_are_the_only_tools_the_agent_gets(repo):
+    from tasks_lib.agent.tools import Toolbox
+
+    commit_file(repo, ".claude/agents/code-reader.md", CLAUDE_READER)
+    agent = repo_agent(repo, "code-reader")
+    assert agent.file_format == "claude-code" and agent.prompt == "Read the code and explain it."
+    assert agent.tool_names == ("read_file", "search", "finish")
+    assert agent.read_only_workspace, "no edit, write or shell tools: the sandbox mounts the workspace read-only"
+    box = Toolbox(repo, tools=agent.policy)
+    assert box.execute("read_file", {"path": "README.md"}).ok
+    assert box.execute("search", {"pattern": "greet"}).ok
+    for name, args in (("edit_file", {"path": "README.md", "old": "Hello", "new": "Bye"}),
+                       ("write_file", {"path": "x.txt", "content": "x"}), ("run_command", {"command": "touch y"})):
+        outcome = box.execute(name, args)
+        assert not outcome.ok and f"there is no tool {name!r}" in outcome.output
+    assert (repo / "README.md").read_text() == "# Demo\n\nHello world.\n" and not (repo / "y").exists()
+
+
+def test_claude_argument_patterns_and_disallowed_tools_hold(tmp_path):
+    from tasks_lib.agent.files import read_agent_file
+    from tasks_lib.agent.tools import Toolbox
+
+    folder = tmp_path / ".claude" / "agents"
+    folder.mkdir(parents=True)
+    patterned = read_agent_file(write_agent(folder / "p.md", "name: p\ntools: Read, Edit(/src/**), Bash(git log:*), Task"))
+    assert patterned.policy.allowed == {"finish": None, "read_file": None, "edit_file": ["src/**"],
+                                        "run_command": ["git log:*"]}
+    assert patterned.policy.check("edit_file", {"path": "src/app.py"}) is None
+    assert "not allowed" in patterned.policy.check("edit_file", {"path": "README.md"})
+    assert patterned.policy.check("run_command", {"command": "git log --oneline"}) is None
+    assert "not allowed" in patterned.policy.check("run_command", {"command": "rm -rf src"})
+    assert patterned.file_notes == ["tools: Task — no such tool here (ignored)"]
+
+    # No tools field: every tool, minus the disallowed ones.
+    denied = read_agent_file(write_agent(folder / "d.md", "name: d\ndisallowedTools: Bash, Write"))
+    assert denied.tool_names == ("list_files", "read_file", "search", "edit_file", "finish")
+    box = Toolbox(tmp_path, tools=denied.policy)
+    assert "there is no tool 'run_command'" in box.execute("run_command", {"command": "true"}).output
+    # A pattern cannot be denied here: the whole tool goes, and the file says so.
+    partly = read_agent_file(write_agent(folder / "e.md", "name: e\ntools: Read, Bash\ndisallowedTools: Bash(rm *)"))
+    assert partly.tool_names == ("read_file", "finish")
+    assert any("Bash(rm *)" in n and "the whole tool is removed" in n for n in partly.file_notes)
+
+
+def test_a_claude_model_alias_falls_back_to_the_configured_model_with_a_note(repo, monkeypatch):
+    from tasks_lib.models import TaskRequest
+    from tasks_lib.preflight import resolve_model
+
+    monkeypatch.setenv("AGENT_TASKS_MODEL", "openai/configured-model")
+    commit_file(repo, ".claude/agents/code-reader.md", CLAUDE_READER)
+    commit_file(repo, ".claude/agents/pinned.md", "---\nname: pinned\nmodel: claude-sonnet-4-5-20250929\n---\nx")
+    settings = load_settings()
+    alias = repo_agent(repo, "code-reader", settings)
+    assert alias.model is None
+    assert "model: sonnet is a Claude Code alias — uses the configured model (--model or AGENT_TASKS_MODEL)" in alias.file_notes
+    request = TaskRequest(repository=str(repo), instructions="x", agent="code-reader")
+    assert resolve_model(request, alias, settings) == "openai/configured-model"
+    pinned = repo_agent(repo, "pinned", settings)
+    assert pinned.model == "claude-sonnet-4-5-20250929" and pinned.file_notes == []
+    assert resolve_model(request, pinned, settings) == "claude-sonnet-4-5-20250929"
+
+
+def test_a_copilot_custom_agent_is_read_with_its_tool_aliases(repo):
+    commit_file(repo, ".github/agents/fixer-bot.agent.md", """---
+name: 'Fixer Bot'
+description: 'Fixes small bugs'
+tools: ['read', 'search', 'edit/editFiles', 'execute', 'web', 'github/*']
+model: Claude Sonnet 4.5 (copilot)
+target: github-copilot
+handoffs:
+  - label: Review
+    agent: reviewer
+mcp-servers:
+  custom: {type: local, command: some-server}
+---
+Fix the bug the task describes.
+""")
+    commit_file(repo, ".github/agents/reader.md", "---\nname: reader\ntools: ['read', 'search']\n---\nRead.")
+    bot = repo_agent(repo, "Fixer Bot")
+    assert bot.file_format == "copilot" and bot.prompt == "Fix the bug the task describes."
+    assert bot.tool_names == ("list_files", "read_file", "search", "edit_file", "write_file", "run_command", "finish")
+    assert bot.model is None and any("Copilot's picker" in n for n in bot.file_notes)
+    assert bot.ignored_fields == ["target", "handoffs", "mcp-servers"]
+    assert "tools: web, github/* — no such tool here (ignored)" in bot.file_notes
+    reader = repo_agent(repo, "reader")
+    assert reader.tool_names == ("list_files", "read_file", "search", "finish") and reader.read_only_workspace
+
+
+def test_agents_check_names_the_format_the_ignored_fields_and_the_notes(repo, tmp_path):
+    commit_file(repo, ".claude/agents/code-reader.md", CLAUDE_READER)
+    checked = agents_cli("check", str(repo / ".claude" / "agents" / "code-reader.md"))
+    assert checked.returncode == 0, checked.stderr
+    lines = checked.stdout.splitlines()
+    assert lines[0].endswith("code-reader.md: ok — agent 'code-reader', tools: read_file, search, finish")
+    assert lines[1:] == [
+        "  format      Claude Code subagent",
+        "  ignored     color, permissionMode (no meaning here)",
+        "  note        model: sonnet is a Claude Code alias — uses the configured model (--model or AGENT_TASKS_MODEL)",
+    ]
+    # The same file read as our own format: its foreign fields are errors there.
+    ours = agents_cli("check", "--format", "agent-tasks", str(repo / ".claude" / "agents" / "code-reader.md"))
+    assert ours.returncode == 1 and "field 'color': unknown field" in ours.stderr
+    listing = agents_cli("list", "--repo", str(repo)).stdout
+    row = next(line for line in listing.splitlines() if line.startswith("code-reader "))
+    assert "repository:.claude/agents/code-reader.md" in row and "Claude Code subagent" in row
+    assert "ignored: color, permissionMode" in row and "model: sonnet is a Claude Code alias" in row
+    whole = agents_cli("check", "--repo", str(repo))
+    assert whole.returncode == 0 and "repository:.claude/agents/code-reader.md: ok" in whole.stdout
+
+
+@pytest.mark.parametrize(
+    "rel, front, expected",
+    [
+        ("a.md", "name: x\ntols: Read", "field 'tols': unknown field; did you mean tools?"),
+        (".agent-tasks/agents/a.md", "name: x\nmax_step: 3", "field 'max_step': unknown field; did you mean max_steps?"),
+        (".claude/agents/a.md", "name: x\ntool: Read", "field 'tool': unknown field; did you mean tools?"),
+        (".claude/agents/a.md", "name: x\ndisallowedTool: Bash", "field 'disallowedTool': unknown field; did you mean disallowedTools?"),
+        (".claude/agents/a.md", "name: x\ntools: Raed, Grep", "field 'tools': unknown Claude Code subagent tool 'Raed'; did you mean Read?"),
+        (".claude/agents/a.md", "name: x\nmaxTurns: many", "field 'maxTurns': Input should be a valid integer"),
+        (".claude/agents/a.md", "name: x\nsandbox: none", "field 'sandbox': not allowed in a repository's agent file"),
+        (".github/agents/a.agent.md", "name: x\nmodle: gpt-4o", "field 'modle': unknown field; did you mean model?"),
+        (".github/agents/a.agent.md", "name: x\ntools: ['exectue']",
+         "field 'tools': unknown GitHub Copilot custom agent tool 'exectue'; did you mean execute?"),
+    ],
+)
+def test_a_misspelled_field_is_an_error_with_did_you_mean(repo, rel, front, expected):
+    commit_file(repo, rel, f"---\n{front}\n---\nx")
+    if "/" in rel:  # in an agent folder: checked as the repository's file (untrusted)
+        proc, source = agents_cli("check", "--repo", str(repo)), f"repository:{rel}"
+    else:
+        proc, source = agents_cli("check", str(repo / rel)), str(repo / rel)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().startswith(f"error: {source}: {expected}") and len(proc.stderr.splitlines()) == 1
+
+
+def test_a_claude_subagent_runs_with_its_rules_held(repo, scripted, store):
+    commit_file(repo, ".claude/agents/history.md", """---
+name: History Checker
+description: Reads the history, changes nothing
+tools: Read, Grep, Bash(git log:*), WebFetch
+model: haiku
+---
+Report what the last commit changed.
+""")
+    server = scripted([
+        calls(tool("run_command", command="git log --oneline -1")),
+        calls(tool("run_command", command="rm README.md")),
+        calls(tool("edit_file", path="README.md", old="Hello", new="Bye")),
+        FINISH,
+    ])
+    result = run_task(repo, "What changed last?", agent="history checker")
+
+    request = server.agent_requests()[0]
+    assert tool_names(request) == ["read_file", "search", "run_command", "finish"]
+    assert request["messages"][0]["content"].startswith("Report what the last commit changed.")
+    allowed, denied, excluded = (s.tool_calls[0] for s in store.steps(result.session_id)[:3])
+    assert allowed.ok and "add .claude/agents/history.md" in allowed.result
+    assert denied.denied and "git log:*" in denied.result
+    assert not excluded.ok and "there is no tool 'edit_file'" in excluded.result
+    row = store.get_session(result.session_id)
+    assert row.agent == "History Checker" and row.files_changed == 0
+    assert (Path(row.workspace) / "README.md").read_text() == "# Demo\n\nHello world.\n"
