@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 
 import tasks_lib  # noqa: F401  (quiet defaults)
-from deployments.workflows import Workflow, load_workflows, runner_deployments
+from deployments.workflows import Workflow, load_global_notify, load_workflows, runner_deployments
 
 
 def take_over(workflows: list[Workflow]) -> list[str]:
@@ -38,9 +38,22 @@ def take_over(workflows: list[Workflow]) -> list[str]:
     return replaced
 
 
+def set_up_notifications(workflows: list[Workflow]) -> None:
+    """Make the notify automations match the workflows file; a failure is logged, and serving goes on without them."""
+    from prefect.logging import get_logger
+
+    from deployments.notify import notify_targets, sync_notifications
+    from tasks_lib.secrets import Redactor
+
+    try:
+        sync_notifications(notify_targets(load_global_notify(), workflows))
+    except Exception as exc:  # notifications must not keep the workflows from being served
+        get_logger("agent-tasks").error("notifications not set up: %s", Redactor.from_env()(f"{type(exc).__name__}: {exc}"))
+
+
 def main() -> None:
     """Serve the workflows and settle-sessions until interrupted; runs happen in subprocesses, at most
-    AGENT_TASKS_SERVE_LIMIT at once. Also makes sure the zombie-run automation exists."""
+    AGENT_TASKS_SERVE_LIMIT at once. Also makes sure the zombie-run automation and the notify automations exist."""
     from prefect import serve
 
     from flows.gc import gc_deployment
@@ -49,6 +62,7 @@ def main() -> None:
     workflows = load_workflows()
     take_over(workflows)
     ensure_zombie_automation()
+    set_up_notifications(workflows)
     limit = int(os.environ.get("AGENT_TASKS_SERVE_LIMIT", "4"))
     serve(*runner_deployments(workflows), settle_deployment(), gc_deployment(), limit=limit, print_starting_message=False)
 

@@ -10,6 +10,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from deployments.notify import Notify, NotifyError, notify_targets
 from tasks_lib.environments.spec import EnvNames, NetworkSetting
 
 ENTRYPOINT = "flows/agent_task.py:agent_task"
@@ -124,6 +125,8 @@ class Workflow(BaseModel):
     env: EnvNames = Field(default_factory=list)
     setup_command: str | None = None
     shadow_builtins: bool = False
+    # Webhooks to POST to when this workflow's sessions wait for review, fail, are accepted… (deployments/notify.py)
+    notify: list[Notify] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _check(self) -> "Workflow":
@@ -169,15 +172,27 @@ def workflows_file() -> Path | None:
     return Path(chosen).expanduser() if chosen else None
 
 
-def load_workflows(path: Path | None = None) -> list[Workflow]:
-    """Read the workflows file (AGENT_TASKS_WORKFLOWS, or the one shipped in deployments/)."""
+def _read_file(path: Path | None) -> tuple[str, Any]:
+    """The workflows file's name (for messages) and its parsed YAML (AGENT_TASKS_WORKFLOWS, or the shipped one)."""
     path = path or workflows_file()
     source = str(path) if path else "deployments/workflows.yaml"
     try:
         text = (path or SHIPPED_WORKFLOWS).read_text()
-        data = yaml.safe_load(text) or {}
+        return source, yaml.safe_load(text) or {}
     except (OSError, yaml.YAMLError) as exc:
         raise WorkflowError(f"{source}: {exc}") from None
+
+
+def _problem(exc: ValidationError, prefix: tuple[str, ...] = ()) -> str:
+    """The first validation error as `field.path: message` (never the input: it may be a secret address)."""
+    err = exc.errors()[0]
+    where = "".join(f"{p}: " for p in [".".join(str(p) for p in (*prefix, *err["loc"]))] if p)
+    return f"{where}{err['msg'].removeprefix('Value error, ')}"
+
+
+def load_workflows(path: Path | None = None) -> list[Workflow]:
+    """Read the workflows file (AGENT_TASKS_WORKFLOWS, or the one shipped in deployments/); its notify: entries too."""
+    source, data = _read_file(path)
     items = data.get("workflows") if isinstance(data, dict) else None
     if not isinstance(items, list):
         raise WorkflowError(f"{source}: expected a top-level 'workflows:' list")
@@ -186,15 +201,34 @@ def load_workflows(path: Path | None = None) -> list[Workflow]:
         try:
             workflows.append(Workflow.model_validate(item))
         except ValidationError as exc:
-            err = exc.errors()[0]
-            where = "".join(f"{p}: " for p in [".".join(str(p) for p in err["loc"])] if p)
             name = item.get("name", f"#{i + 1}") if isinstance(item, dict) else f"#{i + 1}"
-            raise WorkflowError(f"{source}: workflow {name}: {where}{err['msg'].removeprefix('Value error, ')}") from None
+            raise WorkflowError(f"{source}: workflow {name}: {_problem(exc)}") from None
     names = [w.name for w in workflows]
     duplicates = {n for n in names if names.count(n) > 1}
     if duplicates:
         raise WorkflowError(f"{source}: duplicate workflow names: {', '.join(sorted(duplicates))}")
+    try:
+        notify_targets(_global_notify(source, data), workflows)
+    except NotifyError as exc:
+        raise WorkflowError(f"{source}: {exc}") from None
     return workflows
+
+
+def load_global_notify(path: Path | None = None) -> list[Notify]:
+    """The file's top-level `notify:` entries: webhooks for every session (workflows and on-demand runs)."""
+    return _global_notify(*_read_file(path))
+
+
+def _global_notify(source: str, data: Any) -> list[Notify]:
+    from pydantic import TypeAdapter
+
+    raw = data.get("notify") if isinstance(data, dict) else None
+    if raw is None:
+        return []
+    try:
+        return TypeAdapter(list[Notify]).validate_python(raw)
+    except ValidationError as exc:
+        raise WorkflowError(f"{source}: {_problem(exc, ('notify',))}") from None
 
 
 def trigger_spec(workflow: Workflow) -> dict[str, Any] | None:

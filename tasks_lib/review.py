@@ -135,16 +135,12 @@ def review_description(
 
 
 def emit_awaiting_review(session_id: str, repository: str, reviewer: str | None, iteration: int, diffstat: str) -> None:
-    """Tell automations a session waits for review (event agent-tasks.session.awaiting-review)."""
-    from prefect.events import emit_event
+    """Tell automations a session waits for review (event agent-tasks.session.awaiting-review, see tasks_lib/events.py).
 
-    related = [{"prefect.resource.id": f"agent-tasks.repository.{repository}", "prefect.resource.role": "repository"}]
-    if reviewer:
-        related.append({"prefect.resource.id": f"agent-tasks.reviewer.{reviewer}", "prefect.resource.role": "reviewer"})
-    emit_event(
-        event="agent-tasks.session.awaiting-review",
-        resource={"prefect.resource.id": f"agent-tasks.session.{session_id}", "prefect.resource.name": session_id[:8]},
-        related=related,
-        payload={"session_id": session_id, "repository": repository, "reviewer": reviewer, "iteration": iteration,
-                 "diffstat": diffstat},
-    )
+    The event is built from the store (the other arguments are kept for callers); it carries the summary line,
+    the diffstat and the links to the review page and the Prefect run, like every session event.
+    """
+    from tasks_lib.events import emit_quietly
+    from tasks_lib.models import SessionStatus
+
+    emit_quietly(session_id, SessionStatus.awaiting_review)

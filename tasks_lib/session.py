@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
+from tasks_lib.events import emit_after_transition
 from tasks_lib.models import SessionStatus as S
 from tasks_lib.store import Store
 
@@ -56,12 +57,16 @@ def move(store: Store, session_id: str, to: S, reason: str, by: str = "flow", **
     if came_from is None:
         row = store.get_session(session_id)
         raise TransitionRefused(session_id, to, S(row.status), row.status_reason)
+    emit_after_transition(store, session_id, to)  # best effort: the session events automations notify on
     return S(came_from)
 
 
 def settle(store: Store, session_id: str, to: S, reason: str, by: str, **fields: Any) -> bool:
     """End (or move) a session unless it already left every status leading there; True when it changed."""
-    return store.transition(session_id, to, reason, allowed_from(to), by, **fields) is not None
+    changed = store.transition(session_id, to, reason, allowed_from(to), by, **fields) is not None
+    if changed:
+        emit_after_transition(store, session_id, to)  # best effort: the session events automations notify on
+    return changed
 
 
 class Claim(BaseModel):
