@@ -260,6 +260,11 @@ class SessionRun:
             self.agent, self.model_name, self.repository, self.sandbox = prepare(self.req, self.settings)
         except BadRequest as exc:
             raise self.fail(str(exc)) from None
+        for note in self.agent.file_notes:  # how another tool's agent file was read (a model alias, tools left out)
+            self.logger.info("agent file: %s", note)
+        if self.agent.ignored_fields:
+            self.logger.info("agent file (%s format): ignored fields with no meaning here: %s", self.agent.file_format,
+                             ", ".join(self.agent.ignored_fields))
         self.announce_sandbox()
         move(self.store, self.session_id, SessionStatus.running, "checking out the repository",
              model=self.model_name, agent=self.agent.name, agent_spec=self.redact.deep(self.agent.model_dump(mode="json")),

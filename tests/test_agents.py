@@ -545,3 +545,7 @@ Report what the last commit changed.
     row = store.get_session(result.session_id)
     assert row.agent == "History Checker" and row.files_changed == 0
     assert (Path(row.workspace) / "README.md").read_text() == "# Demo\n\nHello world.\n"
+    from tests.helpers import run_logs_and_artifacts
+
+    logs, _ = run_logs_and_artifacts(row.flow_run_id, until="agent file: ")
+    assert any(line.startswith("agent file: model: haiku") for line in logs), "the run says how the file was read"

@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from tasks_lib.agent.policy import ALL_TOOLS, PATH_TOOLS, _split_entries
+from tasks_lib.agent.policy import ALL_TOOLS, PATH_TOOLS, split_entries
 
 FormatName = Literal["agent-tasks", "continue", "claude-code", "copilot"]
 # The repository's agent folders, in lookup order, and the format of the files in each.
@@ -126,7 +126,7 @@ def _entries(value: Any, field: str) -> list[str]:
     if value is None:
         return []
     if isinstance(value, str):
-        return _split_entries(value)
+        return split_entries(value)
     if isinstance(value, list) and all(isinstance(v, str) for v in value):
         return [v.strip() for v in value if v.strip()]
     raise FormatError(f"field '{field}': write a list of tool names or a comma-separated string")
@@ -202,7 +202,7 @@ def _allow(allowed: dict[str, list[str] | None], tool: str, pattern: str | None)
         return
     if tool in allowed and allowed[tool] is None:
         return
-    patterns = _split_entries(pattern)
+    patterns = split_entries(pattern)
     if tool in PATH_TOOLS:
         patterns = [_path_pattern(p) for p in patterns]
     allowed.setdefault(tool, [])

@@ -34,7 +34,7 @@ def canonical_tool(name: str) -> str:
     return mapped
 
 
-def _split_entries(text: str) -> list[str]:
+def split_entries(text: str) -> list[str]:
     """Split 'Read, Bash(git diff, git log)' on the commas outside parentheses."""
     entries, depth, current = [], 0, ""
     for ch in text:
@@ -102,7 +102,7 @@ class ToolPolicy(BaseModel):
                     raise ValueError(f"{raw}: use allow, exclude or a list of argument patterns")
             allowed["finish"] = None
             return cls(allowed=allowed)
-        entries = _split_entries(value) if isinstance(value, str) else [str(v) for v in value]
+        entries = split_entries(value) if isinstance(value, str) else [str(v) for v in value]
         if any(e.strip().lower() in ALL_MARKERS for e in entries):
             return cls(allowed={t: None for t in ALL_TOOLS})
         allowed = {"finish": None}
@@ -118,7 +118,7 @@ class ToolPolicy(BaseModel):
                 continue
             else:
                 allowed.setdefault(name, [])
-                allowed[name].extend(_split_entries(pattern))  # type: ignore[union-attr]
+                allowed[name].extend(split_entries(pattern))  # type: ignore[union-attr]
         return cls(allowed=allowed)
 
     @property
