@@ -17,7 +17,8 @@ ENTRYPOINT = "flows/agent_task.py:agent_task"
 SHIPPED_WORKFLOWS = Path(__file__).with_name("workflows.yaml")
 WORK_POOL = "local-process"
 PREFECT_VERSION = "3.9.1"  # the version prefect.yaml was written for (kept fixed so renders are stable)
-REQUEST_FIELDS = {"repository", "branch", "instructions", "agent", "model", "reviewer", "review", "on_accept"}
+REQUEST_FIELDS = {"repository", "branch", "instructions", "agent", "model", "reviewer", "review", "on_accept", "attempts",
+                  "stop_at_first_green"}
 # What every event-started session records about the event that started it.
 TRIGGER_RECORD = {
     "event": "{{ event.event }}",
@@ -133,6 +134,9 @@ class Workflow(BaseModel):
         unknown = set(self.request) - REQUEST_FIELDS
         if unknown:
             raise ValueError(f"request: unknown field(s) {', '.join(sorted(unknown))}; known: {', '.join(sorted(REQUEST_FIELDS))}")
+        attempts = self.request.get("attempts")
+        if attempts is not None and not (isinstance(attempts, int) and 1 <= attempts <= 8):
+            raise ValueError(f"request: attempts: {attempts!r} is not a number of attempts from 1 to 8")
         if self.schedule and self.trigger:
             raise ValueError("a workflow has a schedule or a trigger, not both")
         if self.sandbox_settings() and not self.request:

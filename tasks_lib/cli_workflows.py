@@ -72,3 +72,21 @@ def workflows_check(file: str = typer.Option("prefect.yaml", "--file", help="The
     if current != render_prefect_yaml(load_or_fail()):
         raise CliError(f"{file} is out of date with the workflows; run: agent-tasks workflows render -o {file}")
     out.print(f"{file} matches the workflows")
+
+
+@workflows_app.command("notify")
+def workflows_notify() -> None:
+    """Make the Prefect server's notification automations match the workflows file's notify: entries.
+
+    `agent-tasks up` does this when it starts; run it after `prefect deploy` when workers run the workflows.
+    """
+    from deployments.notify import notify_targets, sync_notifications
+    from deployments.workflows import load_global_notify
+    from tasks_lib.prefect_api import choose_api
+
+    workflows = load_or_fail()
+    choose_api()
+    report = sync_notifications(notify_targets(load_global_notify(), workflows))
+    out.print(report.line())
+    for name in report.skipped:
+        out.print(f"  skipped (its url_env is not set): {escape(name)}")

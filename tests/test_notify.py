@@ -332,3 +332,19 @@ def test_sync_is_idempotent_keeps_addresses_secret_and_removes_what_the_file_dro
     assert report.deleted == [n for n in before if n.startswith(f"{AUTOMATION_PREFIX}fix-issues")]
     remaining, blocks = ours()
     assert set(remaining) == {generic.automation_name, slack.automation_name} and len(blocks) == 2
+
+
+def test_the_cli_sets_notifications_up_for_deployed_workflows(notifications, prefect_server):
+    """`agent-tasks workflows notify`: what serve does at start, for `prefect deploy` set-ups; idempotent."""
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PREFECT_API_URL": prefect_server, "AGENT_TASKS_WORKFLOWS": str(notifications)}
+    env.pop("SLACK_HOOK_FOR_TESTS", None)
+    env.pop(SLACK_ENV, None)
+    first = subprocess.run([sys.executable, "-m", "tasks_lib.cli", "workflows", "notify"], capture_output=True,
+                           text=True, env=env, timeout=120)
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.startswith("notifications: ") and "1 skipped" in first.stdout
+    assert "skipped (its url_env is not set): agent-tasks notify: all → slack" in first.stdout
+    assert "0 deleted" in first.stdout and SLACK_PATH not in first.stdout + first.stderr

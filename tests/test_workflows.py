@@ -42,9 +42,25 @@ def test_workflows_file_errors_name_the_workflow_and_field(tmp_path, monkeypatch
     monkeypatch.setenv("AGENT_TASKS_WORKFLOWS", str(bad))
     proc = subprocess.run([sys.executable, "-m", "tasks_lib.cli", "workflows", "list"], capture_output=True, text=True)
     assert proc.returncode == 1 and proc.stderr.strip() == (
-        f"error: {bad}: workflow x: request: unknown field(s) colour; known: agent, branch, instructions, model, "
-        "on_accept, repository, review, reviewer"
+        f"error: {bad}: workflow x: request: unknown field(s) colour; known: agent, attempts, branch, instructions, model, "
+        "on_accept, repository, review, reviewer, stop_at_first_green"
     )
+
+
+def test_a_workflow_runs_best_of_n_attempts_from_its_request(tmp_path):
+    from deployments.workflows import WorkflowError, load_workflows
+    from tasks_lib.models import TaskRequest
+
+    good = tmp_path / "good.yaml"
+    good.write_text("workflows:\n  - name: tries\n    schedule: {cron: '0 3 * * *'}\n"
+                    "    request: {repository: /r, instructions: fix it, attempts: 3, stop_at_first_green: true}\n")
+    [workflow] = load_workflows(good)
+    request = TaskRequest.model_validate(workflow.request_parameters())
+    assert (request.attempts, request.stop_at_first_green) == (3, True)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("workflows:\n  - name: tries\n    request: {repository: /r, instructions: x, attempts: 20}\n")
+    with pytest.raises(WorkflowError, match="attempts: 20 is not a number of attempts from 1 to 8"):
+        load_workflows(bad)
 
 
 def test_github_triggers_match_only_allowed_author_associations(tmp_path):
@@ -266,10 +282,12 @@ def test_agent_tasks_up_starts_the_stack_and_stops_cleanly(tmp_path):
             s.bind(("127.0.0.1", 0))
             return s.getsockname()[1]
 
-    port, relay_port = free_port(), free_port()
+    port, relay_port, review_port = free_port(), free_port(), free_port()
     env = {**os.environ, "PREFECT_HOME": str(tmp_path / "prefect"), "AGENT_TASKS_HOME": str(tmp_path / "home")}
     env.pop("PREFECT_API_URL", None)
-    proc = subprocess.Popen([sys.executable, "-m", "tasks_lib.cli", "up", "--port", str(port), "--relay-port", str(relay_port)],
+    env.pop("AGENT_TASKS_REVIEW_URL", None)
+    proc = subprocess.Popen([sys.executable, "-m", "tasks_lib.cli", "up", "--port", str(port), "--relay-port", str(relay_port),
+                             "--review-port", str(review_port)],
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 180
@@ -292,17 +310,29 @@ def test_agent_tasks_up_starts_the_stack_and_stops_cleanly(tmp_path):
         assert names == expected
         automations = httpx.post(f"http://127.0.0.1:{port}/api/automations/filter", json={}, timeout=5).json()
         assert "agent-tasks: crash runs whose heartbeats stopped" in {a["name"] for a in automations}
+        # the review pages, beside the relay (not on it), answer only to their own address
+        inbox = None
+        while time.monotonic() < deadline and inbox is None:
+            try:
+                inbox = httpx.get(f"http://127.0.0.1:{review_port}/sessions", timeout=5)
+            except httpx.HTTPError:
+                time.sleep(0.5)
+        assert inbox is not None and inbox.status_code == 200 and "<h1>Sessions</h1>" in inbox.text
+        assert httpx.get(f"http://127.0.0.1:{relay_port}/sessions", timeout=5).status_code == 404
+        assert httpx.get(f"http://127.0.0.1:{review_port}/sessions", headers={"Host": "evil.example"}, timeout=5).status_code == 403
     finally:
         proc.send_signal(__import__("signal").SIGINT)
         stdout, stderr = proc.communicate(timeout=90)
     assert proc.returncode == 0, stderr[-2000:]
     assert f"Prefect UI     http://127.0.0.1:{port}" in stdout and "stopped" in stderr
+    assert f"Review pages   http://127.0.0.1:{review_port}/sessions" in stdout
     assert "Sandbox        bwrap (bubblewrap" in stdout, "up says which sandbox is in force"
-    for p in (port, relay_port):
+    for p in (port, relay_port, review_port):
         with pytest.raises(httpx.HTTPError):
             httpx.get(f"http://127.0.0.1:{p}/", timeout=2)
-    leftover = subprocess.run(["pgrep", "-f", f"--port {port}"], capture_output=True, text=True).stdout.strip()
-    assert leftover == "", "a part of the stack is still running"
+    for p in (port, review_port):
+        leftover = subprocess.run(["pgrep", "-f", f"--port {p}"], capture_output=True, text=True).stdout.strip()
+        assert leftover == "", "a part of the stack is still running"
 
 
 SAMPLE_DELIVERIES = {
