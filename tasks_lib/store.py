@@ -565,16 +565,19 @@ class Store:
             return list(db.scalars(query).all())
 
     def list_sessions(self, limit: int = 50, status: str | None = None, reviewer: str | None = None,
-                      repository: str | None = None) -> list[SessionRow]:
-        """Most recent sessions first, optionally filtered (repository: a substring of its address)."""
+                      repository: str | None = None, workflow: str | None = None, offset: int = 0) -> list[SessionRow]:
+        """Most recent sessions first, optionally filtered (repository: a substring of its address), skipping
+        the first ``offset`` of them (paging)."""
         query = (select(SessionRow).options(defer(SessionRow.conversation), defer(SessionRow.agent_spec))
-                 .order_by(SessionRow.created_at.desc()).limit(limit))
+                 .order_by(SessionRow.created_at.desc()).limit(limit).offset(max(0, offset)))
         if status:
             query = query.where(SessionRow.status == status)
         if reviewer:
             query = query.where(SessionRow.reviewer == reviewer)
         if repository:
             query = query.where(SessionRow.repository.contains(repository, autoescape=True))
+        if workflow:
+            query = query.where(SessionRow.workflow == workflow)
         with self._db() as db:
             return list(db.scalars(query).all())
 
