@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import html
 import json
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field
 from typing import Any
 
 import unidiff
@@ -27,7 +28,7 @@ def trigger_line(trigger: dict[str, Any]) -> str:
 
 @dataclass
 class Row:
-    """One line of a side-by-side view; kind is context, change, delete, insert or hunk."""
+    """One line of a side-by-side or unified view; kind is context, change, delete, insert or hunk."""
 
     kind: str
     left_no: int | None = None
@@ -38,50 +39,75 @@ class Row:
 
 @dataclass
 class FileView:
-    """A file of the diff with its side-by-side rows."""
+    """A file of the diff with its side-by-side rows (and its unified lines, in the patch's order)."""
 
-    path: str
+    path: str  # as shown: 'old → new' for a rename
     kind: str
     added: int
     removed: int
     binary: bool
     rows: list[Row]
+    target: str = ""  # the file's path in the change (the new path), as line comments name it
+    unified: list[Row] = field(default_factory=list)
+
+
+DIFF_HEADER = re.compile(r"^diff --git ", re.M)
+
+
+def patch_chunks(patch: bytes | str) -> list[str]:
+    """The patch cut into one piece per file (each starts with its ``diff --git`` line; any text before the
+    first file, such as the ``agent-tasks omitted:`` lines, is left out). Cheap: no parsing of hunks."""
+    text = patch.decode("utf-8", errors="replace") if isinstance(patch, bytes) else patch
+    starts = [m.start() for m in DIFF_HEADER.finditer(text)]
+    return [text[a:b] for a, b in zip(starts, starts[1:] + [len(text)])]
+
+
+def file_view(chunk: str) -> FileView | None:
+    """The view of one file's piece of a patch (from `patch_chunks`); None when it holds no file."""
+    parsed = unidiff.PatchSet(chunk)
+    if not parsed:
+        return None
+    pf = parsed[0]
+    kind = "added" if pf.is_added_file else "deleted" if pf.is_removed_file else "renamed" if pf.is_rename else "modified"
+    path = pf.path if not pf.is_rename else f"{pf.source_file.removeprefix('a/')} → {pf.path}"
+    rows: list[Row] = []
+    unified: list[Row] = []
+    for hunk in pf:
+        header = f"@@ -{hunk.source_start},{hunk.source_length} +{hunk.target_start},{hunk.target_length} @@ {hunk.section_header}".rstrip()
+        rows.append(Row("hunk", left=header))
+        unified.append(Row("hunk", left=header))
+        removed: list[Any] = []
+        added: list[Any] = []
+
+        def flush() -> None:
+            for i in range(max(len(removed), len(added))):
+                left = removed[i] if i < len(removed) else None
+                right = added[i] if i < len(added) else None
+                kind_ = "change" if left and right else "delete" if left else "insert"
+                rows.append(Row(kind_, left.source_line_no if left else None, _text(left) if left else "",
+                                right.target_line_no if right else None, _text(right) if right else ""))
+            removed.clear()
+            added.clear()
+
+        for line in hunk:
+            if line.is_removed:
+                removed.append(line)
+                unified.append(Row("delete", line.source_line_no, _text(line)))
+            elif line.is_added:
+                added.append(line)
+                unified.append(Row("insert", right_no=line.target_line_no, right=_text(line)))
+            elif line.is_context:
+                flush()
+                rows.append(Row("context", line.source_line_no, _text(line), line.target_line_no, _text(line)))
+                unified.append(rows[-1])
+        flush()
+    target = pf.target_file.removeprefix("b/") if pf.target_file != "/dev/null" else pf.path
+    return FileView(path, kind, pf.added, pf.removed, pf.is_binary_file, rows, target, unified)
 
 
 def side_by_side(patch: bytes | str) -> list[FileView]:
     """Pair removed and added lines of each hunk so they can be shown in two columns."""
-    text = patch.decode("utf-8", errors="replace") if isinstance(patch, bytes) else patch
-    views = []
-    for pf in unidiff.PatchSet(text):
-        kind = "added" if pf.is_added_file else "deleted" if pf.is_removed_file else "renamed" if pf.is_rename else "modified"
-        path = pf.path if not pf.is_rename else f"{pf.source_file.removeprefix('a/')} → {pf.path}"
-        rows: list[Row] = []
-        for hunk in pf:
-            rows.append(Row("hunk", left=f"@@ -{hunk.source_start},{hunk.source_length} +{hunk.target_start},{hunk.target_length} @@ {hunk.section_header}".rstrip()))
-            removed: list[Any] = []
-            added: list[Any] = []
-
-            def flush() -> None:
-                for i in range(max(len(removed), len(added))):
-                    left = removed[i] if i < len(removed) else None
-                    right = added[i] if i < len(added) else None
-                    kind_ = "change" if left and right else "delete" if left else "insert"
-                    rows.append(Row(kind_, left.source_line_no if left else None, _text(left) if left else "",
-                                    right.target_line_no if right else None, _text(right) if right else ""))
-                removed.clear()
-                added.clear()
-
-            for line in hunk:
-                if line.is_removed:
-                    removed.append(line)
-                elif line.is_added:
-                    added.append(line)
-                elif line.is_context:
-                    flush()
-                    rows.append(Row("context", line.source_line_no, _text(line), line.target_line_no, _text(line)))
-            flush()
-        views.append(FileView(path, kind, pf.added, pf.removed, pf.is_binary_file, rows))
-    return views
+    return [view for view in map(file_view, patch_chunks(patch)) if view is not None]
 
 
 def _text(line: Any) -> str:
