@@ -51,6 +51,9 @@ def run(
     env: list[str] = typer.Option([], "--env", "-e", help="Pass this environment variable to the agent's commands (repeatable)."),
     setup: Optional[str] = typer.Option(None, "--setup", help="Command run before the agent, with the network on."),
     shadow_builtins: bool = typer.Option(False, "--shadow-builtins", help="Let a repository agent replace a built-in of the same name."),
+    attempts: int = typer.Option(1, "--attempts", help="Best-of-N: run this many attempts at once (1-8), ranked for review."),
+    stop_at_first_green: bool = typer.Option(False, "--stop-at-first-green",
+                                             help="With --attempts: stop the others once one passes the agent's check."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Also print Prefect's own log lines."),
 ) -> None:
     """Run an agent task on a repository, print the summary and diffstat, then wait for the review.
@@ -66,7 +69,8 @@ def run(
         request = TaskRequest(repository=repo, instructions=task, branch=branch, agent=agent, model=model,
                               reviewer=reviewer, review=review, on_accept=on_accept, temperature=temperature,
                               sandbox=sandbox, network=network,
-                              env=env, setup_command=setup, shadow_builtins=shadow_builtins)
+                              env=env, setup_command=setup, shadow_builtins=shadow_builtins, attempts=attempts,
+                              stop_at_first_green=stop_at_first_green)
     except ValidationError as exc:
         field = exc.errors()[0]["loc"][0]
         raise CliError("the task is empty: pass --task TEXT" if field == "instructions" else f"{field}: {exc.errors()[0]['msg']}") from None
@@ -88,7 +92,8 @@ def run(
 
     def show_step(event: str, data: dict[str, Any]) -> None:
         if event == "step":
-            err.print(Text(describe_step(data["step"], data["max_steps"]), style="dim"))
+            attempt = f"attempt {data['step'].attempt}: " if data["step"].attempt else ""
+            err.print(Text(attempt + describe_step(data["step"], data["max_steps"]), style="dim"))
         elif event == "awaiting_review":
             _print_session(data["session_id"], summary=True)
             if data.get("notice"):
@@ -158,6 +163,12 @@ def _print_session(session_id: str, summary: bool) -> None:
         last = checks[-1]
         out.print(f"check    {last.command}: {'passed' if last.passed else f'failed (exit {last.exit_code})'}"
                   f" in {last.duration_s:.1f}s")
+    found = row.candidates or {}
+    if found.get("iteration") == row.iteration:
+        out.print(f"attempts {len(found['ranked'])}, ranked (attempt {found['chosen']} is in the workspace; "
+                  "accept another with --candidate N):")
+        for c in found["ranked"]:
+            out.print(f"  #{c['rank']} attempt {c['attempt']}: {c['why']}")
     if summary:
         summary_row = store.latest_summary(session_id)
         if summary_row:
@@ -202,7 +213,7 @@ def inbox(
 
 
 def _resume(session_id: str, decision: str, feedback: str, instructions: str,
-            comments: list[str] | None = None) -> None:
+            comments: list[str] | None = None, candidate: int | None = None) -> None:
     """Resume a session's paused flow run with a decision; CliError if it is not waiting or the input is refused."""
     from tasks_lib.resume import ResumeRefused, decision_payload, resume_review
     from tasks_lib.review_comments import CommentError, parse_comment
@@ -210,7 +221,8 @@ def _resume(session_id: str, decision: str, feedback: str, instructions: str,
     store = cli_store(refresh=True)
     try:
         parsed = [parse_comment(text) for text in comments or []]
-        resume_review(store, session_id, decision_payload(store, session_id, decision, feedback, instructions, parsed))
+        payload = decision_payload(store, session_id, decision, feedback, instructions, parsed, candidate)
+        resume_review(store, session_id, payload)
     except (ResumeRefused, CommentError) as exc:
         raise CliError(str(exc)) from None
 
@@ -227,6 +239,7 @@ def review(
     instructions: str = typer.Option("", "--instructions", "-i", help="Updated instructions (retry)."),
     comment: list[str] = typer.Option([], "--comment", "-c",
                                       help='A comment on a line of the change: FILE:LINE="text" (repeatable).'),
+    candidate: Optional[int] = typer.Option(None, "--candidate", help="Best-of-N: the attempt to accept (default: the first)."),
     wait: bool = typer.Option(True, "--wait/--no-wait", help="Wait until the session has acted on the decision."),
     wait_timeout: float = typer.Option(3600, "--timeout", help="Seconds to wait with --wait."),
 ) -> None:
@@ -245,7 +258,7 @@ def review(
     except SessionNotFound as exc:
         raise CliError(str(exc)) from None
     key = row.review_key
-    _resume(row.id, DECISION_NAMES[decision], feedback, instructions, comment)
+    _resume(row.id, DECISION_NAMES[decision], feedback, instructions, comment, candidate)
     out.print(f"session {row.id[:8]}: {decision} sent")
     if not wait:
         return

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import httpx
@@ -101,7 +104,7 @@ def test_two_attempts_where_one_passes_the_check_rank_it_first_and_accept_delive
     assert git(repo, "show", f"{done.work_branch}:calc.py") == RIGHT.strip()
 
 
-def test_identical_diffs_are_grouped_and_accept_can_take_another_candidate(repo, scripted, store):
+def test_identical_diffs_are_grouped_and_accept_can_take_another_candidate(repo, scripted, store, prefect_server):
     same = [calls(tool("write_file", path="calc.py", content=RIGHT)), FINISH]
     other = [calls(tool("write_file", path="calc.py", content="def add(a, b):\n    return b + a\n")), FINISH]
     scripted(responder=lanes(same, other, same))
@@ -117,11 +120,12 @@ def test_identical_diffs_are_grouped_and_accept_can_take_another_candidate(repo,
 
     with pytest.raises(ValueError, match="a candidate is chosen only with accept"):
         review_payload("reject", candidate=1)
-    from tasks_lib.resume import ResumeRefused, decision_payload, resume_review
-
-    with pytest.raises(ResumeRefused, match="has no attempt 7: iteration 1 has attempts 1, 2, 3"):
-        decision_payload(store, row.id, "accept", candidate=7)
-    resume_review(store, row.id, decision_payload(store, row.id, "accept", candidate=lone["attempt"]))
+    review = [sys.executable, "-m", "tasks_lib.cli", "review", row.id[:8], "accept", "--candidate"]
+    env = {**os.environ, "PREFECT_API_URL": prefect_server}
+    missing = subprocess.run([*review, "7"], capture_output=True, text=True, env=env, timeout=120)
+    assert missing.returncode == 1 and "has no attempt 7: iteration 1 has attempts 1, 2, 3" in missing.stderr
+    taken = subprocess.run([*review, str(lone["attempt"])], capture_output=True, text=True, env=env, timeout=120)
+    assert taken.returncode == 0, taken.stderr
     run.join()
     done = store.get_session(row.id)
     assert done.status == "accepted" and done.candidates["chosen"] == lone["attempt"]
@@ -151,3 +155,15 @@ def test_attempts_share_one_budget(repo, scripted, store, tmp_path):
     row = store.get_session(result.session_id)
     assert row.steps_used == len(store.steps(row.id)) == 5, "three attempts together took the session's 5 steps"
     assert all(c["end_reason"] == "max_steps" for c in row.candidates["ranked"] if c["steps"])
+
+
+def test_the_cli_runs_attempts_and_shows_them_ranked(repo, scripted, prefect_server):
+    scripted(responder=lanes([calls(tool("write_file", path="a.txt", content="a\n")), FINISH],
+                             [calls(tool("write_file", path="b.txt", content="b\n")), FINISH]))
+    proc = subprocess.run([sys.executable, "-m", "tasks_lib.cli", "run", str(repo), "--task", "Two ways", "--model",
+                           "openai/scripted-model", "--attempts", "2", "--no-review"], capture_output=True, text=True,
+                          env={**os.environ, "PREFECT_API_URL": prefect_server}, timeout=180)
+    assert proc.returncode == 0, proc.stderr
+    assert "attempt 1: step 1/" in proc.stderr and "attempt 2: step 1/" in proc.stderr
+    assert "attempts 2, ranked (attempt " in proc.stdout
+    assert "#1 attempt " in proc.stdout and "#2 attempt " in proc.stdout and "1 file +1 −0 · 2 steps" in proc.stdout
