@@ -381,8 +381,10 @@ def up(
     host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on."),
     port: int = typer.Option(4200, "--port", help="Prefect server and UI port."),
     relay_port: int = typer.Option(8765, "--relay-port", help="Webhook relay port."),
+    review_port: int = typer.Option(8766, "--review-port", help="Review pages port (inbox at /sessions)."),
 ) -> None:
-    """Start the local stack: Prefect server with its UI, the workflows served, and the webhook relay.
+    """Start the local stack: Prefect server with its UI, the workflows served, the webhook relay and the
+    review pages.
 
     Ctrl-C stops everything.
     """
@@ -394,12 +396,13 @@ def up(
         sandbox = sandbox_status(load_settings().sandbox)  # type: ignore[arg-type]
     except SettingsError as exc:
         raise CliError(str(exc)) from None
-    stack = Stack(host, port, relay_port)
+    stack = Stack(host, port, relay_port, review_port)
     try:
         stack.start(err)
         out.print(f"Prefect UI     http://{host}:{port}")
         out.print(f"Prefect API    {stack.api_url}")
         out.print(f"Webhook relay  http://{host}:{relay_port}/webhooks/github  (and /webhooks/<name>)")
+        out.print(f"Review pages   http://{host}:{review_port}/sessions")
         out.print(f"Workflows      {', '.join(w.name for w in load_or_fail())}")
         out.print(f"Sandbox        {sandbox}")
         out.print("Ctrl-C to stop.")

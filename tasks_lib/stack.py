@@ -1,4 +1,4 @@
-"""The local stack behind `agent-tasks up`: Prefect server + UI, served workflows, webhook relay."""
+"""The local stack behind `agent-tasks up`: Prefect server + UI, served workflows, webhook relay, review pages."""
 
 from __future__ import annotations
 
@@ -16,11 +16,16 @@ class StackError(RuntimeError):
 
 
 class Stack:
-    """Starts the three processes, watches them, and stops them in reverse order."""
+    """Starts the four processes, watches them, and stops them in reverse order.
 
-    def __init__(self, host: str, port: int, relay_port: int):
-        self.host, self.port, self.relay_port = host, port, relay_port
+    The review pages run as their own process beside the relay, never on it: the relay may be exposed to
+    GitHub, and the review pages can accept and push code.
+    """
+
+    def __init__(self, host: str, port: int, relay_port: int, review_port: int = 8766):
+        self.host, self.port, self.relay_port, self.review_port = host, port, relay_port, review_port
         self.api_url = f"http://{host}:{port}/api"
+        self.review_url = os.environ.get("AGENT_TASKS_REVIEW_URL") or f"http://{host}:{review_port}"
         self.procs: list[tuple[str, subprocess.Popen]] = []
         self.env = {
             **os.environ,
@@ -32,6 +37,8 @@ class Stack:
             "AGENT_TASKS_ALLOW_SQLITE_DEPLOYMENTS": os.environ.get("AGENT_TASKS_ALLOW_SQLITE_DEPLOYMENTS", "1"),
             # served runs report heartbeats, so a run whose process vanished is marked Crashed (see settle-sessions)
             "PREFECT_FLOWS_HEARTBEAT_FREQUENCY": os.environ.get("PREFECT_FLOWS_HEARTBEAT_FREQUENCY", "60"),
+            # forms and notifications of served runs link to the review pages
+            "AGENT_TASKS_REVIEW_URL": self.review_url,
         }
 
     def _spawn(self, name: str, args: list[str]) -> None:
@@ -52,7 +59,7 @@ class Stack:
         raise StackError(f"{name} did not answer on {url} within {timeout:.0f}s")
 
     def start(self, console) -> None:
-        """Start the server, then the workflows and the relay; returns when all answer."""
+        """Start the server, then the workflows, the relay and the review pages; returns when all answer."""
         signal.signal(signal.SIGTERM, _raise_interrupt)
         console.print(f"starting Prefect server on {self.host}:{self.port} …")
         self._spawn("prefect server", ["-m", "prefect", "server", "start", "--host", self.host, "--port", str(self.port)])
@@ -63,6 +70,9 @@ class Stack:
         self._spawn("relay", ["-m", "uvicorn", "deployments.relay:app", "--host", self.host, "--port", str(self.relay_port),
                               "--log-level", "warning"])
         self._wait_http("webhook relay", f"http://{self.host}:{self.relay_port}/healthz", 60)
+        console.print(f"starting review pages on {self.host}:{self.review_port} …")
+        self._spawn("review pages", ["-m", "tasks_lib.web", "--host", self.host, "--port", str(self.review_port)])
+        self._wait_http("review pages", f"http://{self.host}:{self.review_port}/healthz", 60)
 
     def check(self) -> None:
         """Raise StackError when a part has exited."""
