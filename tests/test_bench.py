@@ -100,3 +100,16 @@ def test_the_concurrency_benchmark_completes_and_reports_both_ways(prefect_serve
         assert float(lines[f"{way}, CPU per session"].removesuffix(" s")) > 0
     assert lines["warm server start-up"].endswith("CPU-s once")
     assert float(lines["ratio cold / warm, CPU"].removesuffix("x")) > 0
+
+
+def test_the_review_page_benchmark_serves_both_pages_and_reports_their_ttfb(tmp_path):
+    env = {**os.environ, "AGENT_TASKS_HOME": str(tmp_path / "home")}
+    proc = subprocess.run([sys.executable, str(ROOT / "bench" / "bench_review_page.py"), "--sessions", "300",
+                           "--files", "30", "--repeat", "2"], capture_output=True, text=True, timeout=180, env=env, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    lines = {line[:36].strip(): line[36:].strip() for line in proc.stdout.splitlines()}  # label column, then figure
+    assert lines["sessions in the store"] == "301"
+    assert lines["diff of the session page"].startswith("30 files, ")
+    for page in ("/sessions", "/sessions, filtered", "/sessions, page 100", "session page", "session page, side by side"):
+        assert float(lines[f"{page}, TTFB"].removesuffix(" ms")) > 0
+        assert lines[f"{page}, whole"].endswith(" kB)")
