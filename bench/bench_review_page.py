@@ -7,7 +7,7 @@ steps. Serves the review app as `agent-tasks up` does (``python -m tasks_lib.web
 process) on a free port, then times, for each address, the median over R requests of the time to the
 first byte of the body (httpx, streaming) and of the whole answer.
 
-    python bench/bench_review_page.py [--sessions 10000] [--files 1000] [--repeat 15]
+    python bench/bench_review_page.py [--sessions 10000] [--files 1000] [--lines-per-file 40] [--repeat 15]
 """
 
 from __future__ import annotations
@@ -37,7 +37,6 @@ from tasks_lib.store import SessionRow, Store, utcnow  # noqa: E402
 STATUSES = ["completed", "accepted", "rejected", "failed", "awaiting_review", "expired", "crashed"]
 WORKFLOWS = [None, "github-issue-labeled", "nightly-deps", "pr-review"]
 REVIEWERS = [None, "alice", "bob", "carol"]
-LINES_PER_FILE = 40
 
 
 def fill(store: Store, sessions: int, conversation_kb: int) -> None:
@@ -63,29 +62,30 @@ def git(cwd: Path, *args: str) -> str:
                           check=True, capture_output=True, text=True).stdout.strip()
 
 
-def big_change(tmp: Path, files: int):
-    """A real diff of ``files`` changed files: a repository of them, each then edited in two places and grown."""
+def big_change(tmp: Path, files: int, lines: int):
+    """A real diff of ``files`` changed files of ``lines`` lines: a repository of them, then every fifth function
+    of each edited and a new one added."""
     repo = tmp / "repo"
     for n in range(files):
         path = repo / f"pkg{n // 100}" / f"module_{n}.py"
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text("".join(f"def f{k}(x):  # module {n}\n    return x + {k}\n" for k in range(LINES_PER_FILE // 2)))
+        path.write_text("".join(f"def f{k}(x):  # module {n}\n    return x + {k}\n" for k in range(lines // 2)))
     git(repo, "init", "-q", "-b", "main")
     git(repo, "add", "-A")
     git(repo, "commit", "-qm", "base")
     base = git(repo, "rev-parse", "HEAD")
     for n in range(files):
         path = repo / f"pkg{n // 100}" / f"module_{n}.py"
-        lines = path.read_text().splitlines(keepends=True)
-        lines[1] = "    return x - 1  # changed\n"
-        lines[-1] = "    return x * 2  # changed\n"
-        path.write_text("".join(lines) + "\n\ndef added(y):\n    return y\n")
+        text = path.read_text().splitlines(keepends=True)
+        for k in range(1, len(text), 10):  # every fifth function changes
+            text[k] = f"    return x - {k}  # changed\n"
+        path.write_text("".join(text) + "\n\ndef added(y):\n    return y\n")
     return capture_workspace_diff(repo, base)
 
 
-def big_session(store: Store, tmp: Path, files: int) -> str:
+def big_session(store: Store, tmp: Path, files: int, lines: int) -> str:
     """The session with the big diff, waiting for review, with a summary and 30 steps."""
-    diff = big_change(tmp, files)
+    diff = big_change(tmp, files, lines)
     session_id = store.create_session({"repository": str(tmp / "repo"), "instructions": "Change every module",
                                        "reviewer": "alice"}, workflow="pr-review")
     store.transition(session_id, SessionStatus.running, "running", [SessionStatus.pending], by="flow")
@@ -150,6 +150,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sessions", type=int, default=10_000)
     parser.add_argument("--files", type=int, default=1000)
+    parser.add_argument("--lines-per-file", type=int, default=40, help="Lines of each file of the big diff.")
     parser.add_argument("--conversation-kb", type=int, default=5)
     parser.add_argument("--repeat", type=int, default=15)
     args = parser.parse_args()
@@ -159,7 +160,7 @@ def main() -> None:
         db_url = f"sqlite:///{tmp / 'store.db'}"
         store = Store(db_url)
         fill(store, args.sessions, args.conversation_kb)
-        session_id = big_session(store, tmp, args.files)
+        session_id = big_session(store, tmp, args.files, args.lines_per_file)
         patch_bytes = len(store.latest_diff(session_id).patch)
         port = free_port()
         proc = serve(db_url, tmp / "home", port)

@@ -62,14 +62,35 @@ def patch_chunks(patch: bytes | str) -> list[str]:
     return [text[a:b] for a, b in zip(starts, starts[1:] + [len(text)])]
 
 
+def _names(pf: Any) -> tuple[str, str, str]:
+    """(path as shown, kind, path in the change) of a parsed file."""
+    kind = "added" if pf.is_added_file else "deleted" if pf.is_removed_file else "renamed" if pf.is_rename else "modified"
+    path = pf.path if not pf.is_rename else f"{pf.source_file.removeprefix('a/')} → {pf.path}"
+    target = pf.target_file.removeprefix("b/") if pf.target_file != "/dev/null" else pf.path
+    return path, kind, target
+
+
+def file_head(chunk: str) -> FileView | None:
+    """The name, kind and line counts of one file's piece of a patch, without its lines (no hunk is parsed:
+    a fraction of `file_view`'s time, for files listed but not shown); None when it holds no file."""
+    first_hunk = chunk.find("\n@@ ")
+    if first_hunk < 0:
+        return file_view(chunk)  # binary, or a change of mode or name only: nothing to skip
+    parsed = unidiff.PatchSet(chunk[:first_hunk + 1])
+    if not parsed:
+        return None
+    path, kind, target = _names(parsed[0])
+    body = chunk[first_hunk:]
+    return FileView(path, kind, body.count("\n+"), body.count("\n-"), False, [], target, [])
+
+
 def file_view(chunk: str) -> FileView | None:
     """The view of one file's piece of a patch (from `patch_chunks`); None when it holds no file."""
     parsed = unidiff.PatchSet(chunk)
     if not parsed:
         return None
     pf = parsed[0]
-    kind = "added" if pf.is_added_file else "deleted" if pf.is_removed_file else "renamed" if pf.is_rename else "modified"
-    path = pf.path if not pf.is_rename else f"{pf.source_file.removeprefix('a/')} → {pf.path}"
+    path, kind, target = _names(pf)
     rows: list[Row] = []
     unified: list[Row] = []
     for hunk in pf:
@@ -101,7 +122,6 @@ def file_view(chunk: str) -> FileView | None:
                 rows.append(Row("context", line.source_line_no, _text(line), line.target_line_no, _text(line)))
                 unified.append(rows[-1])
         flush()
-    target = pf.target_file.removeprefix("b/") if pf.target_file != "/dev/null" else pf.path
     return FileView(path, kind, pf.added, pf.removed, pf.is_binary_file, rows, target, unified)
 
 

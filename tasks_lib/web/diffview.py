@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any, Literal
 from urllib.parse import quote
 
-from tasks_lib.render import FileView, Row, file_view, files_stat, patch_chunks, side_by_side
+from tasks_lib.render import FileView, Row, file_head, file_view, files_stat, patch_chunks
 from tasks_lib.web.layout import esc
 
 View = Literal["unified", "split"]
@@ -71,7 +71,7 @@ def diff_section(session_id: str, diff: dict[str, Any] | None, mode: View) -> st
     """The whole diff section: stats, the view switch, every file (the first ones in full, the rest on demand)."""
     if not diff:
         return '<section id="diff"><h2>Diff</h2><p class="meta">No diff stored yet.</p></section>'
-    views = side_by_side(diff.get("patch", ""))
+    chunks = patch_chunks(diff.get("patch", ""))
     stats_only = [f for f in diff.get("files", []) if f.get("stats_only")]
     other = "split" if mode == "unified" else "unified"
     label = {"unified": "unified", "split": "side by side"}
@@ -87,9 +87,13 @@ def diff_section(session_id: str, diff: dict[str, Any] | None, mode: View) -> st
         parts += [f'<li><code>{esc(f["path"])}</code> +{f.get("added", 0)} −{f.get("removed", 0)}</li>' for f in stats_only]
         parts.append("</ul>")
     rows_shown = 0
-    for n, view in enumerate(views):
+    for n, chunk in enumerate(chunks):
+        in_full = rows_shown < ROWS_IN_FULL and n < FILES_IN_FULL
+        view = file_view(chunk) if in_full else file_head(chunk)
+        if view is None:
+            continue
         attrs = f'class="file" id="f{n}" data-path="{esc(view.target)}"'
-        if rows_shown < ROWS_IN_FULL and n < FILES_IN_FULL:
+        if in_full:
             rows_shown += len(view.rows)
             parts.append(f"<details {attrs} open>{_file_head(view)}{file_table(view, mode)}</details>")
         else:
