@@ -356,3 +356,25 @@ def test_the_quick_file_heads_of_collapsed_files_agree_with_the_full_views(repo)
         head = file_head(chunk)
         assert (head.path, head.kind, head.added, head.removed, head.target, head.binary) == (
             view.path, view.kind, view.added, view.removed, view.target, view.binary)
+
+
+def test_best_of_n_attempts_are_ranked_on_the_page_and_accept_names_one(store, app):
+    from tasks_lib.attempts import Candidate
+
+    session_id = _fake_session(store, f"attempts-{uuid.uuid4().hex[:8]}")
+    ranked = [Candidate(attempt=2, end_reason="finished", summary="<b>two</b>", rank=1, why="check passed"),
+              Candidate(attempt=1, end_reason="finished", rank=2, why="check failed")]
+    store.update_session(session_id, candidates={"iteration": 1, "chosen": 2, "ranked": [c.model_dump() for c in ranked]})
+    page = httpx.get(f"{app.base}/sessions/{session_id}").text
+    assert "Attempts, ranked" in page and "#1 attempt 2: check passed" in page and "&lt;b&gt;two&lt;/b&gt;" in page
+    assert '<input type="radio" name="candidate" value="2" checked>' in page
+    assert '<input type="radio" name="candidate" value="1">' in page
+
+    url, token = f"{app.base}/sessions/{session_id}/decide", csrf_of(app.base, session_id)
+    missing = httpx.post(url, data={"decision": "accept", "candidate": "5", "csrf": token}, headers={"Origin": app.base})
+    assert missing.status_code == 422 and "has no attempt 5: iteration 1 has attempts 1, 2" in missing.text
+    assert '<input type="radio" name="candidate" value="5"' not in missing.text
+    wrong = httpx.post(url, data={"decision": "request_changes", "candidate": "1", "csrf": token},
+                       headers={"Origin": app.base})
+    assert wrong.status_code == 422 and "a candidate is chosen only with accept" in wrong.text
+    assert store.reviews(session_id) == [] and store.get_session(session_id).status == "awaiting_review"

@@ -182,7 +182,7 @@ def _decide(store: Store, guard: Guard, session_id: str, body: bytes) -> Respons
         return _refused(store, guard, row, str(exc), 422, None)
     try:
         payload: dict[str, Any] = decision_payload(store, row.id, form.decision, form.feedback, form.instructions,
-                                                   form.comments)
+                                                   form.comments, form.candidate)
     except ResumeRefused as exc:
         waiting = store.get_session(row.id).status == "awaiting_review"
         return _refused(store, guard, row, str(exc), 422 if waiting else 409, form)

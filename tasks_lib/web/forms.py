@@ -74,6 +74,7 @@ class DecisionForm(BaseModel):
     feedback: str = Field(default="", max_length=100_000)
     instructions: str = Field(default="", max_length=100_000)
     comments: list[LineComment] = Field(default_factory=list, max_length=500)
+    candidate: int | None = Field(default=None, ge=1, description="Best-of-N: the attempt to accept.")
     csrf: str = Field(default="", max_length=200)
 
     @classmethod
@@ -83,6 +84,8 @@ class DecisionForm(BaseModel):
         if len(body) > MAX_FORM_BYTES:
             raise FormError("the form is too large")
         fields = {k: v[0] for k, v in parse_qs(body.decode("utf-8", errors="replace"), keep_blank_values=True).items()}
+        if not fields.get("candidate", "").strip():
+            fields.pop("candidate", None)
         try:
             fields["comments"] = json.loads(fields.get("comments") or "[]")
         except json.JSONDecodeError:

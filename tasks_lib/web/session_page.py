@@ -68,6 +68,40 @@ def _header(s: dict[str, Any]) -> str:
             + "</header>")
 
 
+def _ranked(s: dict[str, Any]) -> tuple[list[dict[str, Any]], int | None]:
+    """The best-of-N attempts of the session's current iteration, best first, and the one in the workspace."""
+    found = s.get("candidates") or {}
+    if found.get("iteration") != s.get("iteration") or not found.get("ranked"):
+        return [], None
+    return found["ranked"], found.get("chosen")
+
+
+def _attempts(s: dict[str, Any]) -> str:
+    ranked, chosen = _ranked(s)
+    if not ranked:
+        return ""
+    from tasks_lib.attempts import Candidate
+
+    items = []
+    for c in ranked:
+        here = " <b>(in the workspace: the diff below)</b>" if c["attempt"] == chosen else ""
+        summary = f"<details><summary>its summary</summary><pre>{esc(c.get('summary'))}</pre></details>" if c.get("summary") else ""
+        items.append(f"<li>{esc(Candidate.model_validate(c).headline())}{here}{summary}</li>")
+    return (f'<section id="attempts"><h2>Attempts, ranked</h2><p class="meta">{len(ranked)} attempts at this iteration; '
+            f'accept takes the one chosen in the form (the first-ranked by default).</p><ol>{"".join(items)}</ol></section>')
+
+
+def _candidate_choice(s: dict[str, Any], draft: DecisionForm | None) -> str:
+    ranked, chosen = _ranked(s)
+    if not ranked:
+        return ""
+    picked = draft.candidate if draft and draft.candidate else chosen
+    options = "".join(
+        f'<label><input type="radio" name="candidate" value="{c["attempt"]}"{" checked" if c["attempt"] == picked else ""}>'
+        f' attempt {c["attempt"]} (#{c["rank"]})</label><br>' for c in ranked)
+    return f'<fieldset><legend>Attempt to accept</legend>{options}</fieldset>'
+
+
 def _decision_forms(s: dict[str, Any], token: str, draft: DecisionForm | None) -> str:
     action = f"/sessions/{esc(s['id'])}/decide"
     hidden = f'<input type="hidden" name="csrf" value="{esc(token)}">'
@@ -84,7 +118,7 @@ def _decision_forms(s: dict[str, Any], token: str, draft: DecisionForm | None) -
 
     return "".join([
         '<section id="decide"><h2>Decide</h2><div class="decide">',
-        form("accept", "<p>Commit the change and deliver it.</p>", "Accept"),
+        form("accept", f"<p>Commit the change and deliver it.</p>{_candidate_choice(s, draft)}", "Accept"),
         form("request_changes",
              '<label for="feedback">Feedback for the agent</label>'
              f'<textarea id="feedback" name="feedback">\n{feedback}</textarea>'
@@ -194,6 +228,7 @@ def session_page(s: dict[str, Any], token: str, mode: View = "unified", banner: 
         parts.append(_decision_forms(s, token, draft))
     parts += [
         f'<section id="summary"><h2>Summary</h2><div class="summary">{markdown_html(summary)}</div></section>',
+        _attempts(s),
         diff_section(s["id"], s.get("diff"), mode),
         _checks(s.get("checks", []), s["id"]),
         _history(s),
