@@ -17,6 +17,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
@@ -28,16 +29,18 @@ from sqlalchemy import insert, text  # noqa: E402
 from tasks_lib.store import SessionRow, Store, utcnow  # noqa: E402
 
 
-def fill(store: Store, sessions: int, conversation_kb: int) -> None:
-    """N sessions, newest last, each with a conversation of about ``conversation_kb`` kB."""
+def fill(store: Store, sessions: int, conversation_kb: int, vary: Callable[[int], dict] | None = None) -> None:
+    """N sessions, newest last, each with a conversation of about ``conversation_kb`` kB; ``vary(i)`` may
+    change the i-th session's columns."""
     message = {"role": "tool", "tool_call_id": "c", "content": "x" * 1000}
     conversation = [message] * conversation_kb
     now = utcnow()
-    rows = [dict(id=str(uuid.uuid4()), created_at=now - timedelta(seconds=sessions - i), updated_at=now,
-                 status="completed", status_reason="done", request={"repository": "/r", "instructions": f"task {i}"},
-                 agent="default", model="m", repository="/srv/repo", instructions=f"task {i}", iteration=1,
-                 steps_used=10, prompt_tokens=1000, completion_tokens=100, cached_tokens=0, lines_added=3,
-                 lines_removed=1, files_changed=1, change_rounds=0, conversation=conversation)
+    rows = [{**dict(id=str(uuid.uuid4()), created_at=now - timedelta(seconds=sessions - i), updated_at=now,
+                    status="completed", status_reason="done", request={"repository": "/r", "instructions": f"task {i}"},
+                    agent="default", model="m", repository="/srv/repo", instructions=f"task {i}", iteration=1,
+                    steps_used=10, prompt_tokens=1000, completion_tokens=100, cached_tokens=0, lines_added=3,
+                    lines_removed=1, files_changed=1, change_rounds=0, conversation=conversation),
+             **(vary(i) if vary else {})}
             for i in range(sessions)]
     with store.engine.begin() as db:
         for start in range(0, len(rows), 1000):

@@ -20,19 +20,19 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
 
 import httpx  # noqa: E402
-from sqlalchemy import insert  # noqa: E402
+from bench_inbox import fill as fill_sessions  # noqa: E402
 
 from tasks_lib.diff import capture_workspace_diff  # noqa: E402
 from tasks_lib.models import SessionStatus, StepRecord, ToolCallRecord, Usage  # noqa: E402
-from tasks_lib.store import SessionRow, Store, utcnow  # noqa: E402
+from tasks_lib.store import Store  # noqa: E402
 
 STATUSES = ["completed", "accepted", "rejected", "failed", "awaiting_review", "expired", "crashed"]
 WORKFLOWS = [None, "github-issue-labeled", "nightly-deps", "pr-review"]
@@ -41,19 +41,10 @@ REVIEWERS = [None, "alice", "bob", "carol"]
 
 def fill(store: Store, sessions: int, conversation_kb: int) -> None:
     """N sessions, newest last, with a mix of statuses, workflows and reviewers."""
-    conversation = [{"role": "tool", "tool_call_id": "c", "content": "x" * 1000}] * conversation_kb
-    now = utcnow()
-    rows = [dict(id=str(uuid.uuid4()), created_at=now - timedelta(seconds=sessions - i), updated_at=now,
-                 status=STATUSES[i % len(STATUSES)], status_reason="done",
-                 request={"repository": "/srv/repo", "instructions": f"task {i}"}, agent="default", model="m",
-                 repository=f"/srv/repo-{i % 20}", branch="main", instructions=f"Task number {i}: fix the thing",
-                 reviewer=REVIEWERS[i % len(REVIEWERS)], workflow=WORKFLOWS[i % len(WORKFLOWS)], iteration=1,
-                 steps_used=10, prompt_tokens=1000, completion_tokens=100, cached_tokens=0, lines_added=3,
-                 lines_removed=1, files_changed=1, change_rounds=0, conversation=conversation)
-            for i in range(sessions)]
-    with store.engine.begin() as db:
-        for start in range(0, len(rows), 1000):
-            db.execute(insert(SessionRow), rows[start:start + 1000])
+    fill_sessions(store, sessions, conversation_kb, vary=lambda i: dict(
+        status=STATUSES[i % len(STATUSES)], request={"repository": "/srv/repo", "instructions": f"task {i}"},
+        repository=f"/srv/repo-{i % 20}", branch="main", instructions=f"Task number {i}: fix the thing",
+        reviewer=REVIEWERS[i % len(REVIEWERS)], workflow=WORKFLOWS[i % len(WORKFLOWS)]))
 
 
 def git(cwd: Path, *args: str) -> str:
