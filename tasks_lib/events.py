@@ -163,13 +163,31 @@ def emit_session_event(session_id: str, status: S | None = None, store: Store | 
     """Emit the event of a session reaching ``status`` (default: its current status); the Prefect Event, or None."""
     if not can_emit():
         return None
-    from prefect.events import emit_event
+    from prefect.context import FlowRunContext
+    from prefect.events import Event, emit_event
 
     store = store or _default_store()
     built = build_session_event(store, session_id, status)
     if built is None:
         return None
-    return emit_event(event=built.event, resource=built.resource, related=built.related, payload=built.payload)
+    if FlowRunContext.get() is not None:  # the run's events worker sends it (and is flushed when the run ends)
+        return emit_event(event=built.event, resource=built.resource, related=built.related, payload=built.payload)
+    event = Event(event=built.event, resource=built.resource, related=built.related, payload=built.payload)
+    _send_now(event)
+    return event
+
+
+def _send_now(event: Any) -> None:
+    """Send one event and wait until it is sent: a process outside a flow run (the CLI settling a session) may exit
+    right after, and Prefect's background worker would then complain on stderr about what it still holds."""
+    from prefect.events.clients import get_events_client
+    from prefect.utilities.asyncutils import run_coro_as_sync
+
+    async def send() -> None:
+        async with get_events_client(reconnection_attempts=1) as client:
+            await client.emit(event)
+
+    run_coro_as_sync(send())
 
 
 def emit_after_transition(store: Store, session_id: str, to: S) -> None:
