@@ -23,16 +23,21 @@ def session_line(r) -> dict[str, Any]:
     }
 
 
+def diff_data(d) -> dict[str, Any] | None:
+    """A stored diff (a DiffRow) as data: base commit, files, counts and the patch as text."""
+    if d is None:
+        return None
+    return {"base_commit": d.base_commit, "files": d.files, "added": d.added, "removed": d.removed,
+            "patch": d.patch.decode("utf-8", errors="replace")}
+
+
 def session_json(store, row) -> dict[str, Any]:
     """Everything about a session as JSON-ready data."""
     columns = {c.name: getattr(row, c.name) for c in row.__table__.columns}
     data = {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in columns.items()}
     d = store.latest_diff(row.id)
     s = store.latest_summary(row.id)
-    data["diff"] = None if d is None else {
-        "base_commit": d.base_commit, "files": d.files, "added": d.added, "removed": d.removed,
-        "patch": d.patch.decode("utf-8", errors="replace"),
-    }
+    data["diff"] = diff_data(d)
     data["summary"] = None if s is None else {"markdown": s.markdown, "facts": s.facts}
     data["steps"] = [step.model_dump(mode="json") for step in store.steps(row.id)]
     data["conversation"] = None  # the agent's messages; large, and already shown as steps

@@ -378,3 +378,35 @@ def test_best_of_n_attempts_are_ranked_on_the_page_and_accept_names_one(store, a
                        headers={"Origin": app.base})
     assert wrong.status_code == 422 and "a candidate is chosen only with accept" in wrong.text
     assert store.reviews(session_id) == [] and store.get_session(session_id).status == "awaiting_review"
+
+
+def test_each_attempt_s_own_diff_has_a_read_only_page(store, app):
+    from tasks_lib.attempts import Candidate
+    from tasks_lib.models import DiffResult, FileChange
+
+    session_id = _fake_session(store, f"attempt-diffs-{uuid.uuid4().hex[:8]}")
+
+    def patch(name: str, line: str) -> DiffResult:
+        text = f"diff --git a/{name} b/{name}\nnew file mode 100644\n--- /dev/null\n+++ b/{name}\n@@ -0,0 +1 @@\n+{line}\n"
+        return DiffResult(base_commit="abc1234", files=[FileChange(path=name, kind="added", added=1, removed=0)],
+                          added=1, removed=0, patch=text.encode())
+
+    store.save_diff(session_id, patch("first.py", "x = 1"), 1, scope="attempt-1")
+    store.save_diff(session_id, patch("second.py", "y = '<script>alert(1)</script>'"), 1, scope="attempt-2")
+    ranked = [Candidate(attempt=1, end_reason="finished", rank=1, why="check passed"),
+              Candidate(attempt=2, end_reason="finished", rank=2, why="check failed")]
+    store.update_session(session_id, candidates={"iteration": 1, "chosen": 1, "ranked": [c.model_dump() for c in ranked]})
+
+    page = httpx.get(f"{app.base}/sessions/{session_id}").text
+    assert f'<a href="/sessions/{session_id}/attempts/2">its diff</a>' in page
+    assert f'/sessions/{session_id}/attempts/1"' not in page, "the attempt in the workspace is the page's own diff"
+    second = httpx.get(f"{app.base}/sessions/{session_id}/attempts/2")
+    assert second.status_code == 200 and "Attempt 2 of 2" in second.text and "#2 attempt 2: check failed" in second.text
+    assert "second.py" in second.text and "first.py" not in second.text
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in second.text and "<script>alert" not in second.text
+    assert "Click a line number" not in second.text and "review.js" not in second.text, "read-only: no comments"
+    split = httpx.get(f"{app.base}/sessions/{session_id}/attempts/2", params={"view": "split"})
+    assert split.status_code == 200 and "second.py" in split.text
+    assert httpx.get(f"{app.base}/sessions/{session_id}/attempts/3").status_code == 404
+    assert httpx.get(f"{app.base}/sessions/{session_id}/attempts/2/files/0", params={"path": "second.py"}).status_code == 200
+    assert httpx.get(f"{app.base}/sessions/{session_id}/attempts/2/files/0", params={"path": "first.py"}).status_code == 404

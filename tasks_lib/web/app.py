@@ -16,7 +16,7 @@ from starlette.concurrency import run_in_threadpool
 
 from tasks_lib.models import TERMINAL_STATUSES
 from tasks_lib.review import DECISIONS
-from tasks_lib.session_data import session_json
+from tasks_lib.session_data import diff_data, session_json
 from tasks_lib.store import SessionNotFound, SessionRow, Store
 from tasks_lib.web.assets import CSS, JS
 from tasks_lib.web.diffview import View, file_fragment
@@ -24,7 +24,7 @@ from tasks_lib.web.forms import DecisionForm, FormError, InboxQuery, raw_token
 from tasks_lib.web.guard import Guard, GuardMiddleware
 from tasks_lib.web.inbox import inbox_page, inbox_rows
 from tasks_lib.web.layout import Watch, esc, nav, shell
-from tasks_lib.web.session_page import Banner, session_page
+from tasks_lib.web.session_page import Banner, attempt_page, session_page
 
 DEFAULT_PORT = 8766
 WORKING = ("pending", "running", "delivering")  # statuses whose page refreshes itself without a script
@@ -143,6 +143,34 @@ def create_app(store: Store | None = None, host: str = "127.0.0.1", port: int = 
         if fragment is None:
             return HTMLResponse('<p class="note">The diff changed since this page was made: reload the page.</p>',
                                 status_code=409)
+        return HTMLResponse(fragment)
+
+    def attempt_diff(row: SessionRow | None, attempt: int):
+        """The stored diff of best-of-N attempt ``attempt`` of the session's current ranking, or None."""
+        found = (row.candidates or {}) if row else {}
+        if not any(c["attempt"] == attempt for c in found.get("ranked", [])):
+            return None
+        diff = store.latest_diff(row.id, scope=f"attempt-{attempt}")
+        return diff if diff is not None and diff.iteration == found.get("iteration") else None
+
+    @app.get("/sessions/{session_id}/attempts/{attempt}", response_class=HTMLResponse)
+    def attempt(session_id: str, attempt: int, request: Request) -> HTMLResponse:
+        """The diff of one best-of-N attempt, read-only, to compare it with the one in the workspace."""
+        row = find(session_id)
+        diff = attempt_diff(row, attempt)
+        if row is None or diff is None:
+            return _not_found(f"no attempt {attempt} of session {session_id!r}")
+        page = attempt_page(session_json(store, row), attempt, diff_data(diff), _view(request.query_params.get("view")))
+        return HTMLResponse(page)
+
+    @app.get("/sessions/{session_id}/attempts/{attempt}/files/{index}", response_class=HTMLResponse)
+    def attempt_file(session_id: str, attempt: int, index: int, request: Request) -> HTMLResponse:
+        """One file of an attempt's diff, for a block opened on demand."""
+        diff = attempt_diff(find(session_id), attempt)
+        fragment = diff and file_fragment(diff.patch, index, request.query_params.get("path", ""),
+                                          _view(request.query_params.get("view")))
+        if not fragment:
+            return HTMLResponse('<p class="note">No such attempt or file.</p>', status_code=404)
         return HTMLResponse(fragment)
 
     @app.post("/sessions/{session_id}/decide")

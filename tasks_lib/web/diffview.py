@@ -67,8 +67,11 @@ def _file_head(view: FileView) -> str:
             f'<span class="add">+{view.added}</span> <span class="del-n">−{view.removed}</span></span></summary>')
 
 
-def diff_section(session_id: str, diff: dict[str, Any] | None, mode: View) -> str:
-    """The whole diff section: stats, the view switch, every file (the first ones in full, the rest on demand)."""
+def diff_section(session_id: str, diff: dict[str, Any] | None, mode: View, files_url: str | None = None,
+                 commentable: bool = True) -> str:
+    """The whole diff section: stats, the view switch, every file (the first ones in full, the rest on demand
+    from ``files_url``, default the session's latest diff)."""
+    files_url = files_url or f"/sessions/{quote(session_id)}/files"
     if not diff:
         return '<section id="diff"><h2>Diff</h2><p class="meta">No diff stored yet.</p></section>'
     chunks = patch_chunks(diff.get("patch", ""))
@@ -80,8 +83,9 @@ def diff_section(session_id: str, diff: dict[str, Any] | None, mode: View) -> st
         f'<p class="meta">{esc(files_stat(len(diff.get("files", [])), diff.get("added", 0), diff.get("removed", 0)))}'
         f' against <code>{esc(str(diff.get("base_commit", ""))[:10])}</code> · showing {label[mode]} · '
         f'<a href="?view={other}#diff">show {label[other]}</a></p>',
-        '<p class="meta">Click a line number on the new side to comment on that line.</p>',
     ]
+    if commentable:
+        parts.append('<p class="meta">Click a line number on the new side to comment on that line.</p>')
     if stats_only:
         parts.append('<p class="meta">Shown as stats only (over the diff limits; the workspace has the full change):</p><ul>')
         parts += [f'<li><code>{esc(f["path"])}</code> +{f.get("added", 0)} −{f.get("removed", 0)}</li>' for f in stats_only]
@@ -97,7 +101,7 @@ def diff_section(session_id: str, diff: dict[str, Any] | None, mode: View) -> st
             rows_shown += len(view.rows)
             parts.append(f"<details {attrs} open>{_file_head(view)}{file_table(view, mode)}</details>")
         else:
-            src = f"/sessions/{quote(session_id)}/files/{n}?view={mode}&path={quote(view.target)}"
+            src = f"{files_url}/{n}?view={mode}&path={quote(view.target)}"
             parts.append(f'<details {attrs} data-src="{esc(src)}">{_file_head(view)}<div class="lazy-body">'
                          f'<p class="note"><a href="{esc(src)}">show this file</a></p></div></details>')
     parts.append("</section>")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from typing import Any, Literal
+from urllib.parse import quote
 
 from pydantic import BaseModel
 
@@ -84,7 +85,8 @@ def _attempts(s: dict[str, Any]) -> str:
 
     items = []
     for c in ranked:
-        here = " <b>(in the workspace: the diff below)</b>" if c["attempt"] == chosen else ""
+        here = (" <b>(in the workspace: the diff below)</b>" if c["attempt"] == chosen else
+                f' · <a href="/sessions/{esc(s["id"])}/attempts/{c["attempt"]}">its diff</a>')
         summary = f"<details><summary>its summary</summary><pre>{esc(c.get('summary'))}</pre></details>" if c.get("summary") else ""
         items.append(f"<li>{esc(Candidate.model_validate(c).headline())}{here}{summary}</li>")
     return (f'<section id="attempts"><h2>Attempts, ranked</h2><p class="meta">{len(ranked)} attempts at this iteration; '
@@ -239,3 +241,24 @@ def session_page(s: dict[str, Any], token: str, mode: View = "unified", banner: 
     title = f"{s['id'][:8]} {s['status']} — {first_line[:60]}"
     draft_key = f"agent-tasks:{s['id']}:{s.get('review_key') or s.get('iteration')}"
     return shell(title, "".join(parts), script=True, draft_key=draft_key, watch=watch)
+
+
+def attempt_page(s: dict[str, Any], attempt: int, diff: dict[str, Any], mode: View = "unified") -> str:
+    """The diff of one best-of-N attempt (``diff`` as `session_json` gives a diff), to compare before accepting it."""
+    ranked, chosen = _ranked(s)
+    found = next((c for c in ranked if c["attempt"] == attempt), None)
+    from tasks_lib.attempts import Candidate
+
+    line = esc(Candidate.model_validate(found).headline()) if found else f"attempt {attempt}"
+    back = f'/sessions/{esc(s["id"])}'
+    note = ("it is in the workspace and on the session's page" if attempt == chosen else
+            "to take it, choose it under <i>Attempt to accept</i> on the session's page")
+    parts = [_header(s), "<main>",
+             f'<section id="attempt"><h2>Attempt {attempt} of {len(ranked)}</h2><p>{line}</p>'
+             f'<p class="meta">Read-only: {note}. <a href="{back}">← back to the session</a></p>'
+             + (f"<details open><summary>its summary</summary><pre>{esc(found.get('summary'))}</pre></details>"
+                if found and found.get("summary") else "") + "</section>",
+             diff_section(s["id"], diff, mode, files_url=f"/sessions/{quote(s['id'])}/attempts/{attempt}/files",
+                          commentable=False),
+             "</main>"]
+    return shell(f"{s['id'][:8]} attempt {attempt}", "".join(parts), script=False)
