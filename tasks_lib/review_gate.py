@@ -56,9 +56,8 @@ class ReviewGate:
     instructions: str
     reuse_review_key: bool
 
-    def finish(self, status: SessionStatus, reason: str) -> SessionResult:
-        """End the session in a terminal status (the session run's own)."""
-        raise NotImplementedError
+    if TYPE_CHECKING:  # the session run's own (flows.agent_task.SessionRun)
+        def finish(self, status: SessionStatus, reason: str) -> SessionResult: ...
 
     def record(self, review: ReviewInput, outcome: str) -> None:
         """Store a review decision of this iteration, its line comments, and what came of it."""
