@@ -125,6 +125,7 @@ class SharedBudget:
         self.used: dict[int, Usage] = {}
         self.in_flight: set[int] = set()  # attempts whose next step is allowed but not reported yet
         self.green: int | None = None
+        self.halted: str | None = None  # the run is stopping: every attempt ends at its next step
 
     def report(self, attempt: int, usage: Usage) -> Usage:
         """Record an attempt's usage so far (its step in flight is done); returns what all attempts used together."""
@@ -140,6 +141,11 @@ class SharedBudget:
             total = total.plus(usage)
         return total
 
+    def halt(self, reason: str) -> None:
+        """Stop every attempt before its next step (the run is being interrupted)."""
+        with self.lock:
+            self.halted = reason
+
     def passed(self, attempt: int) -> None:
         """Note that ``attempt`` passed its check (the first one counts)."""
         with self.lock:
@@ -150,6 +156,8 @@ class SharedBudget:
         """Why ``attempt`` must stop before its next step: the shared budget is used up, or another attempt passed
         first; else None, and that step is counted as taken until it is reported (so steps never overshoot)."""
         with self.lock:
+            if self.halted:
+                return EndReason.crashed, self.halted
             if self.stop_at_first_green and self.green is not None and self.green != attempt:
                 return EndReason.superseded, f"attempt {self.green} passed its check first"
             total = self.total()

@@ -70,7 +70,11 @@ def run_attempts(run: SessionRun, prior: Usage, left: Limits, seconds: float) ->
     with ThreadPoolExecutor(max_workers=count, thread_name_prefix="attempt") as pool:
         futures = {n: pool.submit(contextvars.copy_context().run, _one, run, n, shared, prior, left, seconds)
                    for n in range(1, count + 1)}
-        outcomes = {n: _settled(future, n, run) for n, future in futures.items()}
+        try:
+            outcomes = {n: _settled(future, n, run) for n, future in futures.items()}
+        except BaseException:  # interrupted (SIGTERM, cancel): the attempts stop at their next step, not at their end
+            shared.halt("the run was stopped")
+            raise
     candidates = [_candidate(n, outcome) for n, outcome in outcomes.items()]
     for n, outcome in outcomes.items():
         run.store.save_diff(run.session_id, outcome.diff, run.iteration, scope=f"attempt-{n}")

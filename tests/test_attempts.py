@@ -167,3 +167,53 @@ def test_the_cli_runs_attempts_and_shows_them_ranked(repo, scripted, prefect_ser
     assert "attempt 1: step 1/" in proc.stderr and "attempt 2: step 1/" in proc.stderr
     assert "attempts 2, ranked (attempt " in proc.stdout
     assert "#1 attempt " in proc.stdout and "#2 attempt " in proc.stdout and "1 file +1 −0 · 2 steps" in proc.stdout
+
+
+def test_a_halted_budget_stops_every_attempt_at_its_next_step():
+    budget = SharedBudget(Limits(max_steps=50, wall_time_s=None), stop_at_first_green=True)
+    assert budget.stop_reason(1) is None
+    budget.halt("the run was stopped")
+    assert budget.stop_reason(1) == (EndReason.crashed, "the run was stopped")
+    assert budget.stop_reason(2) == (EndReason.crashed, "the run was stopped")
+
+
+def test_a_stopped_process_stops_its_attempts_at_their_next_step(repo, scripted, store):
+    """SIGTERM while attempts work: the run ends at once (not when every attempt would have finished), crashed."""
+    import signal
+    import time
+
+    from prefect.client.orchestration import get_client
+    from prefect.settings import PREFECT_API_URL
+
+    from flows.agent_task import agent_task
+    from tasks_lib.models import TaskRequest
+    from tests.polling import wait_until
+
+    busy = [{**calls(tool("write_file", path=f"f{i}.txt", content=f"{i}\n")), "delay": 1.0} for i in range(40)]
+    scripted(responder=lanes(busy, busy))
+    deployment_id = agent_task.to_deployment(name="attempts-sigterm-test").apply()
+    request = TaskRequest(repository=str(repo), instructions="Stopped while attempting", model="openai/scripted-model",
+                          review=False, attempts=2)
+    with get_client(sync_client=True) as client:
+        run_id = str(client.create_flow_run_from_deployment(
+            deployment_id, parameters={"request": request.model_dump(mode="json")}).id)
+    env = {**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value(), "PREFECT__FLOW_RUN_ID": run_id,
+           "AGENT_TASKS_ALLOW_SQLITE_DEPLOYMENTS": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "prefect.engine"], env=env, cwd=Path(__file__).resolve().parents[1],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        def both_working():
+            rows = [r for r in store.list_sessions(limit=20) if r.flow_run_id == run_id]
+            return rows and {s.attempt for s in store.steps(rows[0].id)} == {1, 2} and rows[0]
+
+        row = wait_until(both_working, 120, "both attempts made a step")
+        proc.send_signal(signal.SIGTERM)
+        stopped = time.monotonic()
+        output = proc.communicate(timeout=25)[0]  # without stopping them, the attempts would go on for ~40 s
+        took = time.monotonic() - stopped
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    done = store.get_session(row.id)
+    assert done.status == "crashed", (done.status, done.status_reason, output[-2000:])
+    assert took < 20 and len(store.steps(row.id)) < 20, (took, len(store.steps(row.id)))
