@@ -138,9 +138,10 @@ def run_agent(
     def on_step(step: StepRecord, usage: Usage) -> None:
         step.attempt = attempt
         if shared is not None:  # the session's totals are every attempt's usage together
-            with shared.lock:
+            with shared.lock:  # attempt 1 works in the session's workspace: a restarted run continues it alone
                 total = shared.report(attempt or 1, usage)
-                store.add_step(session_id, step, (prior_usage or Usage()).plus(total), iteration)
+                store.add_step(session_id, step, (prior_usage or Usage()).plus(total), iteration,
+                               conversation=redact.deep(messages) if attempt == 1 else None)
         else:  # the conversation is saved with every step, so a restarted run can go on from here
             store.add_step(session_id, step, (prior_usage or Usage()).plus(usage), iteration,
                            conversation=redact.deep(messages))

@@ -217,3 +217,35 @@ def test_a_stopped_process_stops_its_attempts_at_their_next_step(repo, scripted,
     done = store.get_session(row.id)
     assert done.status == "crashed", (done.status, done.status_reason, output[-2000:])
     assert took < 20 and len(store.steps(row.id)) < 20, (took, len(store.steps(row.id)))
+
+
+def test_a_run_restarted_mid_attempts_continues_attempt_one_alone(repo, scripted, store):
+    from tests.test_session_state import _execute, _flow_run, _reschedule, _sessions_of
+    from tests.polling import wait_until
+
+    slow_finish = {**FINISH, "delay": 60}  # the process dies while the model "thinks"
+    by_lane = lanes([calls(tool("write_file", path="one.txt", content="1\n")), slow_finish],
+                    [calls(tool("write_file", path="two.txt", content="2\n")), slow_finish])
+
+    def respond(body):
+        if any("has been restarted" in str(m.get("content")) for m in body.get("messages", [])):
+            return FINISH
+        return by_lane(body)
+
+    scripted(responder=respond)
+    run_id = _flow_run(repo, "Two attempts, then a kill", attempts=2)
+    first = _execute(run_id, wait=False)
+    try:
+        sid = wait_until(lambda: next((r.id for r in _sessions_of(store, run_id)
+                                       if {s.attempt for s in store.steps(r.id)} == {1, 2}), None), 120, "both attempts")
+    finally:
+        first.kill()
+        first.wait(30)
+    mine = next(s for s in store.steps(sid) if s.attempt == 1).tool_calls[0].arguments["path"]
+    _reschedule(run_id)
+    second = _execute(run_id)
+    assert second.returncode == 0, second.output[-3000:]
+    row = store.get_session(sid)
+    assert row.status == "completed", row.status_reason
+    assert [f["path"] for f in store.latest_diff(sid).files] == [mine], "attempt 1's work, continued alone"
+    assert [s.attempt for s in store.steps(sid)][-1] is None, "after the restart one agent works"
