@@ -49,7 +49,9 @@ def _size(path: Path) -> int:
 def remove_ended_workspaces(store: Store, settings: Settings, cutoff: datetime, report: GcReport, dry_run: bool) -> None:
     """Remove this machine's workspaces and sandbox dirs of sessions that ended before ``cutoff``."""
     for session_id, _ in store.ended_before(cutoff):
-        dirs = [d for d in (settings.workspaces_dir / session_id, settings.sandboxes_dir / session_id) if d.exists()]
+        left_by_attempts = sorted(settings.workspaces_dir.glob(f"{session_id}.attempt-*"))  # a best-of-N run cut off
+        dirs = [d for d in (settings.workspaces_dir / session_id, *left_by_attempts, settings.sandboxes_dir / session_id)
+                if d.exists()]
         if not dirs:
             continue
         report.workspaces_removed.append(session_id)

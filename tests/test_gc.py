@@ -34,6 +34,9 @@ def test_gc_removes_only_old_ended_workspaces_and_keeps_live_ones_usable(repo, s
     _age(store, SessionRow, SessionRow.id == old.session_id, 20, "finished_at")
     old_ws, recent_ws = settings.workspaces_dir / old.session_id, settings.workspaces_dir / recent.session_id
     assert old_ws.is_dir() and recent_ws.is_dir()
+    left_attempt = settings.workspaces_dir / f"{old.session_id}.attempt-2"  # as a best-of-N run cut off leaves it
+    (left_attempt / "sub").mkdir(parents=True)
+    (left_attempt / "sub" / "f.txt").write_text("partial work\n")
     mirror = Path(store.get_session(recent.session_id).workspace).parent.parent / "mirrors"
     mirror = next(m for m in mirror.glob("*.git") if git(m, "config", "remote.origin.url") == str(repo))
     stale = mirror.parent / "stale-worktree"
@@ -49,7 +52,7 @@ def test_gc_removes_only_old_ended_workspaces_and_keeps_live_ones_usable(repo, s
 
     report = collect(store, settings, older_than_days=14)
     assert report.workspaces_removed == [old.session_id] and report.bytes_freed > 0
-    assert not old_ws.exists() and recent_ws.is_dir()
+    assert not old_ws.exists() and not left_attempt.exists() and recent_ws.is_dir()
     assert mirror.name in report.mirrors_maintained and report.mirror_problems == []
     assert "stale-worktree" not in git(mirror, "worktree", "list")
     base = store.get_session(recent.session_id).base_commit
