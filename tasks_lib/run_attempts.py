@@ -112,6 +112,7 @@ def _one(run: SessionRun, number: int, shared: SharedBudget, prior: Usage, left:
     path = attempt_path(run.ws.path, number)
     environment = run.environment
     if number > 1:
+        shutil.rmtree(path, ignore_errors=True)  # what a run cut off before left
         create_workspace(Path(run.ws.mirror), Path(path), f"{run.ws.work_branch}-attempt-{number}", run.ws.base_commit,
                          run.repository)
         environment = run.make_environment(path, f"attempt-{number}")
