@@ -173,7 +173,7 @@ def _print_session(session_id: str, summary: bool) -> None:
         summary_row = store.latest_summary(session_id)
         if summary_row:
             out.print(Markdown(summary_row.markdown))
-    diff = store.latest_diff(session_id)
+    diff = store.latest_diff(session_id, with_patch=False)
     if diff is not None:
         out.print(f"diffstat {len(diff.files)} files changed, +{diff.added} -{diff.removed}")
         for f in diff.files:

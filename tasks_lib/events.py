@@ -110,7 +110,7 @@ def build_session_event(store: Store, session_id: str, status: S | None = None,
     settings = settings or load_settings()
     redact = Redactor.from_env()
     summary = store.latest_summary(session_id)
-    diff = store.latest_diff(session_id)
+    diff = store.latest_diff(session_id, with_patch=False)
     repository = redact(strip_credentials(row.repository or ""))
     payload: dict[str, Any] = {
         "session_id": row.id,

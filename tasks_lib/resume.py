@@ -25,7 +25,7 @@ def decision_payload(store: Store, session_id: str, decision: str, feedback: str
         where = f" ({row.delivered_to})" if row.delivered_to else ""
         raise ResumeRefused(f"session {row.id[:8]} is {row.status}{where}, not awaiting review")
     if comments:
-        diff = store.latest_diff(session_id)
+        diff = store.latest_diff(session_id, with_patch=False)
         problems = comment_problems(comments, [f["path"] for f in (diff.files if diff else [])])
         if problems:
             raise ResumeRefused("; ".join(problems))

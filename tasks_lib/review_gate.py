@@ -161,7 +161,7 @@ class ReviewGate:
         self.reuse_review_key = False
         key = row.review_key if reuse else f"review-{self.iteration}-{uuid.uuid4().hex[:8]}"
         diff = self.store.latest_diff(self.session_id)
-        increment = self.store.latest_diff(self.session_id, scope="increment") if self.iteration > 1 else None
+        increment = self.store.latest_diff(self.session_id, scope="increment", with_patch=False) if self.iteration > 1 else None
         summary = self.store.latest_summary(self.session_id)
         description = review_description(
             self.session_id, self.iteration, summary.markdown if summary else "",

@@ -587,13 +587,16 @@ class Store:
         with self._db() as db:
             return [StepRecord.model_validate({**r.record, "iteration": r.iteration}) for r in db.scalars(query).all()]
 
-    def latest_diff(self, session_id: str, scope: str = "cumulative") -> DiffRow | None:
-        """The diff of the session's latest iteration (cumulative against the base, or its increment)."""
+    def latest_diff(self, session_id: str, scope: str = "cumulative", with_patch: bool = True) -> DiffRow | None:
+        """The diff of the session's latest iteration (cumulative against the base, or its increment);
+        ``with_patch=False`` reads only its files and counts (the patch may be megabytes)."""
         query = (
             select(DiffRow)
             .where(DiffRow.session_id == session_id, DiffRow.scope == scope)
             .order_by(DiffRow.id.desc())
         )
+        if not with_patch:
+            query = query.options(defer(DiffRow.patch, raiseload=True))
         with self._db() as db:
             return db.scalars(query).first()
 
