@@ -23,13 +23,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_concurrency import slow_responder  # noqa: E402
 from bench_overhead import TMP, _nothing, make_repo  # noqa: E402
 
-from tasks_lib.scripted_server import ScriptedServer  # noqa: E402
+from tasks_lib.testing.scripted_server import ScriptedServer  # noqa: E402
 
 
 def session_seconds(attempts: int, steps: int) -> float:
     """Wall time of one session with ``attempts`` attempts, checked to have run them all."""
     from flows.agent_task import agent_task
-    from tasks_lib.models import TaskRequest
+    from tasks_lib.domain.request import TaskRequest
     from tasks_lib.store import open_store
 
     agent = TMP / "bench-agent.md"

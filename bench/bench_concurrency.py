@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_overhead import TMP, _nothing, make_repo  # noqa: E402
 
-from tasks_lib.scripted_server import ScriptedServer, calls, tool  # noqa: E402
+from tasks_lib.testing.scripted_server import ScriptedServer, calls, tool  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SOCKET = TMP / "warm.sock"
@@ -71,7 +71,7 @@ def flow_runs(deployment: str, count: int, steps: int) -> list[str]:
     """``count`` new flow runs of the deployment, each on its own repository."""
     from prefect.client.orchestration import get_client
 
-    from tasks_lib.models import TaskRequest
+    from tasks_lib.domain.request import TaskRequest
 
     agent = TMP / "bench-agent.md"
     agent.write_text(f"---\nname: bench\nmax_steps: {steps}\n---\nBenchmark agent.\n")

@@ -69,8 +69,8 @@ def reset_peak() -> None:
 
 def child(mode: str, repo: str, base: str) -> None:
     """Run one way of taking the diff and print its figures as JSON."""
-    from tasks_lib.diff import capture_workspace_diff
-    from tasks_lib.secrets import Redactor
+    from tasks_lib.git.diff import capture_workspace_diff
+    from tasks_lib.security.secrets import Redactor
 
     redact = Redactor.from_env()
     reset_peak()  # ru_maxrss would carry the peak of the process that started this one
@@ -124,7 +124,7 @@ def main() -> None:
         child(*args.child)
         return
 
-    from tasks_lib.diff import DiffLimits, size
+    from tasks_lib.git.diff import DiffLimits, size
 
     with tempfile.TemporaryDirectory(prefix="bench-diff-") as tmp:
         repo, base, nbytes = make_repo(Path(tmp), args.mb)

@@ -34,7 +34,7 @@ os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "CRITICAL")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import tasks_lib  # noqa: E402,F401
-from tasks_lib.scripted_server import ScriptedServer, calls, tool  # noqa: E402
+from tasks_lib.testing.scripted_server import ScriptedServer, calls, tool  # noqa: E402
 
 
 def make_repo() -> Path:
@@ -69,7 +69,7 @@ def loop_seconds_from_steps(steps) -> float:
 
 def bench_flow(steps: int) -> tuple[float, float]:
     from flows.agent_task import agent_task
-    from tasks_lib.models import TaskRequest
+    from tasks_lib.domain.request import TaskRequest
     from tasks_lib.store import open_store
 
     agent = TMP / "bench-agent.md"

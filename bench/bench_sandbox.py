@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_overhead import TMP, _nothing, loop_seconds_from_steps, make_repo, responder  # noqa: E402
 
-from tasks_lib.scripted_server import ScriptedServer  # noqa: E402
+from tasks_lib.testing.scripted_server import ScriptedServer  # noqa: E402
 
 
 def per_command_ms(environment, count: int) -> float:
@@ -37,7 +37,7 @@ def per_command_ms(environment, count: int) -> float:
 def session_seconds(steps: int, sandbox: str) -> tuple[float, float]:
     """(whole flow, agent loop) seconds of one scripted session with this sandbox."""
     from flows.agent_task import agent_task
-    from tasks_lib.models import TaskRequest
+    from tasks_lib.domain.request import TaskRequest
     from tasks_lib.store import open_store
 
     agent = TMP / "bench-agent.md"

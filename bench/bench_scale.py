@@ -50,7 +50,7 @@ for name in ("AGENT_TASKS_DB_URL", "PREFECT_API_URL"):
     os.environ.pop(name, None)  # the topology provides both
 sys.path.insert(0, str(ROOT))
 
-from tasks_lib.scripted_server import DEFAULT_SUMMARY, calls, tool  # noqa: E402
+from tasks_lib.testing.scripted_server import DEFAULT_SUMMARY, calls, tool  # noqa: E402
 from tests.topology import DEPLOYMENT, Topology, postgres  # noqa: E402
 
 MODEL = "openai/scripted-model"

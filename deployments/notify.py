@@ -9,7 +9,7 @@
         notify: [{url: "https://ci.example.com/hooks/agent", format: generic, on: [failed]}]
 
 Each entry becomes one automation (named `agent-tasks notify: <workflow or all> → <format> #<hash>`)
-triggered by the session events of tasks_lib/events.py — only those of its workflow for a workflow's
+triggered by the session events of tasks_lib/session/events.py — only those of its workflow for a workflow's
 entry — whose action is Prefect's CallWebhook. The address lives in a `Webhook` block
 (`agent-tasks-notify-<hash>`, url and headers stored as secrets), so neither the automation nor its
 name shows it. The body is a Jinja template Prefect renders from the event: a generic JSON object, or
@@ -29,7 +29,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from tasks_lib.events import EVENT_NAMES, EVENT_PREFIX, PAYLOAD_FIELDS
+from tasks_lib.session.events import EVENT_NAMES, EVENT_PREFIX, PAYLOAD_FIELDS
 
 AUTOMATION_PREFIX = "agent-tasks notify: "
 BLOCK_PREFIX = "agent-tasks-notify-"
@@ -229,7 +229,7 @@ def automation_for(target: NotifyTarget, block_document_id: Any):
     from prefect.events.actions import CallWebhook
     from prefect.events.schemas.automations import AutomationCore, EventTrigger, Posture
 
-    from tasks_lib.models import SessionStatus
+    from tasks_lib.domain.session import SessionStatus
 
     match_related: dict[str, str] = {}
     if target.scope:

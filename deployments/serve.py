@@ -43,7 +43,7 @@ def set_up_notifications(workflows: list[Workflow]) -> None:
     from prefect.logging import get_logger
 
     from deployments.notify import notify_targets, sync_notifications
-    from tasks_lib.secrets import Redactor
+    from tasks_lib.security.secrets import Redactor
 
     try:
         sync_notifications(notify_targets(load_global_notify(), workflows))

@@ -11,7 +11,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from deployments.notify import Notify, NotifyError, notify_targets
-from tasks_lib.environments.spec import EnvNames, NetworkSetting
+from tasks_lib.domain.fields import EnvNames, NetworkSetting
 
 ENTRYPOINT = "flows/agent_task.py:agent_task"
 SHIPPED_WORKFLOWS = Path(__file__).with_name("workflows.yaml")

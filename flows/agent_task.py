@@ -20,31 +20,36 @@ from prefect.runtime import deployment, flow_run
 
 from tasks_lib.agent.loop import LoopResult
 from tasks_lib.agent.files import AgentSpec
-from tasks_lib.capture_diff import capture_diff
-from tasks_lib.checkout import checkout
-from tasks_lib.delivery import DeliveryError
-from tasks_lib.environments import Environment, SandboxRefused, make_environment, resumed_sandbox
-from tasks_lib.gitrepo import RepositoryError, mirror_dir, normalize_repository
-from tasks_lib.models import EndReason, SessionResult, SessionStatus, TaskRequest, Usage, Workspace
-from tasks_lib.preflight import BadRequest, parse_request, prepare
+from tasks_lib.steps.capture_diff import capture_diff
+from tasks_lib.steps.checkout import checkout
+from tasks_lib.git.delivery import DeliveryError
+from tasks_lib.environments import Environment, SandboxRefused, make_environment
+from tasks_lib.session.sandbox import resumed_sandbox
+from tasks_lib.git.repo import RepositoryError, mirror_dir, normalize_repository
+from tasks_lib.domain.records import EndReason, Usage
+from tasks_lib.domain.session import SessionResult, SessionStatus, Workspace
+from tasks_lib.domain.request import TaskRequest
+from tasks_lib.session.preflight import BadRequest, parse_request, prepare
 from tasks_lib.agent.prompt import build_system_prompt, initial_messages, named_files
-from tasks_lib.redaction import install_log_redaction, redact_exception
-from tasks_lib.review_comments import change_request
-from tasks_lib.review_gate import ReviewGate
-from tasks_lib.review_actions import discard_changes, reset_workspace, restore_workspace
-from tasks_lib.check import CheckResult, fix_request
-from tasks_lib.concurrency import default_key, key_slot
-from tasks_lib.run_agent import budget_used, model_for, run_agent, session_limits
-from tasks_lib.run_attempts import Attempt, run_attempts
-from tasks_lib.run_check import run_check
-from tasks_lib.run_setup import run_setup
-from tasks_lib.runner import current_runner
-from tasks_lib.secrets import Redactor, mask_variables
-from tasks_lib.reconcile import settle_flow_run
-from tasks_lib.session import TransitionRefused, claim_session, move, refusal, settle
-from tasks_lib.settings import Settings, deployment_store_problem, load_settings
+from tasks_lib.security.redaction import install_log_redaction, redact_exception
+from tasks_lib.review.comments import change_request
+from tasks_lib.review.gate import ReviewGate
+from tasks_lib.steps.review_actions import discard_changes, reset_workspace, restore_workspace
+from tasks_lib.domain.records import CheckResult
+from tasks_lib.steps.check import fix_request
+from tasks_lib.session.concurrency import default_key, key_slot
+from tasks_lib.agent.budget import budget_used, session_limits
+from tasks_lib.steps.agent_loop import model_for, run_agent
+from tasks_lib.session.attempts import Attempt, run_attempts
+from tasks_lib.steps.check import run_check
+from tasks_lib.steps.setup import run_setup
+from tasks_lib.session.runner import current_runner
+from tasks_lib.security.secrets import Redactor, mask_variables
+from tasks_lib.session.reconcile import settle_flow_run
+from tasks_lib.session.lifecycle import TransitionRefused, claim_session, move, refusal, settle
+from tasks_lib.config import Settings, deployment_store_problem, load_settings
 from tasks_lib.store import Store, open_store
-from tasks_lib.summarize import summarize
+from tasks_lib.steps.summarize import summarize
 
 
 class SessionFailed(RuntimeError):

@@ -27,7 +27,7 @@ os.environ.pop("AGENT_TASKS_DB_URL", None)
 
 import pytest  # noqa: E402
 
-from tasks_lib.scripted_server import ScriptedServer  # noqa: E402
+from tasks_lib.testing.scripted_server import ScriptedServer  # noqa: E402
 from tests.topology import create_database, free_port, postgres  # noqa: E402,F401  (shared with the scale-out bench)
 
 SECRET = os.environ["OPENAI_API_KEY"]

@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from flows.agent_task import SessionFailed, agent_task
-from tasks_lib.models import SessionResult, TaskRequest
+from tasks_lib.domain.session import SessionResult
+from tasks_lib.domain.request import TaskRequest
 
 MODEL = "openai/scripted-model"
 
@@ -161,7 +162,7 @@ def lanes(*scripts: list[dict]):
     """
     import threading
 
-    from tasks_lib.scripted_server import DEFAULT_SUMMARY
+    from tasks_lib.testing.scripted_server import DEFAULT_SUMMARY
 
     lock, taken = threading.Lock(), []
 

@@ -14,10 +14,10 @@ from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
 
 from tasks_lib.agent.loop import COMPACTED_MARK, estimate_tokens
 from tasks_lib.agent.files import AgentFileError, find_agent
-from tasks_lib.preflight import repository_reader
+from tasks_lib.session.preflight import repository_reader
 from tasks_lib.agent.prompt import CONVENTIONS_CAP, build_system_prompt, initial_messages
-from tasks_lib.scripted_server import calls, tool
-from tasks_lib.settings import load_settings
+from tasks_lib.testing.scripted_server import calls, tool
+from tasks_lib.config import load_settings
 from tests.conftest import git
 from tests.helpers import Background, commit_file, decide, run_task, wait_for_review, write_agent
 
@@ -428,8 +428,8 @@ def test_claude_argument_patterns_and_disallowed_tools_hold(tmp_path):
 
 
 def test_a_claude_model_alias_falls_back_to_the_configured_model_with_a_note(repo, monkeypatch):
-    from tasks_lib.models import TaskRequest
-    from tasks_lib.preflight import resolve_model
+    from tasks_lib.domain.request import TaskRequest
+    from tasks_lib.session.preflight import resolve_model
 
     monkeypatch.setenv("AGENT_TASKS_MODEL", "openai/configured-model")
     commit_file(repo, ".claude/agents/code-reader.md", CLAUDE_READER)

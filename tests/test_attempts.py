@@ -10,10 +10,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tasks_lib.attempts import Candidate, SharedBudget, failing_tests, rank_candidates
+from tasks_lib.session.attempts import Candidate, failing_tests, rank_candidates
+from tasks_lib.agent.budget import SharedBudget
 from tasks_lib.agent.loop import Limits
-from tasks_lib.models import EndReason, Usage
-from tasks_lib.scripted_server import calls, tool
+from tasks_lib.domain.records import EndReason, Usage
+from tasks_lib.testing.scripted_server import calls, tool
 from tests.conftest import git
 from tests.helpers import Background, decide, lanes, run_task, wait_for_review, write_agent
 
@@ -116,7 +117,7 @@ def test_identical_diffs_are_grouped_and_accept_can_take_another_candidate(repo,
     assert "2 of 3 attempts made this same change" in ranked[0]["why"]
     assert lone["rank"] == 3
 
-    from tasks_lib.review import review_payload
+    from tasks_lib.review.form import review_payload
 
     with pytest.raises(ValueError, match="a candidate is chosen only with accept"):
         review_payload("reject", candidate=1)
@@ -186,7 +187,7 @@ def test_a_stopped_process_stops_its_attempts_at_their_next_step(repo, scripted,
     from prefect.settings import PREFECT_API_URL
 
     from flows.agent_task import agent_task
-    from tasks_lib.models import TaskRequest
+    from tasks_lib.domain.request import TaskRequest
     from tests.polling import wait_until
 
     busy = [{**calls(tool("write_file", path=f"f{i}.txt", content=f"{i}\n")), "delay": 1.0} for i in range(40)]

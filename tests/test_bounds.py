@@ -12,12 +12,12 @@ from pathlib import Path
 import pytest
 
 from tasks_lib.agent.tools import MAX_READ_CHARS, Toolbox
-from tasks_lib.delivery import DeliveryError, commit_workspace, ensure_workspace
-from tasks_lib.diff import DiffLimits, capture_increment, capture_workspace_diff, omitted_files
-from tasks_lib.gitrepo import RepositoryError, mirror_dir, update_mirror
-from tasks_lib.scripted_server import calls, tool
-from tasks_lib.settings import load_settings
-from tasks_lib.summarize import render_facts, session_facts
+from tasks_lib.git.delivery import DeliveryError, commit_workspace, ensure_workspace
+from tasks_lib.git.diff import DiffLimits, capture_increment, capture_workspace_diff, omitted_files
+from tasks_lib.git.repo import RepositoryError, mirror_dir, update_mirror
+from tasks_lib.testing.scripted_server import calls, tool
+from tasks_lib.config import load_settings
+from tasks_lib.steps.summarize import render_facts, session_facts
 from tasks_lib.agent.loop import EndReason, LoopResult
 from tests.conftest import git
 from tests.helpers import commit_file, run_task

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tasks_lib.scripted_server import calls, tool
+from tasks_lib.testing.scripted_server import calls, tool
 from tests.conftest import git
 from tests.helpers import MODEL
 from tests.polling import wait_until

@@ -12,7 +12,7 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterTags
 from prefect.states import Paused, Scheduled
 
-from tasks_lib.concurrency import default_key, key_slot, key_tag, limit_name
+from tasks_lib.session.concurrency import default_key, key_slot, key_tag, limit_name
 
 
 @flow

@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from tasks_lib.diff import capture_workspace_diff
+from tasks_lib.git.diff import capture_workspace_diff
 from tests.conftest import git
 
 

@@ -18,7 +18,7 @@ from tasks_lib.evals.suite import (
     put_reference_solution,
     restore_withheld,
 )
-from tasks_lib.scripted_server import calls, tool
+from tasks_lib.testing.scripted_server import calls, tool
 
 ROOT = Path(__file__).resolve().parents[1]
 

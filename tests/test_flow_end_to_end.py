@@ -9,7 +9,7 @@ from pathlib import Path
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId, FlowRunFilter, FlowRunFilterId
 
-from tasks_lib.scripted_server import calls, tool
+from tasks_lib.testing.scripted_server import calls, tool
 from tests.conftest import SECRET, git
 from tests.helpers import run_task
 

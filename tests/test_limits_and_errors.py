@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tasks_lib.scripted_server import calls, tool
+from tasks_lib.testing.scripted_server import calls, tool
 from tests.helpers import run_failing, run_task, write_agent
 
 EDIT = calls(tool("write_file", path="notes.txt", content="work in progress\n"))
@@ -119,7 +119,7 @@ def test_unknown_branch_fails_the_session_listing_branches(repo, scripted, store
 
 def test_missing_model_configuration_stops_before_checkout(repo, store, monkeypatch):
     from flows.agent_task import SessionFailed, agent_task
-    from tasks_lib.models import TaskRequest
+    from tasks_lib.domain.request import TaskRequest
 
     try:
         agent_task(TaskRequest(repository=str(repo), instructions="x"))

@@ -18,7 +18,7 @@ from tasks_lib.agent.model import ModelError, ModelReply, ToolCall
 from tasks_lib.agent.prompt import initial_messages
 from tasks_lib.agent.tool_calls import calls_in_text, read_calls
 from tasks_lib.agent.tools import Toolbox
-from tasks_lib.models import EndReason
+from tasks_lib.domain.records import EndReason
 
 
 class ListModel:

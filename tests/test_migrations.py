@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, inspect, text
 
-from tasks_lib import migrations
-from tasks_lib import store as store_module
-from tasks_lib.models import TaskRequest
+from tasks_lib.store import migrations
+from tasks_lib.store import store as store_module
+from tasks_lib.domain.request import TaskRequest
 from tasks_lib.store import Base, Store, StoreError
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -21,10 +21,10 @@ import pytest
 
 from deployments.notify import AUTOMATION_PREFIX, BLOCK_PREFIX, Notify, NotifyTarget, notify_targets, sync_notifications
 from deployments.workflows import WorkflowError, load_global_notify, load_workflows
-from tasks_lib.events import summary_line
-from tasks_lib.models import SessionStatus as S
-from tasks_lib.scripted_server import calls, tool
-from tasks_lib.session import move, settle
+from tasks_lib.session.events import summary_line
+from tasks_lib.domain.session import SessionStatus as S
+from tasks_lib.testing.scripted_server import calls, tool
+from tasks_lib.session.lifecycle import move, settle
 from tests.conftest import SECRET
 from tests.helpers import Background, decide, wait_for_review
 from tests.polling import wait_until
@@ -208,12 +208,12 @@ def test_summary_line():
 
 def test_a_failing_emit_never_breaks_a_transition(store, monkeypatch, caplog):
     """Emitting is best effort: the status change stands and a warning says the event was lost."""
-    import tasks_lib.events
+    import tasks_lib.session.events
 
     def broken(*args: Any, **kwargs: Any) -> None:
         raise ConnectionError(f"events endpoint down ({SECRET})")
 
-    monkeypatch.setattr(tasks_lib.events, "emit_session_event", broken)
+    monkeypatch.setattr(tasks_lib.session.events, "emit_session_event", broken)
     sid = new_session(store, None)
     move(store, sid, S.failed, "model_error: boom")
     assert store.get_session(sid).status == "failed"

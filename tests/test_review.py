@@ -15,7 +15,7 @@ import pytest
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.objects import StateType
 
-from tasks_lib.scripted_server import calls, tool
+from tasks_lib.testing.scripted_server import calls, tool
 from tests.conftest import git
 from tests.helpers import Background, decide, wait_for_review
 
@@ -375,7 +375,7 @@ def test_line_comments_from_the_cli_reach_the_agent_with_file_line_and_code(repo
 
 
 def test_comment_parsing_takes_the_last_colon_and_the_first_equals():
-    from tasks_lib.review_comments import CommentError, parse_comment
+    from tasks_lib.review.comments import CommentError, parse_comment
 
     comment = parse_comment("src/a:b.py:12=x = y + 1")
     assert (comment.path, comment.line, comment.body) == ("src/a:b.py", 12, "x = y + 1")

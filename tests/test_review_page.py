@@ -17,8 +17,9 @@ import httpx
 import pytest
 from prefect.client.schemas.objects import StateType
 
-from tasks_lib.models import DiffResult, FileChange, SessionStatus
-from tasks_lib.scripted_server import calls, tool
+from tasks_lib.domain.records import DiffResult, FileChange
+from tasks_lib.domain.session import SessionStatus
+from tasks_lib.testing.scripted_server import calls, tool
 from tests.conftest import free_port
 from tests.helpers import Background, wait_for_review
 from tests.test_review import flow_run_state
@@ -323,8 +324,8 @@ def test_a_large_diff_renders_its_first_files_and_loads_the_rest_on_demand(store
 
 def test_show_html_still_writes_a_static_page(store):
     """`agent-tasks show --html` keeps its self-contained page (render.review_page) after the refactor."""
-    from tasks_lib.render import review_page, side_by_side
-    from tasks_lib.session_data import session_json
+    from tasks_lib.review.render import review_page, side_by_side
+    from tasks_lib.session.data import session_json
 
     session_id = _fake_session(store, f"static-{uuid.uuid4().hex[:8]}")
     store.save_diff(session_id, DiffResult(base_commit="abc123", added=2, patch=_patch_with(1, "<b>"),
@@ -337,8 +338,8 @@ def test_show_html_still_writes_a_static_page(store):
 
 def test_the_quick_file_heads_of_collapsed_files_agree_with_the_full_views(repo):
     """Files past the first ones are listed from their headers only; names, kinds and counts must match."""
-    from tasks_lib.diff import capture_workspace_diff
-    from tasks_lib.render import file_head, file_view, patch_chunks
+    from tasks_lib.git.diff import capture_workspace_diff
+    from tasks_lib.review.render import file_head, file_view, patch_chunks
     from tests.conftest import git
 
     base = git(repo, "rev-parse", "HEAD")
@@ -359,7 +360,7 @@ def test_the_quick_file_heads_of_collapsed_files_agree_with_the_full_views(repo)
 
 
 def test_best_of_n_attempts_are_ranked_on_the_page_and_accept_names_one(store, app):
-    from tasks_lib.attempts import Candidate
+    from tasks_lib.session.attempts import Candidate
 
     session_id = _fake_session(store, f"attempts-{uuid.uuid4().hex[:8]}")
     ranked = [Candidate(attempt=2, end_reason="finished", summary="<b>two</b>", rank=1, why="check passed"),
@@ -381,8 +382,8 @@ def test_best_of_n_attempts_are_ranked_on_the_page_and_accept_names_one(store, a
 
 
 def test_each_attempt_s_own_diff_has_a_read_only_page(store, app):
-    from tasks_lib.attempts import Candidate
-    from tasks_lib.models import DiffResult, FileChange
+    from tasks_lib.session.attempts import Candidate
+    from tasks_lib.domain.records import DiffResult, FileChange
 
     session_id = _fake_session(store, f"attempt-diffs-{uuid.uuid4().hex[:8]}")
 

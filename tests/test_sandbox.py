@@ -19,9 +19,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from tasks_lib.gitrepo import mirror_dir
-from tasks_lib.scripted_server import calls, tool
-from tasks_lib.settings import load_settings
+from tasks_lib.git.repo import mirror_dir
+from tasks_lib.testing.scripted_server import calls, tool
+from tasks_lib.config import load_settings
 from tests.conftest import SECRET, git
 from tests.helpers import (Background, commit_file, decide, run_failing, run_logs_and_artifacts, run_task, wait_for_review,
                            write_agent)
@@ -327,7 +327,7 @@ def test_run_logs_and_failure_messages_in_prefect_are_redacted(prefect_server):
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 
-    from tasks_lib.redaction import install_log_redaction
+    from tasks_lib.security.redaction import install_log_redaction
     from tasks_lib.steps import step
 
     @step("leaky-step")

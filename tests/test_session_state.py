@@ -17,11 +17,12 @@ from prefect.client.orchestration import get_client
 from prefect.states import Cancelled, Crashed, Failed, Scheduled
 
 from flows.agent_task import agent_task
-from tasks_lib.models import SessionStatus as S
-from tasks_lib.models import TaskRequest
-from tasks_lib.reconcile import end_orphans, settle_from_prefect
-from tasks_lib.scripted_server import calls, tool
-from tasks_lib.session import NEXT, DeliveryTarget, TransitionRefused, move, settle
+from tasks_lib.domain.session import SessionStatus as S
+from tasks_lib.domain.request import TaskRequest
+from tasks_lib.session.reconcile import end_orphans, settle_from_prefect
+from tasks_lib.testing.scripted_server import calls, tool
+from tasks_lib.session.lifecycle import NEXT, TransitionRefused, move, settle
+from tasks_lib.domain.session import DeliveryTarget
 from tasks_lib.store import Store
 from tests.conftest import git
 from tests.helpers import MODEL, Background, decide, wait_for_review
@@ -376,7 +377,7 @@ def test_runs_lost_while_starting_are_rescheduled_and_started_ones_are_not(store
 
     from prefect.states import Pending, Running
 
-    from tasks_lib.reconcile import reschedule_lost_starts
+    from tasks_lib.session.reconcile import reschedule_lost_starts
 
     with get_client(sync_client=True) as client:
         def run_in(state) -> str:

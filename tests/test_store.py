@@ -8,9 +8,11 @@ from datetime import timedelta
 
 import pytest
 
-from tasks_lib.models import DiffResult, FileChange, SessionStatus, StepRecord, TaskRequest, ToolCallRecord, Usage
-from tasks_lib.reconcile import expire_overdue
-from tasks_lib.session import move
+from tasks_lib.domain.records import DiffResult, FileChange, StepRecord, ToolCallRecord, Usage
+from tasks_lib.domain.session import SessionStatus
+from tasks_lib.domain.request import TaskRequest
+from tasks_lib.session.reconcile import expire_overdue
+from tasks_lib.session.lifecycle import move
 from tasks_lib.store import STEP_RESULT_CAP, SessionNotFound, Store, StoreError, utcnow
 
 
@@ -86,7 +88,7 @@ def test_a_store_missing_only_optional_columns_is_upgraded_in_place(tmp_path):
     with sqlite3.connect(path) as db:
         db.execute("ALTER TABLE sessions DROP COLUMN runner")
         db.execute("DROP TABLE alembic_version")  # as stores were before migrations
-    from tasks_lib import store as store_module
+    from tasks_lib.store import store as store_module
 
     store_module._engines.pop(f"sqlite:///{path}")
     upgraded = Store(f"sqlite:///{path}")
@@ -96,7 +98,7 @@ def test_a_store_missing_only_optional_columns_is_upgraded_in_place(tmp_path):
 
 
 def test_runner_liveness_is_judged_only_for_processes_on_this_host():
-    from tasks_lib.runner import current_runner, runner_gone
+    from tasks_lib.session.runner import current_runner, runner_gone
 
     finished = subprocess.Popen(["true"])
     finished.wait()

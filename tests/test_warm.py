@@ -21,8 +21,8 @@ import pytest
 from prefect.client.orchestration import get_client
 
 from flows.agent_task import agent_task
-from tasks_lib.models import TaskRequest
-from tasks_lib.scripted_server import calls, tool
+from tasks_lib.domain.request import TaskRequest
+from tasks_lib.testing.scripted_server import calls, tool
 from tasks_lib.store import Store
 from tests.helpers import MODEL, run_logs_and_artifacts
 

@@ -20,7 +20,7 @@ from fastapi.testclient import TestClient
 from prefect.client.orchestration import get_client
 
 from deployments.workflows import WorkflowError, load_workflows, render_prefect_yaml, trigger_spec
-from tasks_lib.scripted_server import calls, tool
+from tasks_lib.testing.scripted_server import calls, tool
 from tests.conftest import git
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -49,7 +49,7 @@ def test_workflows_file_errors_name_the_workflow_and_field(tmp_path, monkeypatch
 
 def test_a_workflow_runs_best_of_n_attempts_from_its_request(tmp_path):
     from deployments.workflows import WorkflowError, load_workflows
-    from tasks_lib.models import TaskRequest
+    from tasks_lib.domain.request import TaskRequest
 
     good = tmp_path / "good.yaml"
     good.write_text("workflows:\n  - name: tries\n    schedule: {cron: '0 3 * * *'}\n"
@@ -380,7 +380,7 @@ def test_every_trigger_renders_a_valid_task_request_from_a_relay_event(name):
     from prefect.utilities.schema_tools.hydration import HydrationContext, hydrate
 
     from deployments.relay import github_event, webhook_event
-    from tasks_lib.models import TaskRequest
+    from tasks_lib.domain.request import TaskRequest
 
     workflow = next(w for w in WORKFLOWS if w.name == name)
     if name in SAMPLE_DELIVERIES:
@@ -407,7 +407,7 @@ def test_every_trigger_renders_a_valid_task_request_from_a_relay_event(name):
 
 
 def test_workflow_sandbox_settings_reach_the_run_and_scheduled_runs_count_as_unattended(tmp_path):
-    from tasks_lib.models import TaskRequest
+    from tasks_lib.domain.request import TaskRequest
 
     path = tmp_path / "workflows.yaml"
     path.write_text("workflows:\n  - name: nightly\n    schedule: {cron: '0 3 * * *'}\n    sandbox: bwrap\n    network: on\n"

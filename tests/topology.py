@@ -165,7 +165,7 @@ class Topology:
     def start(self) -> None:
         from prefect.settings import PREFECT_API_URL, temporary_settings
 
-        from tasks_lib.scripted_server import ScriptedServer
+        from tasks_lib.testing.scripted_server import ScriptedServer
         from tasks_lib.store import Store
 
         self.base.mkdir(parents=True, exist_ok=True)

@@ -20,7 +20,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from tasks_lib.environments.spec import EnvNames, NetworkSetting
+from tasks_lib.domain.fields import EnvNames, NetworkSetting
 from tasks_lib.agent.formats import (
     FOREIGN, FORMAT_DIRS, FORMAT_LABELS, FormatError, FormatName, Translation, close_match, translate,
 )
@@ -234,7 +234,7 @@ def read_agent_file(path: Path, fmt: FormatName | None = None) -> AgentSpec:
 
 def user_agents_dir() -> Path:
     """The user's own agents: ``$AGENT_TASKS_HOME/agents`` (default ``~/.agent-tasks/agents``)."""
-    from tasks_lib.settings import load_settings
+    from tasks_lib.config import load_settings
 
     return load_settings().home / "agents"
 

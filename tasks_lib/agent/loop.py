@@ -17,7 +17,7 @@ from tasks_lib.agent.model import Model, ModelError, ModelReply, ToolCall
 from tasks_lib.agent.stuck import StuckDetector
 from tasks_lib.agent.tool_calls import CALL_FORMAT, ReadCalls, ToolProtocol, read_calls
 from tasks_lib.agent.tools import Toolbox
-from tasks_lib.models import EndReason, StepRecord, ToolCallRecord, Usage
+from tasks_lib.domain.records import EndReason, StepRecord, ToolCallRecord, Usage
 
 MODEL_RESULT_CAP = 12_000  # characters of one tool result the model sees (head and tail kept)
 CHARS_PER_TOKEN = 4  # for estimating a conversation's size against the context window

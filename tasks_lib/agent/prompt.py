@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 
 from tasks_lib.agent.files import AgentFileError, AgentSpec, split_front_matter
-from tasks_lib.confine import PathRefused, resolve_inside
+from tasks_lib.security.confine import PathRefused, resolve_inside
 
 CONVENTIONS_CAP = 24_000  # characters of conventions files taken into the prompt, all files together
 CONVENTION_FILE_BYTES = 256 * 1024  # bytes read of any one conventions file

@@ -12,9 +12,9 @@ from typing import Any, BinaryIO, NamedTuple
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError
 
 from tasks_lib.agent.edits import EditError, apply_edit, around
-from tasks_lib.confine import PathRefused, relative, resolve_inside
+from tasks_lib.security.confine import PathRefused, relative, resolve_inside
 from tasks_lib.environments import DEFAULT_OUTPUT_CAP, CommandResult, Environment
-from tasks_lib.gitcli import HARDENING
+from tasks_lib.git.cli import HARDENING
 from tasks_lib.agent.policy import ALL_TOOLS, PATH_TOOLS, ToolPolicy
 
 MAX_LIST_ENTRIES = 1000
@@ -273,7 +273,7 @@ class Toolbox:
 
     def has_changes(self) -> bool:
         """True when the workspace differs from the commit it started from (new, changed or deleted files)."""
-        from tasks_lib.gitcli import GitError, run_git
+        from tasks_lib.git.cli import GitError, run_git
 
         try:
             status = run_git("status", "--porcelain", "--untracked-files=all", cwd=self.root, timeout_s=GIT_TIMEOUT_S)

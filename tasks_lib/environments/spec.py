@@ -2,43 +2,15 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import Literal
 
-from pydantic import BaseModel, BeforeValidator, Field
+from pydantic import BaseModel, Field
 
+from tasks_lib.domain.fields import SandboxKind
 from tasks_lib.environments.base import Environment
 
-if TYPE_CHECKING:
-    from tasks_lib.agent.files import AgentSpec
-    from tasks_lib.models import TaskRequest
-
-SandboxKind = Literal["auto", "bwrap", "none"]
-ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 INSTALL_HINT = "install bubblewrap (apt-get install bubblewrap, dnf install bubblewrap)"
-
-
-def on_off(value: Any) -> Any:
-    """`on`/`off` (as people write network settings) as True/False; anything else unchanged."""
-    if isinstance(value, str) and value.strip().lower() in ("on", "off"):
-        return value.strip().lower() == "on"
-    return value
-
-
-def env_names(value: Any) -> Any:
-    """Names of variables to pass to agent commands: a list, or a comma-separated string; each a valid name."""
-    names = [v.strip() for v in value.split(",")] if isinstance(value, str) else (value or [])
-    for name in names:
-        if not isinstance(name, str) or not ENV_NAME.match(name):
-            raise ValueError(f"{name!r} is not an environment variable name")
-    return [n for n in names if n]
-
-
-# A network setting: true/false or on/off; None leaves it to the next level (run → workflow → agent).
-NetworkSetting = Annotated[bool | None, BeforeValidator(on_off)]
-# Variables passed to agent commands (`env:`), by name.
-EnvNames = Annotated[list[str], BeforeValidator(env_names)]
 
 
 class SandboxRefused(ValueError):
@@ -103,24 +75,6 @@ def make_environment(spec: SandboxSpec, workspace: str | Path, scratch: str | Pa
                             read_only_paths=read_only_paths or [], hidden_paths=hidden_paths or [])
 
 
-def session_sandbox(request: "TaskRequest", agent: "AgentSpec", default: SandboxKind = "auto") -> SandboxSpec:
-    """The sandbox of a session: the run's settings first, then the agent's, then the default.
-
-    Raises SandboxRefused when the run may not start with what is available.
-    """
-    requested = request.sandbox or agent.sandbox or default
-    kind, note = choose_kind(requested, request.unattended)
-    return SandboxSpec(
-        kind=kind,
-        network=request.network if request.network is not None else bool(agent.network),
-        read_only=agent.read_only_workspace,
-        env=list(dict.fromkeys([*agent.env, *request.env])),
-        setup_command=request.setup_command or agent.setup_command,
-        setup_timeout_s=agent.setup_timeout_minutes * 60,
-        note=note,
-    )
-
-
 def sandbox_status(default: SandboxKind = "auto") -> str:
     """One line on the sandbox runs get here by default, for `agent-tasks up`."""
     from tasks_lib.environments.bwrap import SandboxUnavailable, sandbox_version
@@ -134,21 +88,3 @@ def sandbox_status(default: SandboxKind = "auto") -> str:
             return f"bwrap required (AGENT_TASKS_SANDBOX=bwrap), but {exc}: every run will be refused; {INSTALL_HINT}"
         return (f"none: {exc} — runs started by schedules or events will be refused, manual runs go unconfined; "
                 f"{INSTALL_HINT}")
-
-
-def resumed_sandbox(stored: dict | None, request: "TaskRequest", agent: "AgentSpec",
-                    default: SandboxKind = "auto") -> SandboxSpec:
-    """The sandbox a resumed session continues in: the one it started with (resolved again for sessions
-    stored before sandboxes existed); SandboxRefused when this machine cannot provide it.
-    """
-    if stored is None:
-        return session_sandbox(request, agent, default)
-    spec = SandboxSpec.model_validate(stored)
-    if spec.kind == "bwrap":
-        from tasks_lib.environments.bwrap import SandboxUnavailable, sandbox_version
-
-        try:
-            sandbox_version()
-        except SandboxUnavailable as exc:
-            raise SandboxRefused(f"the session runs in bwrap, but {exc}; {INSTALL_HINT}") from None
-    return spec

@@ -44,7 +44,7 @@ class TaskOutcome(BaseModel):
 
 
 def _git(cwd: Path, *args: str) -> None:
-    from tasks_lib.gitcli import run_git
+    from tasks_lib.git.cli import run_git
 
     run_git("-c", "user.name=agent-tasks eval", "-c", "user.email=eval@localhost", *args, cwd=cwd)
 
@@ -62,7 +62,7 @@ def task_repository(task: EvalTask, root: Path) -> Path:
 
 def judge(task: EvalTask, patch: bytes, work: Path) -> tuple[bool, str]:
     """Apply the session's patch to the starting files, put the withheld tests back, run the check."""
-    from tasks_lib.gitcli import GitError, run_git
+    from tasks_lib.git.cli import GitError, run_git
 
     tree = work / "judge"
     tree.mkdir()
@@ -90,7 +90,7 @@ def run_check(task: EvalTask, tree: Path, scratch: Path) -> tuple[bool, str]:
 def run_task(task: EvalTask, model: str | None, agent: str, attempt: int = 1, temperature: float | None = None) -> TaskOutcome:
     """One attempt: a session on a fresh repository of the task, then the judge."""
     from flows.agent_task import SessionFailed, agent_task
-    from tasks_lib.models import TaskRequest
+    from tasks_lib.domain.request import TaskRequest
     from tasks_lib.store import open_store
 
     outcome = TaskOutcome(task=task.name, attempt=attempt)

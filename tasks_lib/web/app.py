@@ -14,9 +14,9 @@ from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from tasks_lib.models import TERMINAL_STATUSES
-from tasks_lib.review import DECISIONS
-from tasks_lib.session_data import diff_data, session_json
+from tasks_lib.domain.session import TERMINAL_STATUSES
+from tasks_lib.review.form import DECISIONS
+from tasks_lib.session.data import diff_data, session_json
 from tasks_lib.store import SessionNotFound, SessionRow, Store
 from tasks_lib.web.assets import CSS, JS
 from tasks_lib.web.diffview import View, file_fragment
@@ -195,7 +195,7 @@ def _refused(store: Store, guard: Guard, row: SessionRow, message: str, status: 
 
 
 def _decide(store: Store, guard: Guard, session_id: str, body: bytes) -> Response:
-    from tasks_lib.resume import ResumeRefused, decision_payload, resume_review
+    from tasks_lib.review.resume import ResumeRefused, decision_payload, resume_review
 
     try:
         row = store.get_session(session_id)

@@ -8,8 +8,8 @@ from urllib.parse import parse_qs, urlencode
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from tasks_lib.models import SessionStatus
-from tasks_lib.review import LineComment
+from tasks_lib.domain.session import SessionStatus
+from tasks_lib.review.form import LineComment
 
 PAGE_SIZE = 50
 MAX_FORM_BYTES = 1_000_000

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 
-from tasks_lib.models import SessionStatus
+from tasks_lib.domain.session import SessionStatus
 from tasks_lib.store import Store
 from tasks_lib.web.forms import PAGE_SIZE, InboxQuery
 from tasks_lib.web.layout import age, esc, nav, shell, status_badge

@@ -16,7 +16,7 @@ def esc(value: Any) -> str:
 
 def age(when: str | datetime | None) -> str:
     """A short age like '5m', '3h', '2d' for a datetime or an ISO timestamp."""
-    from tasks_lib.cli_common import age as short_age
+    from tasks_lib.cli.common import age as short_age
 
     if isinstance(when, str):
         when = datetime.fromisoformat(when)

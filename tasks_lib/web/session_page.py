@@ -10,7 +10,8 @@ from urllib.parse import quote
 
 from pydantic import BaseModel
 
-from tasks_lib.render import markdown_html, trigger_line
+from tasks_lib.review.render import markdown_html
+from tasks_lib.domain.request import trigger_line
 from tasks_lib.web.diffview import View, diff_section
 from tasks_lib.web.forms import DecisionForm
 from tasks_lib.web.layout import Watch, age, esc, nav, shell, stamp, status_badge
@@ -81,7 +82,7 @@ def _attempts(s: dict[str, Any]) -> str:
     ranked, chosen = _ranked(s)
     if not ranked:
         return ""
-    from tasks_lib.attempts import Candidate
+    from tasks_lib.session.attempts import Candidate
 
     items = []
     for c in ranked:
@@ -247,7 +248,7 @@ def attempt_page(s: dict[str, Any], attempt: int, diff: dict[str, Any], mode: Vi
     """The diff of one best-of-N attempt (``diff`` as `session_json` gives a diff), to compare before accepting it."""
     ranked, chosen = _ranked(s)
     found = next((c for c in ranked if c["attempt"] == attempt), None)
-    from tasks_lib.attempts import Candidate
+    from tasks_lib.session.attempts import Candidate
 
     line = esc(Candidate.model_validate(found).headline()) if found else f"attempt {attempt}"
     back = f'/sessions/{esc(s["id"])}'

@@ -23,7 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from tasks_lib.scripted_server import ScriptedServer, calls, tool  # noqa: E402
+from tasks_lib.testing.scripted_server import ScriptedServer, calls, tool  # noqa: E402
 from tests.polling import wait_until  # noqa: E402
 
 CLI = [sys.executable, "-m", "tasks_lib.cli"]

@@ -1,0 +1,49 @@
+"""What the `agent-tasks` commands share: consoles, the one-line error, the store, small formatters."""
+
+from __future__ import annotations
+
+import os
+import sys
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING
+
+from rich.console import Console
+
+if TYPE_CHECKING:
+    from tasks_lib.store import Store
+
+# Stored text (reasons, summaries, the model's words) may hold brackets: never read as Rich markup.
+# Styling is done with rich.text.Text, not markup strings.
+out = Console(highlight=False, soft_wrap=True, markup=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True, markup=False)
+# Tables piped to another program are not cut to 80 columns.
+wide = Console(highlight=False, width=None if sys.stdout.isatty() else 400, markup=False)
+
+
+class CliError(Exception):
+    """An error shown to the user as one line on stderr."""
+
+
+def age(when: datetime | None) -> str:
+    """A short age like '5m', '3h', '2d'."""
+    if when is None:
+        return "-"
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    seconds = max(0, int((datetime.now(timezone.utc) - when).total_seconds()))
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+def cli_store(refresh: bool = False) -> Store:
+    """The configured store; with refresh, sessions that ended outside their flow are settled first."""
+    from tasks_lib.store import open_store
+
+    store = open_store()
+    if refresh:
+        from tasks_lib.session.reconcile import refresh as settle
+
+        settle(store, ask_prefect=bool(os.environ.get("PREFECT_API_URL")))
+    return store

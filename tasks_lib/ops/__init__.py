@@ -1,0 +1,1 @@
+"""Running the stack: `agent-tasks up`, the warm engine, and the local Prefect API."""

@@ -1,0 +1,44 @@
+"""The sandbox of a session: chosen from the run's request, its agent and the settings, and kept when it resumes."""
+
+from __future__ import annotations
+
+from tasks_lib.agent.files import AgentSpec
+from tasks_lib.domain.fields import SandboxKind
+from tasks_lib.domain.request import TaskRequest
+from tasks_lib.environments.spec import INSTALL_HINT, SandboxRefused, SandboxSpec, choose_kind
+
+
+def session_sandbox(request: TaskRequest, agent: AgentSpec, default: SandboxKind = "auto") -> SandboxSpec:
+    """The sandbox of a session: the run's settings first, then the agent's, then the default.
+
+    Raises SandboxRefused when the run may not start with what is available.
+    """
+    requested = request.sandbox or agent.sandbox or default
+    kind, note = choose_kind(requested, request.unattended)
+    return SandboxSpec(
+        kind=kind,
+        network=request.network if request.network is not None else bool(agent.network),
+        read_only=agent.read_only_workspace,
+        env=list(dict.fromkeys([*agent.env, *request.env])),
+        setup_command=request.setup_command or agent.setup_command,
+        setup_timeout_s=agent.setup_timeout_minutes * 60,
+        note=note,
+    )
+
+
+def resumed_sandbox(stored: dict | None, request: TaskRequest, agent: AgentSpec,
+                    default: SandboxKind = "auto") -> SandboxSpec:
+    """The sandbox a resumed session continues in: the one it started with (resolved again for sessions
+    stored before sandboxes existed); SandboxRefused when this machine cannot provide it.
+    """
+    if stored is None:
+        return session_sandbox(request, agent, default)
+    spec = SandboxSpec.model_validate(stored)
+    if spec.kind == "bwrap":
+        from tasks_lib.environments.bwrap import SandboxUnavailable, sandbox_version
+
+        try:
+            sandbox_version()
+        except SandboxUnavailable as exc:
+            raise SandboxRefused(f"the session runs in bwrap, but {exc}; {INSTALL_HINT}") from None
+    return spec

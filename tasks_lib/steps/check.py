@@ -1,0 +1,44 @@
+"""Prefect task: run the agent's check command (tests, linters...) in the workspace and record the result."""
+
+from __future__ import annotations
+
+from prefect import get_run_logger
+
+from tasks_lib.domain.records import CheckResult
+from tasks_lib.environments import Environment
+from tasks_lib.security.secrets import Redactor
+from tasks_lib.steps import step
+from tasks_lib.store import Store
+
+TAIL_CHARS = 3000
+
+
+def run_check_command(command: str, environment: Environment, timeout_s: float, network: bool | None = None) -> CheckResult:
+    """Run the check where the agent's commands run, with the same confinement, timeout and output cap."""
+    result = environment.execute(command, timeout_s=timeout_s, output_cap=2 * TAIL_CHARS + 2000, network=network)
+    tail = result.output[-TAIL_CHARS:]
+    return CheckResult(
+        command=command, passed=result.exit_code == 0, exit_code=result.exit_code, duration_s=result.duration_s,
+        timed_out=result.timed_out, output_tail=tail,
+    )
+
+
+def fix_request(check: CheckResult) -> str:
+    """The message that hands a failing check back to the agent."""
+    return (
+        f"The check {check.headline()}. The end of its output:\n\n```\n{check.output_tail}\n```\n\n"
+        "Fix the cause (do not weaken or skip the check), run it yourself to confirm, then call finish."
+    )
+
+
+@step("run-check")
+def run_check(store: Store, session_id: str, environment: Environment, command: str, timeout_s: float,
+              iteration: int = 1, fix_round: int = 0) -> CheckResult:
+    """Run the check, store the outcome, and log it."""
+    result = run_check_command(command, environment, timeout_s)
+    result.fix_rounds = fix_round
+    result.output_tail = Redactor.from_env()(result.output_tail)
+    store.save_check(session_id, iteration, result)
+    log = get_run_logger().info if result.passed else get_run_logger().warning
+    log("check %s", result.headline())
+    return result
