@@ -19,7 +19,7 @@ from prefect.exceptions import ExternalSignal, Pause
 from prefect.runtime import deployment, flow_run
 
 from tasks_lib.agent.loop import LoopResult
-from tasks_lib.agent.files import AgentSpec
+from tasks_lib.agent.spec import AgentSpec
 from tasks_lib.steps.capture_diff import capture_diff
 from tasks_lib.steps.checkout import checkout
 from tasks_lib.git.delivery import DeliveryError

@@ -13,7 +13,8 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
 
 from tasks_lib.agent.loop import COMPACTED_MARK, estimate_tokens
-from tasks_lib.agent.files import AgentFileError, find_agent
+from tasks_lib.agent.spec import AgentFileError
+from tasks_lib.agent.catalog import find_agent
 from tasks_lib.session.preflight import repository_reader
 from tasks_lib.agent.prompt import CONVENTIONS_CAP, build_system_prompt, initial_messages
 from tasks_lib.testing.scripted_server import calls, tool
@@ -299,7 +300,7 @@ def test_a_long_session_shortens_old_tool_outputs_to_stay_in_the_context_window(
 
 
 def test_conventions_files_go_into_the_prompt_with_headings_and_a_reported_cap(repo, tmp_path):
-    from tasks_lib.agent.files import find_agent as find
+    from tasks_lib.agent.catalog import find_agent as find
 
     (repo / "AGENTS.md").write_text("Use tabs.")
     (repo / ".continue" / "rules").mkdir(parents=True)

@@ -307,7 +307,8 @@ def test_variables_passed_to_the_agent_are_masked_everywhere_else(repo, scripted
 
 
 def test_agent_file_sandbox_settings_are_read_and_checked(tmp_path):
-    from tasks_lib.agent.files import AgentFileError, read_agent_file
+    from tasks_lib.agent.spec import AgentFileError
+    from tasks_lib.agent.files import read_agent_file
 
     agent = read_agent_file(write_agent(tmp_path / "a.md", "name: a\nnetwork: on\nenv: [NPM_TOKEN, CI]\nsandbox: bwrap\n"
                                         "setup_command: npm ci\nworkspace: read-only"))

@@ -13,7 +13,8 @@ from rich.text import Text
 from tasks_lib.cli.common import CliError, err, out, wide
 
 if TYPE_CHECKING:
-    from tasks_lib.agent.files import AgentSpec, RepoReader
+    from tasks_lib.agent.spec import AgentSpec
+    from tasks_lib.agent.catalog import RepoReader
 
 agents_app = typer.Typer(help="List, show and check agent files.", no_args_is_help=True)
 FORMAT_CHOICES = ("agent-tasks", "continue", "claude-code", "copilot")
@@ -37,7 +38,7 @@ def _repo_reader(repo: str | None) -> RepoReader | None:
 @agents_app.command("list")
 def agents_list(repo: Optional[str] = typer.Option(None, "--repo", help="Also list this repository's agents.")) -> None:
     """Agents that can be named with --agent: where each comes from, its format, what it is for, how it was read."""
-    from tasks_lib.agent.files import agent_catalog
+    from tasks_lib.agent.catalog import agent_catalog
 
     table = Table(box=None, pad_edge=False)
     for col in ("name", "source", "format", "description", "notes"):
@@ -57,7 +58,8 @@ def agents_show(
     repo: Optional[str] = typer.Option(None, "--repo", help="Look in this repository first."),
 ) -> None:
     """Show an agent as it will be used: model, tools, budgets, check, rules and prompt."""
-    from tasks_lib.agent.files import AgentFileError, find_agent
+    from tasks_lib.agent.spec import AgentFileError
+    from tasks_lib.agent.catalog import find_agent
     from tasks_lib.agent.formats import FORMAT_LABELS
 
     try:
@@ -98,7 +100,7 @@ def _print_how_read(agent: AgentSpec) -> None:
 
 def _check_one(label: str, load: Callable[[], "AgentSpec"]) -> bool:
     """Load one agent file and print what was found; False (and the error on stderr) when it is wrong."""
-    from tasks_lib.agent.files import AgentFileError
+    from tasks_lib.agent.spec import AgentFileError
     from tasks_lib.agent.formats import FORMAT_LABELS
 
     try:
@@ -117,7 +119,7 @@ def _check_one(label: str, load: Callable[[], "AgentSpec"]) -> bool:
 
 def _check_repository(reader: RepoReader) -> bool:
     """Check every agent file of a repository, and that each can be named; False when any is wrong."""
-    from tasks_lib.agent.files import candidate_groups, name_conflicts
+    from tasks_lib.agent.catalog import candidate_groups, name_conflicts
 
     ok, groups = True, candidate_groups(reader)
     files = [c for group in groups for c in group if c.in_repository]
@@ -133,7 +135,7 @@ def _check_repository(reader: RepoReader) -> bool:
 
 def _repo_dirs() -> list[str]:
     """The repository's agent folders, in lookup order."""
-    from tasks_lib.agent.files import REPO_AGENT_DIRS
+    from tasks_lib.agent.catalog import REPO_AGENT_DIRS
 
     return [f"{d}/" for d in REPO_AGENT_DIRS]
 

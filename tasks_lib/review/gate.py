@@ -35,7 +35,7 @@ from tasks_lib.store import utcnow
 if TYPE_CHECKING:
     from logging import Logger
 
-    from tasks_lib.agent.files import AgentSpec
+    from tasks_lib.agent.spec import AgentSpec
     from tasks_lib.domain.session import SessionResult, Workspace
     from tasks_lib.domain.request import TaskRequest
     from tasks_lib.security.secrets import Redactor

@@ -6,7 +6,8 @@ from typing import Any, NamedTuple
 
 from pydantic import ValidationError
 
-from tasks_lib.agent.files import AgentFileError, AgentSpec, RepoReader, find_agent
+from tasks_lib.agent.spec import AgentFileError, AgentSpec
+from tasks_lib.agent.catalog import RepoReader, find_agent
 from tasks_lib.environments import SandboxRefused, SandboxSpec
 from tasks_lib.session.sandbox import session_sandbox
 from tasks_lib.git.cli import GitError, message, run_git

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tasks_lib.agent.files import AgentSpec
+from tasks_lib.agent.spec import AgentSpec
 from tasks_lib.domain.fields import SandboxKind
 from tasks_lib.domain.request import TaskRequest
 from tasks_lib.environments.spec import INSTALL_HINT, SandboxRefused, SandboxSpec, choose_kind

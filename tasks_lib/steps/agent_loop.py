@@ -10,7 +10,7 @@ from prefect import get_run_logger
 from tasks_lib import progress
 from tasks_lib.agent.budget import SharedBudget
 from tasks_lib.agent.loop import Limits, LoopOptions, LoopResult, run_agent_loop
-from tasks_lib.agent.files import AgentSpec
+from tasks_lib.agent.spec import AgentSpec
 from tasks_lib.steps.artifacts import ProgressArtifact, publish_usage_artifact
 from tasks_lib.environments import Environment
 from tasks_lib.agent.model import LitellmModel, model_facts
