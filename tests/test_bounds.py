@@ -134,8 +134,8 @@ def test_a_workspace_is_not_rebuilt_from_a_trimmed_patch(repo: Path, tmp_path: P
 MEMORY_PROBE = """
 import json, sys
 from pathlib import Path
-from tasks_lib.diff import capture_workspace_diff
-from tasks_lib.secrets import Redactor
+from tasks_lib.git.diff import capture_workspace_diff
+from tasks_lib.security.secrets import Redactor
 
 def mb(field):
     line = next(l for l in Path('/proc/self/status').read_text().splitlines() if l.startswith(field + ':'))
