@@ -299,3 +299,30 @@ def test_calls_written_as_text_work_through_the_real_http_path(repo, scripted, s
     follow_up = server.agent_requests()[1]["messages"]
     assert follow_up[-2] == {"role": "assistant", "content": f"I will fix it.\n```json\n{edit}\n```"}
     assert follow_up[-1]["role"] == "user" and follow_up[-1]["content"].startswith("Results of your tool calls:")
+
+
+def test_the_flow_takes_its_model_from_the_session_s_model_factory(repo, store, monkeypatch, prefect_server):
+    """A flow test can hand in a list model: no HTTP server, and the session works with what the list answers."""
+    from tasks_lib.agent.model import ModelReply, ToolCall
+    from tasks_lib.session.context import using_models
+    from tasks_lib.testing.list_model import ListModel
+
+    monkeypatch.setenv("OPENAI_API_BASE", "http://127.0.0.1:9/v1")  # nothing listens: an HTTP call would fail
+    edit = ModelReply(tool_calls=[ToolCall(id="1", name="edit_file", arguments=json.dumps(
+        {"path": "src/app.py", "old": "'Hello ' + name", "new": "'Hi ' + name"}))], prompt_tokens=10)
+    done = ModelReply(tool_calls=[ToolCall(id="2", name="finish", arguments=json.dumps({"summary": "Said hi."}))])
+    model = ListModel([edit, done, "### What was done\nThe greeting says hi now (from the list model)."])
+    made: list[tuple[str, str]] = []
+
+    def factory(agent, model_name, settings):
+        made.append((agent.name, model_name))
+        return model
+
+    with using_models(factory):
+        result = run_task(repo, "Say hi instead of hello")
+
+    assert result.status.value == "completed", result.reason
+    assert "Hi ' + name" in store.latest_diff(result.session_id).patch.decode()
+    assert "from the list model" in result.summary
+    assert len(model.asked) == 3 and model.replies == [], "two agent steps and the summary, all from the list"
+    assert made and all(m == ("default", "openai/scripted-model") for m in made)

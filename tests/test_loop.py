@@ -19,29 +19,7 @@ from tasks_lib.agent.prompt import initial_messages
 from tasks_lib.agent.tool_calls import calls_in_text, read_calls
 from tasks_lib.agent.tools import Toolbox
 from tasks_lib.domain.records import EndReason
-
-
-class ListModel:
-    """Answers from a list of replies (text, or (text, native calls)), recording what it was asked."""
-
-    name = "list-model"
-
-    def __init__(self, replies: list[Any]):
-        self.replies = list(replies)
-        self.asked: list[list[dict[str, Any]]] = []
-
-    def query(self, messages, tools=None) -> ModelReply:
-        self.asked.append(json.loads(json.dumps(messages)))
-        reply = self.replies.pop(0) if self.replies else "(nothing more to say)"
-        if isinstance(reply, Exception):
-            raise reply
-        if isinstance(reply, ModelReply):
-            return reply
-        if isinstance(reply, tuple):
-            text, calls = reply
-            return ModelReply(text=text, tool_calls=[ToolCall(id=f"n{i}", name=n, arguments=json.dumps(a))
-                                                     for i, (n, a) in enumerate(calls)], prompt_tokens=100)
-        return ModelReply(text=reply, prompt_tokens=100)
+from tasks_lib.testing.list_model import ListModel
 
 
 def fenced(name: str, **arguments) -> str:

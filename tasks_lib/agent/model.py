@@ -8,9 +8,13 @@ from __future__ import annotations
 import random
 import re
 import time
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from pydantic import BaseModel, Field
+
+if TYPE_CHECKING:
+    from tasks_lib.agent.spec import AgentSpec
+    from tasks_lib.config import Settings
 
 
 CONTEXT_ERROR = re.compile(r"context[ _](length|window|size)|maximum context|too many tokens|exceeds? the available "
@@ -67,6 +71,10 @@ class Model(Protocol):
     name: str
 
     def query(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None) -> ModelReply: ...
+
+    def facts(self) -> tuple[int | None, bool]:
+        """(its context window in tokens, or None when unknown; whether its price is known)."""
+        ...
 
 
 def litellm():
@@ -144,6 +152,10 @@ class LitellmModel:
         self.retry_delay_s = retry_delay_s
         self.max_retry_delay_s = max_retry_delay_s
 
+    def facts(self) -> tuple[int | None, bool]:
+        """(context window in tokens or None, whether litellm knows the model's price)."""
+        return model_facts(self.name)
+
     def query(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None) -> ModelReply:
         """One completion; transient errors are retried with exponential backoff and jitter."""
         lib = litellm()
@@ -198,3 +210,16 @@ class LitellmModel:
             latency_s=latency,
             retries=retries,
         )
+
+
+def litellm_model(agent: AgentSpec, model_name: str, settings: Settings) -> LitellmModel:
+    """The litellm model a session uses: the agent's call settings, the process's timeouts and retries."""
+    return LitellmModel(
+        model_name,
+        api_base=agent.api_base,
+        temperature=agent.temperature,
+        max_reply_tokens=agent.max_reply_tokens,
+        timeout_s=settings.model_timeout_s,
+        max_retries=settings.model_max_retries,
+        retry_delay_s=settings.model_retry_delay_s,
+    )

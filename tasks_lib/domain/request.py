@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator
 
 from tasks_lib.domain.fields import EnvNames, NetworkSetting, OnAccept, SandboxKind
 
@@ -119,3 +119,19 @@ def trigger_line(trigger: dict[str, Any]) -> str:
     if trigger.get("url"):
         parts.append(str(trigger["url"]))
     return " ".join(parts)
+
+
+class BadRequest(ValueError):
+    """Input that cannot start a session (bad agent file, no model, unknown model, empty task...)."""
+
+
+def parse_request(raw: TaskRequest | dict[str, Any]) -> TaskRequest:
+    """The request as a validated model; BadRequest names the field that is wrong."""
+    if isinstance(raw, TaskRequest):
+        return raw
+    try:
+        return TaskRequest.model_validate(raw)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        field = ".".join(str(p) for p in err["loc"]) or "request"
+        raise BadRequest(f"{field}: {err['msg']}") from None

@@ -14,41 +14,27 @@ from __future__ import annotations
 
 import contextvars
 import copy
-import shutil
 import hashlib
 import re
+import shutil
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from prefect import get_run_logger
 from pydantic import BaseModel, Field
 
-from tasks_lib.agent.loop import Limits, LoopResult
 from tasks_lib.agent.budget import SharedBudget
-from tasks_lib.domain.records import CheckResult
+from tasks_lib.agent.loop import Limits, LoopResult
+from tasks_lib.domain.records import CheckResult, DiffResult, EndReason, Usage
+from tasks_lib.git.cli import run_git
 from tasks_lib.git.delivery import reset_workspace
 from tasks_lib.git.diff import capture_workspace_diff, omitted_files
-from tasks_lib.environments import Environment
-from tasks_lib.git.cli import run_git
 from tasks_lib.git.repo import create_workspace
-from tasks_lib.domain.records import DiffResult, EndReason, Usage
+from tasks_lib.session.context import SessionContext
+from tasks_lib.session.fix_rounds import Attempt, check_and_fix
 from tasks_lib.steps.agent_loop import run_agent
 from tasks_lib.steps.setup import run_setup
-
-if TYPE_CHECKING:
-    from flows.agent_task import SessionRun
-
-
-@dataclass
-class Attempt:
-    """Where one attempt works and the budget it shares with the others."""
-
-    number: int
-    path: str
-    environment: Environment
-    shared: SharedBudget
 
 
 @dataclass
@@ -65,40 +51,40 @@ def attempt_path(workspace: str, number: int) -> str:
     return workspace if number == 1 else f"{workspace}.attempt-{number}"
 
 
-def run_attempts(run: SessionRun, prior: Usage, left: Limits, seconds: float) -> tuple[LoopResult, CheckResult | None]:
+def run_attempts(ctx: SessionContext, prior: Usage, left: Limits, seconds: float) -> tuple[LoopResult, CheckResult | None]:
     """Run the request's attempts at once on the current conversation; the best ends up in the session's workspace.
 
     Returns the chosen attempt's loop (its usage is every attempt's together) and check.
     """
     logger = get_run_logger()
-    count = run.req.attempts
-    shared = SharedBudget(left, run.req.stop_at_first_green)
+    count = ctx.request.attempts
+    shared = SharedBudget(left, ctx.request.stop_at_first_green)
     logger.info("best-of-%d: %d attempts at once, one budget%s", count, count,
-                ", the first to pass its check stops the others" if run.req.stop_at_first_green else "")
+                ", the first to pass its check stops the others" if ctx.request.stop_at_first_green else "")
     with ThreadPoolExecutor(max_workers=count, thread_name_prefix="attempt") as pool:
-        futures = {n: pool.submit(contextvars.copy_context().run, _one, run, n, shared, prior, left, seconds)
+        futures = {n: pool.submit(contextvars.copy_context().run, _one, ctx, n, shared, prior, left, seconds)
                    for n in range(1, count + 1)}
         try:
-            outcomes = {n: _settled(future, n, run) for n, future in futures.items()}
+            outcomes = {n: _settled(future, n, ctx) for n, future in futures.items()}
         except BaseException:  # interrupted (SIGTERM, cancel): the attempts stop at their next step, not at their end
             shared.halt("the run was stopped")
             raise
     candidates = [_candidate(n, outcome) for n, outcome in outcomes.items()]
     for n, outcome in outcomes.items():
-        run.store.save_diff(run.session_id, outcome.diff, run.iteration, scope=f"attempt-{n}")
+        ctx.store.save_diff(ctx.session_id, outcome.diff, ctx.iteration, scope=f"attempt-{n}")
     ranked = rank_candidates(candidates)
     chosen = ranked[0].attempt
     for c in ranked:
         logger.info("%s", c.headline())
-    if chosen != 1 and not move_candidate(run.ws.path, run.ws.base_commit, outcomes[chosen].diff.patch):
+    if chosen != 1 and not move_candidate(ctx.ws.path, ctx.ws.base_commit, outcomes[chosen].diff.patch):
         logger.warning("attempt %d ranks first but its diff is over the limits and cannot be moved: "
                        "attempt 1 stays in the workspace", chosen)
         chosen = 1
-    run.store.update_session(run.session_id, candidates={
-        "iteration": run.iteration, "chosen": chosen, "ranked": [c.model_dump() for c in ranked]})
+    ctx.store.update_session(ctx.session_id, candidates={
+        "iteration": ctx.iteration, "chosen": chosen, "ranked": [c.model_dump() for c in ranked]})
     for n in outcomes:
         if n != 1:
-            shutil.rmtree(attempt_path(run.ws.path, n), ignore_errors=True)
+            shutil.rmtree(attempt_path(ctx.ws.path, n), ignore_errors=True)
     best = outcomes[chosen]
     loop = best.loop.model_copy(update={"usage": shared.total(),
                                         "duration_s": max(o.loop.duration_s for o in outcomes.values())})
@@ -115,42 +101,42 @@ def move_candidate(workspace: str, base_commit: str, patch: bytes) -> bool:
     return True
 
 
-def _one(run: SessionRun, number: int, shared: SharedBudget, prior: Usage, left: Limits, seconds: float) -> Outcome:
+def _one(ctx: SessionContext, number: int, shared: SharedBudget, prior: Usage, left: Limits, seconds: float) -> Outcome:
     """One attempt, start to end: its workspace, its loop, its check (with fix rounds), its diff."""
-    path = attempt_path(run.ws.path, number)
-    environment = run.environment
+    path = attempt_path(ctx.ws.path, number)
+    environment = ctx.environment
     if number > 1:
         shutil.rmtree(path, ignore_errors=True)  # what a run cut off before left
-        create_workspace(Path(run.ws.mirror), Path(path), f"{run.ws.work_branch}-attempt-{number}", run.ws.base_commit,
-                         run.repository)
-        environment = run.make_environment(path, f"attempt-{number}")
-        if run.sandbox.setup_command:
-            setup = run_setup(environment, run.sandbox.setup_command, run.sandbox.setup_timeout_s)
+        create_workspace(Path(ctx.ws.mirror), Path(path), f"{ctx.ws.work_branch}-attempt-{number}", ctx.ws.base_commit,
+                         ctx.repository)
+        environment = ctx.make_environment(path, f"attempt-{number}")
+        if ctx.sandbox.setup_command:
+            setup = run_setup(environment, ctx.sandbox.setup_command, ctx.sandbox.setup_timeout_s)
             if not setup.passed:
                 raise RuntimeError(f"the setup command {setup.headline()} in attempt {number}'s workspace")
     attempt = Attempt(number, path, environment, shared)
-    loop = run_agent(run.store, run.session_id, path, environment, run.agent, run.model_name,
-                     copy.deepcopy(run.messages), run.settings, run.iteration, prior, left, 1, shared, number)
+    loop = run_agent(ctx.store, ctx.session_id, path, environment, ctx.agent, ctx.model(),
+                     copy.deepcopy(ctx.messages), ctx.iteration, prior, left, 1, shared, number)
     check = None
-    if run.agent.check_command and loop.end_reason not in (EndReason.model_error, EndReason.crashed):
-        loop, check = run.check_and_fix(loop, prior, seconds, attempt)
+    if ctx.agent.check_command and loop.end_reason not in (EndReason.model_error, EndReason.crashed):
+        loop, check = check_and_fix(ctx, loop, prior, seconds, attempt)
         if check.passed:
             shared.passed(number)
-    return Outcome(loop, check, capture_workspace_diff(path, run.ws.base_commit))
+    return Outcome(loop, check, capture_workspace_diff(path, ctx.ws.base_commit))
 
 
-def _settled(future, number: int, run: SessionRun) -> Outcome:
+def _settled(future, number: int, ctx: SessionContext) -> Outcome:
     """An attempt's outcome; an attempt that raised becomes a crashed one (with whatever its workspace holds)."""
     try:
         return future.result()
     except Exception as exc:
         get_run_logger().error("attempt %d crashed: %s: %s", number, type(exc).__name__, exc)
-        path = attempt_path(run.ws.path, number)
+        path = attempt_path(ctx.ws.path, number)
         try:
-            diff = capture_workspace_diff(path, run.ws.base_commit)
+            diff = capture_workspace_diff(path, ctx.ws.base_commit)
         except Exception:
-            diff = DiffResult(base_commit=run.ws.base_commit, files=[], added=0, removed=0, patch=b"")
-        loop = LoopResult(end_reason=EndReason.crashed, detail=run.redact(f"{type(exc).__name__}: {exc}"))
+            diff = DiffResult(base_commit=ctx.ws.base_commit, files=[], added=0, removed=0, patch=b"")
+        loop = LoopResult(end_reason=EndReason.crashed, detail=ctx.redact(f"{type(exc).__name__}: {exc}"))
         return Outcome(loop, None, diff)
 
 

@@ -15,6 +15,8 @@ from contextlib import contextmanager
 from typing import Any
 from uuid import UUID
 
+from tasks_lib.session.context import SessionContext
+
 KEY_TAG_PREFIX = "agent-tasks-key:"
 LIMIT_PREFIX = "agent-tasks-key-"
 LEASE_S = 300  # renewed while the run holds the slot; a run that dies gives its slot back after this
@@ -114,4 +116,18 @@ def key_slot(key: str | None, limit: int = 1, supersede: bool = False, timeout_s
                 cancel_superseded(client, run_id, key)
         name = ensure_limit(client, key, limit)
     with concurrency(name, occupy=1, timeout_seconds=timeout_s, lease_duration=LEASE_S, strict=True):
+        yield
+
+
+@contextmanager
+def session_slot(ctx: SessionContext, supersede: bool = False) -> Iterator[None]:
+    """Hold a slot of the session's concurrency key (if it has one) while its agent works; never while it waits.
+
+    ``supersede``: first cancel the key's older unfinished runs, when the request asks for it.
+    """
+    request = ctx.request
+    key = request.concurrency_key or default_key(request.repository, request.trigger)
+    if key:
+        ctx.logger.info("concurrency key %s: waiting for one of its %d slots", key, request.concurrency_limit)
+    with key_slot(key, request.concurrency_limit, supersede and request.cancel_superseded):
         yield

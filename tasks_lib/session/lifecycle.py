@@ -17,9 +17,12 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
-from tasks_lib.session.events import emit_after_transition
+from tasks_lib.config import Settings, deployment_store_problem
+from tasks_lib.domain.request import TaskRequest
 from tasks_lib.domain.session import SessionStatus as S
-from tasks_lib.store import Store
+from tasks_lib.security.secrets import Redactor
+from tasks_lib.session.events import emit_after_transition
+from tasks_lib.store import Store, open_store
 
 ENDINGS = frozenset({S.failed, S.cancelled, S.crashed})  # a session can end this way from any live status
 
@@ -69,22 +72,51 @@ def settle(store: Store, session_id: str, to: S, reason: str, by: str, **fields:
     return changed
 
 
+class StoreRefused(RuntimeError):
+    """The configured store cannot serve this run (a deployment run on a machine-local SQLite file)."""
+
+
+def open_run_store(settings: Settings, deployment_run: bool) -> Store:
+    """The store a flow run records its session in; StoreRefused when a deployment run would use a machine-local file."""
+    if deployment_run and (problem := deployment_store_problem(settings)):
+        raise StoreRefused(problem)
+    return open_store(settings.db_url)
+
+
+CLAIM_NOTES = {
+    "new": "",
+    "review": " (resumed for its review)",
+    "continue": " (continued: this flow run was restarted while the agent worked)",
+    "deliver": " (continued: this flow run was restarted while delivering an accepted change)",
+    "ended": " (already ended)",
+}
+
+
 class Claim(BaseModel):
     """What a flow run does with the session it finds in the store for its id."""
 
     session_id: str
     mode: Literal["new", "continue", "review", "deliver", "ended"]
 
+    @property
+    def note(self) -> str:
+        """How the run takes its session up, for the log (empty for a new session)."""
+        return CLAIM_NOTES[self.mode]
 
-def claim_session(store: Store, flow_run_id: str | None, request: dict[str, Any], workflow: str | None) -> Claim:
+
+def claim_session(store: Store, flow_run_id: str | None, request: TaskRequest | dict[str, Any] | None,
+                  workflow: str | None) -> Claim:
     """The session of this flow run: a new one for a first run, else the one it started (one session per run).
 
-    A re-entered run (resumed after a suspend, rescheduled after its worker died, retried) finds its
-    own session and carries on from where the store says it stopped.
+    A new session records the request as given (a request that is not valid is recorded too, and fails when the
+    session starts), its secrets masked. A re-entered run (resumed after a suspend, rescheduled after its worker
+    died, retried) finds its own session and carries on from where the store says it stopped.
     """
     existing = store.session_for_flow_run(flow_run_id) if flow_run_id else None
     if existing is None:
-        return Claim(session_id=store.create_session(request, flow_run_id=flow_run_id, workflow=workflow), mode="new")
+        data = request.model_dump() if isinstance(request, TaskRequest) else dict(request or {})
+        session_id = store.create_session(Redactor.from_env().deep(data), flow_run_id=flow_run_id, workflow=workflow)
+        return Claim(session_id=session_id, mode="new")
     status = S(existing.status)
     if status.terminal:
         mode = "ended"
@@ -97,18 +129,3 @@ def claim_session(store: Store, flow_run_id: str | None, request: dict[str, Any]
     else:  # pending, or running but stopped before its workspace existed: start it properly
         mode = "new"
     return Claim(session_id=existing.id, mode=mode)
-
-
-def refusal(decision: str, row: Any, settings: Any, budget_line: str | None) -> str | None:
-    """Why a request for another iteration cannot be carried out (a notice for the reviewer), or None.
-
-    Change requests and retries are capped by rounds, and both need budget left for the session.
-    """
-    if decision == "request_changes" and row.change_rounds >= settings.max_change_rounds:
-        return f"no change rounds left ({row.change_rounds} of {settings.max_change_rounds} used): accept, reject or retry"
-    retries = row.retry_rounds or 0
-    if decision == "retry" and retries >= settings.max_retry_rounds:
-        return f"no retries left ({retries} of {settings.max_retry_rounds} used): accept, reject or request changes"
-    if budget_line:
-        return f"the session's budget is used up ({budget_line}): accept or reject, or start a new run"
-    return None

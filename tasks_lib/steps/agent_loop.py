@@ -13,10 +13,9 @@ from tasks_lib.agent.loop import Limits, LoopOptions, LoopResult, run_agent_loop
 from tasks_lib.agent.spec import AgentSpec
 from tasks_lib.steps.artifacts import ProgressArtifact, publish_usage_artifact
 from tasks_lib.environments import Environment
-from tasks_lib.agent.model import LitellmModel, model_facts
+from tasks_lib.agent.model import Model
 from tasks_lib.domain.records import StepRecord, Usage
 from tasks_lib.security.secrets import Redactor
-from tasks_lib.config import Settings
 from tasks_lib.steps import step
 from tasks_lib.store import Store
 from tasks_lib.agent.tools import Toolbox
@@ -47,19 +46,6 @@ DEFAULT_CONTEXT_WINDOW = int(os.environ.get("AGENT_TASKS_DEFAULT_CONTEXT_WINDOW"
 CONTEXT_FILL = 0.75  # share of the window a prompt may fill before old tool outputs are shortened
 
 
-def model_for(agent: AgentSpec, model_name: str, settings: Settings) -> LitellmModel:
-    """The litellm model a session uses."""
-    return LitellmModel(
-        model_name,
-        api_base=agent.api_base,
-        temperature=agent.temperature,
-        max_reply_tokens=agent.max_reply_tokens,
-        timeout_s=settings.model_timeout_s,
-        max_retries=settings.model_max_retries,
-        retry_delay_s=settings.model_retry_delay_s,
-    )
-
-
 @step("agent-loop")
 def run_agent(
     store: Store,
@@ -67,9 +53,8 @@ def run_agent(
     workspace: str,
     environment: Environment,
     agent: AgentSpec,
-    model_name: str,
+    model: Model,
     messages: list[dict[str, Any]],
-    settings: Settings,
     iteration: int = 1,
     prior_usage: Usage | None = None,
     limits: Limits | None = None,
@@ -87,14 +72,14 @@ def run_agent(
     """
     logger = get_run_logger()
     redact = Redactor.from_env()
-    window, priced = model_facts(model_name)
+    window, priced = model.facts()
     limits = limits or agent_limits(agent)
     window = agent.context_window or window or DEFAULT_CONTEXT_WINDOW
     limits = limits.model_copy(update={"context_tokens": int(window * CONTEXT_FILL)})
     if agent.max_cost_usd is not None and not priced:
         logger.warning(
             "litellm has no price for %s: max_cost_usd cannot be enforced; tokens are counted (set max_tokens to cap them)",
-            model_name,
+            model.name,
         )
     total_steps = first_index - 1 + limits.max_steps
     bar = ProgressArtifact(session_id, total_steps)
@@ -133,7 +118,7 @@ def run_agent(
     toolbox = Toolbox(workspace, tools=agent.policy, environment=environment)
     options = LoopOptions(protocol=agent.tool_protocol, expects_changes=not agent.read_only_workspace)
     stop = (lambda: shared.stop_reason(attempt or 1)) if shared is not None else None
-    result = run_agent_loop(model_for(agent, model_name, settings), toolbox, messages, limits, on_step, redact, first_index,
+    result = run_agent_loop(model, toolbox, messages, limits, on_step, redact, first_index,
                             options, stop)
     bar.update(first_index - 1 + result.usage.steps, final=True)
     publish_usage_artifact(session_id, result.steps)

@@ -1,0 +1,60 @@
+"""The agent's check after its loop, and the fix rounds that hand a failing check back to the agent."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from tasks_lib.agent.budget import SharedBudget, session_limits
+from tasks_lib.agent.loop import LoopResult
+from tasks_lib.domain.records import CheckResult, Usage
+from tasks_lib.environments import Environment
+from tasks_lib.session.context import SessionContext
+from tasks_lib.session.outcome import loop_failed
+from tasks_lib.steps.agent_loop import run_agent
+from tasks_lib.steps.check import fix_request, run_check
+
+
+@dataclass
+class Attempt:
+    """Best-of-N: where one attempt works and the budget it shares with the others."""
+
+    number: int
+    path: str
+    environment: Environment
+    shared: SharedBudget
+
+
+def check_and_fix(ctx: SessionContext, loop: LoopResult, prior: Usage, seconds: float, attempt: Attempt | None = None,
+                  ) -> tuple[LoopResult, CheckResult]:
+    """Run the agent's check; while it fails and fix_until_green allows, hand it back to the agent.
+
+    Fix rounds draw on the session's budgets (``prior`` usage and ``seconds`` of agent time before this loop).
+    ``attempt``: best-of-N, the attempt's own workspace and the budget shared by all attempts.
+    """
+    path, environment = (attempt.path, attempt.environment) if attempt else (ctx.ws.path, ctx.environment)
+    shared, number = (attempt.shared, attempt.number) if attempt else (None, None)
+    timeout = ctx.agent.check_timeout_minutes * 60
+    check = run_check(ctx.store, ctx.session_id, environment, ctx.agent.check_command, timeout, ctx.iteration)
+    for fix_round in range(1, ctx.agent.fix_until_green + 1):
+        if check.passed:
+            break
+        used = shared.total() if shared else loop.usage
+        left = session_limits(ctx.agent, prior.plus(used), seconds + loop.duration_s)
+        if left is None or loop.end_reason.ended_early:
+            ctx.logger.warning("check failed, but the budget is used up: no fix round")
+            break
+        ctx.logger.info("check failed: fix round %d of %d", fix_round, ctx.agent.fix_until_green)
+        loop.messages.append({"role": "user", "content": fix_request(check)})
+        more = run_agent(ctx.store, ctx.session_id, path, environment, ctx.agent, ctx.model(), loop.messages,
+                         ctx.iteration, prior if shared else prior.plus(loop.usage), left, loop.usage.steps + 1,
+                         shared, number)
+        loop = LoopResult(
+            end_reason=more.end_reason, detail=more.detail, finish_summary=more.finish_summary or loop.finish_summary,
+            steps=loop.steps + more.steps, usage=loop.usage.plus(more.usage), messages=more.messages,
+            duration_s=loop.duration_s + more.duration_s,
+        )
+        if loop_failed(more):
+            break
+        check = run_check(ctx.store, ctx.session_id, environment, ctx.agent.check_command, timeout, ctx.iteration,
+                          fix_round)
+    return loop, check
