@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import create_engine, inspect, text
 
 from tasks_lib.store import migrations
-from tasks_lib.store import store as store_module
+from tasks_lib.store import migrate
 from tasks_lib.domain.request import TaskRequest
 from tasks_lib.store import Base, Store, StoreError
 
@@ -38,7 +38,7 @@ def stored_revisions(url: str) -> list[str]:
 
 def forget_engine(url: str) -> None:
     """Make the next Store(url) of this process open the store afresh, as a new process would."""
-    store_module._engines.pop(url).dispose()
+    migrate._engines.pop(url).dispose()
 
 
 def test_the_revisions_are_named_by_their_files_and_form_one_line():

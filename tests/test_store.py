@@ -88,9 +88,9 @@ def test_a_store_missing_only_optional_columns_is_upgraded_in_place(tmp_path):
     with sqlite3.connect(path) as db:
         db.execute("ALTER TABLE sessions DROP COLUMN runner")
         db.execute("DROP TABLE alembic_version")  # as stores were before migrations
-    from tasks_lib.store import store as store_module
+    from tasks_lib.store import migrate
 
-    store_module._engines.pop(f"sqlite:///{path}")
+    migrate._engines.pop(f"sqlite:///{path}")
     upgraded = Store(f"sqlite:///{path}")
     assert upgraded.get_session(sid).instructions == "old session" and upgraded.get_session(sid).runner is None
     upgraded.update_session(sid, runner="host:1")

@@ -1,384 +1,37 @@
-"""The session store: SQLAlchemy 2 over SQLite by default, portable to PostgreSQL (no dialect SQL)."""
+"""The Store: every read and write of sessions and their records, through SQLAlchemy 2 sessions.
+
+SQLite by default, portable to PostgreSQL (no dialect SQL); the tables are in ``tables``, opening and migrating
+the database in ``migrate``.
+"""
 
 from __future__ import annotations
 
-import threading
 import uuid
-from contextlib import contextmanager
 from datetime import datetime, timezone
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Callable, Iterable
 
-from sqlalchemy import (
-    JSON,
-    Boolean,
-    Column,
-    Connection,
-    DateTime,
-    Float,
-    ForeignKey,
-    Integer,
-    LargeBinary,
-    String,
-    Table,
-    Text,
-    create_engine,
-    event,
-    select,
-    update,
-)
-from sqlalchemy.engine import Engine
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, defer, mapped_column, sessionmaker
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session, defer, sessionmaker
 
-from tasks_lib.store import migrations
-from tasks_lib.domain.session import TERMINAL_STATUSES, SessionStatus
-from tasks_lib.domain.records import DiffResult, StepRecord, Usage
+from tasks_lib.domain.records import CheckResult, DiffResult, StepRecord, Usage
 from tasks_lib.domain.request import TaskRequest
+from tasks_lib.domain.session import TERMINAL_STATUSES, SessionStatus
+from tasks_lib.store.migrate import open_engine
+from tasks_lib.store.tables import (
+    CheckRow,
+    DeliveryRow,
+    DiffRow,
+    ReviewRow,
+    SessionRow,
+    StepRow,
+    SummaryRow,
+    TransitionRow,
+    utcnow,
+)
 
 STEP_RESULT_CAP = 200_000  # characters of a tool result kept in the store
 # Statuses in which a live process is working on the session (or blocking on its review).
 ORPHANABLE = (SessionStatus.pending, SessionStatus.running, SessionStatus.awaiting_review, SessionStatus.delivering)
-
-
-def utcnow() -> datetime:
-    """The current time, timezone-aware UTC."""
-    return datetime.now(timezone.utc)
-
-
-class Base(DeclarativeBase):
-    pass
-
-
-class SessionRow(Base):
-    """One run of a task: its request, where it works, how it ended and what it used."""
-
-    __tablename__ = "sessions"
-
-    id: Mapped[str] = mapped_column(String(36), primary_key=True)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
-    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    status: Mapped[str] = mapped_column(String(32), index=True)
-    status_reason: Mapped[str] = mapped_column(Text, default="")
-    request: Mapped[dict[str, Any]] = mapped_column(JSON)
-    agent: Mapped[str] = mapped_column(String(200))
-    model: Mapped[str | None] = mapped_column(String(200))
-    repository: Mapped[str] = mapped_column(Text)
-    branch: Mapped[str | None] = mapped_column(String(255))
-    instructions: Mapped[str] = mapped_column(Text)
-    reviewer: Mapped[str | None] = mapped_column(String(200), index=True)
-    workflow: Mapped[str | None] = mapped_column(String(200), index=True)
-    base_commit: Mapped[str | None] = mapped_column(String(64))
-    work_branch: Mapped[str | None] = mapped_column(String(255))
-    workspace: Mapped[str | None] = mapped_column(Text)
-    flow_run_id: Mapped[str | None] = mapped_column(String(36), index=True)
-    iteration: Mapped[int] = mapped_column(Integer, default=1)
-    end_reason: Mapped[str | None] = mapped_column(String(32))
-    steps_used: Mapped[int] = mapped_column(Integer, default=0)
-    prompt_tokens: Mapped[int] = mapped_column(Integer, default=0)
-    completion_tokens: Mapped[int] = mapped_column(Integer, default=0)
-    cached_tokens: Mapped[int] = mapped_column(Integer, default=0)
-    cost_usd: Mapped[float | None] = mapped_column(Float)
-    lines_added: Mapped[int] = mapped_column(Integer, default=0)
-    lines_removed: Mapped[int] = mapped_column(Integer, default=0)
-    files_changed: Mapped[int] = mapped_column(Integer, default=0)
-    agent_spec: Mapped[dict[str, Any] | None] = mapped_column(JSON)
-    conversation: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
-    review_key: Mapped[str | None] = mapped_column(String(64))
-    review_deadline: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    change_rounds: Mapped[int] = mapped_column(Integer, default=0)
-    delivered_commit: Mapped[str | None] = mapped_column(String(64))
-    delivered_to: Mapped[str | None] = mapped_column(Text)
-    runner: Mapped[str | None] = mapped_column(String(255))  # host:pid of the process working on it
-    sandbox: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # the SandboxSpec its commands run under
-    iteration_start: Mapped[int | None] = mapped_column(Integer)  # messages of the conversation before this iteration
-    agent_seconds: Mapped[float | None] = mapped_column(Float)  # wall time the agent loop used, all iterations
-    retry_rounds: Mapped[int | None] = mapped_column(Integer)  # retries a reviewer asked for
-    delivery_target: Mapped[str | None] = mapped_column(Text)  # where an accept is delivering (set before pushing)
-    candidates: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # best-of-N: {iteration, chosen, ranked: [...]}
-
-    def usage(self) -> Usage:
-        """What the session has used so far, all iterations."""
-        return Usage(steps=self.steps_used, prompt_tokens=self.prompt_tokens, completion_tokens=self.completion_tokens,
-                     cached_tokens=self.cached_tokens, cost_usd=self.cost_usd)
-
-
-class TransitionRow(Base):
-    """One change of a session's status: from what, to what, why, and who made it."""
-
-    __tablename__ = "transitions"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    session_id: Mapped[str] = mapped_column(ForeignKey("sessions.id", ondelete="CASCADE"), index=True)
-    from_status: Mapped[str | None] = mapped_column(String(32))
-    to_status: Mapped[str] = mapped_column(String(32))
-    reason: Mapped[str] = mapped_column(Text, default="")
-    by: Mapped[str] = mapped_column(String(32), default="")
-    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-
-
-class StepRow(Base):
-    """One model turn of a session, with the tool calls it made."""
-
-    __tablename__ = "steps"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    session_id: Mapped[str] = mapped_column(ForeignKey("sessions.id", ondelete="CASCADE"), index=True)
-    iteration: Mapped[int] = mapped_column(Integer, default=1)
-    index: Mapped[int] = mapped_column(Integer)
-    record: Mapped[dict[str, Any]] = mapped_column(JSON)
-
-
-class DiffRow(Base):
-    """The diff of one iteration: the re-appliable patch and its per-file stats."""
-
-    __tablename__ = "diffs"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    session_id: Mapped[str] = mapped_column(ForeignKey("sessions.id", ondelete="CASCADE"), index=True)
-    iteration: Mapped[int] = mapped_column(Integer, default=1)
-    scope: Mapped[str] = mapped_column(String(16), default="cumulative")  # cumulative | increment
-    base_commit: Mapped[str] = mapped_column(String(64))
-    files: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
-    added: Mapped[int] = mapped_column(Integer)
-    removed: Mapped[int] = mapped_column(Integer)
-    patch: Mapped[bytes] = mapped_column(LargeBinary)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-
-
-class SummaryRow(Base):
-    """The summary of one iteration: the model's prose plus the facts code computed."""
-
-    __tablename__ = "summaries"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    session_id: Mapped[str] = mapped_column(ForeignKey("sessions.id", ondelete="CASCADE"), index=True)
-    iteration: Mapped[int] = mapped_column(Integer, default=1)
-    markdown: Mapped[str] = mapped_column(Text)
-    facts: Mapped[dict[str, Any]] = mapped_column(JSON)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-
-
-class ReviewRow(Base):
-    """One review decision on a session."""
-
-    __tablename__ = "reviews"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    session_id: Mapped[str] = mapped_column(ForeignKey("sessions.id", ondelete="CASCADE"), index=True)
-    iteration: Mapped[int] = mapped_column(Integer)
-    decision: Mapped[str] = mapped_column(String(32))
-    feedback: Mapped[str] = mapped_column(Text, default="")
-    instructions: Mapped[str] = mapped_column(Text, default="")
-    outcome: Mapped[str] = mapped_column(Text, default="")
-    comments: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON, nullable=True)  # line comments
-    decided_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-
-
-class CheckRow(Base):
-    """One run of the agent's check command."""
-
-    __tablename__ = "checks"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    session_id: Mapped[str] = mapped_column(ForeignKey("sessions.id", ondelete="CASCADE"), index=True)
-    iteration: Mapped[int] = mapped_column(Integer)
-    fix_round: Mapped[int] = mapped_column(Integer, default=0)
-    command: Mapped[str] = mapped_column(Text)
-    passed: Mapped[bool] = mapped_column(Boolean)
-    exit_code: Mapped[int | None] = mapped_column(Integer)
-    duration_s: Mapped[float] = mapped_column(Float)
-    output_tail: Mapped[str] = mapped_column(Text)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-
-
-class DeliveryRow(Base):
-    """A webhook delivery the relay has already turned into an event."""
-
-    __tablename__ = "deliveries"
-
-    id: Mapped[str] = mapped_column(String(300), primary_key=True)
-    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-
-
-_engines: dict[str, Engine] = {}
-_engines_lock = threading.Lock()
-MIGRATION_LOCK_KEY = 0x6167_7461_736B  # pg_advisory_xact_lock key of schema migrations ("agtask")
-
-
-def _engine(url: str) -> Engine:
-    """The engine of ``url``, made once per process, its store brought to this version's schema."""
-    with _engines_lock:
-        if url not in _engines:
-            if url.startswith("sqlite"):
-                engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
-                event.listen(engine, "connect", _sqlite_pragmas)
-            else:
-                engine = create_engine(url, pool_pre_ping=True)
-            try:
-                _migrate(engine)
-            except BaseException:
-                engine.dispose()
-                raise
-            _engines[url] = engine
-        return _engines[url]
-
-
-class StoreError(RuntimeError):
-    """The store cannot be used (for example, it was made by another version)."""
-
-
-def _where(engine: Engine) -> str:
-    """The store's address for messages, without its password."""
-    return engine.url.render_as_string(hide_password=True)
-
-
-def _migrate(engine: Engine) -> None:
-    """Bring the store to this version's schema, once, under a lock; cheap when it is already there.
-
-    All of it is one transaction, so a migration that fails leaves the store as it was.
-    """
-    seen = _probe_revision(engine)
-    if seen == migrations.head():
-        return
-    _refuse_unknown(seen, engine)
-    with _migration_lock(engine) as db:
-        current = _stored_revision(db, engine)  # another process may have migrated while this one waited
-        _refuse_unknown(current, engine)
-        if current is None and _adopt_unversioned(db, engine):
-            current = migrations.BASELINE
-        if current != migrations.head():
-            migrations.upgrade(db)
-
-
-def _probe_revision(engine: Engine) -> str | None:
-    """The schema revision recorded in the store, read once without a lock; None when that read fails or is
-    not one revision (no table yet, or being made: the locked path looks again)."""
-    from sqlalchemy import text
-    from sqlalchemy.exc import DBAPIError
-
-    try:
-        with engine.connect() as db:
-            versions = db.execute(text("SELECT version_num FROM alembic_version")).scalars().all()
-    except DBAPIError:
-        return None
-    return versions[0] if len(versions) == 1 else None
-
-
-def _stored_revision(db: Connection, engine: Engine) -> str | None:
-    """The schema revision recorded in the store, or None when it records none (new, or made before versioning)."""
-    from sqlalchemy import inspect, text
-
-    if not inspect(db).has_table("alembic_version"):
-        return None
-    versions = db.execute(text("SELECT version_num FROM alembic_version")).scalars().all()
-    if len(versions) != 1:
-        raise StoreError(f"the store at {_where(engine)} records {len(versions)} schema revisions ({versions}), "
-                         "expected one; it was not made by agent-tasks")
-    return versions[0]
-
-
-def _refuse_unknown(revision: str | None, engine: Engine) -> None:
-    """Refuse a store at a schema revision this version does not know (made by a newer version)."""
-    if revision is not None and revision not in migrations.revisions():
-        raise StoreError(
-            f"the store at {_where(engine)} is at schema revision {revision}, which this version of agent-tasks "
-            f"does not know (it knows up to {migrations.head()}): it was made by a newer version; upgrade "
-            "agent-tasks or set AGENT_TASKS_DB_URL to another database"
-        )
-
-
-@contextmanager
-def _migration_lock(engine: Engine) -> Iterator[Connection]:
-    """A connection in a transaction that holds the store's migration lock (across processes) until it ends."""
-    if engine.dialect.name == "postgresql":
-        from sqlalchemy import text
-
-        with engine.begin() as db:
-            db.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
-            yield db
-        return
-    with _file_lock(engine), engine.begin() as db:
-        if engine.dialect.name == "sqlite":
-            db.exec_driver_sql("BEGIN IMMEDIATE")  # else pysqlite commits each DDL statement on its own
-        yield db
-
-
-@contextmanager
-def _file_lock(engine: Engine) -> Iterator[None]:
-    """An exclusive lock on ``<database file>.migrate.lock`` (nothing to lock for a database in memory)."""
-    database = engine.url.database if engine.dialect.name == "sqlite" else None
-    if not database or database == ":memory:" or database.startswith("file:"):
-        yield
-        return
-    import fcntl
-
-    with open(f"{database}.migrate.lock", "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
-
-
-def _adopt_unversioned(db: Connection, engine: Engine) -> bool:
-    """Bring a store made before versioning to the baseline revision's shape and stamp it; False if it is new.
-
-    Columns of the baseline that may be empty are added in place, and missing tables and indexes are
-    created; a missing column that may not be empty means the store was made by an incompatible version.
-    """
-    from sqlalchemy import inspect
-
-    baseline = migrations.baseline_schema()
-    inspector = inspect(db)
-    existing = set(inspector.get_table_names())
-    if not existing & set(baseline.tables):
-        return False
-    missing = [
-        (table, column)
-        for table in baseline.sorted_tables if table.name in existing
-        for column in table.columns
-        if column.name not in {c["name"] for c in inspector.get_columns(table.name)}
-    ]
-    _refuse_required(missing, engine)
-    _add_columns(db, [column for _, column in missing])
-    for table in baseline.sorted_tables:
-        table.create(db, checkfirst=True)
-        for index in table.indexes:
-            index.create(db, checkfirst=True)
-    migrations.stamp(db, migrations.BASELINE)
-    return True
-
-
-def _refuse_required(missing: list[tuple[Table, Column[Any]]], engine: Engine) -> None:
-    """Refuse a store missing a column that may not be empty (it cannot be added in place)."""
-    if all(c.nullable and not c.primary_key and c.server_default is None for _, c in missing):
-        return
-    names = [f"{t.name}.{c.name}" for t, c in missing]
-    shown = ", ".join(names[:5]) + (" ..." if len(names) > 5 else "")
-    raise StoreError(
-        f"the store at {_where(engine)} was made by another version of agent-tasks (missing {shown}); "
-        "move it aside or set AGENT_TASKS_DB_URL to a new database"
-    )
-
-
-def _add_columns(db: Connection, columns: list[Column[Any]]) -> None:
-    """Add columns that may be empty to their existing tables."""
-    from sqlalchemy import text
-
-    quote = db.dialect.identifier_preparer.quote
-    for column in columns:
-        kind = column.type.compile(dialect=db.dialect)
-        db.execute(text(f"ALTER TABLE {quote(column.table.name)} ADD COLUMN {quote(column.name)} {kind}"))
-
-
-def _sqlite_pragmas(dbapi_connection, _record) -> None:
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    # WAL with synchronous=NORMAL: a commit survives the process dying (killed runs keep their steps) and
-    # costs no fsync; only a power loss can drop the last commits. FULL cost ~8 ms per step here.
-    cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.close()
 
 
 class SessionNotFound(LookupError):
@@ -388,15 +41,17 @@ class SessionNotFound(LookupError):
 class Store:
     """Reads and writes sessions, steps, diffs and summaries."""
 
-    def __init__(self, url: str):
+    def __init__(self, url: str) -> None:
+        """Open the store at ``url`` (a SQLite file's folder is made if missing), migrating it if it is behind."""
         if url.startswith("sqlite:///"):
             from pathlib import Path
 
             Path(url.removeprefix("sqlite:///")).expanduser().parent.mkdir(parents=True, exist_ok=True)
-        self.engine = _engine(url)
+        self.engine = open_engine(url)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     def _db(self) -> Session:
+        """A session in a transaction that commits when its ``with`` block ends (rolls back on an error)."""
         return self._sessions.begin()  # type: ignore[return-value]
 
     def create_session(self, request: TaskRequest | dict[str, Any], flow_run_id: str | None = None,
@@ -472,6 +127,7 @@ class Store:
 
     @staticmethod
     def _apply_usage(row: SessionRow, usage: Usage) -> None:
+        """Set the session's usage columns to ``usage``."""
         row.steps_used, row.prompt_tokens, row.completion_tokens = usage.steps, usage.prompt_tokens, usage.completion_tokens
         row.cached_tokens, row.cost_usd = usage.cached_tokens, usage.cost_usd
 
@@ -510,7 +166,7 @@ class Store:
                 row = db.get(SessionRow, session_id)
                 row.lines_added, row.lines_removed, row.files_changed = diff.added, diff.removed, len(diff.files)
 
-    def save_check(self, session_id: str, iteration: int, check) -> None:
+    def save_check(self, session_id: str, iteration: int, check: CheckResult) -> None:
         """Record one run of the check command (a CheckResult)."""
         with self._db() as db:
             db.add(CheckRow(session_id=session_id, iteration=iteration, fix_round=check.fix_rounds, command=check.command,
