@@ -1,4 +1,4 @@
-"""`python -m tasks_lib.warm`: the warm engine's documented command (work pools are configured with it); see ops/warm.py."""
+"""`python -m tasks_lib.warm`: the warm engine's documented command (work pools are configured with it); see ops/warm/."""
 
 if __name__ == "__main__":
     import sys
