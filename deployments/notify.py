@@ -30,6 +30,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from tasks_lib.session.events import EVENT_NAMES, EVENT_PREFIX, PAYLOAD_FIELDS
+from tasks_lib.errors import AgentTasksError
 
 AUTOMATION_PREFIX = "agent-tasks notify: "
 BLOCK_PREFIX = "agent-tasks-notify-"
@@ -40,7 +41,7 @@ TITLES = {"awaiting_review": "Waiting for review", "failed": "Failed", "crashed"
           "cancelled": "Cancelled", "accepted": "Accepted", "rejected": "Rejected"}
 
 
-class NotifyError(ValueError):
+class NotifyError(AgentTasksError, ValueError):
     """A notification that cannot be set up; the message names the entry, never its address."""
 
 

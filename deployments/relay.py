@@ -40,7 +40,9 @@ from prefect.events.clients import EventsClient, PrefectCloudEventsClient, Prefe
 from prefect.settings import PREFECT_CLOUD_API_URL
 from starlette.concurrency import run_in_threadpool
 
+from tasks_lib.config import load_settings
 import tasks_lib  # noqa: F401  (quiet defaults)
+from tasks_lib.errors import AgentTasksError
 from deployments.workflows import AUTHOR_LABEL, DEFAULT_AUTHORS, WorkflowError, load_workflows
 
 MAX_BODY = 1024 * 1024
@@ -216,7 +218,7 @@ def events_client(api: str) -> EventsClient:
     return PrefectEventsClient(api_url=api, reconnection_attempts=EMIT_ATTEMPTS, checkpoint_every=1)
 
 
-class EmitFailed(Exception):
+class EmitFailed(AgentTasksError):
     """Prefect did not take the event."""
 
 
@@ -253,13 +255,13 @@ def _json(body: bytes) -> Any | JSONResponse:
 @app.get("/healthz")
 def healthz() -> dict[str, Any]:
     """Liveness, and whether a GitHub secret is configured."""
-    return {"ok": True, "github_secret": bool(os.environ.get("AGENT_TASKS_WEBHOOK_SECRET"))}
+    return {"ok": True, "github_secret": bool(load_settings().webhook_secret)}
 
 
 @app.post("/webhooks/github")
 async def github(request: Request) -> JSONResponse:
     """Receive a GitHub delivery; 202 with the event id when accepted."""
-    secret = os.environ.get("AGENT_TASKS_WEBHOOK_SECRET")
+    secret = load_settings().webhook_secret
     if not secret:
         return refuse(401, "no webhook secret configured (AGENT_TASKS_WEBHOOK_SECRET)")
     body = await read_body(request)
@@ -291,7 +293,7 @@ async def named(name: str, request: Request) -> JSONResponse:
     """Receive a named webhook authenticated by its own secret; 202 with the event id when accepted."""
     if not HOOK_NAME.match(name):
         return refuse(400, "webhook names are lowercase letters, digits and dashes")
-    secret = os.environ.get(f"AGENT_TASKS_WEBHOOK_SECRET_{name.upper().replace('-', '_')}")
+    secret = load_settings().named_webhook_secret(name)
     body = await read_body(request)
     if isinstance(body, JSONResponse):
         return body

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 
+from tasks_lib.config import load_settings
 import tasks_lib  # noqa: F401  (quiet defaults)
 from deployments.workflows import Workflow, load_global_notify, load_workflows, runner_deployments
 
@@ -63,7 +64,7 @@ def main() -> None:
     take_over(workflows)
     ensure_zombie_automation()
     set_up_notifications(workflows)
-    limit = int(os.environ.get("AGENT_TASKS_SERVE_LIMIT", "4"))
+    limit = load_settings().serve_limit
     serve(*runner_deployments(workflows), settle_deployment(), gc_deployment(), limit=limit, print_starting_message=False)
 
 

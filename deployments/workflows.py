@@ -11,7 +11,9 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from deployments.notify import Notify, NotifyError, notify_targets
+from tasks_lib.config import load_settings
 from tasks_lib.domain.fields import EnvNames, NetworkSetting
+from tasks_lib.errors import AgentTasksError
 
 ENTRYPOINT = "flows/agent_task.py:agent_task"
 SHIPPED_WORKFLOWS = Path(__file__).with_name("workflows.yaml")
@@ -36,7 +38,7 @@ DEFAULT_AUTHORS = ("OWNER", "MEMBER", "COLLABORATOR")
 AUTHOR_ASSOCIATIONS = (*DEFAULT_AUTHORS, "CONTRIBUTOR", "FIRST_TIME_CONTRIBUTOR", "FIRST_TIMER", "MANNEQUIN", "NONE")
 
 
-class WorkflowError(ValueError):
+class WorkflowError(AgentTasksError, ValueError):
     """The workflows file cannot be used; the message says where and why."""
 
 
@@ -172,8 +174,7 @@ class Workflow(BaseModel):
 
 def workflows_file() -> Path | None:
     """The workflows file chosen with AGENT_TASKS_WORKFLOWS, if any."""
-    chosen = os.environ.get("AGENT_TASKS_WORKFLOWS")
-    return Path(chosen).expanduser() if chosen else None
+    return load_settings().workflows
 
 
 def _read_file(path: Path | None) -> tuple[str, Any]:

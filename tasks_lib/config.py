@@ -1,34 +1,136 @@
-"""Where agent-tasks keeps its files and how it finds its model: read from the environment."""
+"""Every setting of agent-tasks, declared once: its AGENT_TASKS_* variable, type, default and what it does.
+
+`load_settings()` reads them from the environment (an empty variable counts as unset); `agent-tasks config` shows
+the values in force and where each came from. A value that cannot be used is a SettingsError naming the variable.
+"""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any, Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field, ValidationError, field_validator
+
+from tasks_lib.errors import AgentTasksError
+
+LOCAL_API = "http://127.0.0.1:4200/api"  # where `agent-tasks up` serves by default
+MIRROR_LOCK_TIMEOUT_S = 600 + 2 * 60  # longer than one holder's fetch (600 s) and setting its HEAD (2 × 60 s) can take
+
+
+def setting(default: Any = None, *, env: str, about: str, secret: bool = False, **kwargs: Any) -> Any:
+    """A field of Settings read from the variable ``env``, with a one-line description."""
+    return Field(default, description=about, json_schema_extra={"env": env, "secret": secret}, **kwargs)
+
+
+def _default_home() -> Path:
+    return Path.home() / ".agent-tasks"
 
 
 class Settings(BaseModel):
-    """Resolved configuration of one process."""
+    """The configuration of one process, from its AGENT_TASKS_* variables."""
 
-    home: Path
-    db_url: str
-    default_model: str | None
-    model_retry_delay_s: float
-    model_max_retries: int
-    model_timeout_s: float
-    review_timeout_s: int
-    review_poll_s: int
-    max_change_rounds: int
-    max_retry_rounds: int = 3
-    allow_sqlite_deployments: bool = False
-    sandbox: str = "auto"
-    sandbox_expose: list[str] = []
-    review_url: str | None = None  # base URL of the review pages (`agent-tasks up` serves them), for links
+    # where things are kept
+    home: Path = Field(default_factory=_default_home, description="Where the store, mirrors, workspaces and sandboxes "
+                       "live (default ~/.agent-tasks).", json_schema_extra={"env": "AGENT_TASKS_HOME", "secret": False})
+    db_url: str = setting("", env="AGENT_TASKS_DB_URL", secret=True,
+                          about="The session store, a SQLAlchemy URL (postgresql+psycopg://...); empty: SQLite in the home.")
+    allow_sqlite_deployments: bool = setting(False, env="AGENT_TASKS_ALLOW_SQLITE_DEPLOYMENTS",
+                                             about="Let deployment runs use a SQLite store (every run on this machine).")
+    # the model
+    default_model: str | None = setting(env="AGENT_TASKS_MODEL", about="The litellm model when neither the run nor "
+                                        "the agent names one, e.g. openai/gpt-4o.")
+    model_timeout_s: float = setting(180, env="AGENT_TASKS_MODEL_TIMEOUT", gt=0, about="Seconds one model call may take.")
+    model_max_retries: int = setting(4, env="AGENT_TASKS_MODEL_MAX_RETRIES", ge=0,
+                                     about="Retries of a model call after a transient error.")
+    model_retry_delay_s: float = setting(2, env="AGENT_TASKS_MODEL_RETRY_DELAY", ge=0,
+                                         about="Seconds before the first retry (doubling, with jitter).")
+    default_context_window: int = setting(128_000, env="AGENT_TASKS_DEFAULT_CONTEXT_WINDOW", ge=1000,
+                                          about="Tokens of context assumed for a model litellm does not know.")
+    # review
+    review_timeout_s: int = setting(7 * 24 * 3600, env="AGENT_TASKS_REVIEW_TIMEOUT", gt=0,
+                                    about="Seconds a session waits for a review decision before it expires.")
+    review_poll_s: int = setting(5, env="AGENT_TASKS_REVIEW_POLL", gt=0,
+                                 about="Seconds between checks of a blocking pause for a decision.")
+    max_change_rounds: int = setting(5, env="AGENT_TASKS_MAX_CHANGE_ROUNDS", ge=0,
+                                     about="Change requests a session takes.")
+    max_retry_rounds: int = setting(3, env="AGENT_TASKS_MAX_RETRY_ROUNDS", ge=0, about="Retries a session takes.")
+    review_url: str | None = setting(env="AGENT_TASKS_REVIEW_URL", about="Base address of the review pages, for links "
+                                     "(`agent-tasks up` sets it).")
+    # the agent's commands
+    sandbox: Literal["auto", "bwrap", "none"] = setting("auto", env="AGENT_TASKS_SANDBOX",
+                                                        about="How agent commands are confined by default: auto, bwrap or none.")
+    sandbox_expose: list[str] = setting([], env="AGENT_TASKS_SANDBOX_EXPOSE",
+                                        about="Host paths (':'-separated) agents may read in the sandbox.")
+    bwrap: str | None = setting(env="AGENT_TASKS_BWRAP", about="The bubblewrap executable (default: bwrap on the PATH).")
+    # git
+    git_name: str = setting("agent-tasks", env="AGENT_TASKS_GIT_NAME", about="Author name of accepted commits.")
+    git_email: str = setting("agent-tasks@localhost", env="AGENT_TASKS_GIT_EMAIL", about="Author email of accepted commits.")
+    github_api: str | None = setting(env="AGENT_TASKS_GITHUB_API", about="The GitHub API for pull requests (default: "
+                                     "api.github.com, or HOST/api/v3 for GitHub Enterprise).")
+    mirror_lock_timeout_s: float = setting(MIRROR_LOCK_TIMEOUT_S, env="AGENT_TASKS_MIRROR_LOCK_TIMEOUT", ge=0,
+                                           about="Seconds to wait for another process's fetch of the same mirror.")
+    diff_max_files: int | None = setting(env="AGENT_TASKS_DIFF_MAX_FILES", ge=0,
+                                         about="Files whose patch a stored diff keeps (others: stats only).")
+    diff_max_bytes: int | None = setting(env="AGENT_TASKS_DIFF_MAX_BYTES", ge=0, about="Bytes of patch a stored diff keeps.")
+    diff_max_file_bytes: int | None = setting(env="AGENT_TASKS_DIFF_MAX_FILE_BYTES", ge=0,
+                                              about="Bytes of one file's patch a stored diff keeps.")
+    # workflows and serving
+    workflows: Path | None = setting(env="AGENT_TASKS_WORKFLOWS", about="The workflows file (default: the shipped "
+                                     "deployments/workflows.yaml).")
+    webhook_secret: str | None = setting(env="AGENT_TASKS_WEBHOOK_SECRET", secret=True,
+                                         about="The GitHub webhook secret (AGENT_TASKS_WEBHOOK_SECRET_<NAME>: a named hook's).")
+    serve_limit: int = setting(4, env="AGENT_TASKS_SERVE_LIMIT", ge=1, about="Flow runs `serve` runs at once.")
+    local_api: str = setting(LOCAL_API, env="AGENT_TASKS_LOCAL_API", about="The Prefect API of `agent-tasks up`, "
+                             "used when PREFECT_API_URL is not set.")
+    project_dir: Path | None = setting(env="AGENT_TASKS_PROJECT_DIR", about="This checkout, where prefect.yaml's "
+                                       "deployments and workers find the flows.")
+    pool: str | None = setting(env="AGENT_TASKS_POOL", about="The work pool the worker image's default command serves.")
+    warm_socket: str | None = setting(env="AGENT_TASKS_WARM_SOCKET", about="The warm engine's socket (default: "
+                                      "warm.sock in the home). Read by the warm client itself, which starts in milliseconds.")
+    warm_verbose: bool = setting(False, env="AGENT_TASKS_WARM_VERBOSE", about="The warm client says when it falls back "
+                                 "to a cold start. Read by the warm client itself.")
+
+    @field_validator("sandbox", mode="before")
+    @classmethod
+    def _sandbox_word(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = value.strip().lower()
+            if value not in ("auto", "bwrap", "none"):
+                raise ValueError("use auto, bwrap or none")
+        return value
+
+    @field_validator("sandbox_expose", mode="before")
+    @classmethod
+    def _paths(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = value.split(":")
+        return [str(Path(p.strip()).expanduser()) for p in value or [] if p.strip()]
+
+    @field_validator("diff_max_files", "diff_max_bytes", "diff_max_file_bytes", mode="before")
+    @classmethod
+    def _whole_number(cls, value: Any) -> Any:
+        return value.replace("_", "") if isinstance(value, str) else value
+
+    @field_validator("home", "workflows", "project_dir", mode="after")
+    @classmethod
+    def _expanded(cls, value: Path | None) -> Path | None:
+        return value.expanduser() if value is not None else None
+
+    def model_post_init(self, _context: Any) -> None:
+        """The store defaults to SQLite in the home."""
+        if not self.db_url:
+            self.db_url = f"sqlite:///{self.home / 'agent-tasks.db'}"
 
     def review_page(self, session_id: str) -> str | None:
         """The address of one session's review page, when review pages are served."""
         return f"{self.review_url.rstrip('/')}/sessions/{session_id}" if self.review_url else None
+
+    def named_webhook_secret(self, name: str, environ: Mapping[str, str] | None = None) -> str | None:
+        """The secret of the webhook ``name``: AGENT_TASKS_WEBHOOK_SECRET_<NAME> (dashes as underscores)."""
+        environ = os.environ if environ is None else environ
+        return environ.get(f"AGENT_TASKS_WEBHOOK_SECRET_{name.upper().replace('-', '_')}") or None
 
     @property
     def mirrors_dir(self) -> Path:
@@ -46,6 +148,34 @@ class Settings(BaseModel):
         return self.home / "sandboxes"
 
 
+class SettingsError(AgentTasksError, ValueError):
+    """A setting in the environment that cannot be used; the message names it."""
+
+
+def variables() -> dict[str, str]:
+    """Each setting's field name by its variable."""
+    return {field.json_schema_extra["env"]: name for name, field in Settings.model_fields.items()}  # type: ignore[index]
+
+
+def given(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The settings the environment sets (by field name), as written (empty variables are unset)."""
+    environ = os.environ if environ is None else environ
+    return {name: environ[env].strip() for env, name in variables().items() if (environ.get(env) or "").strip()}
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """The settings of this process from its AGENT_TASKS_* variables (or ``environ``), defaults for the rest."""
+    values = given(environ)
+    try:
+        return Settings.model_validate(values)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        name = str(err["loc"][0]) if err["loc"] else ""
+        field = Settings.model_fields.get(name)
+        env = field.json_schema_extra["env"] if field else "AGENT_TASKS_*"  # type: ignore[index]
+        raise SettingsError(f"{env}={values.get(name, '')!r}: {err['msg'].removeprefix('Value error, ')}") from None
+
+
 def deployment_store_problem(settings: Settings) -> str | None:
     """Why a deployment run must not use this store (a SQLite file only this machine sees), or None."""
     if not settings.db_url.startswith("sqlite") or settings.allow_sqlite_deployments:
@@ -54,33 +184,3 @@ def deployment_store_problem(settings: Settings) -> str | None:
             f"({settings.db_url.removeprefix('sqlite:///')}), so a review resumed on another worker would find nothing: "
             "set AGENT_TASKS_DB_URL to the team's PostgreSQL store, or AGENT_TASKS_ALLOW_SQLITE_DEPLOYMENTS=1 when "
             "every run and review happens on this one machine")
-
-
-class SettingsError(ValueError):
-    """A setting in the environment that cannot be used; the message names it."""
-
-
-def load_settings() -> Settings:
-    """Read the settings from the environment (AGENT_TASKS_*), applying the defaults."""
-    sandbox = (os.environ.get("AGENT_TASKS_SANDBOX") or "auto").strip().lower()
-    if sandbox not in ("auto", "bwrap", "none"):
-        raise SettingsError(f"AGENT_TASKS_SANDBOX={sandbox!r}: use auto, bwrap or none")
-    expose = [p for p in (os.environ.get("AGENT_TASKS_SANDBOX_EXPOSE") or "").split(":") if p.strip()]
-    home = Path(os.environ.get("AGENT_TASKS_HOME") or Path.home() / ".agent-tasks").expanduser()
-    db_url = os.environ.get("AGENT_TASKS_DB_URL") or f"sqlite:///{home / 'agent-tasks.db'}"
-    return Settings(
-        home=home,
-        db_url=db_url,
-        default_model=os.environ.get("AGENT_TASKS_MODEL") or None,
-        model_retry_delay_s=float(os.environ.get("AGENT_TASKS_MODEL_RETRY_DELAY", "2")),
-        model_max_retries=int(os.environ.get("AGENT_TASKS_MODEL_MAX_RETRIES", "4")),
-        model_timeout_s=float(os.environ.get("AGENT_TASKS_MODEL_TIMEOUT", "180")),
-        review_timeout_s=int(os.environ.get("AGENT_TASKS_REVIEW_TIMEOUT", str(7 * 24 * 3600))),
-        review_poll_s=int(os.environ.get("AGENT_TASKS_REVIEW_POLL", "5")),
-        max_change_rounds=int(os.environ.get("AGENT_TASKS_MAX_CHANGE_ROUNDS", "5")),
-        max_retry_rounds=int(os.environ.get("AGENT_TASKS_MAX_RETRY_ROUNDS", "3")),
-        allow_sqlite_deployments=(os.environ.get("AGENT_TASKS_ALLOW_SQLITE_DEPLOYMENTS") or "").lower() in ("1", "true", "yes"),
-        sandbox=sandbox,
-        sandbox_expose=[str(Path(p.strip()).expanduser()) for p in expose],
-        review_url=os.environ.get("AGENT_TASKS_REVIEW_URL") or None,
-    )

@@ -13,13 +13,14 @@ from __future__ import annotations
 import difflib
 
 from pydantic import BaseModel
+from tasks_lib.errors import AgentTasksError
 
 CONTEXT_LINES = 3
 MAX_SCAN_LINES = 5000
 WHOLE_FILE_LINES = 60  # a file this short is shown whole when `old` is not found: the exact text to copy
 
 
-class EditError(ValueError):
+class EditError(AgentTasksError, ValueError):
     """An edit that cannot be made as asked; the message says why and what the file holds instead."""
 
 

@@ -15,6 +15,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from tasks_lib.agent.policy import ALL_TOOLS, PATH_TOOLS, split_entries
+from tasks_lib.errors import AgentTasksError
 
 FormatName = Literal["agent-tasks", "continue", "claude-code", "copilot"]
 # The repository's agent folders, in lookup order, and the format of the files in each.
@@ -35,7 +36,7 @@ CLOSE_MATCH = 0.75  # difflib ratio from which an unknown name is taken for a mi
 ENTRY = re.compile(r"^\s*(?P<name>[^\s()]+)\s*(?:\((?P<pattern>.*)\))?\s*$")
 
 
-class FormatError(ValueError):
+class FormatError(AgentTasksError, ValueError):
     """A field of a foreign agent file that cannot be used; the message starts with the field."""
 
 

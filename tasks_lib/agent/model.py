@@ -11,6 +11,7 @@ import time
 from typing import TYPE_CHECKING, Any, Protocol
 
 from pydantic import BaseModel, Field
+from tasks_lib.errors import AgentTasksError
 
 if TYPE_CHECKING:
     from tasks_lib.agent.spec import AgentSpec
@@ -21,7 +22,7 @@ CONTEXT_ERROR = re.compile(r"context[ _](length|window|size)|maximum context|too
                            r"context|prompt is too long|input is too long", re.IGNORECASE)
 
 
-class ModelError(Exception):
+class ModelError(AgentTasksError):
     """A model call that failed for good; ``permanent`` tells a bad request from an outage.
 
     ``context_exceeded`` marks a request the provider refused because the conversation is too long.

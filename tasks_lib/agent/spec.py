@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from tasks_lib.agent.formats import FormatName
 from tasks_lib.agent.policy import ToolPolicy
 from tasks_lib.domain.fields import EnvNames, NetworkSetting, OnAccept, SandboxKind
+from tasks_lib.errors import AgentTasksError
 
 # Fields that widen what an agent can reach (another model host, the network, the orchestrator's
 # variables, no sandbox): an operator's choice, so a repository's own agent files may not set them.
@@ -22,7 +23,7 @@ OPERATOR_FIELDS = {
 LOADER_FIELDS = ("prompt", "source", "file_format", "ignored_fields", "file_notes")
 
 
-class AgentFileError(ValueError):
+class AgentFileError(AgentTasksError, ValueError):
     """An agent file that cannot be used; the message names the file, the field and the problem."""
 
 

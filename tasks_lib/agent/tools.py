@@ -16,6 +16,7 @@ from tasks_lib.security.confine import PathRefused, relative, resolve_inside
 from tasks_lib.environments import DEFAULT_OUTPUT_CAP, CommandResult, Environment
 from tasks_lib.git.cli import HARDENING
 from tasks_lib.agent.policy import ALL_TOOLS, PATH_TOOLS, ToolPolicy
+from tasks_lib.errors import AgentTasksError
 
 MAX_LIST_ENTRIES = 1000
 MAX_READ_LINES = 2000
@@ -90,7 +91,7 @@ def read_note(start: int, end: int, total: int | None, size: int, full: bool) ->
     return f"\n[lines {start}-{end} of {total}{capped}]"
 
 
-class ToolError(Exception):
+class ToolError(AgentTasksError):
     """A tool call that cannot be carried out; the message goes back to the model."""
 
 

@@ -7,6 +7,7 @@ from typing import Any
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
 from tasks_lib.domain.fields import EnvNames, NetworkSetting, OnAccept, SandboxKind
+from tasks_lib.errors import AgentTasksError
 
 
 class TaskRequest(BaseModel):
@@ -121,7 +122,7 @@ def trigger_line(trigger: dict[str, Any]) -> str:
     return " ".join(parts)
 
 
-class BadRequest(ValueError):
+class BadRequest(AgentTasksError, ValueError):
     """Input that cannot start a session (bad agent file, no model, unknown model, empty task...)."""
 
 

@@ -20,7 +20,9 @@ from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
 
+from tasks_lib.config import load_settings
 from tasks_lib.environments.base import DEFAULT_OUTPUT_CAP, Command, CommandResult, argv, command_env, run_process, shown
+from tasks_lib.errors import AgentTasksError
 
 SANDBOX_HOME = "/tmp/home"
 # Directories replaced by an empty tmpfs inside the sandbox (when they exist).
@@ -29,13 +31,13 @@ HIDDEN_DIRS = ("/home", "/root", "/run", "/var/run", "/var/tmp", "/mnt", "/media
 HIDDEN_FILE_PATTERNS = ("/etc/shadow", "/etc/shadow-", "/etc/gshadow", "/etc/gshadow-", "/etc/ssh/ssh_host_*_key")
 
 
-class SandboxUnavailable(RuntimeError):
+class SandboxUnavailable(AgentTasksError, RuntimeError):
     """bubblewrap is missing or cannot create its namespaces here; the message says why."""
 
 
 def bwrap_binary() -> str | None:
     """The bubblewrap executable: ``AGENT_TASKS_BWRAP`` if set, else ``bwrap`` on the PATH."""
-    chosen = os.environ.get("AGENT_TASKS_BWRAP")
+    chosen = load_settings().bwrap
     if chosen:
         return chosen if os.path.isfile(chosen) and os.access(chosen, os.X_OK) else None
     return shutil.which("bwrap")
@@ -60,7 +62,7 @@ def sandbox_version() -> str:
     """bubblewrap's version once it has proved it can sandbox a command; SandboxUnavailable otherwise."""
     binary = bwrap_binary()
     if binary is None:
-        where = os.environ.get("AGENT_TASKS_BWRAP")
+        where = load_settings().bwrap
         raise SandboxUnavailable(f"bubblewrap not found at AGENT_TASKS_BWRAP={where}" if where else "bubblewrap is not installed")
     return _probe(binary)
 

@@ -9,11 +9,12 @@ from pydantic import BaseModel, Field
 
 from tasks_lib.domain.fields import SandboxKind
 from tasks_lib.environments.base import Environment
+from tasks_lib.errors import AgentTasksError
 
 INSTALL_HINT = "install bubblewrap (apt-get install bubblewrap, dnf install bubblewrap)"
 
 
-class SandboxRefused(ValueError):
+class SandboxRefused(AgentTasksError, ValueError):
     """A run that may not start with the sandbox it would get; the message says what to do."""
 
 

@@ -21,11 +21,12 @@ from importlib import resources
 from pathlib import Path
 
 from pydantic import BaseModel, Field
+from tasks_lib.errors import AgentTasksError
 
 SHIPPED_SUITES = {"bugfix": "tasks_lib.evals.bugfix"}
 
 
-class SuiteError(ValueError):
+class SuiteError(AgentTasksError, ValueError):
     """A suite or task folder that cannot be used; the message names it and says why."""
 
 

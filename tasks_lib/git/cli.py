@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from pydantic import BaseModel
+from tasks_lib.errors import AgentTasksError
 
 HARDENING = ("-c", "core.hooksPath=/dev/null", "-c", "core.fsmonitor=false", "-c", "protocol.ext.allow=never",
              "-c", "core.untrackedCache=false")
@@ -25,7 +26,7 @@ NO_PROMPTS = {"GIT_TERMINAL_PROMPT": "0", "GIT_ASKPASS": "true", "GIT_SSH_COMMAN
 DEFAULT_TIMEOUT_S = 120
 
 
-class GitError(RuntimeError):
+class GitError(AgentTasksError, RuntimeError):
     """A git call that failed or timed out; the message carries git's own words."""
 
 

@@ -8,6 +8,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from tasks_lib.config import load_settings
 from tasks_lib.git.diff import DiffError, omitted_files, size, stage_all
 from tasks_lib.git.cli import GitError, git_text, run_git
 from tasks_lib.git.repo import (
@@ -21,12 +22,13 @@ from tasks_lib.git.repo import (
     mirror_dir,
     update_mirror,
 )
+from tasks_lib.errors import AgentTasksError
 
 SESSION_TRAILER = "Agent-Session"
 GITHUB_REMOTE = re.compile(r"^(?:https?://(?:[^@/]+@)?|ssh://git@|git@)(?P<host>[^/:]+)[/:](?P<owner>[^/]+)/(?P<name>[^/]+?)(?:\.git)?/?$")
 
 
-class DeliveryError(RuntimeError):
+class DeliveryError(AgentTasksError, RuntimeError):
     """A decision that cannot be carried out as asked; the message says why and what to do."""
 
 
@@ -34,9 +36,8 @@ PUSH_TIMEOUT_S = 600
 
 
 def _identity() -> list[str]:
-    name = os.environ.get("AGENT_TASKS_GIT_NAME", "agent-tasks")
-    email = os.environ.get("AGENT_TASKS_GIT_EMAIL", "agent-tasks@localhost")
-    return ["-c", f"user.name={name}", "-c", f"user.email={email}"]
+    settings = load_settings()
+    return ["-c", f"user.name={settings.git_name}", "-c", f"user.email={settings.git_email}"]
 
 
 def commit_message(instructions: str, summary: str, session_id: str, agent: str, reviewer: str | None) -> str:
@@ -174,7 +175,7 @@ def deliver_pull_request(
         return f"branch {work_branch} pushed; open the pull request at {compare} (set GITHUB_TOKEN to open it automatically)"
     import httpx
 
-    api = os.environ.get("AGENT_TASKS_GITHUB_API") or ("https://api.github.com" if host == "github.com" else f"{web}/api/v3")
+    api = load_settings().github_api or ("https://api.github.com" if host == "github.com" else f"{web}/api/v3")
     response = httpx.post(
         f"{api}/repos/{owner}/{name}/pulls",
         json={"title": title, "head": work_branch, "base": base_branch, "body": body},

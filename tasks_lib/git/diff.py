@@ -21,8 +21,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, NamedTuple
 
+from tasks_lib.config import load_settings
 from tasks_lib.git.cli import HARDENING, GitError, git_env, run_git
 from tasks_lib.domain.records import DiffResult, FileChange
+from tasks_lib.errors import AgentTasksError
 
 DIFF_TIMEOUT_S = 300
 DIFF_OPTIONS = ("--binary", "-M", "--no-color", "--no-ext-diff", "--no-textconv")
@@ -35,7 +37,7 @@ SECTION_START = b"\ndiff --git "
 CHUNK = 1 << 20
 
 
-class DiffError(RuntimeError):
+class DiffError(AgentTasksError, RuntimeError):
     """The diff could not be taken."""
 
 
@@ -49,17 +51,10 @@ class DiffLimits(NamedTuple):
     @classmethod
     def from_env(cls) -> "DiffLimits":
         """The defaults, or AGENT_TASKS_DIFF_MAX_FILES / _MAX_BYTES / _MAX_FILE_BYTES when set."""
-        names = {"max_files": "AGENT_TASKS_DIFF_MAX_FILES", "max_bytes": "AGENT_TASKS_DIFF_MAX_BYTES",
-                 "max_file_bytes": "AGENT_TASKS_DIFF_MAX_FILE_BYTES"}
-        values = {}
-        for field, name in names.items():
-            raw = os.environ.get(name, "").strip().replace("_", "")
-            if raw:
-                try:
-                    values[field] = max(0, int(raw))
-                except ValueError:
-                    raise DiffError(f"{name}={raw!r}: expected a whole number") from None
-        return cls(**values)
+            settings = load_settings()
+        chosen = {"max_files": settings.diff_max_files, "max_bytes": settings.diff_max_bytes,
+                  "max_file_bytes": settings.diff_max_file_bytes}
+        return cls(**{field: value for field, value in chosen.items() if value is not None})
 
     def describe(self) -> str:
         """The limits in words."""

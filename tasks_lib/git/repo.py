@@ -18,16 +18,17 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
+from tasks_lib.config import load_settings
 from tasks_lib.git.cli import GitError, git_text, run_git
 from tasks_lib.security.secrets import strip_credentials
+from tasks_lib.errors import AgentTasksError
 
 REMOTE_URL = re.compile(r"^(?:[a-z][a-z0-9+.-]*://|[^/\s]+@[^/\s:]+:)", re.IGNORECASE)
 FETCH_TIMEOUT_S = 600
 SET_HEAD_TIMEOUT_S = 60
-LOCK_TIMEOUT_S = FETCH_TIMEOUT_S + 2 * SET_HEAD_TIMEOUT_S  # longer than one holder's fetch can take
 
 
-class RepositoryError(ValueError):
+class RepositoryError(AgentTasksError, ValueError):
     """A repository or branch that cannot be used, with a message for a person."""
 
 
@@ -70,12 +71,8 @@ def mirror_dir(mirrors: Path, repository: str) -> Path:
 
 
 def lock_timeout_s() -> float:
-    """Seconds to wait for a mirror's lock: AGENT_TASKS_MIRROR_LOCK_TIMEOUT, else LOCK_TIMEOUT_S."""
-    raw = os.environ.get("AGENT_TASKS_MIRROR_LOCK_TIMEOUT", "").strip()
-    try:
-        return float(raw) if raw else LOCK_TIMEOUT_S
-    except ValueError:
-        raise RepositoryError(f"AGENT_TASKS_MIRROR_LOCK_TIMEOUT={raw!r}: expected seconds") from None
+    """Seconds to wait for a mirror's lock (AGENT_TASKS_MIRROR_LOCK_TIMEOUT: longer than one holder's fetch can take)."""
+    return load_settings().mirror_lock_timeout_s
 
 
 @contextmanager

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import os
 from collections.abc import MutableMapping
+from tasks_lib.config import load_settings
 
-LOCAL_API = "http://127.0.0.1:4200/api"  # where `agent-tasks up` serves by default
 EPHEMERAL_STARTUP_TIMEOUT_S = 120  # Prefect's default (20 s) is too short on a busy 2-core machine
 EPHEMERAL_FAILURE = ("Timed out while attempting to connect to ephemeral Prefect API server",
                      "ephemeral Prefect API server")
@@ -21,7 +21,7 @@ def choose_api(environ: MutableMapping[str, str] | None = None) -> str:
     environ = os.environ if environ is None else environ
     if environ.get("PREFECT_API_URL"):
         return f"Prefect API {environ['PREFECT_API_URL']}"
-    local = (environ.get("AGENT_TASKS_LOCAL_API") or LOCAL_API).rstrip("/")
+    local = load_settings(environ).local_api.rstrip("/")
     try:
         if httpx.get(f"{local}/health", timeout=1.5).status_code == 200:
             environ["PREFECT_API_URL"] = local

@@ -9,9 +9,11 @@ import sys
 import time
 
 import httpx
+from tasks_lib.config import load_settings
+from tasks_lib.errors import AgentTasksError
 
 
-class StackError(RuntimeError):
+class StackError(AgentTasksError, RuntimeError):
     """A part of the stack did not start or stopped by itself."""
 
 
@@ -25,7 +27,7 @@ class Stack:
     def __init__(self, host: str, port: int, relay_port: int, review_port: int = 8766):
         self.host, self.port, self.relay_port, self.review_port = host, port, relay_port, review_port
         self.api_url = f"http://{host}:{port}/api"
-        self.review_url = os.environ.get("AGENT_TASKS_REVIEW_URL") or f"http://{host}:{review_port}"
+        self.review_url = load_settings().review_url or f"http://{host}:{review_port}"
         self.procs: list[tuple[str, subprocess.Popen]] = []
         self.env = {
             **os.environ,

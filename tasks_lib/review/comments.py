@@ -6,12 +6,13 @@ import difflib
 from pathlib import Path
 
 from tasks_lib.review.form import LineComment
+from tasks_lib.errors import AgentTasksError
 
 CONTEXT_LINES = 2  # lines shown above and below a commented line
 MAX_CONTEXT_FILE = 1_000_000  # bytes; larger files are named, not quoted
 
 
-class CommentError(ValueError):
+class CommentError(AgentTasksError, ValueError):
     """A line comment that cannot be used; the message says why and how to write it."""
 
 

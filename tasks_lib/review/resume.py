@@ -9,11 +9,12 @@ from tasks_lib.domain.session import SessionStatus
 from tasks_lib.review.form import LineComment, review_payload
 from tasks_lib.review.comments import comment_problems
 from tasks_lib.store import Store
+from tasks_lib.errors import AgentTasksError
 
 PAUSE_WAIT_S = 15  # the session is marked awaiting review just before its run pauses
 
 
-class ResumeRefused(RuntimeError):
+class ResumeRefused(AgentTasksError, RuntimeError):
     """A decision that cannot be sent: the session is not waiting, the input is invalid, or the run refused it."""
 
 

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
+from tasks_lib.errors import AgentTasksError
 
 
-class PathRefused(ValueError):
+class PathRefused(AgentTasksError, ValueError):
     """A path that leaves the workspace or enters a git directory; the message is for the model."""
 
 

@@ -23,6 +23,7 @@ from tasks_lib.domain.session import SessionStatus as S
 from tasks_lib.security.secrets import Redactor
 from tasks_lib.session.events import emit_after_transition
 from tasks_lib.store import Store, open_store
+from tasks_lib.errors import AgentTasksError
 
 ENDINGS = frozenset({S.failed, S.cancelled, S.crashed})  # a session can end this way from any live status
 
@@ -39,7 +40,7 @@ def allowed_from(to: S) -> frozenset[S]:
     return frozenset(s for s, nexts in NEXT.items() if to in nexts)
 
 
-class TransitionRefused(RuntimeError):
+class TransitionRefused(AgentTasksError, RuntimeError):
     """A status change the session's current status does not allow (it ended, or moved on, elsewhere)."""
 
     def __init__(self, session_id: str, to: S, current: S, current_reason: str):
@@ -72,7 +73,7 @@ def settle(store: Store, session_id: str, to: S, reason: str, by: str, **fields:
     return changed
 
 
-class StoreRefused(RuntimeError):
+class StoreRefused(AgentTasksError, RuntimeError):
     """The configured store cannot serve this run (a deployment run on a machine-local SQLite file)."""
 
 

@@ -15,11 +15,12 @@ from tasks_lib.security.redaction import redact_exception
 from tasks_lib.security.secrets import Redactor
 from tasks_lib.session.lifecycle import TransitionRefused, settle
 from tasks_lib.store import Store
+from tasks_lib.errors import AgentTasksError
 
 SUCCESSFUL_ENDINGS = {SessionStatus.completed, SessionStatus.stopped, SessionStatus.accepted, SessionStatus.rejected}
 
 
-class SessionFailed(RuntimeError):
+class SessionFailed(AgentTasksError, RuntimeError):
     """A session that ended as failed; the message is its reason."""
 
     def __init__(self, session_id: str, reason: str):

@@ -7,6 +7,7 @@ from typing import Any
 
 from prefect import get_run_logger
 
+from tasks_lib.config import load_settings
 from tasks_lib import progress
 from tasks_lib.agent.budget import SharedBudget
 from tasks_lib.agent.loop import Limits, LoopOptions, LoopResult, run_agent_loop
@@ -42,7 +43,6 @@ def _short_args(arguments) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
-DEFAULT_CONTEXT_WINDOW = int(os.environ.get("AGENT_TASKS_DEFAULT_CONTEXT_WINDOW", "128000"))
 CONTEXT_FILL = 0.75  # share of the window a prompt may fill before old tool outputs are shortened
 
 
@@ -74,7 +74,7 @@ def run_agent(
     redact = Redactor.from_env()
     window, priced = model.facts()
     limits = limits or agent_limits(agent)
-    window = agent.context_window or window or DEFAULT_CONTEXT_WINDOW
+    window = agent.context_window or window or load_settings().default_context_window
     limits = limits.model_copy(update={"context_tokens": int(window * CONTEXT_FILL)})
     if agent.max_cost_usd is not None and not priced:
         logger.warning(

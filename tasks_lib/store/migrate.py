@@ -15,6 +15,7 @@ from sqlalchemy import Column, Connection, Table, create_engine, event
 from sqlalchemy.engine import Engine
 
 from tasks_lib.store import migrations
+from tasks_lib.errors import AgentTasksError
 
 _engines: dict[str, Engine] = {}
 _engines_lock = threading.Lock()
@@ -39,7 +40,7 @@ def open_engine(url: str) -> Engine:
         return _engines[url]
 
 
-class StoreError(RuntimeError):
+class StoreError(AgentTasksError, RuntimeError):
     """The store cannot be used (for example, it was made by another version)."""
 
 

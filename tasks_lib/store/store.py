@@ -28,13 +28,14 @@ from tasks_lib.store.tables import (
     TransitionRow,
     utcnow,
 )
+from tasks_lib.errors import AgentTasksError
 
 STEP_RESULT_CAP = 200_000  # characters of a tool result kept in the store
 # Statuses in which a live process is working on the session (or blocking on its review).
 ORPHANABLE = (SessionStatus.pending, SessionStatus.running, SessionStatus.awaiting_review, SessionStatus.delivering)
 
 
-class SessionNotFound(LookupError):
+class SessionNotFound(AgentTasksError, LookupError):
     """No session matches the id given."""
 
 

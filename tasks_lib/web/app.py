@@ -14,6 +14,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
+from tasks_lib.config import load_settings
 from tasks_lib.domain.session import TERMINAL_STATUSES
 from tasks_lib.review.form import DECISIONS
 from tasks_lib.session.data import diff_data, session_json
@@ -50,7 +51,7 @@ def create_app(store: Store | None = None, host: str = "127.0.0.1", port: int = 
         from tasks_lib.store import open_store
 
         store = open_store()
-    guard = Guard(host, port, public_url if public_url is not None else os.environ.get("AGENT_TASKS_REVIEW_URL"), secret)
+    guard = Guard(host, port, public_url if public_url is not None else load_settings().review_url, secret)
     app = FastAPI(title="agent-tasks review", docs_url=None, redoc_url=None, openapi_url=None)
     app.add_middleware(GuardMiddleware, guard=guard)
     app.state.store, app.state.guard = store, guard

@@ -10,12 +10,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from tasks_lib.domain.session import SessionStatus
 from tasks_lib.review.form import LineComment
+from tasks_lib.errors import AgentTasksError
 
 PAGE_SIZE = 50
 MAX_FORM_BYTES = 1_000_000
 
 
-class FormError(ValueError):
+class FormError(AgentTasksError, ValueError):
     """Input that cannot be used; the message says why, for the page."""
 
 
