@@ -5,7 +5,6 @@
 
 from __future__ import annotations
 
-import os
 
 from tasks_lib.config import load_settings
 import tasks_lib  # noqa: F401  (quiet defaults)

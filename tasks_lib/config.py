@@ -176,6 +176,34 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         raise SettingsError(f"{env}={values.get(name, '')!r}: {err['msg'].removeprefix('Value error, ')}") from None
 
 
+class SettingLine(BaseModel):
+    """One setting as `agent-tasks config` shows it."""
+
+    variable: str
+    value: str  # secrets masked; "" when unset
+    source: Literal["environment", "default"]
+    description: str
+
+
+def settings_in_force(environ: Mapping[str, str] | None = None) -> list[SettingLine]:
+    """Every setting with the value in force, where it came from and what it does; secret values masked."""
+    from tasks_lib.security.secrets import Redactor
+
+    settings = load_settings(environ)
+    chosen = given(environ)
+    lines = []
+    for name, field in Settings.model_fields.items():
+        extra = field.json_schema_extra
+        value = getattr(settings, name)
+        shown = ":".join(value) if isinstance(value, list) else "" if value is None else str(value).lower() \
+            if isinstance(value, bool) else str(value)
+        if extra["secret"] and shown:  # type: ignore[index]
+            shown = Redactor([])(shown) if "://" in shown else "***"  # a URL keeps its address, its password goes
+        lines.append(SettingLine(variable=extra["env"], value=shown, description=field.description or "",  # type: ignore[index]
+                                 source="environment" if name in chosen else "default"))
+    return lines
+
+
 def deployment_store_problem(settings: Settings) -> str | None:
     """Why a deployment run must not use this store (a SQLite file only this machine sees), or None."""
     if not settings.db_url.startswith("sqlite") or settings.allow_sqlite_deployments:

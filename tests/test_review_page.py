@@ -271,7 +271,7 @@ def _patch_with(files: int, text: str) -> bytes:
 def test_agent_text_is_shown_as_text_never_run(store, app, browser):
     evil = "<script>alert('x')</script><img src=x onerror=alert(1)>"
     marker = f"xss-{uuid.uuid4().hex[:8]}"
-    session_id = _fake_session(store, marker, reviewer=f'"><script>alert(2)</script>')
+    session_id = _fake_session(store, marker, reviewer='"><script>alert(2)</script>')
     store.update_session(session_id, instructions=f"Do it {evil}", work_branch=f"agent/{evil}")
     store.save_summary(session_id, f"### What was done\n{evil}\n\n[click](javascript:alert(3))", {})
     store.save_diff(session_id, DiffResult(base_commit="abc123", added=4, removed=0, patch=_patch_with(2, evil),

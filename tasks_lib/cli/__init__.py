@@ -1,7 +1,7 @@
 """The `agent-tasks` command line: the typer app, which command lives where, and `main`, its entry point.
 
 The commands live in their own modules: run (run), sessions (inbox, show, usage), review (review),
-stack (gc, up), eval (eval), and the command groups in agents and workflows. Heavy imports (Prefect,
+stack (gc, up), config (config), eval (eval), and the command groups in agents and workflows. Heavy imports (Prefect,
 litellm, the store) happen inside the commands, so `agent-tasks --help` stays quick.
 """
 
@@ -13,6 +13,7 @@ import typer
 
 import tasks_lib  # noqa: F401  (quiet defaults)
 from tasks_lib.cli import review, run, sessions, stack
+from tasks_lib.cli.config import config
 from tasks_lib.cli.agents import agents_app
 from tasks_lib.cli.common import CliError, err
 from tasks_lib.cli.eval import eval_command
@@ -35,6 +36,7 @@ app.command("show")(sessions.show)
 app.command("usage")(sessions.usage)
 app.command("gc")(stack.gc)
 app.command("up")(stack.up)
+app.command("config")(config)
 
 
 def main() -> None:
@@ -44,15 +46,14 @@ def main() -> None:
     except CliError as exc:
         err.print(f"error: {exc}")
         sys.exit(1)
-    except Exception as exc:  # store and server failures: one readable line instead of a traceback
+    except Exception as exc:  # our errors, store and server failures: one readable line instead of a traceback
+        from tasks_lib.errors import AgentTasksError
         from tasks_lib.ops.prefect_api import ephemeral_failure
-        from tasks_lib.config import SettingsError
-        from tasks_lib.store import StoreError
 
         if ephemeral_failure(exc):
             err.print(f"error: {ephemeral_failure(exc)}")
             sys.exit(1)
-        if isinstance(exc, (StoreError, SettingsError)):
+        if isinstance(exc, AgentTasksError):
             err.print(f"error: {exc}")
             sys.exit(1)
         if type(exc).__module__.startswith(("sqlalchemy", "httpx", "prefect")):

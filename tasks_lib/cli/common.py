@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING
 
 from rich.console import Console
 
+from tasks_lib.errors import AgentTasksError
+
 if TYPE_CHECKING:
     from tasks_lib.store import Store
 
@@ -20,7 +22,7 @@ err = Console(stderr=True, highlight=False, soft_wrap=True, markup=False)
 wide = Console(highlight=False, width=None if sys.stdout.isatty() else 400, markup=False)
 
 
-class CliError(Exception):
+class CliError(AgentTasksError):
     """An error shown to the user as one line on stderr."""
 
 

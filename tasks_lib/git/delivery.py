@@ -10,7 +10,7 @@ from pathlib import Path
 
 from tasks_lib.config import load_settings
 from tasks_lib.git.diff import DiffError, omitted_files, size, stage_all
-from tasks_lib.git.cli import GitError, git_text, run_git
+from tasks_lib.git.cli import git_text, run_git
 from tasks_lib.git.repo import (
     REMOTE_URL,
     RepositoryError,

@@ -13,7 +13,6 @@ part of the change when the base commit tracks nothing in them, even if no ``.gi
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import tempfile
 import threading
@@ -51,7 +50,7 @@ class DiffLimits(NamedTuple):
     @classmethod
     def from_env(cls) -> "DiffLimits":
         """The defaults, or AGENT_TASKS_DIFF_MAX_FILES / _MAX_BYTES / _MAX_FILE_BYTES when set."""
-            settings = load_settings()
+        settings = load_settings()
         chosen = {"max_files": settings.diff_max_files, "max_bytes": settings.diff_max_bytes,
                   "max_file_bytes": settings.diff_max_file_bytes}
         return cls(**{field: value for field, value in chosen.items() if value is not None})

@@ -10,6 +10,9 @@ from typing import Any
 
 import unidiff
 
+from tasks_lib.domain.records import files_stat
+from tasks_lib.domain.request import trigger_line
+
 
 @dataclass
 class Row:

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from prefect import get_run_logger
 
 from tasks_lib.config import load_settings
 from tasks_lib import progress
-from tasks_lib.agent.budget import SharedBudget
+from tasks_lib.agent.budget import SharedBudget, agent_limits
 from tasks_lib.agent.loop import Limits, LoopOptions, LoopResult, run_agent_loop
 from tasks_lib.agent.spec import AgentSpec
 from tasks_lib.steps.artifacts import ProgressArtifact, publish_usage_artifact

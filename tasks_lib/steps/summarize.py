@@ -41,7 +41,7 @@ def files_not_in_diff(narrative: str, diff: DiffResult | None) -> list[str]:
 def nothing_changed(loop: LoopResult) -> str:
     """The narrative of a session whose diff is empty: it says so, whatever the agent claimed."""
     own = (loop.finish_summary or "").strip()
-    said = f"\n\nThe agent's own account, which the diff does not bear out as a change:\n> " + own.replace("\n", "\n> ") if own else ""
+    said = "\n\nThe agent's own account, which the diff does not bear out as a change:\n> " + own.replace("\n", "\n> ") if own else ""
     return f"### What was done\nNothing was changed: the session's diff is empty.{said}"
 
 

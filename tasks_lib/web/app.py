@@ -6,7 +6,6 @@ the paused run resumes through the Prefect API, or the page says why not and not
 
 from __future__ import annotations
 
-import os
 from typing import Any
 from urllib.parse import quote
 

@@ -61,3 +61,32 @@ def test_a_value_that_cannot_be_used_is_one_line_naming_the_variable(variable, v
         load_settings({variable: value})
     assert str(caught.value).startswith(f"{variable}={value!r}: ") and problem in str(caught.value)
     assert "\n" not in str(caught.value)
+
+
+def test_agent_tasks_config_shows_each_value_where_it_came_from_and_masks_secrets(tmp_path):
+    import json
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "AGENT_TASKS_HOME": str(tmp_path), "AGENT_TASKS_REVIEW_POLL": "3",
+           "AGENT_TASKS_DB_URL": "postgresql+psycopg://ada:hunter2-pw@db.internal/agents",
+           "AGENT_TASKS_WEBHOOK_SECRET": "whsec-0123456789"}
+    shown = subprocess.run([sys.executable, "-m", "tasks_lib.cli", "config", "--json"], env=env, capture_output=True,
+                           text=True, timeout=60)
+    assert shown.returncode == 0, shown.stderr
+    lines = {line["variable"]: line for line in json.loads(shown.stdout)}
+    assert len(lines) == len(Settings.model_fields)
+    assert lines["AGENT_TASKS_REVIEW_POLL"]["value"] == "3" and lines["AGENT_TASKS_REVIEW_POLL"]["source"] == "environment"
+    assert lines["AGENT_TASKS_REVIEW_TIMEOUT"] == {"variable": "AGENT_TASKS_REVIEW_TIMEOUT", "value": "604800",
+                                                   "source": "default",
+                                                   "description": Settings.model_fields["review_timeout_s"].description}
+    assert lines["AGENT_TASKS_DB_URL"]["value"] == "postgresql+psycopg://ada:***@db.internal/agents"
+    assert lines["AGENT_TASKS_WEBHOOK_SECRET"]["value"] == "***"
+    assert "hunter2-pw" not in shown.stdout and "whsec-0123456789" not in shown.stdout
+    table = subprocess.run([sys.executable, "-m", "tasks_lib.cli", "config"], env=env, capture_output=True, text=True,
+                           timeout=60)
+    assert table.returncode == 0 and "AGENT_TASKS_SANDBOX_EXPOSE" in table.stdout and "hunter2-pw" not in table.stdout
+    bad = subprocess.run([sys.executable, "-m", "tasks_lib.cli", "config"], env={**env, "AGENT_TASKS_SANDBOX": "docker"},
+                         capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 1 and bad.stderr.strip() == "error: AGENT_TASKS_SANDBOX='docker': use auto, bwrap or none"
