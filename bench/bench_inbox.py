@@ -23,9 +23,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import tasks_lib  # noqa: E402,F401
 from sqlalchemy import insert, text  # noqa: E402
 
+import tasks_lib  # noqa: E402,F401
 from tasks_lib.store import SessionRow, Store, utcnow  # noqa: E402
 
 

@@ -30,9 +30,9 @@ sys.path.insert(0, str(ROOT / "bench"))
 import httpx  # noqa: E402
 from bench_inbox import fill as fill_sessions  # noqa: E402
 
-from tasks_lib.git.diff import capture_workspace_diff  # noqa: E402
+from tasks_lib.domain.records import StepRecord, ToolCallRecord, Usage  # noqa: E402
 from tasks_lib.domain.session import SessionStatus  # noqa: E402
-from tasks_lib.domain.records import StepRecord, ToolCallRecord, Usage
+from tasks_lib.git.diff import capture_workspace_diff  # noqa: E402
 from tasks_lib.store import Store  # noqa: E402
 
 STATUSES = ["completed", "accepted", "rejected", "failed", "awaiting_review", "expired", "crashed"]

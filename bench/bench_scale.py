@@ -453,7 +453,7 @@ def same_repo(args, pg: str) -> bool:
         rows = [r for rid in ids for r in by_run.get(rid, [])]
         statuses = Counter(r.status for r in rows)
         branches = [r.work_branch for r in rows if r.work_branch]
-        to_first, start_to_first, concurrent = [], [], []
+        to_first, start_to_first = [], []
         for rid in ids:
             sess = by_run.get(rid)
             steps = store.steps(sess[0].id) if sess else []

@@ -29,8 +29,8 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from tasks_lib.session.events import EVENT_NAMES, EVENT_PREFIX, PAYLOAD_FIELDS
 from tasks_lib.errors import AgentTasksError
+from tasks_lib.session.events import EVENT_NAMES, EVENT_PREFIX, PAYLOAD_FIELDS
 
 AUTOMATION_PREFIX = "agent-tasks notify: "
 BLOCK_PREFIX = "agent-tasks-notify-"
@@ -97,7 +97,7 @@ class Notify(BaseModel):
         return events
 
     @model_validator(mode="after")
-    def _one_address(self) -> "Notify":
+    def _one_address(self) -> Notify:
         if (self.url is None) == (self.url_env is None):
             raise ValueError("give exactly one of url or url_env")
         return self

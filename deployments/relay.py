@@ -40,10 +40,10 @@ from prefect.events.clients import EventsClient, PrefectCloudEventsClient, Prefe
 from prefect.settings import PREFECT_CLOUD_API_URL
 from starlette.concurrency import run_in_threadpool
 
-from tasks_lib.config import load_settings
 import tasks_lib  # noqa: F401  (quiet defaults)
-from tasks_lib.errors import AgentTasksError
 from deployments.workflows import AUTHOR_LABEL, DEFAULT_AUTHORS, WorkflowError, load_workflows
+from tasks_lib.config import load_settings
+from tasks_lib.errors import AgentTasksError
 
 MAX_BODY = 1024 * 1024
 EMIT_ATTEMPTS = 2  # reconnections before a delivery is answered 502 (GitHub redelivers on request)

@@ -5,10 +5,9 @@
 
 from __future__ import annotations
 
-
-from tasks_lib.config import load_settings
 import tasks_lib  # noqa: F401  (quiet defaults)
 from deployments.workflows import Workflow, load_global_notify, load_workflows, runner_deployments
+from tasks_lib.config import load_settings
 
 
 def take_over(workflows: list[Workflow]) -> list[str]:

@@ -53,7 +53,7 @@ class Schedule(BaseModel):
     active: bool = True
 
     @model_validator(mode="after")
-    def _exactly_one(self) -> "Schedule":
+    def _exactly_one(self) -> Schedule:
         if sum(x is not None for x in (self.cron, self.interval, self.rrule)) != 1:
             raise ValueError("a schedule needs exactly one of cron, interval or rrule")
         return self
@@ -94,7 +94,7 @@ class Trigger(BaseModel):
         return upper
 
     @model_validator(mode="after")
-    def _authors_only_for_github(self) -> "Trigger":
+    def _authors_only_for_github(self) -> Trigger:
         if AUTHOR_LABEL in self.match:
             raise ValueError(f"match: set trigger.authors instead of matching {AUTHOR_LABEL}")
         if self.authors is not None and not self.event.startswith("github."):
@@ -131,7 +131,7 @@ class Workflow(BaseModel):
     notify: list[Notify] = Field(default_factory=list)
 
     @model_validator(mode="after")
-    def _check(self) -> "Workflow":
+    def _check(self) -> Workflow:
         unknown = set(self.request) - REQUEST_FIELDS
         if unknown:
             raise ValueError(f"request: unknown field(s) {', '.join(sorted(unknown))}; known: {', '.join(sorted(REQUEST_FIELDS))}")

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-import tasks_lib  # noqa: F401  (sets quiet defaults before Prefect reads its settings)
 from prefect import flow, get_run_logger
 
-from tasks_lib.session.gc import collect
+import tasks_lib  # noqa: F401  (sets quiet defaults before Prefect reads its settings)
 from tasks_lib.config import load_settings
+from tasks_lib.session.gc import collect
 from tasks_lib.store import open_store
 
 

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-import tasks_lib  # noqa: F401  (sets quiet defaults before Prefect reads its settings)
 from prefect import flow, get_run_logger
 
-from tasks_lib.session.reconcile import end_orphans, expire_overdue, reschedule_lost_starts, settle_from_prefect
+import tasks_lib  # noqa: F401  (sets quiet defaults before Prefect reads its settings)
 from tasks_lib.config import load_settings
+from tasks_lib.session.reconcile import end_orphans, expire_overdue, reschedule_lost_starts, settle_from_prefect
 from tasks_lib.store import open_store
 
 ENDED_RUN_EVENTS = {"prefect.flow-run.Crashed", "prefect.flow-run.Cancelled", "prefect.flow-run.Failed"}

@@ -9,8 +9,8 @@ from __future__ import annotations
 import threading
 import time
 
-from tasks_lib.agent.spec import AgentSpec
 from tasks_lib.agent.loop import Limits, limit_reached
+from tasks_lib.agent.spec import AgentSpec
 from tasks_lib.domain.records import EndReason, Usage
 
 

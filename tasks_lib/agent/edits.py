@@ -13,6 +13,7 @@ from __future__ import annotations
 import difflib
 
 from pydantic import BaseModel
+
 from tasks_lib.errors import AgentTasksError
 
 CONTEXT_LINES = 3

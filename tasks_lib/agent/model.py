@@ -11,6 +11,7 @@ import time
 from typing import TYPE_CHECKING, Any, Protocol
 
 from pydantic import BaseModel, Field
+
 from tasks_lib.errors import AgentTasksError
 
 if TYPE_CHECKING:

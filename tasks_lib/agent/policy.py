@@ -79,7 +79,7 @@ class ToolPolicy(BaseModel):
     allowed: dict[str, list[str] | None]
 
     @classmethod
-    def parse(cls, value: Any) -> "ToolPolicy":
+    def parse(cls, value: Any) -> ToolPolicy:
         """Read the ``tools`` field of an agent file (ValueError with a readable message when it is wrong).
 
         Accepted: absent or ``built_in`` (all tools); a list or comma-separated string of entries like

@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from tasks_lib.agent.spec import AgentFileError, AgentSpec
 from tasks_lib.agent.files import split_front_matter
+from tasks_lib.agent.spec import AgentFileError, AgentSpec
 from tasks_lib.security.confine import PathRefused, resolve_inside
 
 CONVENTIONS_CAP = 24_000  # characters of conventions files taken into the prompt, all files together

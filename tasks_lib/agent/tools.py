@@ -12,11 +12,11 @@ from typing import Any, BinaryIO, NamedTuple
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError
 
 from tasks_lib.agent.edits import EditError, apply_edit, around
-from tasks_lib.security.confine import PathRefused, relative, resolve_inside
-from tasks_lib.environments import DEFAULT_OUTPUT_CAP, CommandResult, Environment
-from tasks_lib.git.cli import HARDENING
 from tasks_lib.agent.policy import ALL_TOOLS, PATH_TOOLS, ToolPolicy
+from tasks_lib.environments import DEFAULT_OUTPUT_CAP, CommandResult, Environment
 from tasks_lib.errors import AgentTasksError
+from tasks_lib.git.cli import HARDENING
+from tasks_lib.security.confine import PathRefused, relative, resolve_inside
 
 MAX_LIST_ENTRIES = 1000
 MAX_READ_LINES = 2000

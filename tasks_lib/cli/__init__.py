@@ -13,9 +13,9 @@ import typer
 
 import tasks_lib  # noqa: F401  (quiet defaults)
 from tasks_lib.cli import review, run, sessions, stack
-from tasks_lib.cli.config import config
 from tasks_lib.cli.agents import agents_app
 from tasks_lib.cli.common import CliError, err
+from tasks_lib.cli.config import config
 from tasks_lib.cli.eval import eval_command
 from tasks_lib.cli.workflows import workflows_app
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Optional
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.table import Table
@@ -13,8 +13,8 @@ from rich.text import Text
 from tasks_lib.cli.common import CliError, err, out, wide
 
 if TYPE_CHECKING:
-    from tasks_lib.agent.spec import AgentSpec
     from tasks_lib.agent.catalog import RepoReader
+    from tasks_lib.agent.spec import AgentSpec
 
 agents_app = typer.Typer(help="List, show and check agent files.", no_args_is_help=True)
 FORMAT_CHOICES = ("agent-tasks", "continue", "claude-code", "copilot")
@@ -24,9 +24,9 @@ def _repo_reader(repo: str | None) -> RepoReader | None:
     """A reader of a repository's files as committed at HEAD (local) or on the default branch (remote), or None."""
     if not repo:
         return None
+    from tasks_lib.config import load_settings
     from tasks_lib.git.repo import RepositoryError, normalize_repository
     from tasks_lib.session.preflight import repository_reader
-    from tasks_lib.config import load_settings
 
     try:
         path = normalize_repository(repo)
@@ -36,7 +36,7 @@ def _repo_reader(repo: str | None) -> RepoReader | None:
 
 
 @agents_app.command("list")
-def agents_list(repo: Optional[str] = typer.Option(None, "--repo", help="Also list this repository's agents.")) -> None:
+def agents_list(repo: str | None = typer.Option(None, "--repo", help="Also list this repository's agents.")) -> None:
     """Agents that can be named with --agent: where each comes from, its format, what it is for, how it was read."""
     from tasks_lib.agent.catalog import agent_catalog
 
@@ -55,12 +55,12 @@ def agents_list(repo: Optional[str] = typer.Option(None, "--repo", help="Also li
 @agents_app.command("show")
 def agents_show(
     name: str = typer.Argument(..., help="Agent name or path."),
-    repo: Optional[str] = typer.Option(None, "--repo", help="Look in this repository first."),
+    repo: str | None = typer.Option(None, "--repo", help="Look in this repository first."),
 ) -> None:
     """Show an agent as it will be used: model, tools, budgets, check, rules and prompt."""
-    from tasks_lib.agent.spec import AgentFileError
     from tasks_lib.agent.catalog import find_agent
     from tasks_lib.agent.formats import FORMAT_LABELS
+    from tasks_lib.agent.spec import AgentFileError
 
     try:
         agent = find_agent(name, _repo_reader(repo))
@@ -98,10 +98,10 @@ def _print_how_read(agent: AgentSpec) -> None:
         out.print(f"{'note':<14}{note}")
 
 
-def _check_one(label: str, load: Callable[[], "AgentSpec"]) -> bool:
+def _check_one(label: str, load: Callable[[], AgentSpec]) -> bool:
     """Load one agent file and print what was found; False (and the error on stderr) when it is wrong."""
-    from tasks_lib.agent.spec import AgentFileError
     from tasks_lib.agent.formats import FORMAT_LABELS
+    from tasks_lib.agent.spec import AgentFileError
 
     try:
         agent = load()
@@ -142,9 +142,9 @@ def _repo_dirs() -> list[str]:
 
 @agents_app.command("check")
 def agents_check(
-    files: Optional[list[str]] = typer.Argument(None, help="Agent files to validate."),
-    repo: Optional[str] = typer.Option(None, "--repo", help="Validate every agent file of this repository."),
-    file_format: Optional[str] = typer.Option(
+    files: list[str] | None = typer.Argument(None, help="Agent files to validate."),
+    repo: str | None = typer.Option(None, "--repo", help="Validate every agent file of this repository."),
+    file_format: str | None = typer.Option(
         None, "--format", help=f"Read the files as this format ({', '.join(FORMAT_CHOICES)}); default: from the folder."),
 ) -> None:
     """Validate agent files: the format, the fields ignored, notes, or the file, the field and what is wrong."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Any, Optional
+from typing import Any
 
 import typer
 from rich.table import Table
@@ -14,13 +14,13 @@ from tasks_lib.cli.common import CliError, err, out, wide
 
 def eval_command(
     suite: str = typer.Argument("bugfix", help="A shipped suite (bugfix) or a folder of tasks (Exercism layout)."),
-    model: Optional[str] = typer.Option(None, "--model", "-m", help="litellm model string; default: the agent's, then AGENT_TASKS_MODEL."),
+    model: str | None = typer.Option(None, "--model", "-m", help="litellm model string; default: the agent's, then AGENT_TASKS_MODEL."),
     agent: str = typer.Option("default", "--agent", "-a", help="Built-in agent name or path to an agent file."),
-    tasks: Optional[str] = typer.Option(None, "--tasks", help="Only these tasks (comma-separated names)."),
+    tasks: str | None = typer.Option(None, "--tasks", help="Only these tasks (comma-separated names)."),
     attempts: int = typer.Option(1, "--attempts", min=1, help="Attempts per task; a task counts as solved if any attempt is."),
     jobs: int = typer.Option(1, "--jobs", "-j", min=1, help="Tasks run at once."),
-    temperature: Optional[float] = typer.Option(None, "--temperature", help="Sampling temperature (0: repeatable)."),
-    json_file: Optional[str] = typer.Option(None, "--json", help="Also write the results to this JSON file."),
+    temperature: float | None = typer.Option(None, "--temperature", help="Sampling temperature (0: repeatable)."),
+    json_file: str | None = typer.Option(None, "--json", help="Also write the results to this JSON file."),
 ) -> None:
     """Run every task of a suite through the real flow (no review) and judge it with its withheld tests."""
     import os

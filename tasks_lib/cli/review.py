@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from typing import Optional
 
 import typer
 
@@ -16,8 +15,8 @@ DECISION_NAMES = {"accept": "accept", "request-changes": "request_changes", "req
 def resume(session_id: str, decision: str, feedback: str, instructions: str,
            comments: list[str] | None = None, candidate: int | None = None) -> None:
     """Resume a session's paused flow run with a decision; CliError if it is not waiting or the input is refused."""
-    from tasks_lib.review.resume import ResumeRefused, decision_payload, resume_review
     from tasks_lib.review.comments import CommentError, parse_comment
+    from tasks_lib.review.resume import ResumeRefused, decision_payload, resume_review
 
     store = cli_store(refresh=True)
     try:
@@ -50,7 +49,7 @@ def review(
     instructions: str = typer.Option("", "--instructions", "-i", help="Updated instructions (retry)."),
     comment: list[str] = typer.Option([], "--comment", "-c",
                                       help='A comment on a line of the change: FILE:LINE="text" (repeatable).'),
-    candidate: Optional[int] = typer.Option(None, "--candidate", help="Best-of-N: the attempt to accept (default: the first)."),
+    candidate: int | None = typer.Option(None, "--candidate", help="Best-of-N: the attempt to accept (default: the first)."),
     wait: bool = typer.Option(True, "--wait/--no-wait", help="Wait until the session has acted on the decision."),
     wait_timeout: float = typer.Option(3600, "--timeout", help="Seconds to wait with --wait."),
 ) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sys
 import threading
-from typing import Any, Optional
+from typing import Any
 
 import typer
 from rich.text import Text
@@ -36,17 +36,17 @@ def show_step(event: str, data: dict[str, Any]) -> None:
 def run(
     repo: str = typer.Argument(..., help="Repository: local path or git URL."),
     task: str = typer.Option(..., "--task", "-t", help="What the agent should do."),
-    branch: Optional[str] = typer.Option(None, "--branch", "-b", help="Branch to start from (default: the repository's default)."),
+    branch: str | None = typer.Option(None, "--branch", "-b", help="Branch to start from (default: the repository's default)."),
     agent: str = typer.Option("default", "--agent", "-a", help="Built-in agent name or path to an agent file."),
-    model: Optional[str] = typer.Option(None, "--model", "-m", help="litellm model string, e.g. openai/gpt-4o."),
-    reviewer: Optional[str] = typer.Option(None, "--reviewer", "-r", help="Who reviews the result."),
+    model: str | None = typer.Option(None, "--model", "-m", help="litellm model string, e.g. openai/gpt-4o."),
+    reviewer: str | None = typer.Option(None, "--reviewer", "-r", help="Who reviews the result."),
     review: bool = typer.Option(True, "--review/--no-review", help="Wait for a review decision after the summary."),
-    on_accept: Optional[str] = typer.Option(None, "--on-accept", help="branch (default), merge or pull_request."),
-    temperature: Optional[float] = typer.Option(None, "--temperature", help="Sampling temperature (overrides the agent's)."),
-    sandbox: Optional[str] = typer.Option(None, "--sandbox", help="auto (default), bwrap or none."),
-    network: Optional[bool] = typer.Option(None, "--network/--no-network", help="Let the agent's commands use the network."),
+    on_accept: str | None = typer.Option(None, "--on-accept", help="branch (default), merge or pull_request."),
+    temperature: float | None = typer.Option(None, "--temperature", help="Sampling temperature (overrides the agent's)."),
+    sandbox: str | None = typer.Option(None, "--sandbox", help="auto (default), bwrap or none."),
+    network: bool | None = typer.Option(None, "--network/--no-network", help="Let the agent's commands use the network."),
     env: list[str] = typer.Option([], "--env", "-e", help="Pass this environment variable to the agent's commands (repeatable)."),
-    setup: Optional[str] = typer.Option(None, "--setup", help="Command run before the agent, with the network on."),
+    setup: str | None = typer.Option(None, "--setup", help="Command run before the agent, with the network on."),
     shadow_builtins: bool = typer.Option(False, "--shadow-builtins", help="Let a repository agent replace a built-in of the same name."),
     attempts: int = typer.Option(1, "--attempts", help="Best-of-N: run this many attempts at once (1-8), ranked for review."),
     stop_at_first_green: bool = typer.Option(False, "--stop-at-first-green",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING
 
 import typer
 from rich.markdown import Markdown
@@ -85,9 +85,9 @@ def print_log(store: Store, session_id: str) -> None:
 
 
 def inbox(
-    status: Optional[str] = typer.Option(None, "--status", help="Only sessions with this status (e.g. awaiting_review)."),
-    reviewer: Optional[str] = typer.Option(None, "--reviewer", help="Only sessions assigned to this reviewer."),
-    repo: Optional[str] = typer.Option(None, "--repo", help="Only repositories whose address contains this text."),
+    status: str | None = typer.Option(None, "--status", help="Only sessions with this status (e.g. awaiting_review)."),
+    reviewer: str | None = typer.Option(None, "--reviewer", help="Only sessions assigned to this reviewer."),
+    repo: str | None = typer.Option(None, "--repo", help="Only repositories whose address contains this text."),
     limit: int = typer.Option(30, "--limit", "-n", help="How many sessions to list."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
 ) -> None:
@@ -121,7 +121,7 @@ def show(
     log: bool = typer.Option(False, "--log", help="Print every step: reasoning, tool calls and results."),
     as_json: bool = typer.Option(False, "--json", help="Print the session as JSON."),
     side_by_side: bool = typer.Option(False, "--side-by-side", "-s", help="Print the diff in two columns."),
-    html_file: Optional[str] = typer.Option(None, "--html", help="Write a self-contained review page to this file."),
+    html_file: str | None = typer.Option(None, "--html", help="Write a self-contained review page to this file."),
 ) -> None:
     """Show one session: status, summary, diffstat, and optionally the diff and the step log."""
     from tasks_lib.store import SessionNotFound
@@ -143,7 +143,8 @@ def show(
         return
     print_session(row.id, summary=not (diff or log or side_by_side))
     if side_by_side:
-        from tasks_lib.review.render import render_terminal, side_by_side as sbs
+        from tasks_lib.review.render import render_terminal
+        from tasks_lib.review.render import side_by_side as sbs
 
         d = store.latest_diff(row.id)
         render_terminal(sbs(d.patch) if d else [], out)

@@ -14,8 +14,8 @@ def gc(
     dry_run: bool = typer.Option(False, "--dry-run", help="Only say what would be removed."),
 ) -> None:
     """Remove what ended sessions leave on this machine and tidy the repository mirrors (the store keeps the record)."""
-    from tasks_lib.session.gc import collect
     from tasks_lib.config import load_settings
+    from tasks_lib.session.gc import collect
 
     report = collect(cli_store(refresh=True), load_settings(), older_than, deliveries, dry_run)
     if dry_run:
@@ -36,8 +36,8 @@ def up(
 
     Ctrl-C stops everything.
     """
-    from tasks_lib.environments import sandbox_status
     from tasks_lib.config import SettingsError, load_settings
+    from tasks_lib.environments import sandbox_status
     from tasks_lib.ops.stack import Stack, StackError
 
     try:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING
 
 import typer
 from rich.markup import escape
@@ -47,7 +47,7 @@ def workflows_list() -> None:
 
 
 @workflows_app.command("render")
-def workflows_render(output: Optional[str] = typer.Option(None, "--output", "-o", help="Write here instead of stdout.")) -> None:
+def workflows_render(output: str | None = typer.Option(None, "--output", "-o", help="Write here instead of stdout.")) -> None:
     """Print (or write) the prefect.yaml made from the workflows."""
     from deployments.workflows import render_prefect_yaml
 

@@ -85,7 +85,7 @@ class Usage(BaseModel):
     cost_usd: float | None = None
     model_calls: int = 0
 
-    def plus(self, other: "Usage") -> "Usage":
+    def plus(self, other: Usage) -> Usage:
         """The sum of two usages (e.g. earlier iterations and the current one)."""
         cost = None if self.cost_usd is None and other.cost_usd is None else (self.cost_usd or 0.0) + (other.cost_usd or 0.0)
         return Usage(

@@ -21,7 +21,15 @@ from functools import lru_cache
 from pathlib import Path
 
 from tasks_lib.config import load_settings
-from tasks_lib.environments.base import DEFAULT_OUTPUT_CAP, Command, CommandResult, argv, command_env, run_process, shown
+from tasks_lib.environments.base import (
+    DEFAULT_OUTPUT_CAP,
+    Command,
+    CommandResult,
+    argv,
+    command_env,
+    run_process,
+    shown,
+)
 from tasks_lib.errors import AgentTasksError
 
 SANDBOX_HOME = "/tmp/home"

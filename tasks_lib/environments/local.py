@@ -10,7 +10,15 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from tasks_lib.environments.base import DEFAULT_OUTPUT_CAP, Command, CommandResult, argv, command_env, run_process, shown
+from tasks_lib.environments.base import (
+    DEFAULT_OUTPUT_CAP,
+    Command,
+    CommandResult,
+    argv,
+    command_env,
+    run_process,
+    shown,
+)
 
 
 class LocalEnvironment:

@@ -21,6 +21,7 @@ from importlib import resources
 from pathlib import Path
 
 from pydantic import BaseModel, Field
+
 from tasks_lib.errors import AgentTasksError
 
 SHIPPED_SUITES = {"bugfix": "tasks_lib.evals.bugfix"}

@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from pydantic import BaseModel
+
 from tasks_lib.errors import AgentTasksError
 
 HARDENING = ("-c", "core.hooksPath=/dev/null", "-c", "core.fsmonitor=false", "-c", "protocol.ext.allow=never",

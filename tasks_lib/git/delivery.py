@@ -9,8 +9,9 @@ import tempfile
 from pathlib import Path
 
 from tasks_lib.config import load_settings
-from tasks_lib.git.diff import DiffError, omitted_files, size, stage_all
+from tasks_lib.errors import AgentTasksError
 from tasks_lib.git.cli import git_text, run_git
+from tasks_lib.git.diff import DiffError, omitted_files, size, stage_all
 from tasks_lib.git.repo import (
     REMOTE_URL,
     RepositoryError,
@@ -22,7 +23,6 @@ from tasks_lib.git.repo import (
     mirror_dir,
     update_mirror,
 )
-from tasks_lib.errors import AgentTasksError
 
 SESSION_TRAILER = "Agent-Session"
 GITHUB_REMOTE = re.compile(r"^(?:https?://(?:[^@/]+@)?|ssh://git@|git@)(?P<host>[^/:]+)[/:](?P<owner>[^/]+)/(?P<name>[^/]+?)(?:\.git)?/?$")

@@ -21,9 +21,9 @@ from pathlib import Path
 from typing import IO, NamedTuple
 
 from tasks_lib.config import load_settings
-from tasks_lib.git.cli import HARDENING, GitError, git_env, run_git
 from tasks_lib.domain.records import DiffResult, FileChange
 from tasks_lib.errors import AgentTasksError
+from tasks_lib.git.cli import HARDENING, GitError, git_env, run_git
 
 DIFF_TIMEOUT_S = 300
 DIFF_OPTIONS = ("--binary", "-M", "--no-color", "--no-ext-diff", "--no-textconv")
@@ -48,7 +48,7 @@ class DiffLimits(NamedTuple):
     max_file_bytes: int = 1_000_000
 
     @classmethod
-    def from_env(cls) -> "DiffLimits":
+    def from_env(cls) -> DiffLimits:
         """The defaults, or AGENT_TASKS_DIFF_MAX_FILES / _MAX_BYTES / _MAX_FILE_BYTES when set."""
         settings = load_settings()
         chosen = {"max_files": settings.diff_max_files, "max_bytes": settings.diff_max_bytes,

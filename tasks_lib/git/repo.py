@@ -13,14 +13,14 @@ import hashlib
 import re
 import shutil
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 from tasks_lib.config import load_settings
+from tasks_lib.errors import AgentTasksError
 from tasks_lib.git.cli import GitError, git_text, run_git
 from tasks_lib.security.secrets import strip_credentials
-from tasks_lib.errors import AgentTasksError
 
 REMOTE_URL = re.compile(r"^(?:[a-z][a-z0-9+.-]*://|[^/\s]+@[^/\s:]+:)", re.IGNORECASE)
 FETCH_TIMEOUT_S = 600

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import MutableMapping
+
 from tasks_lib.config import load_settings
 
 EPHEMERAL_STARTUP_TIMEOUT_S = 120  # Prefect's default (20 s) is too short on a busy 2-core machine

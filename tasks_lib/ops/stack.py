@@ -9,6 +9,7 @@ import sys
 import time
 
 import httpx
+
 from tasks_lib.config import load_settings
 from tasks_lib.errors import AgentTasksError
 
@@ -90,7 +91,7 @@ class Stack:
 
     def stop(self) -> None:
         """Stop the parts in reverse order: SIGINT, then SIGTERM, then SIGKILL."""
-        for name, proc in reversed(self.procs):
+        for _name, proc in reversed(self.procs):
             for sig, grace in ((signal.SIGINT, 15), (signal.SIGTERM, 5), (signal.SIGKILL, 5)):
                 if proc.poll() is not None:
                     break

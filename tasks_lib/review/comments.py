@@ -5,8 +5,8 @@ from __future__ import annotations
 import difflib
 from pathlib import Path
 
-from tasks_lib.review.form import LineComment
 from tasks_lib.errors import AgentTasksError
+from tasks_lib.review.form import LineComment
 
 CONTEXT_LINES = 2  # lines shown above and below a commented line
 MAX_CONTEXT_FILE = 1_000_000  # bytes; larger files are named, not quoted

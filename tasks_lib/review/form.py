@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
 from prefect.input import RunInput
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 DECISIONS = ("accept", "request_changes", "reject", "retry")
 FORM_DIFF_LINES = 300  # lines of the unified diff shown in the review form
@@ -65,7 +65,7 @@ class ReviewInput(RunInput):
     )
 
     @model_validator(mode="after")
-    def _retry_needs_instructions(self) -> "ReviewInput":
+    def _retry_needs_instructions(self) -> ReviewInput:
         if self.decision == "retry" and not self.instructions.strip():
             raise ValueError("retry needs updated instructions")
         if self.candidate is not None and self.decision != "accept":
@@ -140,7 +140,7 @@ def emit_awaiting_review(session_id: str, repository: str, reviewer: str | None,
     The event is built from the store (the other arguments are kept for callers); it carries the summary line,
     the diffstat and the links to the review page and the Prefect run, like every session event.
     """
-    from tasks_lib.session.events import emit_quietly
     from tasks_lib.domain.session import SessionStatus
+    from tasks_lib.session.events import emit_quietly
 
     emit_quietly(session_id, SessionStatus.awaiting_review)

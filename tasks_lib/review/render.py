@@ -87,17 +87,6 @@ def file_view(chunk: str) -> FileView | None:
         unified.append(Row("hunk", left=header))
         removed: list[Any] = []
         added: list[Any] = []
-
-        def flush() -> None:
-            for i in range(max(len(removed), len(added))):
-                left = removed[i] if i < len(removed) else None
-                right = added[i] if i < len(added) else None
-                kind_ = "change" if left and right else "delete" if left else "insert"
-                rows.append(Row(kind_, left.source_line_no if left else None, _text(left) if left else "",
-                                right.target_line_no if right else None, _text(right) if right else ""))
-            removed.clear()
-            added.clear()
-
         for line in hunk:
             if line.is_removed:
                 removed.append(line)
@@ -106,11 +95,24 @@ def file_view(chunk: str) -> FileView | None:
                 added.append(line)
                 unified.append(Row("insert", right_no=line.target_line_no, right=_text(line)))
             elif line.is_context:
-                flush()
+                _pair(rows, removed, added)
                 rows.append(Row("context", line.source_line_no, _text(line), line.target_line_no, _text(line)))
                 unified.append(rows[-1])
-        flush()
+        _pair(rows, removed, added)
     return FileView(path, kind, pf.added, pf.removed, pf.is_binary_file, rows, target, unified)
+
+
+def _pair(rows: list[Row], removed: list[Any], added: list[Any]) -> None:
+    """Add the pending removed and added lines to ``rows`` side by side (a change, a deletion or an insertion), and
+    empty both lists."""
+    for i in range(max(len(removed), len(added))):
+        left = removed[i] if i < len(removed) else None
+        right = added[i] if i < len(added) else None
+        kind = "change" if left and right else "delete" if left else "insert"
+        rows.append(Row(kind, left.source_line_no if left else None, _text(left) if left else "",
+                        right.target_line_no if right else None, _text(right) if right else ""))
+    removed.clear()
+    added.clear()
 
 
 def side_by_side(patch: bytes | str) -> list[FileView]:

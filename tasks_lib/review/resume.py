@@ -6,10 +6,10 @@ import time
 from typing import Any
 
 from tasks_lib.domain.session import SessionStatus
-from tasks_lib.review.form import LineComment, review_payload
-from tasks_lib.review.comments import comment_problems
-from tasks_lib.store import Store
 from tasks_lib.errors import AgentTasksError
+from tasks_lib.review.comments import comment_problems
+from tasks_lib.review.form import LineComment, review_payload
+from tasks_lib.store import Store
 
 PAUSE_WAIT_S = 15  # the session is marked awaiting review just before its run pauses
 

@@ -36,7 +36,7 @@ class Redactor:
         self._secrets = sorted({s for s in secrets if len(s) >= MIN_SECRET_LEN}, key=len, reverse=True)
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> "Redactor":
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Redactor:
         """A redactor for every secret value in the environment."""
         env = os.environ if env is None else env
         values = [v for k, v in env.items() if is_secret_name(k)] + sorted(_masked_values)

@@ -76,7 +76,12 @@ def cancel_superseded(client, flow_run_id: UUID, key: str) -> list[UUID]:
     Runs with a process (pending, running) are set Cancelling so their worker stops them; the others
     (scheduled, paused, suspended for review) are Cancelled at once.
     """
-    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterState, FlowRunFilterStateType, FlowRunFilterTags
+    from prefect.client.schemas.filters import (
+        FlowRunFilter,
+        FlowRunFilterState,
+        FlowRunFilterStateType,
+        FlowRunFilterTags,
+    )
     from prefect.client.schemas.objects import StateType
     from prefect.states import Cancelled, State
 

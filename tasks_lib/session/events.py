@@ -20,10 +20,10 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from tasks_lib.domain.session import SessionStatus as S
-from tasks_lib.domain.records import files_stat
-from tasks_lib.security.secrets import Redactor, strip_credentials
 from tasks_lib.config import Settings, load_settings
+from tasks_lib.domain.records import files_stat
+from tasks_lib.domain.session import SessionStatus as S
+from tasks_lib.security.secrets import Redactor, strip_credentials
 from tasks_lib.store import Store
 
 EVENT_PREFIX = "agent-tasks.session."

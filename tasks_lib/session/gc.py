@@ -14,9 +14,9 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
+from tasks_lib.config import Settings
 from tasks_lib.git.cli import GitError, run_git
 from tasks_lib.git.repo import RepositoryError, locked, mirror_dir, normalize_repository
-from tasks_lib.config import Settings
 from tasks_lib.store import SessionNotFound, Store, utcnow
 
 KEEP_REF = "refs/agent-tasks/keep/"  # pins a live workspace's base commit in its mirror

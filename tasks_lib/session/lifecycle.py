@@ -20,10 +20,10 @@ from pydantic import BaseModel
 from tasks_lib.config import Settings, deployment_store_problem
 from tasks_lib.domain.request import TaskRequest
 from tasks_lib.domain.session import SessionStatus as S
+from tasks_lib.errors import AgentTasksError
 from tasks_lib.security.secrets import Redactor
 from tasks_lib.session.events import emit_after_transition
 from tasks_lib.store import Store, open_store
-from tasks_lib.errors import AgentTasksError
 
 ENDINGS = frozenset({S.failed, S.cancelled, S.crashed})  # a session can end this way from any live status
 

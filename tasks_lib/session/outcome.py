@@ -11,11 +11,11 @@ from prefect.exceptions import ExternalSignal, Pause
 from tasks_lib.agent.loop import LoopResult
 from tasks_lib.domain.records import EndReason
 from tasks_lib.domain.session import SessionResult, SessionStatus
+from tasks_lib.errors import AgentTasksError
 from tasks_lib.security.redaction import redact_exception
 from tasks_lib.security.secrets import Redactor
 from tasks_lib.session.lifecycle import TransitionRefused, settle
 from tasks_lib.store import Store
-from tasks_lib.errors import AgentTasksError
 
 SUCCESSFUL_ENDINGS = {SessionStatus.completed, SessionStatus.stopped, SessionStatus.accepted, SessionStatus.rejected}
 

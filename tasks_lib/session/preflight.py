@@ -4,19 +4,19 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from tasks_lib.agent.spec import AgentFileError, AgentSpec
 from tasks_lib.agent.catalog import RepoReader, find_agent
+from tasks_lib.agent.model import check_model_name
+from tasks_lib.agent.spec import AgentFileError, AgentSpec
+from tasks_lib.config import Settings, SettingsError, load_settings
+from tasks_lib.domain.request import BadRequest, TaskRequest
+from tasks_lib.domain.session import SessionStatus
 from tasks_lib.environments import SandboxRefused, SandboxSpec
-from tasks_lib.session.sandbox import session_sandbox
 from tasks_lib.git.cli import GitError, message, run_git
 from tasks_lib.git.repo import REMOTE_URL, RepositoryError, default_branch, normalize_repository, update_mirror
-from tasks_lib.agent.model import check_model_name
-from tasks_lib.domain.request import BadRequest, TaskRequest
-from tasks_lib.config import Settings, SettingsError, load_settings
-from tasks_lib.domain.session import SessionStatus
 from tasks_lib.session.context import SessionContext
 from tasks_lib.session.lifecycle import move
 from tasks_lib.session.runner import current_runner
+from tasks_lib.session.sandbox import session_sandbox
 
 
 def resolve_model(request: TaskRequest, agent: AgentSpec, settings: Settings) -> str:

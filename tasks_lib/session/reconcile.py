@@ -16,13 +16,12 @@ import os
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from tasks_lib.git.diff import capture_workspace_diff
+from tasks_lib.domain.session import DeliveryTarget, SessionStatus
 from tasks_lib.git.cli import run_git
-from tasks_lib.domain.session import SessionStatus
-from tasks_lib.session.runner import runner_gone
+from tasks_lib.git.diff import capture_workspace_diff
 from tasks_lib.security.secrets import Redactor
-from tasks_lib.domain.session import DeliveryTarget
 from tasks_lib.session.lifecycle import settle
+from tasks_lib.session.runner import runner_gone
 from tasks_lib.store import SessionRow, Store
 
 # Prefect flow-run state types that end a session, and the status each leads to
@@ -121,8 +120,13 @@ def reschedule_lost_starts(store: Store, older_than: timedelta = LOST_START_AFTE
     again is safe: the session is created on the run's first entry.
     """
     from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import FlowFilter, FlowFilterName, FlowRunFilter, FlowRunFilterState
-    from prefect.client.schemas.filters import FlowRunFilterStateType
+    from prefect.client.schemas.filters import (
+        FlowFilter,
+        FlowFilterName,
+        FlowRunFilter,
+        FlowRunFilterState,
+        FlowRunFilterStateType,
+    )
     from prefect.client.schemas.objects import StateType
     from prefect.states import Scheduled
 

@@ -6,19 +6,19 @@ from typing import Any
 
 from prefect import get_run_logger
 
-from tasks_lib.config import load_settings
 from tasks_lib import progress
 from tasks_lib.agent.budget import SharedBudget, agent_limits
 from tasks_lib.agent.loop import Limits, LoopOptions, LoopResult, run_agent_loop
-from tasks_lib.agent.spec import AgentSpec
-from tasks_lib.steps.artifacts import ProgressArtifact, publish_usage_artifact
-from tasks_lib.environments import Environment
 from tasks_lib.agent.model import Model
+from tasks_lib.agent.spec import AgentSpec
+from tasks_lib.agent.tools import Toolbox
+from tasks_lib.config import load_settings
 from tasks_lib.domain.records import StepRecord, Usage
+from tasks_lib.environments import Environment
 from tasks_lib.security.secrets import Redactor
 from tasks_lib.steps import step
+from tasks_lib.steps.artifacts import ProgressArtifact, publish_usage_artifact
 from tasks_lib.store import Store
-from tasks_lib.agent.tools import Toolbox
 
 
 def describe_step(step: StepRecord, max_steps: int) -> str:

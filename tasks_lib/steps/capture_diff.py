@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from prefect import get_run_logger
 
-from tasks_lib.steps.artifacts import diff_notes, publish_diff_artifacts
-from tasks_lib.git.diff import capture_increment, capture_workspace_diff
 from tasks_lib.domain.records import DiffResult
+from tasks_lib.git.diff import capture_increment, capture_workspace_diff
 from tasks_lib.steps import step
+from tasks_lib.steps.artifacts import diff_notes, publish_diff_artifacts
 from tasks_lib.store import Store
 
 

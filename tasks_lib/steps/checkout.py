@@ -6,8 +6,8 @@ from pathlib import Path
 
 from prefect import get_run_logger
 
-from tasks_lib.git.repo import branch_head, create_workspace, default_branch, slugify, update_mirror
 from tasks_lib.domain.session import Workspace
+from tasks_lib.git.repo import branch_head, create_workspace, default_branch, slugify, update_mirror
 from tasks_lib.security.secrets import Redactor
 from tasks_lib.steps import step
 

@@ -9,10 +9,10 @@ from __future__ import annotations
 from prefect import get_run_logger
 
 from tasks_lib.domain.records import CheckResult
-from tasks_lib.steps.check import run_check_command
 from tasks_lib.environments import Environment
 from tasks_lib.security.secrets import Redactor
 from tasks_lib.steps import step
+from tasks_lib.steps.check import run_check_command
 
 
 @step("setup")

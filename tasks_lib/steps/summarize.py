@@ -9,13 +9,12 @@ from typing import Any
 from prefect import get_run_logger
 
 from tasks_lib.agent.loop import LoopResult, clip_middle
-from tasks_lib.steps.artifacts import diff_notes, publish_summary_artifact
-from tasks_lib.domain.records import CheckResult
-from tasks_lib.environments import SandboxSpec
 from tasks_lib.agent.model import Model, ModelError, ModelReply
-from tasks_lib.domain.records import DiffResult
+from tasks_lib.domain.records import CheckResult, DiffResult
+from tasks_lib.environments import SandboxSpec
 from tasks_lib.security.secrets import Redactor
 from tasks_lib.steps import step
+from tasks_lib.steps.artifacts import diff_notes, publish_summary_artifact
 from tasks_lib.store import Store
 
 SUMMARY_SYSTEM = (

@@ -8,14 +8,15 @@ and stamped, and a store at a revision this version does not know is refused wit
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any
 
 from sqlalchemy import Column, Connection, Table, create_engine, event
 from sqlalchemy.engine import Engine
 
-from tasks_lib.store import migrations
 from tasks_lib.errors import AgentTasksError
+from tasks_lib.store import migrations
 
 _engines: dict[str, Engine] = {}
 _engines_lock = threading.Lock()

@@ -7,8 +7,9 @@ the database in ``migrate``.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable, Iterable
 from datetime import datetime, timezone
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, defer, sessionmaker
@@ -16,6 +17,7 @@ from sqlalchemy.orm import Session, defer, sessionmaker
 from tasks_lib.domain.records import CheckResult, DiffResult, StepRecord, Usage
 from tasks_lib.domain.request import TaskRequest
 from tasks_lib.domain.session import TERMINAL_STATUSES, SessionStatus
+from tasks_lib.errors import AgentTasksError
 from tasks_lib.store.migrate import open_engine
 from tasks_lib.store.tables import (
     CheckRow,
@@ -28,7 +30,6 @@ from tasks_lib.store.tables import (
     TransitionRow,
     utcnow,
 )
-from tasks_lib.errors import AgentTasksError
 
 STEP_RESULT_CAP = 200_000  # characters of a tool result kept in the store
 # Statuses in which a live process is working on the session (or blocking on its review).

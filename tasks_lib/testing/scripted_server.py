@@ -50,7 +50,7 @@ class ScriptedServer:
         """Base URL to give litellm (``api_base``)."""
         return f"http://127.0.0.1:{self.httpd.server_port}/v1"
 
-    def __enter__(self) -> "ScriptedServer":
+    def __enter__(self) -> ScriptedServer:
         self._thread.start()
         return self
 

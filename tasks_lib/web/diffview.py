@@ -7,8 +7,8 @@ from __future__ import annotations
 from typing import Any, Literal
 from urllib.parse import quote
 
-from tasks_lib.review.render import FileView, Row, file_head, file_view, patch_chunks
 from tasks_lib.domain.records import files_stat
+from tasks_lib.review.render import FileView, Row, file_head, file_view, patch_chunks
 from tasks_lib.web.layout import esc
 
 View = Literal["unified", "split"]

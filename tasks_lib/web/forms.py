@@ -9,8 +9,8 @@ from urllib.parse import parse_qs, urlencode
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from tasks_lib.domain.session import SessionStatus
-from tasks_lib.review.form import LineComment
 from tasks_lib.errors import AgentTasksError
+from tasks_lib.review.form import LineComment
 
 PAGE_SIZE = 50
 MAX_FORM_BYTES = 1_000_000
@@ -45,7 +45,7 @@ class InboxQuery(BaseModel):
         return value
 
     @classmethod
-    def parse(cls, params: dict[str, str]) -> "InboxQuery":
+    def parse(cls, params: dict[str, str]) -> InboxQuery:
         """The filters from query parameters; FormError when one cannot be used."""
         try:
             return cls.model_validate(params)
@@ -79,7 +79,7 @@ class DecisionForm(BaseModel):
     csrf: str = Field(default="", max_length=200)
 
     @classmethod
-    def parse(cls, body: bytes) -> "DecisionForm":
+    def parse(cls, body: bytes) -> DecisionForm:
         """The form from an ``application/x-www-form-urlencoded`` body (``comments`` is a JSON list of
         ``{path, line, body}``); FormError says what is wrong."""
         if len(body) > MAX_FORM_BYTES:

@@ -10,8 +10,8 @@ from urllib.parse import quote
 
 from pydantic import BaseModel
 
-from tasks_lib.review.render import markdown_html
 from tasks_lib.domain.request import trigger_line
+from tasks_lib.review.render import markdown_html
 from tasks_lib.web.diffview import View, diff_section
 from tasks_lib.web.forms import DecisionForm
 from tasks_lib.web.layout import Watch, age, esc, nav, shell, stamp, status_badge

@@ -20,13 +20,14 @@ RUN_MODULES = ("prefect.runner", "prefect.deployments.steps", "prefect.task_engi
 
 def preload() -> list[str]:
     """Import what every flow run needs, including what litellm loads lazily on its first call; the modules."""
-    import tasks_lib  # noqa: F401  (its quiet defaults, before Prefect reads its settings)
+    import litellm  # noqa: F401
     import prefect  # noqa: F401
     import prefect._internal.control_listener  # noqa: F401
     import prefect._internal.metrics  # noqa: F401
     import prefect.flow_engine  # noqa: F401
+
     import flows.agent_task  # noqa: F401
-    import litellm  # noqa: F401
+    import tasks_lib  # noqa: F401  (its quiet defaults, before Prefect reads its settings)
     import tasks_lib.agent.model  # noqa: F401
 
     _import_lazy_modules([*RUN_MODULES, *_first_call_modules()])
