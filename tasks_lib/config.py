@@ -16,6 +16,7 @@ from pydantic import BaseModel, Field, ValidationError, field_validator
 from tasks_lib.errors import AgentTasksError
 
 LOCAL_API = "http://127.0.0.1:4200/api"  # where `agent-tasks up` serves by default
+DIFF_MAX_FILES, DIFF_MAX_BYTES, DIFF_MAX_FILE_BYTES = 2000, 5_000_000, 1_000_000  # what a stored patch keeps
 MIRROR_LOCK_TIMEOUT_S = 600 + 2 * 60  # longer than one holder's fetch (600 s) and setting its HEAD (2 × 60 s) can take
 
 
@@ -71,11 +72,12 @@ class Settings(BaseModel):
                                      "api.github.com, or HOST/api/v3 for GitHub Enterprise).")
     mirror_lock_timeout_s: float = setting(MIRROR_LOCK_TIMEOUT_S, env="AGENT_TASKS_MIRROR_LOCK_TIMEOUT", ge=0,
                                            about="Seconds to wait for another process's fetch of the same mirror.")
-    diff_max_files: int | None = setting(env="AGENT_TASKS_DIFF_MAX_FILES", ge=0,
-                                         about="Files whose patch a stored diff keeps (others: stats only).")
-    diff_max_bytes: int | None = setting(env="AGENT_TASKS_DIFF_MAX_BYTES", ge=0, about="Bytes of patch a stored diff keeps.")
-    diff_max_file_bytes: int | None = setting(env="AGENT_TASKS_DIFF_MAX_FILE_BYTES", ge=0,
-                                              about="Bytes of one file's patch a stored diff keeps.")
+    diff_max_files: int = setting(DIFF_MAX_FILES, env="AGENT_TASKS_DIFF_MAX_FILES", ge=0,
+                                  about="Files whose patch a stored diff keeps (others: stats only).")
+    diff_max_bytes: int = setting(DIFF_MAX_BYTES, env="AGENT_TASKS_DIFF_MAX_BYTES", ge=0,
+                                  about="Bytes of patch a stored diff keeps (files past it: stats only).")
+    diff_max_file_bytes: int = setting(DIFF_MAX_FILE_BYTES, env="AGENT_TASKS_DIFF_MAX_FILE_BYTES", ge=0,
+                                       about="Bytes of one file's patch a stored diff keeps (a bigger file: stats only).")
     # workflows and serving
     workflows: Path | None = setting(env="AGENT_TASKS_WORKFLOWS", about="The workflows file (default: the shipped "
                                      "deployments/workflows.yaml).")

@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, NamedTuple
 
-from tasks_lib.config import load_settings
+from tasks_lib.config import DIFF_MAX_BYTES, DIFF_MAX_FILE_BYTES, DIFF_MAX_FILES, load_settings
 from tasks_lib.domain.records import DiffResult, FileChange
 from tasks_lib.errors import AgentTasksError
 from tasks_lib.git.cli import HARDENING, GitError, git_env, run_git
@@ -43,17 +43,15 @@ class DiffError(AgentTasksError, RuntimeError):
 class DiffLimits(NamedTuple):
     """How much of a patch is kept: files with a patch, bytes in all, bytes of one file's patch."""
 
-    max_files: int = 2000
-    max_bytes: int = 5_000_000
-    max_file_bytes: int = 1_000_000
+    max_files: int = DIFF_MAX_FILES
+    max_bytes: int = DIFF_MAX_BYTES
+    max_file_bytes: int = DIFF_MAX_FILE_BYTES
 
     @classmethod
     def from_env(cls) -> DiffLimits:
         """The defaults, or AGENT_TASKS_DIFF_MAX_FILES / _MAX_BYTES / _MAX_FILE_BYTES when set."""
         settings = load_settings()
-        chosen = {"max_files": settings.diff_max_files, "max_bytes": settings.diff_max_bytes,
-                  "max_file_bytes": settings.diff_max_file_bytes}
-        return cls(**{field: value for field, value in chosen.items() if value is not None})
+        return cls(settings.diff_max_files, settings.diff_max_bytes, settings.diff_max_file_bytes)
 
     def describe(self) -> str:
         """The limits in words."""

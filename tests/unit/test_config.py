@@ -90,3 +90,15 @@ def test_agent_tasks_config_shows_each_value_where_it_came_from_and_masks_secret
     bad = subprocess.run([sys.executable, "-m", "tasks_lib.cli", "config"], env={**env, "AGENT_TASKS_SANDBOX": "docker"},
                          capture_output=True, text=True, timeout=60)
     assert bad.returncode == 1 and bad.stderr.strip() == "error: AGENT_TASKS_SANDBOX='docker': use auto, bwrap or none"
+
+
+def test_the_readme_lists_every_setting_with_its_default_and_description():
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("## Configuration"):readme.index("## Benchmark")]
+    special = {"home": "`~/.agent-tasks`", "db_url": "SQLite: `$AGENT_TASKS_HOME/agent-tasks.db`"}
+    for name, field in Settings.model_fields.items():
+        value = None if name in special else field.get_default()
+        default = special.get(name) or ("—" if value in (None, [], "") else
+                                        f"`{str(value).lower() if isinstance(value, bool) else value}`")
+        row = f"| `{field.json_schema_extra['env']}` | {default} | {field.description} |"
+        assert row in section, f"README's configuration table lacks or differs on: {row}"
