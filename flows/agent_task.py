@@ -35,9 +35,9 @@ from tasks_lib.session.outcome import (
     session_result,
     settled_on_interruption,
 )
-from tasks_lib.session.preflight import begin_session
 from tasks_lib.session.reconcile import settle_flow_run
 from tasks_lib.session.reentry import continue_iteration, restore
+from tasks_lib.session.start import begin_session
 from tasks_lib.session.work import agent_work, begin_iteration, end_iteration, setup
 from tasks_lib.steps.capture_diff import capture_diff
 from tasks_lib.steps.checkout import checkout

@@ -9,13 +9,9 @@ from tasks_lib.agent.model import check_model_name
 from tasks_lib.agent.spec import AgentFileError, AgentSpec
 from tasks_lib.config import Settings, SettingsError, load_settings
 from tasks_lib.domain.request import BadRequest, TaskRequest
-from tasks_lib.domain.session import SessionStatus
 from tasks_lib.environments import SandboxRefused, SandboxSpec
 from tasks_lib.git.cli import GitError, message, run_git
 from tasks_lib.git.repo import REMOTE_URL, RepositoryError, default_branch, normalize_repository, update_mirror
-from tasks_lib.session.context import SessionContext
-from tasks_lib.session.lifecycle import move
-from tasks_lib.session.runner import current_runner
 from tasks_lib.session.sandbox import session_sandbox
 
 
@@ -120,21 +116,3 @@ def preflight(request: TaskRequest) -> Plan:
     except SettingsError as exc:
         raise BadRequest(str(exc)) from None
     return prepare(request, settings, verify_branch=True)
-
-
-def begin_session(ctx: SessionContext) -> None:
-    """Resolve what the session's request asks for (agent, model, repository, sandbox) and mark it running; the
-    session fails with one clear line when the request cannot run."""
-    try:
-        ctx.agent, ctx.model_name, ctx.repository, ctx.sandbox = prepare(ctx.request, ctx.settings)
-    except BadRequest as exc:
-        raise ctx.fail(str(exc)) from None
-    for note in ctx.agent.file_notes:  # how another tool's agent file was read (a model alias, tools left out)
-        ctx.logger.info("agent file: %s", note)
-    if ctx.agent.ignored_fields:
-        ctx.logger.info("agent file (%s format): ignored fields with no meaning here: %s", ctx.agent.file_format,
-                        ", ".join(ctx.agent.ignored_fields))
-    ctx.announce_sandbox()
-    move(ctx.store, ctx.session_id, SessionStatus.running, "checking out the repository",
-         model=ctx.model_name, agent=ctx.agent.name, agent_spec=ctx.redact.deep(ctx.agent.model_dump(mode="json")),
-         runner=current_runner(), sandbox=ctx.sandbox.model_dump())

@@ -61,3 +61,15 @@ def test_every_error_the_project_defines_derives_from_agent_tasks_error():
                 found.append(cls)
     assert len(found) >= 25, "the walk finds the project's error classes"
     assert [c.__qualname__ for c in found if not issubclass(c, AgentTasksError)] == []
+
+
+def test_the_cli_s_preflight_imports_no_prefect_before_it_picks_a_server():
+    """`agent-tasks run` checks the request first, then points Prefect at a server: Prefect reads its settings when it
+    is imported, so an import of Prefect by the checks would send the run to a throwaway server instead."""
+    import subprocess
+    import sys
+
+    probe = "import sys, tasks_lib.session.preflight, tasks_lib.cli; print(sorted(m for m in sys.modules if m == 'prefect'))"
+    shown = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout.strip() == "[]"
