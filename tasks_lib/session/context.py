@@ -59,12 +59,12 @@ class SessionContext:
     models: ModelFactory = field(default_factory=current_models)
     redact: Redactor = field(default_factory=Redactor.from_env)
     # What the request resolved to and where the session works: set when it starts or is restored.
-    agent: AgentSpec = field(init=False)
-    model_name: str = field(init=False)
-    repository: str = field(init=False)
-    sandbox: SandboxSpec = field(init=False)
-    ws: Workspace = field(init=False)
-    environment: Environment = field(init=False)
+    agent: AgentSpec = field(init=False, repr=False)
+    model_name: str = field(init=False, repr=False)
+    repository: str = field(init=False, repr=False)
+    sandbox: SandboxSpec = field(init=False, repr=False)
+    ws: Workspace = field(init=False, repr=False)
+    environment: Environment = field(init=False, repr=False)
     # Where the session stands: the iteration, its instructions and the agent's conversation.
     iteration: int = 1
     instructions: str = ""
