@@ -1,6 +1,6 @@
 """Scale benchmark: many agent tasks through the agent-task deployment served by several process workers.
 
-The topology of tests/test_scale_out.py (tests/topology.py): `prefect server start` on PostgreSQL, the
+The topology of tests/flow/test_scale_out.py (tests/topology.py): `prefect server start` on PostgreSQL, the
 session store on PostgreSQL, a `process` work pool with a concurrency limit, `prefect deploy` from
 prefect.yaml, and N `prefect worker start` processes, each with its own AGENT_TASKS_HOME. A scripted
 model answers each session (chosen by the task number in its instructions) with 5-10 steps of

@@ -1,4 +1,9 @@
-"""Test set-up: a private home, a real Prefect test server, real git repositories, a scripted model."""
+"""Test set-up shared by tests/unit and tests/flow: a private home, real git repositories, the store, PostgreSQL.
+
+tests/unit/ needs no Prefect server and no HTTP (its conftest makes an accidental Prefect API call fail at once);
+tests/flow/ has the Prefect test server and the scripted model (tests/flow/conftest.py). Each test is marked
+`unit` or `flow` by its folder, so `pytest -m unit` and `pytest tests/unit` select the same tests.
+"""
 
 from __future__ import annotations
 
@@ -27,21 +32,28 @@ os.environ.pop("AGENT_TASKS_DB_URL", None)
 
 import pytest  # noqa: E402
 
-from tasks_lib.testing.scripted_server import ScriptedServer  # noqa: E402
 from tests.topology import create_database, free_port, postgres  # noqa: E402,F401  (shared with the scale-out bench)
 
 SECRET = os.environ["OPENAI_API_KEY"]
 MODEL = "openai/scripted-model"
+HERE = Path(__file__).resolve().parent
+KINDS = ("unit", "flow")  # the folders under tests/, and the marker each one's tests get
 
 
-@pytest.fixture(scope="session", autouse=True)
-def prefect_server():
-    """One Prefect test server for the whole run; started before any test thread exists."""
-    from prefect.settings import PREFECT_API_URL
-    from prefect.testing.utilities import prefect_test_harness
-
-    with prefect_test_harness(server_startup_timeout=120):
-        yield PREFECT_API_URL.value()
+def pytest_collection_modifyitems(config, items):
+    """Mark each test `unit` or `flow` by its folder; a test file anywhere else under tests/ is an error."""
+    misplaced = []
+    for item in items:
+        path = Path(str(item.path)).resolve()
+        if not path.is_relative_to(HERE):
+            continue
+        kind = path.relative_to(HERE).parts[0]
+        if kind in KINDS:
+            item.add_marker(getattr(pytest.mark, kind))
+        else:
+            misplaced.append(item.nodeid)
+    if misplaced:
+        raise pytest.UsageError(f"tests outside tests/unit and tests/flow (put them in one): {', '.join(misplaced[:5])}")
 
 
 def git(cwd: Path, *args: str) -> str:
@@ -67,22 +79,6 @@ def repo(tmp_path: Path) -> Path:
     git(path, "commit", "-qm", "initial")
     git(path, "branch", "dev")
     return path
-
-
-@pytest.fixture
-def scripted(monkeypatch):
-    """Start a scripted model server; litellm reaches it through OPENAI_API_BASE."""
-    servers: list[ScriptedServer] = []
-
-    def start(script=None, summaries=None, responder=None) -> ScriptedServer:
-        server = ScriptedServer(script, summaries, responder).__enter__()
-        servers.append(server)
-        monkeypatch.setenv("OPENAI_API_BASE", server.api_base)
-        return server
-
-    yield start
-    for server in servers:
-        server.__exit__(None, None, None)
 
 
 @pytest.fixture(scope="session")

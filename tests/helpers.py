@@ -1,18 +1,38 @@
-"""Helpers shared by the tests."""
+"""Helpers shared by the tests (tests/unit and tests/flow).
+
+Light to import: the flow (and with it Prefect) is imported only by the helpers that run it, so unit tests
+can use the others.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from flows.agent_task import SessionFailed, agent_task
-from tasks_lib.domain.session import SessionResult
+from tasks_lib.domain.session import SessionResult, SessionStatus
 from tasks_lib.domain.request import TaskRequest
+from tasks_lib.session.lifecycle import move
+
+if TYPE_CHECKING:
+    from flows.agent_task import SessionFailed
 
 MODEL = "openai/scripted-model"
+CLAUDE_READER = """---
+name: code-reader
+description: Reads and explains, never changes anything
+tools: Read, Grep
+model: sonnet
+color: blue
+permissionMode: plan
+---
+Read the code and explain it.
+"""
 
 
 def run_task(repo: Path | str, instructions: str = "Do the task", **fields) -> SessionResult:
     """Run the real flow on a repository with the scripted model."""
+    from flows.agent_task import agent_task
+
     fields.setdefault("model", MODEL)
     fields.setdefault("review", False)
     return agent_task(TaskRequest(repository=str(repo), instructions=instructions, **fields))
@@ -20,6 +40,8 @@ def run_task(repo: Path | str, instructions: str = "Do the task", **fields) -> S
 
 def run_failing(repo: Path | str, instructions: str = "Do the task", **fields) -> SessionFailed:
     """Run the flow expecting the session to fail; return the SessionFailed it raised."""
+    from flows.agent_task import SessionFailed
+
     try:
         run_task(repo, instructions, **fields)
     except SessionFailed as exc:
@@ -42,6 +64,44 @@ def write_agent(path: Path, front: str, body: str = "You are a test agent.") -> 
     """Write an agent file with the given YAML front matter."""
     path.write_text(f"---\n{front.strip()}\n---\n{body}\n")
     return path
+
+
+def repo_agent(repo: Path, name: str, settings=None, **kwargs):
+    """The agent ``name`` as a run on ``repo`` would find it (the repository as committed, then the user's, built-ins)."""
+    from tasks_lib.agent.catalog import find_agent
+    from tasks_lib.config import load_settings
+    from tasks_lib.session.preflight import repository_reader
+
+    return find_agent(name, repository_reader(str(repo), None, settings or load_settings()), **kwargs)
+
+
+def new_session(store, workflow: str | None, summary: str | None = None) -> str:
+    """A session in the store, running, with a summary."""
+    sid = store.create_session({"repository": "https://user:hunter2pass@git.example.com/acme/app.git",
+                                "instructions": "Fix the parser\nmore detail", "reviewer": "bob"}, workflow=workflow)
+    move(store, sid, SessionStatus.running, "working")
+    if summary:
+        store.save_summary(sid, summary, {})
+    return sid
+
+
+def fake_session(store, marker: str, status: SessionStatus = SessionStatus.awaiting_review, workflow: str | None = None,
+                 reviewer: str | None = None, **request) -> str:
+    """A session in the store for the review pages to show, moved straight to ``status`` (no flow run)."""
+    session_id = store.create_session({"repository": f"/srv/{marker}", "instructions": f"task {marker}",
+                                       "reviewer": reviewer, **request}, workflow=workflow)
+    if status != SessionStatus.pending:
+        store.transition(session_id, SessionStatus.running, "running", [SessionStatus.pending], by="flow")
+        if status != SessionStatus.running:
+            store.transition(session_id, status, f"now {status.value}", [SessionStatus.running], by="flow")
+    return session_id
+
+
+def patch_with(files: int, text: str) -> bytes:
+    """A patch adding ``files`` two-line files f0.py, f1.py, ..., each holding ``text`` and its number."""
+    return "".join(
+        f"diff --git a/f{n}.py b/f{n}.py\nnew file mode 100644\nindex 0000000..1111111\n--- /dev/null\n+++ b/f{n}.py\n"
+        f"@@ -0,0 +1,2 @@\n+{text}\n+line {n}\n" for n in range(files)).encode()
 
 
 class Background:

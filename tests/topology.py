@@ -3,7 +3,7 @@
 `prefect server start` on PostgreSQL, the session store on PostgreSQL (or a given URL), a `process` work
 pool with a concurrency limit, the agent-task deployment from the repository's prefect.yaml (`prefect
 deploy`), a scripted model server, and N `prefect worker start` processes, each with its own
-AGENT_TASKS_HOME (no shared disk). Used by tests/test_scale_out.py and bench/bench_scale.py.
+AGENT_TASKS_HOME (no shared disk). Used by tests/flow/test_scale_out.py and bench/bench_scale.py.
 
 This module imports nothing from tests/conftest.py (which rewrites the environment when imported), so
 the benchmark can use it outside pytest; `postgres()` is the fixture `postgres_server` as a context manager.

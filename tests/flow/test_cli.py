@@ -1,4 +1,8 @@
-"""The agent-tasks command line, run as a real subprocess."""
+"""The agent-tasks command line, run as a real subprocess.
+
+All of it is in tests/flow: half of these tests run sessions against the Prefect test server, and each of the
+others (one-line errors) starts the command, about 2 s of imports apiece, too slow for the unit loop.
+"""
 
 from __future__ import annotations
 

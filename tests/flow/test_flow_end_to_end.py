@@ -1,4 +1,7 @@
-"""The whole flow on real repositories: checkout → agent loop → diff → summary, and what it stores."""
+"""The whole flow on real repositories: checkout → agent loop → diff → summary, and what it stores.
+
+The tests of the same code that need no Prefect server are in tests/unit/test_flow_end_to_end.py.
+"""
 
 from __future__ import annotations
 
@@ -219,25 +222,6 @@ def test_summary_model_failure_falls_back_to_the_deterministic_summary(repo, scr
     assert result.status.value == "completed"
     assert "Wrote a." in summary and "summary model call was not available" in summary
     assert "**Files changed:** 1 (+1 −0)" in summary
-
-
-def test_the_run_form_schema_shows_the_task_request_fields():
-    from prefect.utilities.callables import parameter_schema
-
-    from flows.agent_task import agent_task
-
-    schema = parameter_schema(agent_task).model_dump()
-    assert schema["required"] == ["request"]
-    fields = schema["definitions"]["TaskRequest"]["properties"]
-    assert set(fields) == {"repository", "instructions", "branch", "agent", "model", "reviewer", "review", "on_accept",
-                           "trigger", "temperature", "sandbox", "network", "env", "setup_command", "shadow_builtins",
-                           "concurrency_key", "concurrency_limit", "cancel_superseded", "attempts", "stop_at_first_green"}
-    assert fields["attempts"]["default"] == 1 and fields["attempts"]["maximum"] == 8  # best-of-N from the run form
-    assert fields["instructions"]["minLength"] == 1 and fields["agent"]["default"] == "default"
-    assert "bubblewrap" in fields["sandbox"]["description"] and fields["shadow_builtins"]["default"] is False
-    assert "git URL" in fields["repository"]["description"]
-    assert fields["concurrency_limit"]["minimum"] == 1 and "take turns" in fields["concurrency_key"]["description"]
-    assert schema["definitions"]["TaskRequest"]["required"] == ["repository", "instructions"]
 
 
 def test_interrupted_run_ends_failed_with_its_diff_kept(repo, scripted, store, prefect_server):

@@ -1,27 +1,26 @@
-"""The session state machine: guarded transitions, one session per flow run, settling from Prefect's states."""
+"""The session state machine: guarded transitions, one session per flow run, settling from Prefect's states.
+
+The tests of the same code that need no Prefect server are in tests/unit/test_session_state.py.
+"""
 
 from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
-import threading
 from pathlib import Path
 from uuid import UUID
 
-import pytest
 from prefect.client.orchestration import get_client
 from prefect.states import Cancelled, Crashed, Failed, Scheduled
 
 from flows.agent_task import agent_task
 from tasks_lib.domain.session import SessionStatus as S
 from tasks_lib.domain.request import TaskRequest
-from tasks_lib.session.reconcile import end_orphans, settle_from_prefect
+from tasks_lib.session.reconcile import settle_from_prefect
 from tasks_lib.testing.scripted_server import calls, tool
-from tasks_lib.session.lifecycle import NEXT, TransitionRefused, move, settle
-from tasks_lib.domain.session import DeliveryTarget
+from tasks_lib.session.lifecycle import move
 from tasks_lib.store import Store
 from tests.conftest import git
 from tests.helpers import MODEL, Background, decide, wait_for_review
@@ -76,63 +75,6 @@ def _killed_after_first_step(store: Store, run_id: str) -> str:
 
 def _sessions_of(store: Store, run_id: str):
     return [r for r in store.list_sessions(limit=500) if r.flow_run_id == run_id]
-
-
-WAY_TO = {S.pending: [], S.running: [S.running], S.awaiting_review: [S.running, S.awaiting_review],
-          S.delivering: [S.running, S.awaiting_review, S.delivering],
-          S.accepted: [S.running, S.awaiting_review, S.delivering, S.accepted],
-          S.rejected: [S.running, S.awaiting_review, S.rejected], S.expired: [S.running, S.awaiting_review, S.expired]}
-
-
-def _new_session(store: Store, status: S, **fields) -> str:
-    """A session walked to ``status`` through allowed transitions."""
-    sid = store.create_session(TaskRequest(repository="/r", instructions="x"))
-    for step in WAY_TO.get(status, [S.running, status]):
-        move(store, sid, step, f"to {step.value}")
-    if fields:
-        store.update_session(sid, **fields)
-    return sid
-
-
-def test_terminal_statuses_are_final_and_every_change_is_recorded(store):
-    for terminal in [s for s in S if s.terminal]:
-        sid = _new_session(store, terminal)
-        before = store.get_session(sid)
-        for target in S:
-            with pytest.raises(TransitionRefused, match=f"it is {terminal.value}"):
-                move(store, sid, target, "late writer", by="test")
-        after = store.get_session(sid)
-        assert (after.status, after.status_reason, after.finished_at) == (before.status, before.status_reason, before.finished_at)
-        assert store.transitions(sid)[-1].to_status == terminal.value
-    # Only the table's edges are allowed: a pending session cannot be accepted, a running one cannot expire.
-    with pytest.raises(TransitionRefused):
-        move(store, _new_session(store, S.pending), S.accepted, "skip ahead")
-    with pytest.raises(TransitionRefused):
-        move(store, _new_session(store, S.running), S.expired, "not waiting")
-    assert all(not s.terminal for s in NEXT)
-    with pytest.raises(ValueError, match="only through Store.transition"):
-        store.update_session(_new_session(store, S.running), status="completed")
-
-
-def test_racing_writers_end_a_session_exactly_once(store):
-    sid = _new_session(store, S.awaiting_review)
-    barrier = threading.Barrier(8)
-    wins: list[S] = []
-
-    def end(status: S) -> None:
-        barrier.wait()
-        if settle(store, sid, status, f"by {status.value}", by="test"):
-            wins.append(status)
-
-    threads = [threading.Thread(target=end, args=(s,)) for s in [S.expired, S.failed, S.cancelled, S.rejected] * 2]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    row = store.get_session(sid)
-    assert len(wins) == 1 and row.status == wins[0].value and row.status_reason == f"by {wins[0].value}"
-    assert [t.to_status for t in store.transitions(sid)].count(row.status) == 1
-    assert sum(S(t.to_status).terminal for t in store.transitions(sid)) == 1
 
 
 def test_a_restarted_flow_run_continues_its_own_session_from_the_last_step(repo, scripted, store):
@@ -227,26 +169,6 @@ def test_sessions_follow_their_flow_runs_cancelled_crashed_and_failed_states(rep
     assert store.get_session(untouched).status == "awaiting_review"
     assert store.transitions(cancelled)[-1].by == "prefect"
     assert settle_from_prefect(store) == []  # terminal stays terminal
-
-
-def test_a_session_cut_off_mid_delivery_is_settled_by_looking_for_its_commit(repo, store, tmp_path):
-    git(repo, "checkout", "-q", "-b", "agent/landed")
-    (repo / "landed.txt").write_text("landed\n")
-    git(repo, "add", "-A")
-    git(repo, "commit", "-qm", "landed")
-    landed_commit = git(repo, "rev-parse", "HEAD")
-    git(repo, "checkout", "-q", "main")
-    gone = f"{socket.gethostname()}:999999"  # a process of this host that does not exist
-    on_target = _new_session(store, S.delivering, runner=gone, delivery_target=DeliveryTarget(
-        mode="branch", repository=str(repo), branch="agent/landed", commit=landed_commit).model_dump_json())
-    missing = _new_session(store, S.delivering, runner=gone, delivery_target=DeliveryTarget(
-        mode="merge", repository=str(repo), branch="main", commit=landed_commit).model_dump_json())
-    ended = end_orphans(store)
-    assert sorted(ended) == sorted([on_target, missing])
-    row = store.get_session(on_target)
-    assert row.status == "accepted" and row.delivered_commit == landed_commit and "found on the target" in row.status_reason
-    row = store.get_session(missing)
-    assert row.status == "crashed" and "is not on the target" in row.status_reason
 
 
 def test_budgets_and_retries_are_capped_for_the_whole_session(repo, scripted, store, tmp_path, monkeypatch):
@@ -350,7 +272,7 @@ def test_a_run_whose_process_is_stopped_ends_crashed_with_its_work_kept(repo, sc
         run_id = str(client.create_flow_run_from_deployment(deployment_id, parameters={"request": request.model_dump(mode="json")}).id)
     env = {**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value(), "PREFECT__FLOW_RUN_ID": run_id,
            "AGENT_TASKS_ALLOW_SQLITE_DEPLOYMENTS": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "prefect.engine"], env=env, cwd=Path(__file__).resolve().parents[1],
+    proc = subprocess.Popen([sys.executable, "-m", "prefect.engine"], env=env, cwd=Path(__file__).resolve().parents[2],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         try:

@@ -3,6 +3,8 @@
 Real parts throughout: the app under uvicorn on a free port, the test Prefect server, real flow runs that
 pause for review, the scripted model, and — for the reviewer's clicks — Debian's chromium driven by
 Playwright (headless). A missing browser or Playwright fails the test, saying what to install.
+
+The tests of the same code that need no Prefect server are in tests/unit/test_review_page.py.
 """
 
 from __future__ import annotations
@@ -21,8 +23,9 @@ from tasks_lib.domain.records import DiffResult, FileChange
 from tasks_lib.domain.session import SessionStatus
 from tasks_lib.testing.scripted_server import calls, tool
 from tests.conftest import free_port
+from tests.flow.test_review import flow_run_state
 from tests.helpers import Background, wait_for_review
-from tests.test_review import flow_run_state
+from tests.helpers import fake_session as _fake_session, patch_with as _patch_with
 
 FINISH = calls(tool("finish", summary="done"))
 CALC = "def add(a, b):\n    return a - b\n\n\ndef one():\n    return 1\n"
@@ -219,17 +222,6 @@ def test_cross_site_and_refused_decisions_change_nothing_and_the_run_stays_pause
     assert [r.decision for r in store.reviews(row.id)] == ["accept"]
 
 
-def _fake_session(store, marker: str, status: SessionStatus = SessionStatus.awaiting_review, workflow: str | None = None,
-                  reviewer: str | None = None, **request) -> str:
-    session_id = store.create_session({"repository": f"/srv/{marker}", "instructions": f"task {marker}",
-                                       "reviewer": reviewer, **request}, workflow=workflow)
-    if status != SessionStatus.pending:
-        store.transition(session_id, SessionStatus.running, "running", [SessionStatus.pending], by="flow")
-        if status != SessionStatus.running:
-            store.transition(session_id, status, f"now {status.value}", [SessionStatus.running], by="flow")
-    return session_id
-
-
 def _ids(html: str) -> list[str]:
     return re.findall(r'<tr data-session="([0-9a-f-]+)"', html)
 
@@ -260,12 +252,6 @@ def test_inbox_filters_and_pages(store, app):
     assert older == f"/sessions?workflow=paged-{marker}&page=2", "paging keeps the filters"
     second = httpx.get(app.base + older).text
     assert _ids(second) == many[::-1][50:] and 'rel="next"' not in second and 'rel="prev"' in second
-
-
-def _patch_with(files: int, text: str) -> bytes:
-    return "".join(
-        f"diff --git a/f{n}.py b/f{n}.py\nnew file mode 100644\nindex 0000000..1111111\n--- /dev/null\n+++ b/f{n}.py\n"
-        f"@@ -0,0 +1,2 @@\n+{text}\n+line {n}\n" for n in range(files)).encode()
 
 
 def test_agent_text_is_shown_as_text_never_run(store, app, browser):
@@ -320,43 +306,6 @@ def test_a_large_diff_renders_its_first_files_and_loads_the_rest_on_demand(store
     page.fill("tr.cbox textarea", "late file")
     page.click("tr.cbox >> text=Add comment")
     assert f"f{last}.py:2 — late file" in page.inner_text("#pending")
-
-
-def test_show_html_still_writes_a_static_page(store):
-    """`agent-tasks show --html` keeps its self-contained page (render.review_page) after the refactor."""
-    from tasks_lib.review.render import review_page, side_by_side
-    from tasks_lib.session.data import session_json
-
-    session_id = _fake_session(store, f"static-{uuid.uuid4().hex[:8]}")
-    store.save_diff(session_id, DiffResult(base_commit="abc123", added=2, patch=_patch_with(1, "<b>"),
-                                           files=[FileChange(path="f0.py", kind="added", added=2)]))
-    html = review_page(session_json(store, store.get_session(session_id)))
-    assert "<td class='ins'>&lt;b&gt;</td>" in html and "<link" not in html
-    view = side_by_side(_patch_with(1, "x"))[0]
-    assert (view.target, view.kind, [r.kind for r in view.unified]) == ("f0.py", "added", ["hunk", "insert", "insert"])
-
-
-def test_the_quick_file_heads_of_collapsed_files_agree_with_the_full_views(repo):
-    """Files past the first ones are listed from their headers only; names, kinds and counts must match."""
-    from tasks_lib.git.diff import capture_workspace_diff
-    from tasks_lib.review.render import file_head, file_view, patch_chunks
-    from tests.conftest import git
-
-    base = git(repo, "rev-parse", "HEAD")
-    (repo / "README.md").write_text("# Demo\n\n-- Hello world.\n++ more\n")
-    (repo / "obsolete.txt").unlink()
-    git(repo, "mv", "src/app.py", "src/main.py")
-    (repo / "src" / "main.py").write_text("def greet(name):\n    return 'Hi ' + name\n\n\nprint(greet('world'))\n")
-    (repo / "logo.bin").write_bytes(b"\x00\x01changed")
-    (repo / "new.txt").write_text("a\nb\n")
-    chunks = patch_chunks(capture_workspace_diff(repo, base).patch)
-    views = [file_view(c) for c in chunks]
-    assert {(v.path, v.kind) for v in views} >= {("README.md", "modified"), ("obsolete.txt", "deleted"),
-                                                  ("src/app.py → src/main.py", "renamed"), ("new.txt", "added")}
-    for chunk, view in zip(chunks, views):
-        head = file_head(chunk)
-        assert (head.path, head.kind, head.added, head.removed, head.target, head.binary) == (
-            view.path, view.kind, view.added, view.removed, view.target, view.binary)
 
 
 def test_best_of_n_attempts_are_ranked_on_the_page_and_accept_names_one(store, app):

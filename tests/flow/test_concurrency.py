@@ -1,5 +1,8 @@
 """Per-key concurrency on a real Prefect server: runs of one key take turns, other keys run alongside,
-and a superseding run cancels the key's older unfinished runs."""
+and a superseding run cancels the key's older unfinished runs.
+
+The tests of the same code that need no Prefect server are in tests/unit/test_concurrency.py.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +15,7 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterTags
 from prefect.states import Paused, Scheduled
 
-from tasks_lib.session.concurrency import default_key, key_slot, key_tag, limit_name
+from tasks_lib.session.concurrency import key_slot, key_tag, limit_name
 
 
 @flow
@@ -65,11 +68,3 @@ def test_a_superseding_run_cancels_the_keys_older_unfinished_runs():
     assert "superseded by flow run" in states["waiting"].message and key in states["waiting"].message
     assert states["unrelated"].is_scheduled()
     assert sorted(r.state.type.value for r in of_key) == ["CANCELLED", "CANCELLED", "COMPLETED"]
-
-
-def test_the_default_key_is_the_repository_and_the_events_number():
-    assert default_key("https://github.com/acme/widgets.git", {"event": "github.issue.labeled", "number": 42}) == "acme/widgets#42"
-    assert default_key("git@github.com:acme/widgets.git", {"number": "7"}) == "acme/widgets#7"
-    assert default_key("/srv/repo", {"event": "schedule"}) is None and default_key("/srv/repo", None) is None
-    assert limit_name("acme/widgets#42") != limit_name("acme/widgets#43")
-    assert limit_name("Acme/Widgets#42").startswith("agent-tasks-key-acme-widgets-42-")

@@ -3,6 +3,8 @@ sessions and the network, to write outside its workspace, and to plant code the 
 
 Each test plants something worth stealing, lets the scripted model try, and checks that nothing
 leaked (model requests, the store, Prefect's logs and artifacts) and nothing outside changed.
+
+The tests of the same code that need no Prefect server are in tests/unit/test_sandbox.py.
 """
 
 from __future__ import annotations
@@ -23,8 +25,7 @@ from tasks_lib.git.repo import mirror_dir
 from tasks_lib.testing.scripted_server import calls, tool
 from tasks_lib.config import load_settings
 from tests.conftest import SECRET, git
-from tests.helpers import (Background, commit_file, decide, run_failing, run_logs_and_artifacts, run_task, wait_for_review,
-                           write_agent)
+from tests.helpers import Background, commit_file, decide, run_failing, run_logs_and_artifacts, run_task, wait_for_review
 
 GITHUB_TOKEN = "ghp_REDTEAM0token0value0123456789"
 SSH_KEY = "REDTEAM-SSH-PRIVATE-KEY-7f3a9c"
@@ -304,23 +305,6 @@ def test_variables_passed_to_the_agent_are_masked_everywhere_else(repo, scripted
     assert value not in stored and "host=***" in stored
     logs, artifacts = run_logs_and_artifacts(store.get_session(result.session_id).flow_run_id, until="completed")
     assert all(value not in m for m in logs) and all(value not in a for a in artifacts)
-
-
-def test_agent_file_sandbox_settings_are_read_and_checked(tmp_path):
-    from tasks_lib.agent.spec import AgentFileError
-    from tasks_lib.agent.files import read_agent_file
-
-    agent = read_agent_file(write_agent(tmp_path / "a.md", "name: a\nnetwork: on\nenv: [NPM_TOKEN, CI]\nsandbox: bwrap\n"
-                                        "setup_command: npm ci\nworkspace: read-only"))
-    assert agent.network is True and agent.env == ["NPM_TOKEN", "CI"] and agent.read_only_workspace
-    assert "edit_file" not in agent.tool_names and "write_file" not in agent.tool_names
-    limited = read_agent_file(write_agent(tmp_path / "b.md", "name: b\ntools: Read, Bash(npm run lint)"))
-    shell = read_agent_file(write_agent(tmp_path / "c.md", "name: c\ntools: Read, Bash"))
-    assert limited.read_only_workspace and not shell.read_only_workspace
-    with pytest.raises(AgentFileError, match="field 'env'"):
-        read_agent_file(write_agent(tmp_path / "d.md", "name: d\nenv: [not a name]"))
-    with pytest.raises(AgentFileError, match="field 'sandbox'"):
-        read_agent_file(write_agent(tmp_path / "e.md", "name: e\nsandbox: docker"))
 
 
 def test_run_logs_and_failure_messages_in_prefect_are_redacted(prefect_server):

@@ -22,7 +22,7 @@ from tasks_lib.testing.scripted_server import calls, tool
 from tests.conftest import git
 from tests.helpers import MODEL, wait_for_review
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 OLD_RELEASE = ROOT / "tests" / "fixtures" / "release-29b0868.tar.gz"
 DEPLOYMENT = "before-the-move"
 

@@ -1,4 +1,7 @@
-"""The webhook relay: signatures, limits, the author allow-list and de-duplication, against a real Prefect test server."""
+"""The webhook relay: signatures, limits, the author allow-list and de-duplication, against a real Prefect test server.
+
+The tests of the same code that need no Prefect server are in tests/unit/test_relay.py.
+"""
 
 from __future__ import annotations
 
@@ -167,15 +170,6 @@ def test_deliveries_from_authors_outside_the_allow_list_are_ignored(client, pref
     assert accepted.status_code == 202
     events = wait_for_event(prefect_server, f"github.repo.{repo}", accepted.json()["event_id"])
     assert [(e["id"], e["resource"]["github.author_association"]) for e in events] == [(accepted.json()["event_id"], "MEMBER")]
-
-
-def test_the_comment_author_decides_then_the_pull_request_then_the_issue():
-    member, outsider = {"author_association": "MEMBER"}, {"author_association": "FIRST_TIMER"}
-    assert author_association({"comment": outsider, "issue": member}) == "FIRST_TIMER"
-    assert author_association({"comment": {}, "pull_request": member}) == "NONE"  # a comment without one counts as NONE
-    assert author_association({"pull_request": member, "issue": outsider}) == "MEMBER"
-    assert author_association({"issue": outsider}) == "FIRST_TIMER"
-    assert author_association({"check_run": {"name": "tests"}}) == "NONE"
 
 
 def test_a_comment_from_an_outsider_on_a_members_issue_is_ignored(client):

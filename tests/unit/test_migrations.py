@@ -15,7 +15,7 @@ from tasks_lib.store import migrate
 from tasks_lib.domain.request import TaskRequest
 from tasks_lib.store import Base, Store, StoreError
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -1,4 +1,7 @@
-"""Bounds (issue 11, item 7): diffs within limits, bounded file reads, a mirror lock that gives up, one fetch a run."""
+"""Bounds (issue 11, item 7): diffs within limits, bounded file reads, a mirror lock that gives up.
+
+One fetch a run is checked through the flow, in tests/flow/test_bounds.py.
+"""
 
 from __future__ import annotations
 
@@ -15,14 +18,12 @@ from tasks_lib.agent.tools import MAX_READ_CHARS, Toolbox
 from tasks_lib.git.delivery import DeliveryError, commit_workspace, ensure_workspace
 from tasks_lib.git.diff import DiffLimits, capture_increment, capture_workspace_diff, omitted_files
 from tasks_lib.git.repo import RepositoryError, mirror_dir, update_mirror
-from tasks_lib.testing.scripted_server import calls, tool
-from tasks_lib.config import load_settings
 from tasks_lib.steps.summarize import render_facts, session_facts
 from tasks_lib.agent.loop import EndReason, LoopResult
 from tests.conftest import git
-from tests.helpers import commit_file, run_task
+from tests.helpers import commit_file
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def worktree(repo: Path, tmp_path: Path) -> tuple[Path, str]:
@@ -232,36 +233,3 @@ def test_the_mirror_lock_gives_up_with_a_clear_error_when_another_process_holds_
         holder.wait()
     path, action = update_mirror(str(repo), mirrors)  # free again: it goes through
     assert action == "cloned" and (path / "HEAD").is_file()
-
-
-def counting_origin(tmp_path: Path, repo: Path, monkeypatch) -> tuple[str, Path]:
-    """A remote-looking address served from a local bare copy of ``repo``, and the log of every fetch from it.
-
-    Git reaches it through `url.<path>.insteadOf` in the global config the orchestrator keeps for remote
-    calls; `remote.origin.uploadpack` is a script that writes a line to the log, then serves the fetch.
-    """
-    origin = tmp_path / "origin.git"
-    git(tmp_path, "clone", "-q", "--bare", str(repo), str(origin))
-    log = tmp_path / "fetches.log"
-    serve = tmp_path / "upload-pack.sh"
-    serve.write_text(f"#!/bin/sh\necho fetch >> {log}\nexec git-upload-pack \"$@\"\n")
-    serve.chmod(0o755)
-    url = f"https://git.example.test/{tmp_path.name}/demo.git"
-    config = tmp_path / "gitconfig"
-    config.write_text(f'[url "{origin}"]\n\tinsteadOf = {url}\n[remote "origin"]\n\tuploadpack = {serve}\n')
-    monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(config))
-    return url, log
-
-
-def test_a_run_fetches_its_mirror_once(repo: Path, tmp_path: Path, monkeypatch, scripted, store):
-    url, log = counting_origin(tmp_path, repo, monkeypatch)
-    update_mirror(url, load_settings().mirrors_dir)  # the mirror exists from an earlier run
-    assert log.read_text().count("fetch") >= 1, "the counting origin counts"
-    log.write_text("")
-    scripted([calls(tool("write_file", path="notes.txt", content="hi\n")), calls(tool("finish", summary="done"))])
-
-    result = run_task(url, "Write notes")
-
-    assert result.status.value == "completed"
-    assert store.latest_diff(result.session_id).files[0]["path"] == "notes.txt"
-    assert log.read_text().count("fetch") == 1, "the agent-file lookup and the checkout share one fetch"

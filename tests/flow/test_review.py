@@ -1,4 +1,7 @@
-"""The review gate: pause with a typed form, then accept, request changes, retry or reject."""
+"""The review gate: pause with a typed form, then accept, request changes, retry or reject.
+
+The tests of the same code that need no Prefect server are in tests/unit/test_review.py.
+"""
 
 from __future__ import annotations
 
@@ -372,13 +375,3 @@ def test_line_comments_from_the_cli_reach_the_agent_with_file_line_and_code(repo
     assert first_review.comments == [{"path": "calc.py", "line": 2, "body": "use +"},
                                      {"path": "calc.py", "line": 40, "body": "and here?"}]
     assert git(repo, "show", f"{second.work_branch}:calc.py").splitlines()[1] == "    return a + b"
-
-
-def test_comment_parsing_takes_the_last_colon_and_the_first_equals():
-    from tasks_lib.review.comments import CommentError, parse_comment
-
-    comment = parse_comment("src/a:b.py:12=x = y + 1")
-    assert (comment.path, comment.line, comment.body) == ("src/a:b.py", 12, "x = y + 1")
-    for bad in ("calc.py:0=x", "calc.py:two=x", ":3=x", "calc.py:3=  "):
-        with pytest.raises(CommentError):
-            parse_comment(bad)

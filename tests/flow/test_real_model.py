@@ -18,7 +18,7 @@ import pytest
 
 from tests.conftest import git
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 MODEL = "openai/qwen2.5-coder-1.5b"
 TASK = "add() in calc.py returns a - b but must return a + b. Fix calc.py."
 
