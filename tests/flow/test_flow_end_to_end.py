@@ -170,11 +170,16 @@ def test_prefect_run_is_named_and_has_summary_diff_table_and_progress_artifacts(
     assert '"step": "TOTAL"' in tables["agent-usage"] and '"tools": "write_file"' in tables["agent-usage"]
 
 
+def borrowed_mirror(workspace: Path) -> Path:
+    """The mirror whose objects a workspace's own git directory borrows (objects/info/alternates)."""
+    objects = (workspace / ".git" / "objects" / "info" / "alternates").read_text().strip()
+    return Path(objects).parent
+
+
 def test_second_run_reuses_the_mirror_and_sees_new_commits(repo, scripted, store):
     scripted([calls(tool("finish", summary="nothing"))])
     first = run_task(repo, "First look")
-    mirror = Path(store.get_session(first.session_id).workspace)
-    mirror_dir = Path(git(mirror, "rev-parse", "--git-common-dir"))
+    mirror_dir = borrowed_mirror(Path(store.get_session(first.session_id).workspace))
     sentinel = mirror_dir / "sentinel-from-test"
     sentinel.write_text("still here")
 
@@ -185,7 +190,7 @@ def test_second_run_reuses_the_mirror_and_sees_new_commits(repo, scripted, store
     second = run_task(repo, "Second look")
 
     second_ws = Path(store.get_session(second.session_id).workspace)
-    assert Path(git(second_ws, "rev-parse", "--git-common-dir")) == mirror_dir
+    assert borrowed_mirror(second_ws) == mirror_dir
     assert sentinel.read_text() == "still here", "the mirror was cloned again"
     assert store.get_session(second.session_id).base_commit == git(repo, "rev-parse", "HEAD")
     assert "later" in store.steps(second.session_id)[0].tool_calls[0].result
