@@ -61,6 +61,19 @@ def serve(cwd: Path, env: dict[str, str], log: Path) -> subprocess.Popen:
     raise AssertionError("the deployment was not served: " + log.read_text()[-2000:])
 
 
+def flow_run_processes(runner: subprocess.Popen) -> list[str]:
+    """The runner's child processes that execute flow runs (multiprocessing spawns them; its resource tracker stays)."""
+    tasks = Path(f"/proc/{runner.pid}/task")
+    found = []
+    for child in (c for task in tasks.iterdir() for c in (task / "children").read_text().split()):
+        try:
+            if b"spawn_main" in Path(f"/proc/{child}/cmdline").read_bytes():
+                found.append(child)
+        except OSError:  # already gone
+            continue
+    return found
+
+
 def stop(proc: subprocess.Popen) -> None:
     """End a process and wait for it."""
     proc.terminate()
@@ -102,6 +115,10 @@ def test_sessions_paused_and_suspended_before_the_move_are_accepted_after_it(rep
             while (state := client.read_flow_run(run.id).state).name != "Suspended" and time.monotonic() < deadline:
                 time.sleep(0.5)
         assert state.name == "Suspended", state.name
+        deadline = time.monotonic() + 60  # the run's process ends after the state is set: a runner stopped before
+        while flow_run_processes(old_served) and time.monotonic() < deadline:  # would cancel the run on its way out
+            time.sleep(0.2)
+        assert not flow_run_processes(old_served), "the suspended run's process did not end"
     finally:
         stop(old_served)
 
