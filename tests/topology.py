@@ -151,7 +151,7 @@ class Topology:
 
     # --- life ------------------------------------------------------------------------------------
 
-    def __enter__(self) -> "Topology":
+    def __enter__(self) -> Topology:
         try:
             self.start()
         except BaseException:
@@ -165,8 +165,8 @@ class Topology:
     def start(self) -> None:
         from prefect.settings import PREFECT_API_URL, temporary_settings
 
-        from tasks_lib.testing.scripted_server import ScriptedServer
         from tasks_lib.store import Store
+        from tasks_lib.testing.scripted_server import ScriptedServer
 
         self.base.mkdir(parents=True, exist_ok=True)
         server_env = {

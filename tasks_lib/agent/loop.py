@@ -5,7 +5,6 @@ Plain Python with no Prefect in it, so it can be run, tested and benchmarked bar
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 from datetime import datetime, timezone
@@ -13,19 +12,13 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from tasks_lib.agent.model import Model, ModelError, ModelReply, ToolCall
+from tasks_lib.agent.context import ContextMeter, compact_messages
+from tasks_lib.agent.model import Model, ModelError, ModelReply
 from tasks_lib.agent.stuck import StuckDetector
-from tasks_lib.agent.tool_calls import CALL_FORMAT, ReadCalls, ToolProtocol, read_calls
+from tasks_lib.agent.tool_calls import read_calls
 from tasks_lib.agent.tools import Toolbox
-from tasks_lib.domain.records import EndReason, StepRecord, ToolCallRecord, Usage
-
-MODEL_RESULT_CAP = 12_000  # characters of one tool result the model sees (head and tail kept)
-CHARS_PER_TOKEN = 4  # for estimating a conversation's size against the context window
-COMPACT_KEEP_RECENT = 2  # the latest tool outputs are never shortened
-COMPACT_TO = 600  # characters an old tool output keeps when shortened
-COMPACTED_MARK = "[... older tool output shortened to fit the context window:"
-OBSERVATION_HEADER = "Results of your tool calls:"
-MAX_MALFORMED = 3  # consecutive replies without a usable tool call before the loop gives up
+from tasks_lib.agent.turn import LoopOptions, LoopState, Turn
+from tasks_lib.domain.records import EndReason, StepRecord, Usage
 
 
 class Limits(BaseModel):
@@ -52,64 +45,6 @@ class LoopResult(BaseModel):
     malformed_replies: int = 0
 
 
-def clip_middle(text: str, cap: int) -> str:
-    """Keep the head and tail of a long text, with a note of what was cut."""
-    if len(text) <= cap:
-        return text
-    half = cap // 2
-    return f"{text[:half]}\n[... {len(text) - 2 * half} characters cut ...]\n{text[-half:]}"
-
-
-def estimate_tokens(messages: list[dict[str, Any]]) -> int:
-    """A rough token count of a conversation (characters / 4)."""
-    return len(json.dumps(messages)) // CHARS_PER_TOKEN
-
-
-def is_observation(message: dict[str, Any]) -> bool:
-    """True for a message carrying tool results (a tool message, or the user message of text-protocol results)."""
-    role, content = message.get("role"), str(message.get("content") or "")
-    return role == "tool" or (role == "user" and content.startswith(OBSERVATION_HEADER))
-
-
-def compact_messages(messages: list[dict[str, Any]], budget_tokens: int, tokens_now: int | None = None) -> int:
-    """Make the conversation fit ``budget_tokens`` by cutting old tool outputs, oldest first.
-
-    ``tokens_now`` is the conversation's size as the provider counted it (estimated when unknown); what
-    a cut saves is converted to tokens at the conversation's own characters-per-token rate.
-    Passes, each only while the conversation is still too big: shorten older outputs to their head
-    and tail; then reduce them to a one-line note; then shorten all but the newest output. The
-    newest output is kept whole. Returns how many outputs were changed.
-    """
-    chars = len(json.dumps(messages))
-    tokens = tokens_now if tokens_now else chars // CHARS_PER_TOKEN
-    per_token = chars / max(tokens, 1)
-    changed = 0
-    tool_indexes = [i for i, m in enumerate(messages) if is_observation(m)]
-    older = tool_indexes[:-COMPACT_KEEP_RECENT] if len(tool_indexes) > COMPACT_KEEP_RECENT else []
-    passes = [(older, COMPACT_TO), (older, 0), (tool_indexes[:-1], COMPACT_TO)]
-    for indexes, keep in passes:
-        for i in indexes:
-            if tokens <= budget_tokens:
-                return changed
-            content = str(messages[i].get("content") or "")
-            new = _shorten(content, keep)
-            if new != content:
-                messages[i] = {**messages[i], "content": new}
-                tokens -= int((len(content) - len(new)) / per_token)
-                changed += 1
-    return changed
-
-
-def _shorten(content: str, keep: int) -> str:
-    """The content cut to ``keep`` characters (head and tail) with a note; 0 leaves only the note."""
-    if keep == 0:
-        return content if content.startswith(COMPACTED_MARK) else f"{COMPACTED_MARK} all {len(content)} characters removed ...]"
-    if COMPACTED_MARK in content or len(content) <= keep + 200:
-        return content
-    half = keep // 2
-    return content[:half] + f"\n{COMPACTED_MARK} {len(content) - 2 * half} of {len(content)} characters cut ...]\n" + content[-half:]
-
-
 def limit_reached(limits: Limits, usage: Usage, elapsed: float) -> tuple[EndReason, str] | None:
     """Which budget ``usage`` after ``elapsed`` seconds has reached, and a line saying so; None while within them."""
     if usage.steps >= limits.max_steps:
@@ -122,43 +57,6 @@ def limit_reached(limits: Limits, usage: Usage, elapsed: float) -> tuple[EndReas
         used = usage.prompt_tokens + usage.completion_tokens
         return EndReason.max_tokens, f"token limit reached ({used} of {limits.max_tokens} tokens)"
     return None
-
-
-class LoopOptions(BaseModel):
-    """How the loop talks to the model and what it expects of the agent."""
-
-    protocol: ToolProtocol = "auto"  # native tool calls, calls written in text, or native when present
-    expects_changes: bool = False  # a writing agent: a finish (or a silent reply) with nothing changed gets a reminder
-
-
-class LoopState(BaseModel):
-    """What the loop remembers across replies about how the agent is doing."""
-
-    malformed_streak: int = 0  # replies in a row without a usable call
-    malformed_total: int = 0
-    reminded_finish: bool = False  # the empty-diff reminder was given for a finish
-    reminded_silent: bool = False  # ... and for a reply without a call
-    nudged: bool = False  # told it was going round in circles
-    stuck_events: int = 0
-
-
-class ContextMeter:
-    """The conversation's size in tokens, from the provider's count of the last prompt plus what came since."""
-
-    def __init__(self) -> None:
-        self.counted = 0  # prompt + completion tokens of the last reply, as the provider reported them
-        self.mark = 0  # messages covered by that count
-
-    def after_reply(self, reply: ModelReply, messages: list[dict[str, Any]]) -> None:
-        """Take the provider's count once the reply is in the conversation."""
-        if reply.prompt_tokens:
-            self.counted, self.mark = reply.prompt_tokens + reply.completion_tokens, len(messages)
-
-    def tokens(self, messages: list[dict[str, Any]]) -> int:
-        """The size of the conversation now (estimated only for what the provider has not counted yet)."""
-        if not self.counted or self.mark > len(messages):
-            return estimate_tokens(messages)
-        return self.counted + estimate_tokens(messages[self.mark:])
 
 
 def ask(model: Model, messages: list[dict[str, Any]], schemas: list[dict[str, Any]] | None, step: StepRecord,
@@ -248,130 +146,6 @@ def run_agent_loop(
         _record(step, step_started, steps, usage, on_step)
         if ending is not None:
             return done(*ending)
-
-
-class Turn:
-    """One reply's calls: run in order up to the first failure, then the answers and notes for the model."""
-
-    def __init__(self, toolbox: Toolbox, options: LoopOptions, state: LoopState, stuck: StuckDetector,
-                 redact: Callable[[str], str]):
-        self.toolbox, self.options, self.state, self.stuck, self.redact = toolbox, options, state, stuck, redact
-        self.answers: list[tuple[ToolCall, str]] = []  # what each call gets back, in order
-        self.notes: list[str] = []  # told to the model after the results
-
-    def run(self, found: ReadCalls, step: StepRecord) -> tuple[EndReason, str, str | None] | None:
-        """Carry out the calls; returns how the loop ends, or None to go on."""
-        failed: str | None = None
-        finish: str | None = None
-        valid = False
-        for number, call in enumerate(found.calls, start=1):
-            call_started = time.monotonic()
-            if failed or finish is not None:
-                why = f"an earlier call in this reply failed ({failed})" if failed else "finish came before it"
-                text = f"skipped: not run because {why}. Run one call at a time and look at its result first."
-                if call.name == "finish" and failed:
-                    text = f"finish was not accepted: {failed} in this reply. Fix that first, then call finish."
-                self._answer(step, call, text, ok=False, started=call_started, skipped=True)
-                continue
-            if call.name == "finish" and "finish" in self.toolbox.tools:
-                valid = True
-                reminder = self._empty_diff_reminder("You called finish", "reminded_finish")
-                if reminder:
-                    self._answer(step, call, reminder, ok=False, started=call_started)
-                    finish = ""  # later calls are skipped; the loop goes on
-                    continue
-                outcome = self.toolbox.execute(call.name, call.arguments)
-                self._answer(step, call, outcome.output, outcome.ok, call_started, denied=outcome.denied)
-                if outcome.ok:
-                    finish = outcome.output
-                else:
-                    failed = f"call {number}, finish, failed"
-                continue
-            outcome = self.toolbox.execute(call.name, call.arguments)
-            valid = valid or not outcome.invalid
-            self._answer(step, call, outcome.output, outcome.ok, call_started, denied=outcome.denied)
-            if not outcome.ok:
-                failed = f"call {number}, {call.name}, failed"
-            circle = self.stuck.see(call.name, call.arguments, outcome.output)
-            if circle:
-                self.state.stuck_events += 1
-                if self.state.nudged:
-                    self._note(step, f"stopped: {circle}, again after a warning")
-                    return EndReason.stuck, f"the agent was going round in circles: {circle}", None
-                self.state.nudged = True
-                self._note(step, f"You are going round in circles: {circle}. Doing it again will not change "
-                                 "anything. Try a different approach, or call finish and say what blocks you.")
-        if finish:
-            return EndReason.finished, "the agent called finish", finish
-        if valid or finish == "":
-            self.state.malformed_streak = 0
-            return None
-        if found.calls or found.problems:  # it tried, but nothing it wrote was a usable call
-            self.state.malformed_streak += 1
-            self.state.malformed_total += 1
-            if found.problems:
-                self._note(step, "Your reply had no tool call I could read: " + "; ".join(found.problems)
-                           + f". Reply with {CALL_FORMAT}")
-            if self.state.malformed_streak >= MAX_MALFORMED:
-                return EndReason.malformed, (f"the model's last {MAX_MALFORMED} replies held no usable tool call"), None
-            return None
-        reminder = self._empty_diff_reminder("You replied without calling a tool", "reminded_silent")
-        if reminder:
-            self._note(step, reminder + f" To use a tool, reply with {CALL_FORMAT}")
-            return None
-        return EndReason.no_tool_call, "the model answered without calling a tool", step.text
-
-    def _empty_diff_reminder(self, what: str, once: str) -> str | None:
-        """Once per loop and kind, for an agent expected to change files: a reminder when nothing has changed yet."""
-        if not self.options.expects_changes or getattr(self.state, once) or self.toolbox.has_changes():
-            return None
-        setattr(self.state, once, True)
-        return (f"{what}, but no file has been changed yet. If the task needs a change, make it with the tools "
-                "first; if it really needs none, call finish again and say why.")
-
-    def _answer(self, step: StepRecord, call: ToolCall, text: str, ok: bool, started: float, denied: bool = False,
-                skipped: bool = False) -> None:
-        self.answers.append((call, text))
-        record = _call_record(call, text, ok, started, self.redact, denied)
-        record.skipped = skipped
-        step.tool_calls.append(record)
-
-    def _note(self, step: StepRecord, text: str) -> None:
-        self.notes.append(text)
-        step.notes.append(self.redact(text))
-
-    def answer(self, messages: list[dict[str, Any]], found: ReadCalls) -> None:
-        """Append the results (as tool messages, or one user message for calls written in text) and the notes."""
-        if not found.from_text:
-            for call, text in self.answers:
-                messages.append({"role": "tool", "tool_call_id": call.id, "content": clip_middle(text, MODEL_RESULT_CAP)})
-            if self.notes:
-                messages.append({"role": "user", "content": "\n\n".join(self.notes)})
-            return
-        parts = [f"{call.name}({_short(call.arguments)}):\n{clip_middle(text, MODEL_RESULT_CAP)}" for call, text in self.answers]
-        if parts:
-            messages.append({"role": "user", "content": "\n\n".join([OBSERVATION_HEADER, *parts, *self.notes])})
-        elif self.notes:
-            messages.append({"role": "user", "content": "\n\n".join(self.notes)})
-
-
-def _short(arguments: str) -> str:
-    return arguments if len(arguments) <= 120 else arguments[:117] + "..."
-
-
-def _call_record(call, output: str, ok: bool, started: float, redact: Callable[[str], str], denied: bool) -> ToolCallRecord:
-    try:
-        arguments: dict[str, Any] | str = json.loads(call.arguments or "{}")
-    except json.JSONDecodeError:
-        arguments = call.arguments
-    if isinstance(arguments, dict):
-        arguments = {k: redact(v) if isinstance(v, str) else v for k, v in arguments.items()}
-    else:
-        arguments = redact(str(arguments))
-    return ToolCallRecord(
-        id=call.id, name=call.name, arguments=arguments, result=redact(output), ok=ok, denied=denied,
-        duration_s=time.monotonic() - started,
-    )
 
 
 def _record(step: StepRecord, started: float, steps: list[StepRecord], usage: Usage, on_step) -> None:

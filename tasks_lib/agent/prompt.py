@@ -66,7 +66,7 @@ def conventions(workspace: str | Path, cap: int = CONVENTIONS_CAP) -> tuple[list
 def tools_section(tool_names: tuple[str, ...]) -> str:
     """How to call the tools when they are described in the prompt instead of the API (tool_protocol: text)."""
     from tasks_lib.agent.tool_calls import CALL_FORMAT
-    from tasks_lib.agent.tools import TOOL_DESCRIPTIONS, tool_signature
+    from tasks_lib.agent.tool_specs import TOOL_DESCRIPTIONS, tool_signature
 
     lines = [f"- {tool_signature(name)}: {TOOL_DESCRIPTIONS[name]}" for name in tool_names]
     return "## Tools\nTo use a tool, reply with " + CALL_FORMAT + "\n" + "\n".join(lines)

@@ -7,88 +7,36 @@ import re
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, BinaryIO, NamedTuple
+from typing import Any
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ValidationError
 
 from tasks_lib.agent.edits import EditError, apply_edit, around
 from tasks_lib.agent.policy import ALL_TOOLS, PATH_TOOLS, ToolPolicy
+from tasks_lib.agent.reading import MAX_READ_LINES, count_lines, read_lines, read_note
+from tasks_lib.agent.tool_specs import (
+    TOOL_ARGS,
+    EditFileArgs,
+    ListFilesArgs,
+    ReadFileArgs,
+    RunCommandArgs,
+    SearchArgs,
+    WriteFileArgs,
+    tool_schema,
+    tool_signature,
+)
 from tasks_lib.environments import DEFAULT_OUTPUT_CAP, CommandResult, Environment
 from tasks_lib.errors import AgentTasksError
 from tasks_lib.git.cli import HARDENING
 from tasks_lib.security.confine import PathRefused, relative, resolve_inside
 
 MAX_LIST_ENTRIES = 1000
-MAX_READ_LINES = 2000
 MAX_SEARCH_MATCHES = 200
 MAX_LINE_CHARS = 400
-MAX_READ_CHARS = 100_000  # characters of file content in one read_file answer
-MAX_READ_LINE_CHARS = 2000  # a longer line is cut in a read_file answer
-MAX_COUNT_BYTES = 16 * 1024 * 1024  # read_file counts a file's lines to its end only up to this size
 SEARCH_OUTPUT_CAP = 2 * MAX_SEARCH_MATCHES * (MAX_LINE_CHARS + 200)  # bytes of `git grep` output read (head kept)
 MAX_COMMAND_TIMEOUT_S = 1800
 GIT_OUTPUT_CAP = 8 * 1024 * 1024  # bytes of `git ls-files` output read
 GIT_TIMEOUT_S = 60
-
-
-class Page(NamedTuple):
-    """Lines read from a file: the lines shown, how many lines were read, whether the file ended."""
-
-    lines: list[str]
-    seen: int  # lines read from the file (those before ``start`` and one that did not fit included)
-    at_end: bool
-    full: bool  # stopped because the answer reached MAX_READ_CHARS
-
-
-def read_lines(handle: BinaryIO, start: int, last: int) -> Page:
-    """Lines ``start``..``last`` (1-based) of an open file, at most MAX_READ_CHARS characters of them.
-
-    Reads only up to the last line shown; no line is held longer than MAX_READ_LINE_CHARS (times 4 bytes).
-    """
-    cap = MAX_READ_LINE_CHARS * 4
-    lines: list[str] = []
-    chars = seen = 0
-    while seen < last:
-        raw = handle.readline(cap)
-        if not raw:
-            return Page(lines, seen, True, False)
-        seen += 1
-        long = not raw.endswith(b"\n") and len(raw) == cap
-        while long:  # skip the rest of a long line without keeping it
-            more = handle.readline(cap)
-            long = bool(more) and not more.endswith(b"\n")
-        if seen < start:
-            continue
-        text = raw.rstrip(b"\n").rstrip(b"\r").decode("utf-8", errors="replace")
-        if len(text) > MAX_READ_LINE_CHARS or len(raw) == cap and not raw.endswith(b"\n"):
-            text = text[:MAX_READ_LINE_CHARS] + f" [... line cut at {MAX_READ_LINE_CHARS} characters]"
-        if lines and chars + len(text) > MAX_READ_CHARS:
-            return Page(lines, seen, False, True)
-        lines.append(text)
-        chars += len(text)
-    return Page(lines, seen, handle.peek(1) == b"", False)
-
-
-def count_lines(handle: BinaryIO, seen: int, size: int) -> int | None:
-    """The file's number of lines, reading on from line ``seen``; None for a file over MAX_COUNT_BYTES."""
-    if size > MAX_COUNT_BYTES:
-        return None
-    total, last = seen, b"\n"
-    while chunk := handle.read(1 << 20):
-        total += chunk.count(b"\n")
-        last = chunk[-1:]
-    return total + (last != b"\n")
-
-
-def read_note(start: int, end: int, total: int | None, size: int, full: bool) -> str:
-    """The line under a read_file answer that says which part of the file it shows, when not all of it."""
-    capped = f"; the answer is capped at {MAX_READ_CHARS} characters, use start_line/end_line for the rest" if full else ""
-    if total is None:
-        return (f"\n[the file is {size / 1_000_000:.1f} MB, too big to count its lines; showing lines {start}-{end}"
-                f"{capped or '; use start_line/end_line to read on'}]")
-    if (start, end) == (1, total):
-        return ""
-    return f"\n[lines {start}-{end} of {total}{capped}]"
 
 
 class ToolError(AgentTasksError):
@@ -106,86 +54,6 @@ class ToolOutcome(BaseModel):
     finished: bool = False
     denied: bool = False
     invalid: bool = False
-
-
-class ListFilesArgs(BaseModel):
-    path: str = Field(default=".", description="Directory relative to the repository root.")
-
-
-class ReadFileArgs(BaseModel):
-    path: str = Field(description="File path relative to the repository root.")
-    start_line: int | None = Field(default=None, ge=1, description="First line to show (1-based).")
-    end_line: int | None = Field(default=None, ge=1, description="Last line to show (inclusive).")
-
-
-class SearchArgs(BaseModel):
-    pattern: str = Field(min_length=1, description="Regular expression (Perl syntax).")
-    path: str = Field(default=".", description="Directory or file to search in.")
-
-
-class EditFileArgs(BaseModel):
-    model_config = ConfigDict(populate_by_name=True)
-
-    path: str = Field(description="File path relative to the repository root.")
-    old: str = Field(description="Exact text to replace (unique in the file unless replace_all).",
-                     validation_alias=AliasChoices("old", "old_str", "old_string", "old_text"))
-    new: str = Field(description="Replacement text.", validation_alias=AliasChoices("new", "new_str", "new_string", "new_text"))
-    replace_all: bool = Field(default=False, description="Replace every occurrence.")
-
-
-class WriteFileArgs(BaseModel):
-    path: str = Field(description="File path relative to the repository root.")
-    content: str = Field(description="The whole new content of the file.")
-
-
-class RunCommandArgs(BaseModel):
-    command: str = Field(min_length=1, description="Shell command, run with bash in the repository root.")
-    timeout: int | None = Field(default=None, ge=1, description="Seconds before the command is killed.")
-
-
-class FinishArgs(BaseModel):
-    summary: str = Field(description="What you did and why, for the reviewer.")
-
-
-TOOL_DESCRIPTIONS = {
-    "list_files": "List the files under a directory of the repository (git-ignored files are left out).",
-    "read_file": "Read a text file, optionally a range of lines. Lines are prefixed with their numbers.",
-    "search": "Search file contents with a regular expression; returns path:line:text matches.",
-    "edit_file": "Replace the exact text `old` with `new` in a file.",
-    "write_file": "Create or overwrite a file with the given content.",
-    "run_command": "Run a shell command in the repository root (non-interactive, with a timeout). The repository's "
-                   ".git is read-only: read history with git log/diff/show, but do not stage or commit; your changes "
-                   "to the files are recorded for you.",
-    "finish": "Call when the task is done, with a summary of what you did and why.",
-}
-TOOL_ARGS: dict[str, type[BaseModel]] = {
-    "list_files": ListFilesArgs,
-    "read_file": ReadFileArgs,
-    "search": SearchArgs,
-    "edit_file": EditFileArgs,
-    "write_file": WriteFileArgs,
-    "run_command": RunCommandArgs,
-    "finish": FinishArgs,
-}
-
-
-def tool_signature(name: str) -> str:
-    """How a tool is called, in one line: ``edit_file(path, old, new, replace_all?)``."""
-    fields = TOOL_ARGS[name].model_fields
-    return f"{name}(" + ", ".join(f + ("" if info.is_required() else "?") for f, info in fields.items()) + ")"
-
-
-def tool_schema(name: str) -> dict[str, Any]:
-    """The OpenAI-style function schema of one tool."""
-    schema = TOOL_ARGS[name].model_json_schema(by_alias=False)
-    schema.pop("title", None)
-    for prop in schema.get("properties", {}).values():
-        prop.pop("title", None)
-        # Optional[int] renders as anyOf [int, null]; plain types are friendlier to small models.
-        if "anyOf" in prop:
-            kinds = [k for k in prop.pop("anyOf") if k.get("type") != "null"]
-            prop.update(kinds[0])
-    return {"type": "function", "function": {"name": name, "description": TOOL_DESCRIPTIONS[name], "parameters": schema}}
 
 
 class Toolbox:

@@ -8,10 +8,11 @@ from prefect import get_run_logger
 
 from tasks_lib import progress
 from tasks_lib.agent.budget import SharedBudget, agent_limits
-from tasks_lib.agent.loop import Limits, LoopOptions, LoopResult, run_agent_loop
+from tasks_lib.agent.loop import Limits, LoopResult, run_agent_loop
 from tasks_lib.agent.model import Model
 from tasks_lib.agent.spec import AgentSpec
 from tasks_lib.agent.tools import Toolbox
+from tasks_lib.agent.turn import LoopOptions
 from tasks_lib.config import load_settings
 from tasks_lib.domain.records import StepRecord, Usage
 from tasks_lib.environments import Environment

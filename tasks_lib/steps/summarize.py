@@ -8,7 +8,8 @@ from typing import Any
 
 from prefect import get_run_logger
 
-from tasks_lib.agent.loop import LoopResult, clip_middle
+from tasks_lib.agent.context import clip_middle
+from tasks_lib.agent.loop import LoopResult
 from tasks_lib.agent.model import Model, ModelError, ModelReply
 from tasks_lib.domain.records import CheckResult, DiffResult
 from tasks_lib.environments import SandboxSpec

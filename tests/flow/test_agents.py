@@ -14,10 +14,19 @@ import pytest
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
 
-from tasks_lib.agent.loop import COMPACTED_MARK, estimate_tokens
+from tasks_lib.agent.context import COMPACTED_MARK, estimate_tokens
 from tasks_lib.agent.spec import AgentFileError
 from tasks_lib.testing.scripted_server import calls, tool
-from tests.helpers import CLAUDE_READER, Background, commit_file, decide, repo_agent, run_task, wait_for_review, write_agent
+from tests.helpers import (
+    CLAUDE_READER,
+    Background,
+    commit_file,
+    decide,
+    repo_agent,
+    run_task,
+    wait_for_review,
+    write_agent,
+)
 
 FINISH = calls(tool("finish", summary="done"))
 CONTINUE_AGENT = """---

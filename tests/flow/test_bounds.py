@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from tasks_lib.config import load_settings
 from tasks_lib.git.repo import update_mirror
 from tasks_lib.testing.scripted_server import calls, tool
-from tasks_lib.config import load_settings
 from tests.conftest import git
 from tests.helpers import run_task
 

@@ -10,10 +10,10 @@ from pathlib import Path
 
 from sqlalchemy import update
 
-from tasks_lib.session.gc import KEEP_REF, collect
-from tasks_lib.testing.scripted_server import calls, tool
 from tasks_lib.config import load_settings
+from tasks_lib.session.gc import KEEP_REF, collect
 from tasks_lib.store import DeliveryRow, SessionRow, utcnow
+from tasks_lib.testing.scripted_server import calls, tool
 from tests.conftest import git
 from tests.helpers import run_task
 

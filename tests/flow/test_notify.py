@@ -23,8 +23,8 @@ import pytest
 from deployments.notify import AUTOMATION_PREFIX, BLOCK_PREFIX, Notify, NotifyTarget, sync_notifications
 from deployments.workflows import load_workflows
 from tasks_lib.domain.session import SessionStatus as S
-from tasks_lib.testing.scripted_server import calls, tool
 from tasks_lib.session.lifecycle import move, settle
+from tasks_lib.testing.scripted_server import calls, tool
 from tests.conftest import SECRET
 from tests.helpers import Background, decide, new_session, wait_for_review
 from tests.polling import wait_until

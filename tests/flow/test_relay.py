@@ -15,7 +15,7 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from deployments.relay import app, author_association
+from deployments.relay import app
 
 SECRET = "relay-test-secret-value"
 

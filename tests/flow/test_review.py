@@ -255,8 +255,8 @@ def test_merge_over_a_moved_base_without_conflict_makes_a_merge_commit(repo, scr
 
 
 def test_pull_request_is_opened_with_a_token_and_linked_without_one(origin, scripted, store, tmp_path, monkeypatch):
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
     import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
     received = []
 

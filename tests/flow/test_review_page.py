@@ -25,7 +25,8 @@ from tasks_lib.testing.scripted_server import calls, tool
 from tests.conftest import free_port
 from tests.flow.test_review import flow_run_state
 from tests.helpers import Background, wait_for_review
-from tests.helpers import fake_session as _fake_session, patch_with as _patch_with
+from tests.helpers import fake_session as _fake_session
+from tests.helpers import patch_with as _patch_with
 
 FINISH = calls(tool("finish", summary="done"))
 CALC = "def add(a, b):\n    return a - b\n\n\ndef one():\n    return 1\n"
@@ -46,7 +47,7 @@ class AppServer:
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
-    def __enter__(self) -> "AppServer":
+    def __enter__(self) -> AppServer:
         self.thread.start()
         deadline = time.monotonic() + 20
         while not self.server.started:
@@ -331,8 +332,8 @@ def test_best_of_n_attempts_are_ranked_on_the_page_and_accept_names_one(store, a
 
 
 def test_each_attempt_s_own_diff_has_a_read_only_page(store, app):
-    from tasks_lib.session.attempts import Candidate
     from tasks_lib.domain.records import DiffResult, FileChange
+    from tasks_lib.session.attempts import Candidate
 
     session_id = _fake_session(store, f"attempt-diffs-{uuid.uuid4().hex[:8]}")
 

@@ -21,11 +21,19 @@ from types import SimpleNamespace
 
 import pytest
 
+from tasks_lib.config import load_settings
 from tasks_lib.git.repo import mirror_dir
 from tasks_lib.testing.scripted_server import calls, tool
-from tasks_lib.config import load_settings
 from tests.conftest import SECRET, git
-from tests.helpers import Background, commit_file, decide, run_failing, run_logs_and_artifacts, run_task, wait_for_review
+from tests.helpers import (
+    Background,
+    commit_file,
+    decide,
+    run_failing,
+    run_logs_and_artifacts,
+    run_task,
+    wait_for_review,
+)
 
 GITHUB_TOKEN = "ghp_REDTEAM0token0value0123456789"
 SSH_KEY = "REDTEAM-SSH-PRIVATE-KEY-7f3a9c"

@@ -18,8 +18,8 @@ import pytest
 from prefect.client.orchestration import get_client
 from prefect.deployments import run_deployment
 
-from tasks_lib.testing.scripted_server import DEFAULT_SUMMARY, calls, tool
 from tasks_lib.store import Store
+from tasks_lib.testing.scripted_server import DEFAULT_SUMMARY, calls, tool
 from tests.conftest import git
 from tests.helpers import MODEL, decide, wait_for_review
 from tests.topology import DEPLOYMENT, POOL, Topology, wait_until

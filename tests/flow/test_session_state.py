@@ -16,12 +16,12 @@ from prefect.client.orchestration import get_client
 from prefect.states import Cancelled, Crashed, Failed, Scheduled
 
 from flows.agent_task import agent_task
-from tasks_lib.domain.session import SessionStatus as S
 from tasks_lib.domain.request import TaskRequest
-from tasks_lib.session.reconcile import settle_from_prefect
-from tasks_lib.testing.scripted_server import calls, tool
+from tasks_lib.domain.session import SessionStatus as S
 from tasks_lib.session.lifecycle import move
+from tasks_lib.session.reconcile import settle_from_prefect
 from tasks_lib.store import Store
+from tasks_lib.testing.scripted_server import calls, tool
 from tests.conftest import git
 from tests.helpers import MODEL, Background, decide, wait_for_review
 from tests.polling import wait_until

@@ -24,8 +24,8 @@ from prefect.client.orchestration import get_client
 
 from flows.agent_task import agent_task
 from tasks_lib.domain.request import TaskRequest
-from tasks_lib.testing.scripted_server import calls, tool
 from tasks_lib.store import Store
+from tasks_lib.testing.scripted_server import calls, tool
 from tests.helpers import MODEL, run_logs_and_artifacts
 
 ROOT = Path(__file__).resolve().parents[2]

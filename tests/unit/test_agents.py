@@ -12,11 +12,11 @@ import sys
 
 import pytest
 
-from tasks_lib.agent.spec import AgentFileError
 from tasks_lib.agent.catalog import find_agent
-from tasks_lib.session.preflight import repository_reader
 from tasks_lib.agent.prompt import CONVENTIONS_CAP, build_system_prompt, initial_messages
+from tasks_lib.agent.spec import AgentFileError
 from tasks_lib.config import load_settings
+from tasks_lib.session.preflight import repository_reader
 from tests.conftest import git
 from tests.helpers import CLAUDE_READER, commit_file, repo_agent, write_agent
 

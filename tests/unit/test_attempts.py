@@ -5,10 +5,10 @@ Attempts run through the flow are in tests/flow/test_attempts.py.
 
 from __future__ import annotations
 
-from tasks_lib.session.attempts import Candidate, failing_tests, rank_candidates
 from tasks_lib.agent.budget import SharedBudget
 from tasks_lib.agent.loop import Limits
 from tasks_lib.domain.records import EndReason, Usage
+from tasks_lib.session.attempts import Candidate, failing_tests, rank_candidates
 
 
 def candidate(attempt: int, **fields) -> Candidate:

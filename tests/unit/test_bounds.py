@@ -14,12 +14,13 @@ from pathlib import Path
 
 import pytest
 
-from tasks_lib.agent.tools import MAX_READ_CHARS, Toolbox
+from tasks_lib.agent.loop import EndReason, LoopResult
+from tasks_lib.agent.reading import MAX_READ_CHARS
+from tasks_lib.agent.tools import Toolbox
 from tasks_lib.git.delivery import DeliveryError, commit_workspace, ensure_workspace
 from tasks_lib.git.diff import DiffLimits, capture_increment, capture_workspace_diff, omitted_files
 from tasks_lib.git.repo import RepositoryError, mirror_dir, update_mirror
 from tasks_lib.steps.summarize import render_facts, session_facts
-from tasks_lib.agent.loop import EndReason, LoopResult
 from tests.conftest import git
 from tests.helpers import commit_file
 

@@ -13,11 +13,12 @@ from typing import Any
 import pytest
 
 from tasks_lib.agent.edits import EditError, apply_edit
-from tasks_lib.agent.loop import Limits, LoopOptions, run_agent_loop
+from tasks_lib.agent.loop import Limits, run_agent_loop
 from tasks_lib.agent.model import ModelError, ModelReply, ToolCall
 from tasks_lib.agent.prompt import initial_messages
 from tasks_lib.agent.tool_calls import calls_in_text, read_calls
 from tasks_lib.agent.tools import Toolbox
+from tasks_lib.agent.turn import LoopOptions
 from tasks_lib.domain.records import EndReason
 from tasks_lib.testing.list_model import ListModel
 

@@ -10,10 +10,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, inspect, text
 
-from tasks_lib.store import migrations
-from tasks_lib.store import migrate
 from tasks_lib.domain.request import TaskRequest
-from tasks_lib.store import Base, Store, StoreError
+from tasks_lib.store import Base, Store, StoreError, migrate, migrations
 
 ROOT = Path(__file__).resolve().parents[2]
 

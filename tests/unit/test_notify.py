@@ -13,12 +13,11 @@ import pytest
 
 from deployments.notify import notify_targets
 from deployments.workflows import WorkflowError, load_global_notify, load_workflows
-from tasks_lib.session.events import summary_line
 from tasks_lib.domain.session import SessionStatus as S
+from tasks_lib.session.events import summary_line
 from tasks_lib.session.lifecycle import move
 from tests.conftest import SECRET
 from tests.helpers import new_session
-
 
 # --- configuration ---------------------------------------------------------------------------------
 

@@ -8,7 +8,8 @@ from __future__ import annotations
 import uuid
 
 from tasks_lib.domain.records import DiffResult, FileChange
-from tests.helpers import fake_session as _fake_session, patch_with as _patch_with
+from tests.helpers import fake_session as _fake_session
+from tests.helpers import patch_with as _patch_with
 
 
 def test_show_html_still_writes_a_static_page(store):

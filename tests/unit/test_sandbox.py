@@ -11,8 +11,8 @@ from tests.helpers import write_agent
 
 
 def test_agent_file_sandbox_settings_are_read_and_checked(tmp_path):
-    from tasks_lib.agent.spec import AgentFileError
     from tasks_lib.agent.files import read_agent_file
+    from tasks_lib.agent.spec import AgentFileError
 
     agent = read_agent_file(write_agent(tmp_path / "a.md", "name: a\nnetwork: on\nenv: [NPM_TOKEN, CI]\nsandbox: bwrap\n"
                                         "setup_command: npm ci\nworkspace: read-only"))

@@ -11,14 +11,13 @@ import threading
 
 import pytest
 
-from tasks_lib.domain.session import SessionStatus as S
 from tasks_lib.domain.request import TaskRequest
-from tasks_lib.session.reconcile import end_orphans
-from tasks_lib.session.lifecycle import NEXT, TransitionRefused, move, settle
 from tasks_lib.domain.session import DeliveryTarget
+from tasks_lib.domain.session import SessionStatus as S
+from tasks_lib.session.lifecycle import NEXT, TransitionRefused, move, settle
+from tasks_lib.session.reconcile import end_orphans
 from tasks_lib.store import Store
 from tests.conftest import git
-
 
 WAY_TO = {S.pending: [], S.running: [S.running], S.awaiting_review: [S.running, S.awaiting_review],
           S.delivering: [S.running, S.awaiting_review, S.delivering],

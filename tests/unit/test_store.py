@@ -9,10 +9,10 @@ from datetime import timedelta
 import pytest
 
 from tasks_lib.domain.records import DiffResult, FileChange, StepRecord, ToolCallRecord, Usage
-from tasks_lib.domain.session import SessionStatus
 from tasks_lib.domain.request import TaskRequest
-from tasks_lib.session.reconcile import expire_overdue
+from tasks_lib.domain.session import SessionStatus
 from tasks_lib.session.lifecycle import move
+from tasks_lib.session.reconcile import expire_overdue
 from tasks_lib.store import STEP_RESULT_CAP, SessionNotFound, Store, StoreError, utcnow
 
 

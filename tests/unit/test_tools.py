@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from tasks_lib.agent.tools import Toolbox
 from tasks_lib.environments.bwrap import BwrapEnvironment
 from tasks_lib.environments.local import LocalEnvironment
-from tasks_lib.agent.tools import Toolbox
 from tests.conftest import SECRET, git
 
 
