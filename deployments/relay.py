@@ -24,6 +24,9 @@ workers), where deployment triggers pick them up.
 
 from __future__ import annotations
 
+import tasks_lib  # noqa: F401  (sets quiet defaults before Prefect and litellm read their settings)
+
+# isort: split
 import hashlib
 import hmac
 import json
@@ -40,7 +43,6 @@ from prefect.events.clients import EventsClient, PrefectCloudEventsClient, Prefe
 from prefect.settings import PREFECT_CLOUD_API_URL
 from starlette.concurrency import run_in_threadpool
 
-import tasks_lib  # noqa: F401  (quiet defaults)
 from deployments.workflows import AUTHOR_LABEL, DEFAULT_AUTHORS, WorkflowError, load_workflows
 from tasks_lib.config import load_settings
 from tasks_lib.errors import AgentTasksError

@@ -5,7 +5,9 @@
 
 from __future__ import annotations
 
-import tasks_lib  # noqa: F401  (quiet defaults)
+import tasks_lib  # noqa: F401  (sets quiet defaults before Prefect and litellm read their settings)
+
+# isort: split
 from deployments.workflows import Workflow, load_global_notify, load_workflows, runner_deployments
 from tasks_lib.config import load_settings
 

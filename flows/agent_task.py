@@ -12,10 +12,12 @@ statuses (session/lifecycle.py), preflight, the iteration's work and budget (ses
 
 from __future__ import annotations
 
+import tasks_lib  # noqa: F401  (sets quiet defaults before Prefect and litellm read their settings)
+
+# isort: split
 from prefect import flow, get_run_logger
 from prefect.runtime import deployment, flow_run
 
-import tasks_lib  # noqa: F401  (sets quiet defaults before Prefect reads its settings)
 from tasks_lib.agent.loop import LoopResult
 from tasks_lib.config import load_settings
 from tasks_lib.domain.request import TaskRequest

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import tasks_lib  # noqa: F401  (sets quiet defaults before Prefect and litellm read their settings)
+
+# isort: split
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
-import tasks_lib  # noqa: F401  (sets quiet defaults before Prefect reads its settings)
 from tasks_lib import progress
 from tasks_lib.evals.run import TaskOutcome, run_task, summarize_outcomes, table_rows
 from tasks_lib.evals.suite import load_suite

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import tasks_lib  # noqa: F401  (sets quiet defaults before Prefect and litellm read their settings)
+
+# isort: split
 from datetime import timedelta
 
 from prefect import flow, get_run_logger
 
-import tasks_lib  # noqa: F401  (sets quiet defaults before Prefect reads its settings)
 from tasks_lib.config import load_settings
 from tasks_lib.session.gc import collect
 from tasks_lib.store import open_store

@@ -7,11 +7,13 @@ litellm, the store) happen inside the commands, so `agent-tasks --help` stays qu
 
 from __future__ import annotations
 
+import tasks_lib  # noqa: F401  (sets quiet defaults before Prefect and litellm read their settings)
+
+# isort: split
 import sys
 
 import typer
 
-import tasks_lib  # noqa: F401  (quiet defaults)
 from tasks_lib.cli import review, run, sessions, stack
 from tasks_lib.cli.agents import agents_app
 from tasks_lib.cli.common import CliError, err

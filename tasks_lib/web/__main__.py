@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import argparse
+import tasks_lib  # noqa: F401  (sets quiet defaults before Prefect and litellm read their settings)
 
-import tasks_lib  # noqa: F401  (quiet defaults)
+# isort: split
+import argparse
 
 
 def main() -> None:

@@ -73,3 +73,18 @@ def test_the_cli_s_preflight_imports_no_prefect_before_it_picks_a_server():
     shown = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, cwd=ROOT)
     assert shown.returncode == 0, shown.stderr
     assert shown.stdout.strip() == "[]"
+
+
+def test_entry_points_set_the_quiet_defaults_before_anything_else_is_imported():
+    """Importing tasks_lib turns telemetry off and keeps litellm off the network; Prefect and litellm read those
+    settings when they are imported, so every entry point imports tasks_lib first (the formatter keeps it there)."""
+    entries = [*ROOT.glob("flows/*.py"), ROOT / "deployments/relay.py", ROOT / "deployments/serve.py",
+               ROOT / "tasks_lib/cli/__init__.py", ROOT / "tasks_lib/web/__main__.py"]
+    for path in entries:
+        tree = ast.parse(path.read_text())
+        imports = [n for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom))
+                   and not (isinstance(n, ast.ImportFrom) and n.module == "__future__")]
+        if not imports:
+            continue
+        first = imports[0]
+        assert isinstance(first, ast.Import) and first.names[0].name == "tasks_lib", path.relative_to(ROOT)
