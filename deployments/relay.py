@@ -183,19 +183,19 @@ def event_id_for(key: str | None) -> str:
 
 def record_keys(keys: list[str]) -> bool:
     """Record every key of a delivery; False as soon as one was seen before (a duplicate)."""
-    from tasks_lib.store import open_store
+    from tasks_lib.store import open_store, record_delivery
 
     store = open_store()
-    return all(store.record_delivery(key) for key in keys)
+    return all(record_delivery(store, key) for key in keys)
 
 
 def forget_keys(keys: list[str]) -> None:
     """Forget a delivery's keys after a failed emit, so a redelivery can succeed."""
-    from tasks_lib.store import open_store
+    from tasks_lib.store import forget_delivery, open_store
 
     store = open_store()
     for key in keys:
-        store.forget_delivery(key)
+        forget_delivery(store, key)
 
 
 def prefect_api() -> str:

@@ -160,9 +160,11 @@ def usage(
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
 ) -> None:
     """Tokens and cost summed over sessions, by agent, workflow or day."""
+    from tasks_lib.store import usage_by
+
     if by not in ("agent", "workflow", "day"):
         raise CliError(f"--by must be agent, workflow or day, not {by!r}")
-    groups = cli_store().usage_by(by)
+    groups = usage_by(cli_store(), by)
     if as_json:
         out.print_json(data=groups)
         return

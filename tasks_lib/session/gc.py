@@ -17,7 +17,7 @@ from pydantic import BaseModel
 from tasks_lib.config import Settings
 from tasks_lib.git.cli import GitError, run_git
 from tasks_lib.git.repo import RepositoryError, locked, mirror_dir, normalize_repository
-from tasks_lib.store import SessionNotFound, Store, utcnow
+from tasks_lib.store import SessionNotFound, Store, ended_before, forget_deliveries_before, utcnow
 
 KEEP_REF = "refs/agent-tasks/keep/"  # pins a live workspace's base commit in its mirror
 MAINTENANCE_TIMEOUT_S = 1800
@@ -48,7 +48,7 @@ def _size(path: Path) -> int:
 
 def remove_ended_workspaces(store: Store, settings: Settings, cutoff: datetime, report: GcReport, dry_run: bool) -> None:
     """Remove this machine's workspaces and sandbox dirs of sessions that ended before ``cutoff``."""
-    for session_id, _ in store.ended_before(cutoff):
+    for session_id, _ in ended_before(store, cutoff):
         left_by_attempts = sorted(settings.workspaces_dir.glob(f"{session_id}.attempt-*"))  # a best-of-N run cut off
         dirs = [d for d in (settings.workspaces_dir / session_id, *left_by_attempts, settings.sandboxes_dir / session_id)
                 if d.exists()]
@@ -111,5 +111,5 @@ def collect(store: Store, settings: Settings, older_than_days: float, deliveries
             report.mirrors_maintained.append(mirror.name)
         except (GitError, RepositoryError) as exc:
             report.mirror_problems.append(f"{mirror.name}: {exc}")
-    report.deliveries_forgotten = store.forget_deliveries_before(now - timedelta(days=deliveries_days))
+    report.deliveries_forgotten = forget_deliveries_before(store, now - timedelta(days=deliveries_days))
     return report

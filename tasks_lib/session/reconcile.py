@@ -22,7 +22,7 @@ from tasks_lib.git.diff import capture_workspace_diff
 from tasks_lib.security.secrets import Redactor
 from tasks_lib.session.lifecycle import settle
 from tasks_lib.session.runner import runner_gone
-from tasks_lib.store import SessionRow, Store
+from tasks_lib.store import SessionRow, Store, orphaned, overdue_reviews, unsettled
 
 # Prefect flow-run state types that end a session, and the status each leads to
 ENDING_STATES = {"CANCELLED": SessionStatus.cancelled, "CRASHED": SessionStatus.crashed, "FAILED": SessionStatus.failed}
@@ -84,7 +84,7 @@ def settle_flow_run(store: Store, flow_run_id: str, state_type: str, message: st
 
 def settle_from_prefect(store: Store) -> list[str]:
     """Settle every unfinished session whose flow run Prefect reports as ended; returns the ids it changed."""
-    rows = {r.flow_run_id: r for r in store.unsettled() if r.flow_run_id}
+    rows = {r.flow_run_id: r for r in unsettled(store) if r.flow_run_id}
     if not rows:
         return []
     from uuid import UUID
@@ -150,7 +150,7 @@ def reschedule_lost_starts(store: Store, older_than: timedelta = LOST_START_AFTE
 def end_orphans(store: Store, session_id: str | None = None) -> list[str]:
     """End the unfinished sessions (all, or just this one) whose process on this host is gone; returns their ids."""
     ended = []
-    for row in store.orphaned(runner_gone, session_id):
+    for row in orphaned(store, runner_gone, session_id):
         if row.status == SessionStatus.awaiting_review.value:
             why = (f"the process waiting for its review ({row.runner}) ended, so no decision can reach it — "
                    "start a new run to continue")
@@ -164,7 +164,7 @@ def end_orphans(store: Store, session_id: str | None = None) -> list[str]:
 def expire_overdue(store: Store) -> list[str]:
     """Expire the sessions whose review deadline has passed; returns their ids."""
     reason = "no review decision before the deadline; diff and work branch kept"
-    return [sid for sid in store.overdue_reviews()
+    return [sid for sid in overdue_reviews(store)
             if settle(store, sid, SessionStatus.expired, reason, by="reconcile")]
 
 

@@ -1,14 +1,13 @@
-"""The Store: every read and write of sessions and their records, through SQLAlchemy 2 sessions.
+"""The Store: every read and write of one session's record, through SQLAlchemy 2 sessions.
 
 SQLite by default, portable to PostgreSQL (no dialect SQL); the tables are in ``tables``, opening and migrating
-the database in ``migrate``.
+the database in ``migrate``, questions across sessions in ``queries``, webhook deliveries in ``deliveries``.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterable
-from datetime import datetime, timezone
+from collections.abc import Iterable
 from typing import Any
 
 from sqlalchemy import select, update
@@ -16,12 +15,11 @@ from sqlalchemy.orm import Session, defer, sessionmaker
 
 from tasks_lib.domain.records import CheckResult, DiffResult, StepRecord, Usage
 from tasks_lib.domain.request import TaskRequest
-from tasks_lib.domain.session import TERMINAL_STATUSES, SessionStatus
+from tasks_lib.domain.session import SessionStatus
 from tasks_lib.errors import AgentTasksError
 from tasks_lib.store.migrate import open_engine
 from tasks_lib.store.tables import (
     CheckRow,
-    DeliveryRow,
     DiffRow,
     ReviewRow,
     SessionRow,
@@ -32,8 +30,6 @@ from tasks_lib.store.tables import (
 )
 
 STEP_RESULT_CAP = 200_000  # characters of a tool result kept in the store
-# Statuses in which a live process is working on the session (or blocking on its review).
-ORPHANABLE = (SessionStatus.pending, SessionStatus.running, SessionStatus.awaiting_review, SessionStatus.delivering)
 
 
 class SessionNotFound(AgentTasksError, LookupError):
@@ -41,7 +37,8 @@ class SessionNotFound(AgentTasksError, LookupError):
 
 
 class Store:
-    """Reads and writes sessions, steps, diffs and summaries."""
+    """Reads and writes a session's record: the session, its transitions, steps, diffs, checks, summaries, reviews
+    and usage (and finds sessions by id, flow run or recency)."""
 
     def __init__(self, url: str) -> None:
         """Open the store at ``url`` (a SQLite file's folder is made if missing), migrating it if it is behind."""
@@ -53,7 +50,8 @@ class Store:
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     def _db(self) -> Session:
-        """A session in a transaction that commits when its ``with`` block ends (rolls back on an error)."""
+        """A session in a transaction that commits when its ``with`` block ends (rolls back on an error); for this
+        package's modules only (``queries`` and ``deliveries`` read and write through it too)."""
         return self._sessions.begin()  # type: ignore[return-value]
 
     def create_session(self, request: TaskRequest | dict[str, Any], flow_run_id: str | None = None,
@@ -216,14 +214,6 @@ class Store:
         with self._db() as db:
             return db.scalars(query).first()
 
-    def unsettled(self) -> list[SessionRow]:
-        """Sessions not yet in a terminal status (without their conversations)."""
-        query = (select(SessionRow).options(defer(SessionRow.conversation), defer(SessionRow.request),
-                                            defer(SessionRow.agent_spec))
-                 .where(SessionRow.status.not_in([s.value for s in TERMINAL_STATUSES])))
-        with self._db() as db:
-            return list(db.scalars(query).all())
-
     def list_sessions(self, limit: int = 50, status: str | None = None, reviewer: str | None = None,
                       repository: str | None = None, workflow: str | None = None, offset: int = 0) -> list[SessionRow]:
         """Most recent sessions first, optionally filtered (repository: a substring of its address), skipping
@@ -284,80 +274,6 @@ class Store:
         query = select(ReviewRow).where(ReviewRow.session_id == session_id).order_by(ReviewRow.id)
         with self._db() as db:
             return list(db.scalars(query).all())
-
-    def record_delivery(self, delivery_id: str) -> bool:
-        """Remember a webhook delivery; False when it was seen before (a redelivery)."""
-        from sqlalchemy.exc import IntegrityError
-
-        try:
-            with self._db() as db:
-                db.add(DeliveryRow(id=delivery_id))
-        except IntegrityError:
-            return False
-        return True
-
-    def forget_delivery(self, delivery_id: str) -> None:
-        """Forget a delivery whose event could not be emitted, so a redelivery is accepted."""
-        with self._db() as db:
-            row = db.get(DeliveryRow, delivery_id)
-            if row is not None:
-                db.delete(row)
-
-    def usage_by(self, by: str) -> list[dict[str, Any]]:
-        """Sessions, steps, tokens and cost summed by agent, workflow or day (newest day first)."""
-        columns = (SessionRow.agent, SessionRow.workflow, SessionRow.created_at, SessionRow.steps_used,
-                   SessionRow.prompt_tokens, SessionRow.completion_tokens, SessionRow.cached_tokens, SessionRow.cost_usd)
-        with self._db() as db:
-            rows = db.execute(select(*columns)).all()
-        groups: dict[str, dict[str, Any]] = {}
-        for agent, workflow, created, steps, prompt, completion, cached, cost in rows:
-            key = {"agent": agent, "workflow": workflow or "(manual)", "day": created.date().isoformat()}[by]
-            g = groups.setdefault(key, {"key": key, "sessions": 0, "steps": 0, "prompt_tokens": 0, "completion_tokens": 0,
-                                        "cached_tokens": 0, "cost_usd": None, "unpriced_sessions": 0})
-            g["sessions"] += 1
-            g["steps"] += steps or 0
-            g["prompt_tokens"] += prompt or 0
-            g["completion_tokens"] += completion or 0
-            g["cached_tokens"] += cached or 0
-            if cost is None:
-                g["unpriced_sessions"] += 1 if (prompt or 0) else 0
-            else:
-                g["cost_usd"] = (g["cost_usd"] or 0.0) + cost
-        return sorted(groups.values(), key=lambda g: g["key"], reverse=by == "day")
-
-    def overdue_reviews(self, now: datetime | None = None) -> list[str]:
-        """Ids of sessions waiting for a review whose deadline has passed."""
-        now = now or utcnow()
-        query = select(SessionRow.id, SessionRow.review_deadline).where(
-            SessionRow.status == SessionStatus.awaiting_review.value, SessionRow.review_deadline.is_not(None)
-        )
-        with self._db() as db:
-            rows = db.execute(query).all()
-        return [sid for sid, deadline in rows if (deadline if deadline.tzinfo else deadline.replace(tzinfo=timezone.utc)) < now]
-
-    def orphaned(self, is_gone: Callable[[str], bool], session_id: str | None = None) -> list[SessionRow]:
-        """Unfinished sessions (all, or just this one) whose recorded runner process is gone (as judged by is_gone)."""
-        query = select(SessionRow).where(
-            SessionRow.status.in_([s.value for s in ORPHANABLE]), SessionRow.runner.is_not(None)
-        )
-        if session_id is not None:
-            query = query.where(SessionRow.id == session_id)
-        with self._db() as db:
-            return [row for row in db.scalars(query).all() if is_gone(row.runner)]
-
-    def ended_before(self, cutoff: datetime) -> list[tuple[str, str | None]]:
-        """(id, workspace) of sessions that ended before ``cutoff``."""
-        query = select(SessionRow.id, SessionRow.workspace).where(
-            SessionRow.status.in_([s.value for s in TERMINAL_STATUSES]), SessionRow.finished_at < cutoff)
-        with self._db() as db:
-            return [(sid, ws) for sid, ws in db.execute(query).all()]
-
-    def forget_deliveries_before(self, cutoff: datetime) -> int:
-        """Forget webhook deliveries received before ``cutoff`` (redeliveries that old are not expected); how many."""
-        from sqlalchemy import delete
-
-        with self._db() as db:
-            return db.execute(delete(DeliveryRow).where(DeliveryRow.received_at < cutoff)).rowcount
 
     def latest_summary(self, session_id: str) -> SummaryRow | None:
         """The summary of the session's latest iteration."""

@@ -12,7 +12,7 @@ from sqlalchemy import update
 
 from tasks_lib.config import load_settings
 from tasks_lib.session.gc import KEEP_REF, collect
-from tasks_lib.store import DeliveryRow, SessionRow, utcnow
+from tasks_lib.store import DeliveryRow, SessionRow, record_delivery, utcnow
 from tasks_lib.testing.scripted_server import calls, tool
 from tests.conftest import git
 from tests.helpers import run_task
@@ -43,8 +43,8 @@ def test_gc_removes_only_old_ended_workspaces_and_keeps_live_ones_usable(repo, s
     git(mirror, "worktree", "add", "-q", "--detach", str(stale), "refs/remotes/origin/main")
     subprocess.run(["rm", "-rf", str(stale)], check=True)
     assert "stale-worktree" in git(mirror, "worktree", "list")
-    store.record_delivery("github:old-delivery")
-    store.record_delivery("github:new-delivery")
+    record_delivery(store, "github:old-delivery")
+    record_delivery(store, "github:new-delivery")
     _age(store, DeliveryRow, DeliveryRow.id == "github:old-delivery", 40, "received_at")
 
     preview = collect(store, settings, older_than_days=14, dry_run=True)
@@ -59,8 +59,8 @@ def test_gc_removes_only_old_ended_workspaces_and_keeps_live_ones_usable(repo, s
     assert git(mirror, "for-each-ref", "--format=%(refname)", KEEP_REF) == f"{KEEP_REF}{base}"
     assert git(recent_ws, "fsck", "--connectivity-only", "--no-dangling") == ""  # the live workspace lost nothing
     assert "src/app.py" in git(recent_ws, "ls-tree", "-r", "--name-only", base) and (recent_ws / "f1.txt").is_file()
-    assert store.record_delivery("github:old-delivery") is True, "the old delivery was forgotten"
-    assert store.record_delivery("github:new-delivery") is False, "the recent one is remembered"
+    assert record_delivery(store, "github:old-delivery") is True, "the old delivery was forgotten"
+    assert record_delivery(store, "github:new-delivery") is False, "the recent one is remembered"
     assert store.get_session(old.session_id).status == "completed", "the record stays"
 
 
