@@ -34,8 +34,14 @@ def session_seconds(attempts: int, steps: int) -> float:
 
     agent = TMP / "bench-agent.md"
     agent.write_text(f"---\nname: bench\nmax_steps: {steps * attempts}\n---\nBenchmark agent.\n")
-    request = TaskRequest(repository=str(make_repo()), instructions="bench", agent=str(agent), model="openai/bench",
-                          review=False, attempts=attempts)
+    request = TaskRequest(
+        repository=str(make_repo()),
+        instructions="bench",
+        agent=str(agent),
+        model="openai/bench",
+        review=False,
+        attempts=attempts,
+    )
     started = time.perf_counter()
     result = agent_task(request)
     seconds = time.perf_counter() - started

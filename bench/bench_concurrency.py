@@ -41,15 +41,20 @@ os.environ.setdefault("AGENT_TASKS_ALLOW_SQLITE_DEPLOYMENTS", "1")  # one machin
 
 def slow_responder(steps: int, latency: float):
     """Replies after ``latency`` seconds: distinct steps, then finish at step ``steps``; summaries too."""
+
     def reply(body):
         if not body.get("tools"):
             return {"content": "### What was done\nbench", "delay": latency}
         done = sum(1 for m in body["messages"] if m["role"] == "assistant")
         if done >= steps - 1:
             return calls(tool("finish", summary="bench done"), delay=latency)
-        step = (tool("run_command", command=f"echo step {done}") if done % 2 == 0
-                else tool("read_file", path="README.md", start_line=done, end_line=done + 5))
+        step = (
+            tool("run_command", command=f"echo step {done}")
+            if done % 2 == 0
+            else tool("read_file", path="README.md", start_line=done, end_line=done + 5)
+        )
         return calls(step, delay=latency)
+
     return reply
 
 
@@ -61,10 +66,14 @@ def create_deployment(steps: int) -> str:
 
     with get_client(sync_client=True) as client:
         flow_id = client.create_flow_from_name(agent_task.name)
-        return str(client.create_deployment(
-            flow_id=flow_id, name=f"bench-concurrency-{time.monotonic_ns()}", entrypoint="flows/agent_task.py:agent_task",
-            pull_steps=[{"prefect.deployments.steps.set_working_directory": {"directory": str(ROOT)}}],
-        ))
+        return str(
+            client.create_deployment(
+                flow_id=flow_id,
+                name=f"bench-concurrency-{time.monotonic_ns()}",
+                entrypoint="flows/agent_task.py:agent_task",
+                pull_steps=[{"prefect.deployments.steps.set_working_directory": {"directory": str(ROOT)}}],
+            )
+        )
 
 
 def flow_runs(deployment: str, count: int, steps: int) -> list[str]:
@@ -78,9 +87,12 @@ def flow_runs(deployment: str, count: int, steps: int) -> list[str]:
     ids = []
     with get_client(sync_client=True) as client:
         for _ in range(count):
-            request = TaskRequest(repository=str(make_repo()), instructions="bench", agent=str(agent),
-                                  model="openai/bench", review=False)
-            run = client.create_flow_run_from_deployment(UUID(deployment), parameters={"request": request.model_dump(mode="json")})
+            request = TaskRequest(
+                repository=str(make_repo()), instructions="bench", agent=str(agent), model="openai/bench", review=False
+            )
+            run = client.create_flow_run_from_deployment(
+                UUID(deployment), parameters={"request": request.model_dump(mode="json")}
+            )
             ids.append(str(run.id))
     return ids
 
@@ -111,8 +123,16 @@ def run_sessions(way: str, run_ids: list[str], server_pid: int | None) -> tuple[
     base = {**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value()}
     cpu_before = children_cpu() + (sum(proc_cpu(server_pid)) if server_pid else 0.0)
     started = time.perf_counter()
-    procs = [subprocess.Popen(command(way), env={**base, "PREFECT__FLOW_RUN_ID": run_id}, cwd=TMP,
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT) for run_id in run_ids]
+    procs = [
+        subprocess.Popen(
+            command(way),
+            env={**base, "PREFECT__FLOW_RUN_ID": run_id},
+            cwd=TMP,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+        for run_id in run_ids
+    ]
     outputs = [p.communicate()[0] for p in procs]
     wall = time.perf_counter() - started
     cpu = children_cpu() + (sum(proc_cpu(server_pid)) if server_pid else 0.0) - cpu_before
@@ -134,8 +154,12 @@ def check_completed(run_ids: list[str]) -> None:
 def start_warm_server() -> tuple[subprocess.Popen, float, float]:
     """The warm server, ready: (process, seconds to ready, its start-up CPU-seconds)."""
     started = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "tasks_lib.warm", "serve", "--socket", str(SOCKET)], cwd=ROOT,
-                            stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tasks_lib.warm", "serve", "--socket", str(SOCKET)],
+        cwd=ROOT,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     line = proc.stderr.readline()  # type: ignore[union-attr]
     assert line.startswith("warm server: ready"), line
     own, children = proc_cpu(proc.pid)
@@ -146,8 +170,12 @@ def measure(way: str, deployment: str, sessions: int, steps: int, server_pid: in
     """Wall time of 1 and of ``sessions`` at once, and CPU-seconds per session (over all of them)."""
     one_wall, one_cpu = run_sessions(way, flow_runs(deployment, 1, steps), server_pid)
     many_wall, many_cpu = run_sessions(way, flow_runs(deployment, sessions, steps), server_pid)
-    return {"one": one_wall, "many": many_wall, "ratio": many_wall / one_wall,
-            "cpu": (one_cpu + many_cpu) / (1 + sessions)}
+    return {
+        "one": one_wall,
+        "many": many_wall,
+        "ratio": many_wall / one_wall,
+        "cpu": (one_cpu + many_cpu) / (1 + sessions),
+    }
 
 
 def main() -> None:
@@ -189,6 +217,7 @@ def main() -> None:
 def line(label: str, figure: str) -> None:
     """One report line: the label column (31 wide), then the figure."""
     print(f"{label:<31}{figure}")
+
 
 if __name__ == "__main__":
     main()

@@ -35,8 +35,14 @@ sys.path.insert(0, str(ROOT))
 
 def git(cwd: Path, *args: str, env: dict[str, str] | None = None) -> str:
     """stdout of a git call."""
-    return subprocess.run(["git", "-c", "user.email=b@example.com", "-c", "user.name=Bench", *args], cwd=cwd, check=True,
-                          capture_output=True, text=True, env={**os.environ, **(env or {})}).stdout.strip()
+    return subprocess.run(
+        ["git", "-c", "user.email=b@example.com", "-c", "user.name=Bench", *args],
+        cwd=cwd,
+        check=True,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+    ).stdout.strip()
 
 
 def make_repo(where: Path, megabytes: float) -> tuple[Path, str, int]:
@@ -47,7 +53,9 @@ def make_repo(where: Path, megabytes: float) -> tuple[Path, str, int]:
     (repo / "README.md").write_text("bench\n")
     git(repo, "add", "-A")
     git(repo, "commit", "-qm", "base")
-    with open(repo / "data.txt", "wb") as out:  # a block at a time: this process stays small (its children inherit its peak)
+    with open(
+        repo / "data.txt", "wb"
+    ) as out:  # a block at a time: this process stays small (its children inherit its peak)
         for _ in range(max(1, int(megabytes * 1_000_000 / 77_000))):
             block = base64.b64encode(os.urandom(57_000))
             out.write(b"".join(block[i : i + 76] + b"\n" for i in range(0, len(block), 76)))
@@ -82,8 +90,13 @@ def child(mode: str, repo: str, base: str) -> None:
             env = {"GIT_INDEX_FILE": f"{tmp}/index"}
             git(Path(repo), "read-tree", base, env=env)
             git(Path(repo), "add", "-A", ".", env=env)
-            subprocess.run(["git", "diff", "--cached", "--binary", "-M", base], cwd=repo, check=True,
-                           stdout=subprocess.DEVNULL, env={**os.environ, **env})
+            subprocess.run(
+                ["git", "diff", "--cached", "--binary", "-M", base],
+                cwd=repo,
+                check=True,
+                stdout=subprocess.DEVNULL,
+                env={**os.environ, **env},
+            )
     elif mode == "before":
         import unidiff
 
@@ -91,8 +104,13 @@ def child(mode: str, repo: str, base: str) -> None:
             env = {"GIT_INDEX_FILE": f"{tmp}/index"}
             git(Path(repo), "read-tree", base, env=env)
             git(Path(repo), "add", "-A", ".", env=env)
-            patch = subprocess.run(["git", "diff", "--cached", "--binary", "-M", "--no-color", base], cwd=repo, check=True,
-                                   capture_output=True, env={**os.environ, **env}).stdout
+            patch = subprocess.run(
+                ["git", "diff", "--cached", "--binary", "-M", "--no-color", base],
+                cwd=repo,
+                check=True,
+                capture_output=True,
+                env={**os.environ, **env},
+            ).stdout
         unidiff.PatchSet(patch.decode("utf-8", errors="replace"))  # the stats, as they were taken
         redact(patch.decode("utf-8", errors="replace"))[:200_000]  # the artifact, masked before it was cut
         stored = len(patch)
@@ -103,14 +121,28 @@ def child(mode: str, repo: str, base: str) -> None:
     wall = time.perf_counter() - started
     own = memory_mb("VmHWM")
     children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1000
-    print(json.dumps({"wall_s": wall, "peak_mb": own, "growth_mb": own - before_rss, "git_peak_mb": children,
-                      "stored_bytes": stored}))
+    print(
+        json.dumps(
+            {
+                "wall_s": wall,
+                "peak_mb": own,
+                "growth_mb": own - before_rss,
+                "git_peak_mb": children,
+                "stored_bytes": stored,
+            }
+        )
+    )
 
 
 def measure(mode: str, repo: Path, base: str) -> dict[str, float]:
     """The figures of one way, run in a fresh process."""
-    proc = subprocess.run([sys.executable, __file__, "--child", mode, str(repo), base], capture_output=True, text=True,
-                          cwd=ROOT, check=True)
+    proc = subprocess.run(
+        [sys.executable, __file__, "--child", mode, str(repo), base],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=True,
+    )
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 

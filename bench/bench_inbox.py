@@ -35,16 +35,37 @@ def fill(store: Store, sessions: int, conversation_kb: int, vary: Callable[[int]
     message = {"role": "tool", "tool_call_id": "c", "content": "x" * 1000}
     conversation = [message] * conversation_kb
     now = utcnow()
-    rows = [{**dict(id=str(uuid.uuid4()), created_at=now - timedelta(seconds=sessions - i), updated_at=now,
-                    status="completed", status_reason="done", request={"repository": "/r", "instructions": f"task {i}"},
-                    agent="default", model="m", repository="/srv/repo", instructions=f"task {i}", iteration=1,
-                    steps_used=10, prompt_tokens=1000, completion_tokens=100, cached_tokens=0, lines_added=3,
-                    lines_removed=1, files_changed=1, change_rounds=0, conversation=conversation),
-             **(vary(i) if vary else {})}
-            for i in range(sessions)]
+    rows = [
+        {
+            **dict(
+                id=str(uuid.uuid4()),
+                created_at=now - timedelta(seconds=sessions - i),
+                updated_at=now,
+                status="completed",
+                status_reason="done",
+                request={"repository": "/r", "instructions": f"task {i}"},
+                agent="default",
+                model="m",
+                repository="/srv/repo",
+                instructions=f"task {i}",
+                iteration=1,
+                steps_used=10,
+                prompt_tokens=1000,
+                completion_tokens=100,
+                cached_tokens=0,
+                lines_added=3,
+                lines_removed=1,
+                files_changed=1,
+                change_rounds=0,
+                conversation=conversation,
+            ),
+            **(vary(i) if vary else {}),
+        }
+        for i in range(sessions)
+    ]
     with store.engine.begin() as db:
         for start in range(0, len(rows), 1000):
-            db.execute(insert(SessionRow), rows[start:start + 1000])
+            db.execute(insert(SessionRow), rows[start : start + 1000])
 
 
 def timed(fn, repeat: int) -> float:
@@ -78,8 +99,12 @@ def main() -> None:
             assert len(store.list_sessions(limit=50)) == 50
 
         with store.engine.connect() as db:
-            plan = " ".join(str(r[-1]) for r in db.execute(text(
-                "EXPLAIN QUERY PLAN SELECT id FROM sessions ORDER BY created_at DESC LIMIT 50")).all())
+            plan = " ".join(
+                str(r[-1])
+                for r in db.execute(
+                    text("EXPLAIN QUERY PLAN SELECT id FROM sessions ORDER BY created_at DESC LIMIT 50")
+                ).all()
+            )
         t_before, t_now = timed(before, args.repeat), timed(now, args.repeat)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -40,7 +40,12 @@ from tasks_lib.testing.scripted_server import ScriptedServer, calls, tool  # noq
 def make_repo() -> Path:
     repo = TMP / f"repo-{time.monotonic_ns()}"
     repo.mkdir()
-    run = lambda *a: subprocess.run(["git", "-c", "user.email=b@b", "-c", "user.name=b", *a], cwd=repo, check=True, capture_output=True)  # noqa: E731
+
+    def run(*a: str) -> None:
+        subprocess.run(
+            ["git", "-c", "user.email=b@b", "-c", "user.name=b", *a], cwd=repo, check=True, capture_output=True
+        )
+
     run("init", "-q", "-b", "main")
     (repo / "README.md").write_text("# bench\n" + "line\n" * 200)
     run("add", "-A")
@@ -56,8 +61,12 @@ def responder(steps: int):
         if done >= steps - 1:
             return calls(tool("finish", summary="bench done"))
         # every step differs, as real work does (repeating the same calls is stopped as going round in circles)
-        return calls(tool("run_command", command=f"echo step {done}") if done % 2 == 0
-                     else tool("read_file", path="README.md", start_line=done, end_line=done + 5))
+        return calls(
+            tool("run_command", command=f"echo step {done}")
+            if done % 2 == 0
+            else tool("read_file", path="README.md", start_line=done, end_line=done + 5)
+        )
+
     return reply
 
 
@@ -76,8 +85,9 @@ def bench_flow(steps: int) -> tuple[float, float]:
     agent.write_text(f"---\nname: bench\nmax_steps: {steps}\n---\nBenchmark agent.\n")
     repo = make_repo()
     started = time.perf_counter()
-    request = TaskRequest(repository=str(repo), instructions="bench", agent=str(agent), model="openai/bench",
-                          review=False)  # measure the session's work, not a wait for a reviewer
+    request = TaskRequest(
+        repository=str(repo), instructions="bench", agent=str(agent), model="openai/bench", review=False
+    )  # measure the session's work, not a wait for a reviewer
     result = agent_task(request)
     total = time.perf_counter() - started
     recorded = open_store().steps(result.session_id)
@@ -92,8 +102,14 @@ def bench_bare(steps: int) -> float:
     from tasks_lib.agent.tools import Toolbox
 
     repo = make_repo()
-    result = run_agent_loop(LitellmModel("openai/bench"), Toolbox(repo), initial_messages("bench", "bench"), Limits(max_steps=steps))
-    assert result.usage.steps == steps and result.end_reason.value == "finished", (result.usage.steps, result.end_reason, result.detail)
+    result = run_agent_loop(
+        LitellmModel("openai/bench"), Toolbox(repo), initial_messages("bench", "bench"), Limits(max_steps=steps)
+    )
+    assert result.usage.steps == steps and result.end_reason.value == "finished", (
+        result.usage.steps,
+        result.end_reason,
+        result.detail,
+    )
     return loop_seconds_from_steps(result.steps)
 
 

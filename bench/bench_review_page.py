@@ -42,16 +42,31 @@ REVIEWERS = [None, "alice", "bob", "carol"]
 
 def fill(store: Store, sessions: int, conversation_kb: int) -> None:
     """N sessions, newest last, with a mix of statuses, workflows and reviewers."""
-    fill_sessions(store, sessions, conversation_kb, vary=lambda i: dict(
-        status=STATUSES[i % len(STATUSES)], request={"repository": "/srv/repo", "instructions": f"task {i}"},
-        repository=f"/srv/repo-{i % 20}", branch="main", instructions=f"Task number {i}: fix the thing",
-        reviewer=REVIEWERS[i % len(REVIEWERS)], workflow=WORKFLOWS[i % len(WORKFLOWS)]))
+    fill_sessions(
+        store,
+        sessions,
+        conversation_kb,
+        vary=lambda i: dict(
+            status=STATUSES[i % len(STATUSES)],
+            request={"repository": "/srv/repo", "instructions": f"task {i}"},
+            repository=f"/srv/repo-{i % 20}",
+            branch="main",
+            instructions=f"Task number {i}: fix the thing",
+            reviewer=REVIEWERS[i % len(REVIEWERS)],
+            workflow=WORKFLOWS[i % len(WORKFLOWS)],
+        ),
+    )
 
 
 def git(cwd: Path, *args: str) -> str:
     """Run git in ``cwd``; its output."""
-    return subprocess.run(["git", "-c", "user.email=b@example.com", "-c", "user.name=Bench", *args], cwd=cwd,
-                          check=True, capture_output=True, text=True).stdout.strip()
+    return subprocess.run(
+        ["git", "-c", "user.email=b@example.com", "-c", "user.name=Bench", *args],
+        cwd=cwd,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
 
 
 def big_change(tmp: Path, files: int, lines: int):
@@ -78,20 +93,36 @@ def big_change(tmp: Path, files: int, lines: int):
 def big_session(store: Store, tmp: Path, files: int, lines: int) -> str:
     """The session with the big diff, waiting for review, with a summary and 30 steps."""
     diff = big_change(tmp, files, lines)
-    session_id = store.create_session({"repository": str(tmp / "repo"), "instructions": "Change every module",
-                                       "reviewer": "alice"}, workflow="pr-review")
+    session_id = store.create_session(
+        {"repository": str(tmp / "repo"), "instructions": "Change every module", "reviewer": "alice"},
+        workflow="pr-review",
+    )
     store.transition(session_id, SessionStatus.running, "running", [SessionStatus.pending], by="flow")
     started = datetime.now(timezone.utc)
     for i in range(1, 31):
-        call = ToolCallRecord(id=f"c{i}", name="edit_file", arguments={"path": f"pkg0/module_{i}.py", "old": "x", "new": "y"},
-                              result="edited\n" + "context line\n" * 40)
-        store.add_step(session_id, StepRecord(index=i, started_at=started, text="Editing the next module.",
-                                              tool_calls=[call], prompt_tokens=2000, completion_tokens=50),
-                       Usage(steps=i, prompt_tokens=2000 * i, completion_tokens=50 * i))
+        call = ToolCallRecord(
+            id=f"c{i}",
+            name="edit_file",
+            arguments={"path": f"pkg0/module_{i}.py", "old": "x", "new": "y"},
+            result="edited\n" + "context line\n" * 40,
+        )
+        store.add_step(
+            session_id,
+            StepRecord(
+                index=i,
+                started_at=started,
+                text="Editing the next module.",
+                tool_calls=[call],
+                prompt_tokens=2000,
+                completion_tokens=50,
+            ),
+            Usage(steps=i, prompt_tokens=2000 * i, completion_tokens=50 * i),
+        )
     store.save_diff(session_id, diff)
     store.save_summary(session_id, "### What was done\nChanged every module.\n\n### Key changes\n- all of them", {})
-    store.transition(session_id, SessionStatus.awaiting_review, "waiting for a reviewer", [SessionStatus.running],
-                     by="flow")
+    store.transition(
+        session_id, SessionStatus.awaiting_review, "waiting for a reviewer", [SessionStatus.running], by="flow"
+    )
     return session_id
 
 

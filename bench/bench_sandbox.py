@@ -43,8 +43,16 @@ def session_seconds(steps: int, sandbox: str) -> tuple[float, float]:
     agent = TMP / "bench-agent.md"
     agent.write_text(f"---\nname: bench\nmax_steps: {steps}\n---\nBenchmark agent.\n")
     started = time.perf_counter()
-    result = agent_task(TaskRequest(repository=str(make_repo()), instructions="bench", agent=str(agent),
-                                    model="openai/bench", review=False, sandbox=sandbox))
+    result = agent_task(
+        TaskRequest(
+            repository=str(make_repo()),
+            instructions="bench",
+            agent=str(agent),
+            model="openai/bench",
+            review=False,
+            sandbox=sandbox,
+        )
+    )
     total = time.perf_counter() - started
     recorded = open_store().steps(result.session_id)
     assert len(recorded) == steps, (len(recorded), result.reason)

@@ -42,9 +42,14 @@ TMP = Path(tempfile.mkdtemp(prefix="agent-bench-scale-"))
 KEEP = os.environ.get("BENCH_KEEP_TMP") == "1"  # keep the logs and homes for a post-mortem
 if not KEEP:
     atexit.register(shutil.rmtree, TMP, ignore_errors=True)
-for name, value in {"AGENT_TASKS_HOME": str(TMP / "bench-home"), "PREFECT_HOME": str(TMP / "bench-prefect"),
-                    "OPENAI_API_KEY": "sk-bench-not-a-real-key", "LITELLM_LOCAL_MODEL_COST_MAP": "True",
-                    "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1"}.items():
+for name, value in {
+    "AGENT_TASKS_HOME": str(TMP / "bench-home"),
+    "PREFECT_HOME": str(TMP / "bench-prefect"),
+    "OPENAI_API_KEY": "sk-bench-not-a-real-key",
+    "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    "DO_NOT_TRACK": "1",
+}.items():
     os.environ.setdefault(name, value)
 for name in ("AGENT_TASKS_DB_URL", "PREFECT_API_URL"):
     os.environ.pop(name, None)  # the topology provides both
@@ -68,6 +73,7 @@ def span(text: str) -> tuple[float, float]:
 
 
 # --- the scripted model -------------------------------------------------------------------------
+
 
 class Model:
     """Per task (the number in `bench task N`): a seeded number of steps and latencies; records what it served."""
@@ -98,9 +104,15 @@ class Model:
         if k >= len(plan) - 1:
             return calls(tool("finish", summary=f"bench task {task}: {len(plan) - 1} files"), delay=delay)
         if k % 3 == 2:  # edit the file the step before wrote
-            return calls(tool("edit_file", path=f"bench_t{task}_s{k - 1}.txt", old=f"step {k - 1}",
-                              new=f"step {k - 1} (edited)"), delay=delay)
-        return calls(tool("write_file", path=f"bench_t{task}_s{k}.txt", content=f"task {task}\nstep {k}\n"), delay=delay)
+            return calls(
+                tool(
+                    "edit_file", path=f"bench_t{task}_s{k - 1}.txt", old=f"step {k - 1}", new=f"step {k - 1} (edited)"
+                ),
+                delay=delay,
+            )
+        return calls(
+            tool("write_file", path=f"bench_t{task}_s{k}.txt", content=f"task {task}\nstep {k}\n"), delay=delay
+        )
 
 
 # --- CPU, from /proc ----------------------------------------------------------------------------
@@ -143,8 +155,11 @@ class CpuSampler(threading.Thread):
 
     def live_runs(self, worker: str) -> list[int]:
         """The worker's flow-run processes that are alive (not exited, not zombies)."""
-        return [pid for (pid, start), w in self.run_of.items() if w == worker and (s := _stat(pid)) and s[1] == start
-                and _state(pid) not in ("Z", "X")]
+        return [
+            pid
+            for (pid, start), w in self.run_of.items()
+            if w == worker and (s := _stat(pid)) and s[1] == start and _state(pid) not in ("Z", "X")
+        ]
 
     def sample(self) -> None:
         table = {}
@@ -178,10 +193,15 @@ class CpuSampler(threading.Thread):
 
 # --- helpers ------------------------------------------------------------------------------------
 
+
 def make_repo(path: Path) -> Path:
     path.mkdir(parents=True)
-    run = lambda *a: subprocess.run(["git", "-c", "user.email=b@b", "-c", "user.name=b", *a], cwd=path, check=True,  # noqa: E731
-                                    capture_output=True)
+
+    def run(*a: str) -> None:
+        subprocess.run(
+            ["git", "-c", "user.email=b@b", "-c", "user.name=b", *a], cwd=path, check=True, capture_output=True
+        )
+
     run("init", "-q", "-b", "main")
     (path / "README.md").write_text("# bench\n" + "line\n" * 50)
     (path / "src").mkdir()
@@ -201,7 +221,7 @@ def pct(values: list[float], q: float) -> float:
 def fmt_s(values: list[float]) -> str:
     if not values:
         return "n/a"
-    return f"min {min(values):.2f} s  p50 {pct(values, .5):.2f} s  p95 {pct(values, .95):.2f} s  max {max(values):.2f} s  (n={len(values)})"
+    return f"min {min(values):.2f} s  p50 {pct(values, 0.5):.2f} s  p95 {pct(values, 0.95):.2f} s  max {max(values):.2f} s  (n={len(values)})"
 
 
 def read_runs(ids: list) -> dict:
@@ -211,8 +231,10 @@ def read_runs(ids: list) -> dict:
     out = {}
     with get_client(sync_client=True) as client:
         for i in range(0, len(ids), 100):
-            chunk = ids[i:i + 100]
-            for run in client.read_flow_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=chunk)), limit=len(chunk)):
+            chunk = ids[i : i + 100]
+            for run in client.read_flow_runs(
+                flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=chunk)), limit=len(chunk)
+            ):
                 out[str(run.id)] = run
     return out
 
@@ -231,9 +253,18 @@ def submit(n: int, repos: list[Path], label: str) -> tuple[list[str], dict[str, 
 
     ids, submitted, task_of = [], {}, {}
     for i in range(n):
-        run = run_deployment(DEPLOYMENT, timeout=0, parameters={"request": {
-            "repository": str(repos[i % len(repos)]), "instructions": f"{label}: bench task {i}. Write the files.",
-            "model": MODEL, "review": False}})
+        run = run_deployment(
+            DEPLOYMENT,
+            timeout=0,
+            parameters={
+                "request": {
+                    "repository": str(repos[i % len(repos)]),
+                    "instructions": f"{label}: bench task {i}. Write the files.",
+                    "model": MODEL,
+                    "review": False,
+                }
+            },
+        )
         ids.append(str(run.id))
         submitted[str(run.id)] = time.time()
         task_of[str(run.id)] = i
@@ -264,12 +295,13 @@ def settle_now() -> dict[str, list[str]]:
 
 # --- part 1: many tasks, several workers, one killed --------------------------------------------
 
+
 def scale(args, pg: str) -> bool:
     import flows.settle as settle_mod
     from tasks_lib.store import Store
 
     model = Model(args.seed, args.steps, args.latency)
-    workers = tuple("abcdefghij"[:args.workers])
+    workers = tuple("abcdefghij"[: args.workers])
     env = {"PREFECT_FLOWS_HEARTBEAT_FREQUENCY": "30"}
     t0 = time.monotonic()
     with Topology(pg, TMP / "scale", model, workers, args.pool_limit, worker_env=env) as top:
@@ -300,8 +332,14 @@ def scale(args, pg: str) -> bool:
                 unfinished = {rid for rid, r in runs.items() if not (r.state and r.state.is_final())}
                 held = worker_took(top, name) & unfinished
                 pid = top.kill_worker(name, group=args.kill_group)
-                killed = {"worker": name, "pid": pid, "at_ended": ended, "processes": live, "runs": held,
-                          "at": time.monotonic()}
+                killed = {
+                    "worker": name,
+                    "pid": pid,
+                    "at_ended": ended,
+                    "processes": live,
+                    "runs": held,
+                    "at": time.monotonic(),
+                }
             if killed and time.monotonic() - last_settle > 20:
                 last_settle = time.monotonic()
                 for what, sids in settle_now().items():
@@ -309,12 +347,31 @@ def scale(args, pg: str) -> bool:
             if ended == args.tasks and runs_final == len(ids):
                 break
             if killed:  # the killed worker's runs may never end: stop once nothing changed for --grace seconds
-                others_done = all((runs[rid].state and runs[rid].state.is_final() and by_run.get(rid)
-                                   and all(r.status in TERMINAL for r in by_run[rid])) for rid in ids
-                                  if rid in runs and rid not in killed["runs"])
-                snapshot = (runs_final, ended, tuple(sorted((rid, runs[rid].state.name if runs[rid].state else "",
-                                                             tuple(r.status for r in by_run.get(rid, [])))
-                                                            for rid in killed["runs"] if rid in runs)))
+                others_done = all(
+                    (
+                        runs[rid].state
+                        and runs[rid].state.is_final()
+                        and by_run.get(rid)
+                        and all(r.status in TERMINAL for r in by_run[rid])
+                    )
+                    for rid in ids
+                    if rid in runs and rid not in killed["runs"]
+                )
+                snapshot = (
+                    runs_final,
+                    ended,
+                    tuple(
+                        sorted(
+                            (
+                                rid,
+                                runs[rid].state.name if runs[rid].state else "",
+                                tuple(r.status for r in by_run.get(rid, [])),
+                            )
+                            for rid in killed["runs"]
+                            if rid in runs
+                        )
+                    ),
+                )
                 if snapshot != killed.get("snapshot"):
                     killed["snapshot"], killed["changed"] = snapshot, time.monotonic()
                 if others_done and time.monotonic() - killed["changed"] > args.grace:
@@ -364,7 +421,10 @@ def scale(args, pg: str) -> bool:
 
         line("tasks submitted", f"{args.tasks} in {submit_s:.1f} s (run_deployment, timeout=0)")
         line("workers / pool limit", f"{args.workers} / {args.pool_limit}")
-        line("steps / model latency", f"{args.steps[0]}-{args.steps[1]} / {args.latency[0]}-{args.latency[1]} s (seed {args.seed})")
+        line(
+            "steps / model latency",
+            f"{args.steps[0]}-{args.steps[1]} / {args.latency[0]}-{args.latency[1]} s (seed {args.seed})",
+        )
         line("topology start", f"{ready - t0:.1f} s")
         line("wall time", f"{wall:.1f} s (topology start to last check)")
         line("sessions per status", " ".join(f"{k}={v}" for k, v in sorted(statuses.items())) or "none")
@@ -372,39 +432,68 @@ def scale(args, pg: str) -> bool:
         line("flow runs not final in Prefect", " ".join(f"{k}={v}" for k, v in sorted(runs_not_final.items())) or "0")
         line("flow runs without session (lost)", len(lost))
         line("flow runs with >1 session (dup)", len(duplicated))
-        line("sessions not terminal (stuck)", f"{len(stuck)} (deadline {args.deadline:.0f} s after submit"
-             + (f", or no change for {args.grace:.0f} s after the kill)" if killed else ")"))
+        line(
+            "sessions not terminal (stuck)",
+            f"{len(stuck)} (deadline {args.deadline:.0f} s after submit"
+            + (f", or no change for {args.grace:.0f} s after the kill)" if killed else ")"),
+        )
         if killed:
             held = killed["runs"]
             held_status = Counter(by_run[rid][0].status if by_run.get(rid) else "no session" for rid in held)
             held_state = Counter(runs[rid].state.name if runs[rid].state else "none" for rid in held)
-            line("killed worker", f"worker-{killed['worker']} pid {killed['pid']} with SIGKILL "
-                 f"({'process group' if args.kill_group else 'worker process only'}) after {killed['at_ended']} ended")
+            line(
+                "killed worker",
+                f"worker-{killed['worker']} pid {killed['pid']} with SIGKILL "
+                f"({'process group' if args.kill_group else 'worker process only'}) after {killed['at_ended']} ended",
+            )
             line("its flow-run processes at kill", len(killed["processes"]))
             alive = [pid for pid in killed["processes"] if os.path.exists(f"/proc/{pid}")]
             line("of them alive now", len(alive))
-            line("its unfinished runs: sessions", " ".join(f"{k}={v}" for k, v in sorted(held_status.items())) or "none")
+            line(
+                "its unfinished runs: sessions", " ".join(f"{k}={v}" for k, v in sorted(held_status.items())) or "none"
+            )
             line("its unfinished runs: Prefect", " ".join(f"{k}={v}" for k, v in sorted(held_state.items())) or "none")
             kept = sum(1 for rid in held if by_run.get(rid) and (d := store.latest_diff(by_run[rid][0].id)) and d.files)
             line("its unfinished runs: diff kept", f"{kept} of {len(held)}")
-            for why, count in Counter(f"{by_run[rid][0].status}: {(by_run[rid][0].status_reason or '')[:110]}"
-                                      for rid in held if by_run.get(rid)).most_common(4):
+            for why, count in Counter(
+                f"{by_run[rid][0].status}: {(by_run[rid][0].status_reason or '')[:110]}"
+                for rid in held
+                if by_run.get(rid)
+            ).most_common(4):
                 line("its unfinished runs: reason", f"{count} x {' '.join(why.split())}")
             line("settle-sessions ended", " ".join(f"{k}={v}" for k, v in sorted(settled_by_bench.items())))
-        line("crashed sessions", f"{len(crashed)} (ended by: {' '.join(f'{k}={v}' for k, v in sorted(crashed_by.items())) or '-'})")
+        line(
+            "crashed sessions",
+            f"{len(crashed)} (ended by: {' '.join(f'{k}={v}' for k, v in sorted(crashed_by.items())) or '-'})",
+        )
         line("crashed with work, diff kept", f"{crashed_kept} of {crashed_with_work}")
-        line("sessions per minute", f"{len(ends) / minutes:.1f} ({len(ends)} ended in {minutes:.2f} min from first submit)"
-             if minutes > 0 else "n/a")
+        line(
+            "sessions per minute",
+            f"{len(ends) / minutes:.1f} ({len(ends)} ended in {minutes:.2f} min from first submit)"
+            if minutes > 0
+            else "n/a",
+        )
         line("submit to flow-run start", fmt_s(queue))
         line("flow-run wall (completed)", fmt_s(run_wall))
         line("orchestration overhead/session", fmt_s(overhead))
-        line("overhead = run wall - model latency", f"model latency served p50 {pct([model.served_s[task_of[r]] for r in ids], .5):.2f} s")
+        line(
+            "overhead = run wall - model latency",
+            f"model latency served p50 {pct([model.served_s[task_of[r]] for r in ids], 0.5):.2f} s",
+        )
         line("flow-run processes seen", len(flow_cpu))
-        line("CPU s per flow-run process", f"p50 {pct(flow_cpu, .5):.2f}  mean {statistics.fmean(flow_cpu):.2f}  "
-             f"total {sum(flow_cpu):.0f} (/proc, lower bound)" if flow_cpu else "not measured")
+        line(
+            "CPU s per flow-run process",
+            f"p50 {pct(flow_cpu, 0.5):.2f}  mean {statistics.fmean(flow_cpu):.2f}  "
+            f"total {sum(flow_cpu):.0f} (/proc, lower bound)"
+            if flow_cpu
+            else "not measured",
+        )
         line("CPU s, workers themselves", f"{workers_cpu:.0f} total")
         line("CPU s, prefect server tree", f"{server_cpu:.0f} total = {server_cpu / max(1, args.tasks):.2f} per task")
-        line("CPU s, bench process", f"{resource.getrusage(resource.RUSAGE_SELF).ru_utime + resource.getrusage(resource.RUSAGE_SELF).ru_stime:.0f}")
+        line(
+            "CPU s, bench process",
+            f"{resource.getrusage(resource.RUSAGE_SELF).ru_utime + resource.getrusage(resource.RUSAGE_SELF).ru_stime:.0f}",
+        )
         locked = log_hits(top, "database is locked")
         line("'database is locked' in logs", sum(locked.values()) if not locked else locked)
         line("logs kept in", top.base if KEEP else "(removed; BENCH_KEEP_TMP=1 keeps them)")
@@ -424,17 +513,20 @@ def scale(args, pg: str) -> bool:
 
 # --- part 2: N sessions at once on one repository -----------------------------------------------
 
+
 def same_repo(args, pg: str) -> bool:
     from tasks_lib.store import Store
 
     n = args.same_repo
     model = Model(args.seed, args.steps, args.latency)
-    workers = tuple("abcdefghij"[:args.workers])
+    workers = tuple("abcdefghij"[: args.workers])
     db = TMP / "same-repo-store.db"
     store_url = f"sqlite:///{db}" if args.store == "sqlite" else None
     env = {"AGENT_TASKS_ALLOW_SQLITE_DEPLOYMENTS": "1"} if store_url else {}
     t0 = time.monotonic()
-    with Topology(pg, TMP / "same-repo", model, workers, max(n, args.pool_limit), store_url=store_url, worker_env=env) as top:
+    with Topology(
+        pg, TMP / "same-repo", model, workers, max(n, args.pool_limit), store_url=store_url, worker_env=env
+    ) as top:
         store = Store(top.store_url)
         repo = make_repo(TMP / "repos" / "shared")
         start_wall = time.time()
@@ -443,8 +535,11 @@ def same_repo(args, pg: str) -> bool:
         while time.monotonic() < deadline:
             runs = read_runs(ids)
             by_run = sessions_of(store, set(ids))
-            if all(r.state and r.state.is_final() for r in runs.values()) and len(runs) == n and \
-                    all(by_run.get(rid) and by_run[rid][0].status in TERMINAL for rid in ids):
+            if (
+                all(r.state and r.state.is_final() for r in runs.values())
+                and len(runs) == n
+                and all(by_run.get(rid) and by_run[rid][0].status in TERMINAL for rid in ids)
+            ):
                 break
             time.sleep(1)
         wall = time.monotonic() - t0
@@ -477,8 +572,11 @@ def same_repo(args, pg: str) -> bool:
         stuck = [r for r in rows if r.status not in TERMINAL]
 
         line("same-repo sessions", f"{n} on one repository, submitted at once through the deployment")
-        line("workers / pool limit / store", f"{args.workers} / {max(n, args.pool_limit)} / {top.store_url.split(':')[0]}"
-             + (" (one file shared by every worker)" if store_url else ""))
+        line(
+            "workers / pool limit / store",
+            f"{args.workers} / {max(n, args.pool_limit)} / {top.store_url.split(':')[0]}"
+            + (" (one file shared by every worker)" if store_url else ""),
+        )
         line("wall time", f"{wall:.1f} s (topology start to last check); {time.time() - start_wall:.1f} s from submit")
         line("sessions per status", " ".join(f"{k}={v}" for k, v in sorted(statuses.items())) or "none")
         line("flow runs running at once (peak)", peak)
@@ -509,18 +607,28 @@ def same_repo(args, pg: str) -> bool:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", type=int, default=100)
-    parser.add_argument("--workers", type=int, default=None, help="default 3 (1 with --same-repo: one mirror, one lock)")
+    parser.add_argument(
+        "--workers", type=int, default=None, help="default 3 (1 with --same-repo: one mirror, one lock)"
+    )
     parser.add_argument("--pool-limit", type=int, default=6)
-    parser.add_argument("--kill-one", action="store_true", help="SIGKILL one worker (its process) at --kill-at progress")
+    parser.add_argument(
+        "--kill-one", action="store_true", help="SIGKILL one worker (its process) at --kill-at progress"
+    )
     parser.add_argument("--kill-group", action="store_true", help="with --kill-one: kill the worker's process group")
     parser.add_argument("--kill-at", type=float, default=0.3, help="fraction of sessions ended before the kill")
     parser.add_argument("--steps", type=span, default=(5, 10), help="steps per session, e.g. 5-10 (the last finishes)")
     parser.add_argument("--latency", type=span, default=(0.2, 1.0), help="model latency per step in s, e.g. 0.2-1")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--repos", type=int, default=10, help="repositories the tasks are spread over")
-    parser.add_argument("--deadline", type=float, default=None, help="seconds after submit before sessions count as stuck")
-    parser.add_argument("--grace", type=float, default=150,
-                        help="after a kill: stop waiting once the killed worker's runs have not changed for this long")
+    parser.add_argument(
+        "--deadline", type=float, default=None, help="seconds after submit before sessions count as stuck"
+    )
+    parser.add_argument(
+        "--grace",
+        type=float,
+        default=150,
+        help="after a kill: stop waiting once the killed worker's runs have not changed for this long",
+    )
     parser.add_argument("--same-repo", type=int, default=0, help="instead: N sessions at once on one repository")
     parser.add_argument("--store", choices=("sqlite", "postgres"), default="sqlite", help="the store for --same-repo")
     args = parser.parse_args()

@@ -37,8 +37,15 @@ BLOCK_PREFIX = "agent-tasks-notify-"
 NOTIFY_EVENTS = tuple(status.value for status in EVENT_NAMES)  # awaiting_review, failed, crashed, …
 DEFAULT_ON = ("awaiting_review", "failed", "accepted")
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-TITLES = {"awaiting_review": "Waiting for review", "failed": "Failed", "crashed": "Crashed", "expired": "Expired",
-          "cancelled": "Cancelled", "accepted": "Accepted", "rejected": "Rejected"}
+TITLES = {
+    "awaiting_review": "Waiting for review",
+    "failed": "Failed",
+    "crashed": "Crashed",
+    "expired": "Expired",
+    "cancelled": "Cancelled",
+    "accepted": "Accepted",
+    "rejected": "Rejected",
+}
 
 
 class NotifyError(AgentTasksError, ValueError):
@@ -185,7 +192,9 @@ def _field(name: str) -> str:
 def generic_template() -> str:
     """The generic JSON body: the event's name and time, then every payload field (null when unknown)."""
     fields = ", ".join(f'"{name}": {_field(name)}' for name in PAYLOAD_FIELDS)
-    return '{"event": {{ event.event | tojson }}, "occurred": {{ event.occurred.isoformat() | tojson }}, ' + fields + "}"
+    return (
+        '{"event": {{ event.event | tojson }}, "occurred": {{ event.occurred.isoformat() | tojson }}, ' + fields + "}"
+    )
 
 
 _SLACK_ESCAPE = '| replace("&", "&amp;") | replace("<", "&lt;") | replace(">", "&gt;")'
@@ -234,11 +243,14 @@ def automation_for(target: NotifyTarget, block_document_id: Any):
 
     match_related: dict[str, str] = {}
     if target.scope:
-        match_related = {"prefect.resource.role": "workflow", "prefect.resource.id": f"agent-tasks.workflow.{target.scope}"}
+        match_related = {
+            "prefect.resource.role": "workflow",
+            "prefect.resource.id": f"agent-tasks.workflow.{target.scope}",
+        }
     return AutomationCore(
         name=target.automation_name,
         description=f"agent-tasks notification: {target.describe()}. Made from the workflows file's notify: entries "
-                    "when the workflows are served; edit the file, not this automation.",
+        "when the workflows are served; edit the file, not this automation.",
         enabled=True,
         trigger=EventTrigger(
             expect={EVENT_NAMES[SessionStatus(e)] for e in target.notify.on},
@@ -262,8 +274,10 @@ class SyncReport(BaseModel):
 
     def line(self) -> str:
         """The report in one line."""
-        return (f"notifications: {len(self.created)} created, {len(self.updated)} updated, "
-                f"{len(self.deleted)} deleted, {len(self.skipped)} skipped")
+        return (
+            f"notifications: {len(self.created)} created, {len(self.updated)} updated, "
+            f"{len(self.deleted)} deleted, {len(self.skipped)} skipped"
+        )
 
 
 def save_webhook_block(target: NotifyTarget, url: str) -> Any:

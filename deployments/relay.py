@@ -114,20 +114,34 @@ def github_event(event: str, delivery: str, body: dict[str, Any]) -> dict[str, A
         "sender": (body.get("sender") or {}).get("login"),
     }
     if subject:
-        payload.update(number=subject.get("number"), title=subject.get("title") or "", body=subject.get("body") or "",
-                       url=subject.get("html_url"))
+        payload.update(
+            number=subject.get("number"),
+            title=subject.get("title") or "",
+            body=subject.get("body") or "",
+            url=subject.get("html_url"),
+        )
     if pull:
         payload.update(branch=(pull.get("head") or {}).get("ref"), base_branch=(pull.get("base") or {}).get("ref"))
     if check:
         suite = check.get("check_suite") or {}
         output = check.get("output") or {}
-        payload.update(title=check.get("name") or "", url=check.get("html_url"), conclusion=check.get("conclusion"),
-                       branch=suite.get("head_branch"), head_sha=check.get("head_sha"),
-                       body=(output.get("title") or "") + ("\n\n" + output["summary"] if output.get("summary") else ""))
+        payload.update(
+            title=check.get("name") or "",
+            url=check.get("html_url"),
+            conclusion=check.get("conclusion"),
+            branch=suite.get("head_branch"),
+            head_sha=check.get("head_sha"),
+            body=(output.get("title") or "") + ("\n\n" + output["summary"] if output.get("summary") else ""),
+        )
     if body.get("label"):
         payload["label"] = body["label"].get("name")
-    resource = {"prefect.resource.id": f"github.repo.{full_name}", "prefect.resource.name": full_name,
-                "github.repo": full_name, "github.event": event, AUTHOR_LABEL: author_association(body)}
+    resource = {
+        "prefect.resource.id": f"github.repo.{full_name}",
+        "prefect.resource.name": full_name,
+        "github.repo": full_name,
+        "github.event": event,
+        AUTHOR_LABEL: author_association(body),
+    }
     if payload.get("label"):
         resource["github.label"] = payload["label"]
     if payload.get("conclusion"):

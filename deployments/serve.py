@@ -1,6 +1,6 @@
 """Serve every workflow from the workflows file in this process (schedules and triggers live).
 
-    PREFECT_API_URL=http://127.0.0.1:4200/api python -m deployments.serve
+PREFECT_API_URL=http://127.0.0.1:4200/api python -m deployments.serve
 """
 
 from __future__ import annotations
@@ -32,7 +32,8 @@ def take_over(workflows: list[Workflow]) -> list[str]:
             if deployment.work_pool_name or deployment.pull_steps:
                 get_logger("agent-tasks").warning(
                     "replacing deployment agent-task/%s (made by `prefect deploy` for work pool %s) with a served one",
-                    workflow.name, deployment.work_pool_name,
+                    workflow.name,
+                    deployment.work_pool_name,
                 )
                 client.delete_deployment(deployment.id)
                 replaced.append(workflow.name)
@@ -49,7 +50,9 @@ def set_up_notifications(workflows: list[Workflow]) -> None:
     try:
         sync_notifications(notify_targets(load_global_notify(), workflows))
     except Exception as exc:  # notifications must not keep the workflows from being served
-        get_logger("agent-tasks").error("notifications not set up: %s", Redactor.from_env()(f"{type(exc).__name__}: {exc}"))
+        get_logger("agent-tasks").error(
+            "notifications not set up: %s", Redactor.from_env()(f"{type(exc).__name__}: {exc}")
+        )
 
 
 def main() -> None:
@@ -65,7 +68,9 @@ def main() -> None:
     ensure_zombie_automation()
     set_up_notifications(workflows)
     limit = load_settings().serve_limit
-    serve(*runner_deployments(workflows), settle_deployment(), gc_deployment(), limit=limit, print_starting_message=False)
+    serve(
+        *runner_deployments(workflows), settle_deployment(), gc_deployment(), limit=limit, print_starting_message=False
+    )
 
 
 if __name__ == "__main__":

@@ -18,8 +18,18 @@ ENTRYPOINT = "flows/agent_task.py:agent_task"
 SHIPPED_WORKFLOWS = Path(__file__).with_name("workflows.yaml")
 WORK_POOL = "local-process"
 PREFECT_VERSION = "3.9.1"  # the version prefect.yaml was written for (kept fixed so renders are stable)
-REQUEST_FIELDS = {"repository", "branch", "instructions", "agent", "model", "reviewer", "review", "on_accept", "attempts",
-                  "stop_at_first_green"}
+REQUEST_FIELDS = {
+    "repository",
+    "branch",
+    "instructions",
+    "agent",
+    "model",
+    "reviewer",
+    "review",
+    "on_accept",
+    "attempts",
+    "stop_at_first_green",
+}
 # What every event-started session records about the event that started it.
 TRIGGER_RECORD = {
     "event": "{{ event.event }}",
@@ -60,7 +70,9 @@ class Schedule(BaseModel):
 
     def describe(self) -> str:
         """The schedule in a few words, e.g. 'cron 0 6 * * 1 (UTC)'."""
-        what = f"cron {self.cron}" if self.cron else f"every {self.interval} s" if self.interval else f"rrule {self.rrule}"
+        what = (
+            f"cron {self.cron}" if self.cron else f"every {self.interval} s" if self.interval else f"rrule {self.rrule}"
+        )
         return what + (f" ({self.timezone})" if self.timezone else "")
 
 
@@ -134,7 +146,9 @@ class Workflow(BaseModel):
     def _check(self) -> Workflow:
         unknown = set(self.request) - REQUEST_FIELDS
         if unknown:
-            raise ValueError(f"request: unknown field(s) {', '.join(sorted(unknown))}; known: {', '.join(sorted(REQUEST_FIELDS))}")
+            raise ValueError(
+                f"request: unknown field(s) {', '.join(sorted(unknown))}; known: {', '.join(sorted(REQUEST_FIELDS))}"
+            )
         attempts = self.request.get("attempts")
         if attempts is not None and not (isinstance(attempts, int) and 1 <= attempts <= 8):
             raise ValueError(f"request: attempts: {attempts!r} is not a number of attempts from 1 to 8")
@@ -147,8 +161,13 @@ class Workflow(BaseModel):
 
     def sandbox_settings(self) -> dict[str, Any]:
         """The sandbox settings this workflow sets, as request fields."""
-        values = {"sandbox": self.sandbox, "network": self.network, "env": self.env or None,
-                  "setup_command": self.setup_command, "shadow_builtins": self.shadow_builtins or None}
+        values = {
+            "sandbox": self.sandbox,
+            "network": self.network,
+            "env": self.env or None,
+            "setup_command": self.setup_command,
+            "shadow_builtins": self.shadow_builtins or None,
+        }
         return {k: v for k, v in values.items() if v is not None}
 
     def request_parameters(self) -> dict[str, Any] | None:
@@ -239,8 +258,10 @@ def trigger_spec(workflow: Workflow) -> dict[str, Any] | None:
     """The event trigger of a workflow in prefect.yaml's shape (also used to build served triggers)."""
     if workflow.trigger is None:
         return None
-    match: dict[str, str | list[str]] = {"prefect.resource.id": _resource_pattern(workflow.trigger.event),
-                                         **workflow.trigger.match}
+    match: dict[str, str | list[str]] = {
+        "prefect.resource.id": _resource_pattern(workflow.trigger.event),
+        **workflow.trigger.match,
+    }
     authors = workflow.trigger.allowed_authors()
     if authors is not None:
         match[AUTHOR_LABEL] = authors  # a list: Prefect fires when the label is any one of them
@@ -326,22 +347,31 @@ def runner_deployments(workflows: list[Workflow]):
         if w.schedule:
             s = w.schedule
             every = timedelta(seconds=s.interval) if s.interval else None
-            schedules = [PrefectSchedule(cron=s.cron, interval=every, rrule=s.rrule, timezone=s.timezone, active=s.active)]
+            schedules = [
+                PrefectSchedule(cron=s.cron, interval=every, rrule=s.rrule, timezone=s.timezone, active=s.active)
+            ]
         triggers = None
         if w.trigger:
             spec = trigger_spec(w)
-            triggers = [DeploymentEventTrigger(
-                name=spec["name"], enabled=spec["enabled"], expect=set(spec["expect"]), match=spec["match"],
-                parameters=spec.get("parameters"),
-            )]
+            triggers = [
+                DeploymentEventTrigger(
+                    name=spec["name"],
+                    enabled=spec["enabled"],
+                    expect=set(spec["expect"]),
+                    match=spec["match"],
+                    parameters=spec.get("parameters"),
+                )
+            ]
         params = w.request_parameters()
-        deployments.append(agent_task.to_deployment(
-            name=w.name,
-            description=w.description,
-            tags=w.all_tags,
-            parameters={"request": params} if params and not w.trigger else None,
-            schedules=schedules,
-            triggers=triggers,
-            concurrency_limit=w.concurrency_limit,
-        ))
+        deployments.append(
+            agent_task.to_deployment(
+                name=w.name,
+                description=w.description,
+                tags=w.all_tags,
+                parameters={"request": params} if params and not w.trigger else None,
+                schedules=schedules,
+                triggers=triggers,
+                concurrency_limit=w.concurrency_limit,
+            )
+        )
     return deployments

@@ -68,8 +68,13 @@ def settle_from_state(flow, flow_run, state) -> None:
         flow_run_logger(flow_run).warning("session %s ended: %s", sid, store.get_session(sid).status_reason)
 
 
-@flow(name="agent-task", flow_run_name=run_name, validate_parameters=False,
-      on_cancellation=[settle_from_state], on_crashed=[settle_from_state])
+@flow(
+    name="agent-task",
+    flow_run_name=run_name,
+    validate_parameters=False,
+    on_cancellation=[settle_from_state],
+    on_crashed=[settle_from_state],
+)
 def agent_task(request: TaskRequest) -> SessionResult:
     """Run a coding agent on a repository, record the session (summary, diff, log) and let a reviewer decide.
 
@@ -116,12 +121,24 @@ def start(ctx: SessionContext) -> None:
     """Checkout: resolve the request (agent, model, sandbox), check out a workspace on a new branch, run the setup."""
     begin_session(ctx)
     try:
-        ctx.ws = checkout(ctx.repository, ctx.request.branch, ctx.request.instructions, ctx.session_id,
-                          ctx.settings.mirrors_dir, ctx.settings.workspaces_dir, ctx.agent.branch_prefix)
+        ctx.ws = checkout(
+            ctx.repository,
+            ctx.request.branch,
+            ctx.request.instructions,
+            ctx.session_id,
+            ctx.settings.mirrors_dir,
+            ctx.settings.workspaces_dir,
+            ctx.agent.branch_prefix,
+        )
     except RepositoryError as exc:
         raise ctx.fail(str(exc)) from None
-    ctx.store.update_session(ctx.session_id, base_commit=ctx.ws.base_commit, work_branch=ctx.ws.work_branch,
-                             workspace=ctx.ws.path, branch=ctx.ws.base_branch)
+    ctx.store.update_session(
+        ctx.session_id,
+        base_commit=ctx.ws.base_commit,
+        work_branch=ctx.ws.work_branch,
+        workspace=ctx.ws.path,
+        branch=ctx.ws.base_branch,
+    )
     ctx.environment = ctx.make_environment()
     ctx.iteration, ctx.instructions = 1, ctx.request.instructions
     ctx.messages = ctx.fresh_conversation()
@@ -144,15 +161,26 @@ def iteration(ctx: SessionContext, continued: bool = False) -> LoopResult:
         capture_diff(ctx.store, ctx.session_id, ctx.ws.path, ctx.ws.base_commit, ctx.iteration)
         raise
     try:  # whatever happened in the loop, the work done so far is kept
-        diff, _ = capture_diff(ctx.store, ctx.session_id, ctx.ws.path, ctx.ws.base_commit, ctx.iteration,
-                               start.previous_patch)
+        diff, _ = capture_diff(
+            ctx.store, ctx.session_id, ctx.ws.path, ctx.ws.base_commit, ctx.iteration, start.previous_patch
+        )
     except Exception as exc:
         raise ctx.fail(crash or f"could not capture the diff: {exc}") from None
     if crash:
         raise ctx.fail(crash)
     end_iteration(ctx, start, loop, check)
-    summarize(ctx.store, ctx.session_id, ctx.model(), ctx.instructions, loop, diff, ctx.agent.max_steps, ctx.iteration,
-              check, ctx.sandbox)
+    summarize(
+        ctx.store,
+        ctx.session_id,
+        ctx.model(),
+        ctx.instructions,
+        loop,
+        diff,
+        ctx.agent.max_steps,
+        ctx.iteration,
+        check,
+        ctx.sandbox,
+    )
     return loop
 
 
@@ -161,7 +189,9 @@ def review(ctx: SessionContext, notice: str | None = None) -> SessionResult:
     while True:
         decision = wait_for_review(ctx, notice)
         if decision is None:
-            return ctx.finish(SessionStatus.expired, "no review decision before the deadline; diff and work branch kept")
+            return ctx.finish(
+                SessionStatus.expired, "no review decision before the deadline; diff and work branch kept"
+            )
         ctx.logger.info("review decision for iteration %d: %s", ctx.iteration, decision.decision)
         if decision.decision == "accept":
             notice = accept(ctx, decision)  # None once the change is delivered

@@ -17,8 +17,15 @@ from tasks_lib.evals.suite import load_suite
 
 
 @flow(name="agent-eval", flow_run_name="eval {suite}: {model}", validate_parameters=False)
-def agent_eval(suite: str = "bugfix", model: str | None = None, agent: str = "default", tasks: list[str] | None = None,
-               attempts: int = 1, jobs: int = 1, temperature: float | None = None) -> dict[str, Any]:
+def agent_eval(
+    suite: str = "bugfix",
+    model: str | None = None,
+    agent: str = "default",
+    tasks: list[str] | None = None,
+    attempts: int = 1,
+    jobs: int = 1,
+    temperature: float | None = None,
+) -> dict[str, Any]:
     """Run a suite's tasks (each ``attempts`` times, ``jobs`` at once) and report per task and in total."""
     logger = get_run_logger()
     chosen = load_suite(suite, tasks)
@@ -27,8 +34,15 @@ def agent_eval(suite: str = "bugfix", model: str | None = None, agent: str = "de
     def one(item) -> TaskOutcome:
         task, attempt = item
         outcome = run_task(task, model, agent, attempt, temperature)
-        logger.info("%s #%d: %s in %d steps, %.0f s (%s)", task.name, attempt, "solved" if outcome.solved else "not solved",
-                    outcome.steps, outcome.wall_s, outcome.end_reason or outcome.status)
+        logger.info(
+            "%s #%d: %s in %d steps, %.0f s (%s)",
+            task.name,
+            attempt,
+            "solved" if outcome.solved else "not solved",
+            outcome.steps,
+            outcome.wall_s,
+            outcome.end_reason or outcome.status,
+        )
         progress.publish("eval_task", outcome=outcome, total=len(work))
         return outcome
 
@@ -44,6 +58,13 @@ def agent_eval(suite: str = "bugfix", model: str | None = None, agent: str = "de
         f"**{summary['solved']} of {summary['tasks']} tasks solved** ({suite}, {model}, agent {agent}); "
         f"median {summary['median_steps']} steps, {summary['median_wall_s']} s; "
         f"{summary['failed_sessions']} failed sessions, {summary['crashed']} crashed.",
-        key=f"{key}-summary", description="eval summary")
-    return {"suite": suite, "model": model, "agent": agent, "summary": summary,
-            "outcomes": [o.model_dump() for o in outcomes]}
+        key=f"{key}-summary",
+        description="eval summary",
+    )
+    return {
+        "suite": suite,
+        "model": model,
+        "agent": agent,
+        "summary": summary,
+        "outcomes": [o.model_dump() for o in outcomes],
+    }

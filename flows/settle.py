@@ -28,8 +28,12 @@ def settle_sessions() -> dict[str, list[str]]:
     """Expire overdue reviews, end the sessions whose flow runs Prefect reports as ended, and reschedule runs lost
     while starting; returns their ids."""
     store = open_store(load_settings().db_url)
-    settled = {"expired": expire_overdue(store), "ended": settle_from_prefect(store), "orphaned": end_orphans(store),
-               "rescheduled": reschedule_lost_starts(store)}
+    settled = {
+        "expired": expire_overdue(store),
+        "ended": settle_from_prefect(store),
+        "orphaned": end_orphans(store),
+        "rescheduled": reschedule_lost_starts(store),
+    }
     logger = get_run_logger()
     for what, ids in settled.items():
         if ids:
@@ -42,12 +46,14 @@ def settle_deployment():
     from prefect.events import DeploymentEventTrigger
 
     trigger = DeploymentEventTrigger(
-        name="settle-on-ended-agent-task-runs", expect=ENDED_RUN_EVENTS,
+        name="settle-on-ended-agent-task-runs",
+        expect=ENDED_RUN_EVENTS,
         match={"prefect.resource.id": "prefect.flow-run.*"},
         match_related={"prefect.resource.role": "flow", "prefect.resource.name": "agent-task"},
     )
-    return settle_sessions.to_deployment(name="settle-sessions", interval=timedelta(minutes=5), triggers=[trigger],
-                                         tags=["agent-tasks"])
+    return settle_sessions.to_deployment(
+        name="settle-sessions", interval=timedelta(minutes=5), triggers=[trigger], tags=["agent-tasks"]
+    )
 
 
 def ensure_zombie_automation() -> bool:
@@ -70,15 +76,23 @@ def ensure_zombie_automation() -> bool:
         name=ZOMBIE_AUTOMATION,
         trigger=EventTrigger(
             after={"prefect.flow-run.heartbeat"},
-            expect={"prefect.flow-run.heartbeat", "prefect.flow-run.Completed", "prefect.flow-run.Failed",
-                    "prefect.flow-run.Cancelled", "prefect.flow-run.Crashed", "prefect.flow-run.Suspended",
-                    "prefect.flow-run.Paused"},
+            expect={
+                "prefect.flow-run.heartbeat",
+                "prefect.flow-run.Completed",
+                "prefect.flow-run.Failed",
+                "prefect.flow-run.Cancelled",
+                "prefect.flow-run.Crashed",
+                "prefect.flow-run.Suspended",
+                "prefect.flow-run.Paused",
+            },
             match=ResourceSpecification({"prefect.resource.id": ["prefect.flow-run.*"]}),
             for_each={"prefect.resource.id"},
             posture=Posture.Proactive,
             threshold=1,
             within=HEARTBEAT_GRACE,
         ),
-        actions=[ChangeFlowRunState(state=StateType.CRASHED, message="no heartbeat for 5 minutes: its process is gone")],
+        actions=[
+            ChangeFlowRunState(state=StateType.CRASHED, message="no heartbeat for 5 minutes: its process is gone")
+        ],
     ).create()
     return True

@@ -33,66 +33,132 @@ class Settings(BaseModel):
     """The configuration of one process, from its AGENT_TASKS_* variables."""
 
     # where things are kept
-    home: Path = Field(default_factory=_default_home, description="Where the store, mirrors, workspaces and sandboxes "
-                       "live (default ~/.agent-tasks).", json_schema_extra={"env": "AGENT_TASKS_HOME", "secret": False})
-    db_url: str = setting("", env="AGENT_TASKS_DB_URL", secret=True,
-                          about="The session store, a SQLAlchemy URL (postgresql+psycopg://...); empty: SQLite in the home.")
-    allow_sqlite_deployments: bool = setting(False, env="AGENT_TASKS_ALLOW_SQLITE_DEPLOYMENTS",
-                                             about="Let deployment runs use a SQLite store (every run on this machine).")
+    home: Path = Field(
+        default_factory=_default_home,
+        description="Where the store, mirrors, workspaces and sandboxes live (default ~/.agent-tasks).",
+        json_schema_extra={"env": "AGENT_TASKS_HOME", "secret": False},
+    )
+    db_url: str = setting(
+        "",
+        env="AGENT_TASKS_DB_URL",
+        secret=True,
+        about="The session store, a SQLAlchemy URL (postgresql+psycopg://...); empty: SQLite in the home.",
+    )
+    allow_sqlite_deployments: bool = setting(
+        False,
+        env="AGENT_TASKS_ALLOW_SQLITE_DEPLOYMENTS",
+        about="Let deployment runs use a SQLite store (every run on this machine).",
+    )
     # the model
-    default_model: str | None = setting(env="AGENT_TASKS_MODEL", about="The litellm model when neither the run nor "
-                                        "the agent names one, e.g. openai/gpt-4o.")
-    model_timeout_s: float = setting(180, env="AGENT_TASKS_MODEL_TIMEOUT", gt=0, about="Seconds one model call may take.")
-    model_max_retries: int = setting(4, env="AGENT_TASKS_MODEL_MAX_RETRIES", ge=0,
-                                     about="Retries of a model call after a transient error.")
-    model_retry_delay_s: float = setting(2, env="AGENT_TASKS_MODEL_RETRY_DELAY", ge=0,
-                                         about="Seconds before the first retry (doubling, with jitter).")
-    default_context_window: int = setting(128_000, env="AGENT_TASKS_DEFAULT_CONTEXT_WINDOW", ge=1000,
-                                          about="Tokens of context assumed for a model litellm does not know.")
+    default_model: str | None = setting(
+        env="AGENT_TASKS_MODEL",
+        about="The litellm model when neither the run nor the agent names one, e.g. openai/gpt-4o.",
+    )
+    model_timeout_s: float = setting(
+        180, env="AGENT_TASKS_MODEL_TIMEOUT", gt=0, about="Seconds one model call may take."
+    )
+    model_max_retries: int = setting(
+        4, env="AGENT_TASKS_MODEL_MAX_RETRIES", ge=0, about="Retries of a model call after a transient error."
+    )
+    model_retry_delay_s: float = setting(
+        2, env="AGENT_TASKS_MODEL_RETRY_DELAY", ge=0, about="Seconds before the first retry (doubling, with jitter)."
+    )
+    default_context_window: int = setting(
+        128_000,
+        env="AGENT_TASKS_DEFAULT_CONTEXT_WINDOW",
+        ge=1000,
+        about="Tokens of context assumed for a model litellm does not know.",
+    )
     # review
-    review_timeout_s: int = setting(7 * 24 * 3600, env="AGENT_TASKS_REVIEW_TIMEOUT", gt=0,
-                                    about="Seconds a session waits for a review decision before it expires.")
-    review_poll_s: int = setting(5, env="AGENT_TASKS_REVIEW_POLL", gt=0,
-                                 about="Seconds between checks of a blocking pause for a decision.")
-    max_change_rounds: int = setting(5, env="AGENT_TASKS_MAX_CHANGE_ROUNDS", ge=0,
-                                     about="Change requests a session takes.")
+    review_timeout_s: int = setting(
+        7 * 24 * 3600,
+        env="AGENT_TASKS_REVIEW_TIMEOUT",
+        gt=0,
+        about="Seconds a session waits for a review decision before it expires.",
+    )
+    review_poll_s: int = setting(
+        5, env="AGENT_TASKS_REVIEW_POLL", gt=0, about="Seconds between checks of a blocking pause for a decision."
+    )
+    max_change_rounds: int = setting(
+        5, env="AGENT_TASKS_MAX_CHANGE_ROUNDS", ge=0, about="Change requests a session takes."
+    )
     max_retry_rounds: int = setting(3, env="AGENT_TASKS_MAX_RETRY_ROUNDS", ge=0, about="Retries a session takes.")
-    review_url: str | None = setting(env="AGENT_TASKS_REVIEW_URL", about="Base address of the review pages, for links "
-                                     "(`agent-tasks up` sets it).")
+    review_url: str | None = setting(
+        env="AGENT_TASKS_REVIEW_URL", about="Base address of the review pages, for links (`agent-tasks up` sets it)."
+    )
     # the agent's commands
-    sandbox: Literal["auto", "bwrap", "none"] = setting("auto", env="AGENT_TASKS_SANDBOX",
-                                                        about="How agent commands are confined by default: auto, bwrap or none.")
-    sandbox_expose: list[str] = setting([], env="AGENT_TASKS_SANDBOX_EXPOSE",
-                                        about="Host paths (':'-separated) agents may read in the sandbox.")
-    bwrap: str | None = setting(env="AGENT_TASKS_BWRAP", about="The bubblewrap executable (default: bwrap on the PATH).")
+    sandbox: Literal["auto", "bwrap", "none"] = setting(
+        "auto", env="AGENT_TASKS_SANDBOX", about="How agent commands are confined by default: auto, bwrap or none."
+    )
+    sandbox_expose: list[str] = setting(
+        [], env="AGENT_TASKS_SANDBOX_EXPOSE", about="Host paths (':'-separated) agents may read in the sandbox."
+    )
+    bwrap: str | None = setting(
+        env="AGENT_TASKS_BWRAP", about="The bubblewrap executable (default: bwrap on the PATH)."
+    )
     # git
     git_name: str = setting("agent-tasks", env="AGENT_TASKS_GIT_NAME", about="Author name of accepted commits.")
-    git_email: str = setting("agent-tasks@localhost", env="AGENT_TASKS_GIT_EMAIL", about="Author email of accepted commits.")
-    github_api: str | None = setting(env="AGENT_TASKS_GITHUB_API", about="The GitHub API for pull requests (default: "
-                                     "api.github.com, or HOST/api/v3 for GitHub Enterprise).")
-    mirror_lock_timeout_s: float = setting(MIRROR_LOCK_TIMEOUT_S, env="AGENT_TASKS_MIRROR_LOCK_TIMEOUT", ge=0,
-                                           about="Seconds to wait for another process's fetch of the same mirror.")
-    diff_max_files: int = setting(DIFF_MAX_FILES, env="AGENT_TASKS_DIFF_MAX_FILES", ge=0,
-                                  about="Files whose patch a stored diff keeps (others: stats only).")
-    diff_max_bytes: int = setting(DIFF_MAX_BYTES, env="AGENT_TASKS_DIFF_MAX_BYTES", ge=0,
-                                  about="Bytes of patch a stored diff keeps (files past it: stats only).")
-    diff_max_file_bytes: int = setting(DIFF_MAX_FILE_BYTES, env="AGENT_TASKS_DIFF_MAX_FILE_BYTES", ge=0,
-                                       about="Bytes of one file's patch a stored diff keeps (a bigger file: stats only).")
+    git_email: str = setting(
+        "agent-tasks@localhost", env="AGENT_TASKS_GIT_EMAIL", about="Author email of accepted commits."
+    )
+    github_api: str | None = setting(
+        env="AGENT_TASKS_GITHUB_API",
+        about="The GitHub API for pull requests (default: api.github.com, or HOST/api/v3 for GitHub Enterprise).",
+    )
+    mirror_lock_timeout_s: float = setting(
+        MIRROR_LOCK_TIMEOUT_S,
+        env="AGENT_TASKS_MIRROR_LOCK_TIMEOUT",
+        ge=0,
+        about="Seconds to wait for another process's fetch of the same mirror.",
+    )
+    diff_max_files: int = setting(
+        DIFF_MAX_FILES,
+        env="AGENT_TASKS_DIFF_MAX_FILES",
+        ge=0,
+        about="Files whose patch a stored diff keeps (others: stats only).",
+    )
+    diff_max_bytes: int = setting(
+        DIFF_MAX_BYTES,
+        env="AGENT_TASKS_DIFF_MAX_BYTES",
+        ge=0,
+        about="Bytes of patch a stored diff keeps (files past it: stats only).",
+    )
+    diff_max_file_bytes: int = setting(
+        DIFF_MAX_FILE_BYTES,
+        env="AGENT_TASKS_DIFF_MAX_FILE_BYTES",
+        ge=0,
+        about="Bytes of one file's patch a stored diff keeps (a bigger file: stats only).",
+    )
     # workflows and serving
-    workflows: Path | None = setting(env="AGENT_TASKS_WORKFLOWS", about="The workflows file (default: the shipped "
-                                     "deployments/workflows.yaml).")
-    webhook_secret: str | None = setting(env="AGENT_TASKS_WEBHOOK_SECRET", secret=True,
-                                         about="The GitHub webhook secret (AGENT_TASKS_WEBHOOK_SECRET_<NAME>: a named hook's).")
+    workflows: Path | None = setting(
+        env="AGENT_TASKS_WORKFLOWS", about="The workflows file (default: the shipped deployments/workflows.yaml)."
+    )
+    webhook_secret: str | None = setting(
+        env="AGENT_TASKS_WEBHOOK_SECRET",
+        secret=True,
+        about="The GitHub webhook secret (AGENT_TASKS_WEBHOOK_SECRET_<NAME>: a named hook's).",
+    )
     serve_limit: int = setting(4, env="AGENT_TASKS_SERVE_LIMIT", ge=1, about="Flow runs `serve` runs at once.")
-    local_api: str = setting(LOCAL_API, env="AGENT_TASKS_LOCAL_API", about="The Prefect API of `agent-tasks up`, "
-                             "used when PREFECT_API_URL is not set.")
-    project_dir: Path | None = setting(env="AGENT_TASKS_PROJECT_DIR", about="This checkout, where prefect.yaml's "
-                                       "deployments and workers find the flows.")
+    local_api: str = setting(
+        LOCAL_API,
+        env="AGENT_TASKS_LOCAL_API",
+        about="The Prefect API of `agent-tasks up`, used when PREFECT_API_URL is not set.",
+    )
+    project_dir: Path | None = setting(
+        env="AGENT_TASKS_PROJECT_DIR",
+        about="This checkout, where prefect.yaml's deployments and workers find the flows.",
+    )
     pool: str | None = setting(env="AGENT_TASKS_POOL", about="The work pool the worker image's default command serves.")
-    warm_socket: str | None = setting(env="AGENT_TASKS_WARM_SOCKET", about="The warm engine's socket (default: "
-                                      "warm.sock in the home). Read by the warm client itself, which starts in milliseconds.")
-    warm_verbose: bool = setting(False, env="AGENT_TASKS_WARM_VERBOSE", about="The warm client says when it falls back "
-                                 "to a cold start. Read by the warm client itself.")
+    warm_socket: str | None = setting(
+        env="AGENT_TASKS_WARM_SOCKET",
+        about="The warm engine's socket (default: "
+        "warm.sock in the home). Read by the warm client itself, which starts in milliseconds.",
+    )
+    warm_verbose: bool = setting(
+        False,
+        env="AGENT_TASKS_WARM_VERBOSE",
+        about="The warm client says when it falls back to a cold start. Read by the warm client itself.",
+    )
 
     @field_validator("sandbox", mode="before")
     @classmethod
@@ -197,12 +263,25 @@ def settings_in_force(environ: Mapping[str, str] | None = None) -> list[SettingL
     for name, field in Settings.model_fields.items():
         extra = field.json_schema_extra
         value = getattr(settings, name)
-        shown = ":".join(value) if isinstance(value, list) else "" if value is None else str(value).lower() \
-            if isinstance(value, bool) else str(value)
+        shown = (
+            ":".join(value)
+            if isinstance(value, list)
+            else ""
+            if value is None
+            else str(value).lower()
+            if isinstance(value, bool)
+            else str(value)
+        )
         if extra["secret"] and shown:  # type: ignore[index]
             shown = Redactor([])(shown) if "://" in shown else "***"  # a URL keeps its address, its password goes
-        lines.append(SettingLine(variable=extra["env"], value=shown, description=field.description or "",  # type: ignore[index]
-                                 source="environment" if name in chosen else "default"))
+        lines.append(
+            SettingLine(
+                variable=extra["env"],
+                value=shown,
+                description=field.description or "",  # type: ignore[index]
+                source="environment" if name in chosen else "default",
+            )
+        )
     return lines
 
 
@@ -210,7 +289,9 @@ def deployment_store_problem(settings: Settings) -> str | None:
     """Why a deployment run must not use this store (a SQLite file only this machine sees), or None."""
     if not settings.db_url.startswith("sqlite") or settings.allow_sqlite_deployments:
         return None
-    return ("this deployment run would record its session in a SQLite file only this machine sees "
-            f"({settings.db_url.removeprefix('sqlite:///')}), so a review resumed on another worker would find nothing: "
-            "set AGENT_TASKS_DB_URL to the team's PostgreSQL store, or AGENT_TASKS_ALLOW_SQLITE_DEPLOYMENTS=1 when "
-            "every run and review happens on this one machine")
+    return (
+        "this deployment run would record its session in a SQLite file only this machine sees "
+        f"({settings.db_url.removeprefix('sqlite:///')}), so a review resumed on another worker would find nothing: "
+        "set AGENT_TASKS_DB_URL to the team's PostgreSQL store, or AGENT_TASKS_ALLOW_SQLITE_DEPLOYMENTS=1 when "
+        "every run and review happens on this one machine"
+    )

@@ -53,14 +53,19 @@ def pytest_collection_modifyitems(config, items):
         else:
             misplaced.append(item.nodeid)
     if misplaced:
-        raise pytest.UsageError(f"tests outside tests/unit and tests/flow (put them in one): {', '.join(misplaced[:5])}")
+        raise pytest.UsageError(
+            f"tests outside tests/unit and tests/flow (put them in one): {', '.join(misplaced[:5])}"
+        )
 
 
 def git(cwd: Path, *args: str) -> str:
     """Run git in cwd and return its stdout."""
     return subprocess.run(
         ["git", "-c", "user.email=dev@example.com", "-c", "user.name=Dev", *args],
-        cwd=cwd, check=True, capture_output=True, text=True,
+        cwd=cwd,
+        check=True,
+        capture_output=True,
+        text=True,
     ).stdout.strip()
 
 

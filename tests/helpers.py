@@ -77,19 +77,33 @@ def repo_agent(repo: Path, name: str, settings=None, **kwargs):
 
 def new_session(store, workflow: str | None, summary: str | None = None) -> str:
     """A session in the store, running, with a summary."""
-    sid = store.create_session({"repository": "https://user:hunter2pass@git.example.com/acme/app.git",
-                                "instructions": "Fix the parser\nmore detail", "reviewer": "bob"}, workflow=workflow)
+    sid = store.create_session(
+        {
+            "repository": "https://user:hunter2pass@git.example.com/acme/app.git",
+            "instructions": "Fix the parser\nmore detail",
+            "reviewer": "bob",
+        },
+        workflow=workflow,
+    )
     move(store, sid, SessionStatus.running, "working")
     if summary:
         store.save_summary(sid, summary, {})
     return sid
 
 
-def fake_session(store, marker: str, status: SessionStatus = SessionStatus.awaiting_review, workflow: str | None = None,
-                 reviewer: str | None = None, **request) -> str:
+def fake_session(
+    store,
+    marker: str,
+    status: SessionStatus = SessionStatus.awaiting_review,
+    workflow: str | None = None,
+    reviewer: str | None = None,
+    **request,
+) -> str:
     """A session in the store for the review pages to show, moved straight to ``status`` (no flow run)."""
-    session_id = store.create_session({"repository": f"/srv/{marker}", "instructions": f"task {marker}",
-                                       "reviewer": reviewer, **request}, workflow=workflow)
+    session_id = store.create_session(
+        {"repository": f"/srv/{marker}", "instructions": f"task {marker}", "reviewer": reviewer, **request},
+        workflow=workflow,
+    )
     if status != SessionStatus.pending:
         store.transition(session_id, SessionStatus.running, "running", [SessionStatus.pending], by="flow")
         if status != SessionStatus.running:
@@ -101,7 +115,9 @@ def patch_with(files: int, text: str) -> bytes:
     """A patch adding ``files`` two-line files f0.py, f1.py, ..., each holding ``text`` and its number."""
     return "".join(
         f"diff --git a/f{n}.py b/f{n}.py\nnew file mode 100644\nindex 0000000..1111111\n--- /dev/null\n+++ b/f{n}.py\n"
-        f"@@ -0,0 +1,2 @@\n+{text}\n+line {n}\n" for n in range(files)).encode()
+        f"@@ -0,0 +1,2 @@\n+{text}\n+line {n}\n"
+        for n in range(files)
+    ).encode()
 
 
 class Background:
@@ -182,10 +198,14 @@ def decide(row, decision: str, feedback: str = "", instructions: str = "") -> No
 
     from prefect import resume_flow_run
 
-    resume_flow_run(UUID(row.flow_run_id), run_input={"decision": decision, "feedback": feedback, "instructions": instructions})
+    resume_flow_run(
+        UUID(row.flow_run_id), run_input={"decision": decision, "feedback": feedback, "instructions": instructions}
+    )
 
 
-def run_logs_and_artifacts(flow_run_id: str, until: str | None = None, timeout: float = 15) -> tuple[list[str], list[str]]:
+def run_logs_and_artifacts(
+    flow_run_id: str, until: str | None = None, timeout: float = 15
+) -> tuple[list[str], list[str]]:
     """The log messages and artifact texts of a flow run, read back from the Prefect server.
 
     Logs reach the server in batches: with ``until``, waits for a message containing it.

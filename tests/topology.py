@@ -57,14 +57,33 @@ def postgres() -> Iterator[str]:
         run_as = ["runuser", "-u", "postgres", "--"]
     port = free_port()
     data = base / "data"
-    subprocess.run([*run_as, str(bindir / "initdb"), "-D", str(data), "-A", "trust", "-U", "agent"], check=True, capture_output=True)
-    subprocess.run([*run_as, str(bindir / "pg_ctl"), "-D", str(data), "-l", str(base / "log"), "-w", "start",
-                    "-o", f"-p {port} -k {base} -c listen_addresses=127.0.0.1 -c max_connections=300"],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [*run_as, str(bindir / "initdb"), "-D", str(data), "-A", "trust", "-U", "agent"],
+        check=True,
+        capture_output=True,
+    )
+    subprocess.run(
+        [
+            *run_as,
+            str(bindir / "pg_ctl"),
+            "-D",
+            str(data),
+            "-l",
+            str(base / "log"),
+            "-w",
+            "start",
+            "-o",
+            f"-p {port} -k {base} -c listen_addresses=127.0.0.1 -c max_connections=300",
+        ],
+        check=True,
+        capture_output=True,
+    )
     try:
         yield f"agent@127.0.0.1:{port}"
     finally:
-        subprocess.run([*run_as, str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"], capture_output=True)
+        subprocess.run(
+            [*run_as, str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"], capture_output=True
+        )
         shutil.rmtree(base, ignore_errors=True)
 
 
@@ -109,8 +128,9 @@ def cli(env: dict[str, str], *args: str) -> str:
     return done.stdout
 
 
-def wait_until(what: str, check: Callable[[], Any], timeout: float, diagnose: Callable[[], str] = lambda: "",
-               every: float = 0.5) -> Any:
+def wait_until(
+    what: str, check: Callable[[], Any], timeout: float, diagnose: Callable[[], str] = lambda: "", every: float = 0.5
+) -> Any:
     """The first truthy value of check() within timeout seconds."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -133,9 +153,16 @@ class Topology:
     while it runs (so run_deployment and get_client reach the server).
     """
 
-    def __init__(self, pg: str, base: Path, responder: Callable[[dict[str, Any]], dict[str, Any]],
-                 workers: tuple[str, ...] = ("a", "b", "c"), pool_limit: int = 2, store_url: str | None = None,
-                 worker_env: dict[str, str] | None = None):
+    def __init__(
+        self,
+        pg: str,
+        base: Path,
+        responder: Callable[[dict[str, Any]], dict[str, Any]],
+        workers: tuple[str, ...] = ("a", "b", "c"),
+        pool_limit: int = 2,
+        store_url: str | None = None,
+        worker_env: dict[str, str] | None = None,
+    ):
         self.pg, self.base, self.responder = pg, Path(base), responder
         self.names, self.pool_limit, self.worker_env = tuple(workers), pool_limit, dict(worker_env or {})
         self.api = f"http://127.0.0.1:{free_port()}/api"
@@ -145,8 +172,12 @@ class Topology:
         self.started: dict[str, subprocess.Popen] = {}  # every worker ever started
         self.procs: list[subprocess.Popen] = []
         self.scripted = None
-        self.common = {**os.environ, "PREFECT_API_URL": self.api, "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-                       "DO_NOT_TRACK": "1"}
+        self.common = {
+            **os.environ,
+            "PREFECT_API_URL": self.api,
+            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+            "DO_NOT_TRACK": "1",
+        }
         self._settings_ctx = None
 
     # --- life ------------------------------------------------------------------------------------
@@ -170,15 +201,26 @@ class Topology:
 
         self.base.mkdir(parents=True, exist_ok=True)
         server_env = {
-            **self.common, "PREFECT_HOME": str(self.base / "server-prefect"),
+            **self.common,
+            "PREFECT_HOME": str(self.base / "server-prefect"),
             "PREFECT_SERVER_DATABASE_CONNECTION_URL": f"postgresql+asyncpg://{self.pg}/{create_database(self.pg)}",
         }
         port = self.api.split(":")[2].split("/")[0]
         self.scripted = ScriptedServer(responder=self.responder).__enter__()
-        self.procs.append(spawn(self.base, "server", [PREFECT, "server", "start", "--host", "127.0.0.1", "--port", port,
-                                                      "--no-ui"], server_env))
-        wait_until("the Prefect server on PostgreSQL", lambda: httpx.get(f"{self.api}/health", timeout=2).status_code == 200,
-                   180, lambda: self.log("server"))
+        self.procs.append(
+            spawn(
+                self.base,
+                "server",
+                [PREFECT, "server", "start", "--host", "127.0.0.1", "--port", port, "--no-ui"],
+                server_env,
+            )
+        )
+        wait_until(
+            "the Prefect server on PostgreSQL",
+            lambda: httpx.get(f"{self.api}/health", timeout=2).status_code == 200,
+            180,
+            lambda: self.log("server"),
+        )
         Store(self.store_url)  # the schema exists before any worker writes
 
         user = {**self.common, "PREFECT_HOME": str(self.base / "user-prefect"), "AGENT_TASKS_PROJECT_DIR": str(ROOT)}
@@ -190,19 +232,30 @@ class Topology:
             self.start_worker(name)
         self._settings_ctx = temporary_settings({PREFECT_API_URL: self.api})
         self._settings_ctx.__enter__()
-        wait_until(f"{len(self.names)} online workers", lambda: self.online() == len(self.names), 120,
-                   lambda: "\n".join(self.log(f"worker-{n}") for n in self.names))
+        wait_until(
+            f"{len(self.names)} online workers",
+            lambda: self.online() == len(self.names),
+            120,
+            lambda: "\n".join(self.log(f"worker-{n}") for n in self.names),
+        )
 
     def start_worker(self, name: str) -> subprocess.Popen:
         """Start one worker with its own home (a host of its own)."""
         home = self.base / f"host-{name}"
         self.homes[name] = home / "agent-tasks"
         env = {
-            **self.common, "PREFECT_HOME": str(home / "prefect"), "AGENT_TASKS_HOME": str(self.homes[name]),
-            "AGENT_TASKS_DB_URL": self.store_url, "AGENT_TASKS_PROJECT_DIR": str(ROOT),
-            "OPENAI_API_BASE": self.scripted.api_base, "PREFECT_WORKER_QUERY_SECONDS": "1", **self.worker_env,
+            **self.common,
+            "PREFECT_HOME": str(home / "prefect"),
+            "AGENT_TASKS_HOME": str(self.homes[name]),
+            "AGENT_TASKS_DB_URL": self.store_url,
+            "AGENT_TASKS_PROJECT_DIR": str(ROOT),
+            "OPENAI_API_BASE": self.scripted.api_base,
+            "PREFECT_WORKER_QUERY_SECONDS": "1",
+            **self.worker_env,
         }
-        proc = spawn(self.base, f"worker-{name}", [PREFECT, "worker", "start", "--pool", POOL, "--name", f"worker-{name}"], env)
+        proc = spawn(
+            self.base, f"worker-{name}", [PREFECT, "worker", "start", "--pool", POOL, "--name", f"worker-{name}"], env
+        )
         self.workers[name] = self.started[name] = proc
         return proc
 

@@ -35,7 +35,12 @@ def session_limits(agent: AgentSpec, used: Usage, seconds: float) -> Limits | No
     wall = full.wall_time_s - seconds if full.wall_time_s is not None else None
     cost = full.max_cost_usd - (used.cost_usd or 0.0) if full.max_cost_usd is not None else None
     tokens = (full.max_tokens - used.prompt_tokens - used.completion_tokens) if full.max_tokens else None
-    if steps <= 0 or (wall is not None and wall <= 0) or (cost is not None and cost <= 0) or (tokens is not None and tokens <= 0):
+    if (
+        steps <= 0
+        or (wall is not None and wall <= 0)
+        or (cost is not None and cost <= 0)
+        or (tokens is not None and tokens <= 0)
+    ):
         return None
     return Limits(max_steps=steps, wall_time_s=wall, max_cost_usd=cost, max_tokens=tokens)
 

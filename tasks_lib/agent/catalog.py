@@ -79,11 +79,20 @@ def _name_field(text: str, source: str) -> str | None:
     return name if isinstance(name, str) and name.strip() else None
 
 
-def _candidate(text: str, source: str, place: str, fmt: FormatName, trusted: bool, in_repository: bool,
-               stem: str | None = None) -> Candidate:
+def _candidate(
+    text: str, source: str, place: str, fmt: FormatName, trusted: bool, in_repository: bool, stem: str | None = None
+) -> Candidate:
     """A Candidate for a file's text (its stem from ``source`` unless given)."""
-    return Candidate(source=source, place=place, stem=stem or agent_stem(source), name=_name_field(text, source),
-                     fmt=fmt, text=text, trusted=trusted, in_repository=in_repository)
+    return Candidate(
+        source=source,
+        place=place,
+        stem=stem or agent_stem(source),
+        name=_name_field(text, source),
+        fmt=fmt,
+        text=text,
+        trusted=trusted,
+        in_repository=in_repository,
+    )
 
 
 def _tree_names(listing: str | None, folder: str) -> list[str]:
@@ -129,8 +138,20 @@ def candidate_groups(repo: RepoReader | None) -> list[list[Candidate]]:
         group.append(_candidate(text, str(path), f"{personal}/", "agent-tasks", True, False))
     groups.append(group)
     builtins = resources.files("tasks_lib.builtin_agents")
-    groups.append([_candidate(builtins.joinpath(f"{n}.md").read_text(encoding="utf-8"), f"built-in:{n}", "the built-ins",
-                              "agent-tasks", True, False, stem=n) for n in builtin_agent_names()])
+    groups.append(
+        [
+            _candidate(
+                builtins.joinpath(f"{n}.md").read_text(encoding="utf-8"),
+                f"built-in:{n}",
+                "the built-ins",
+                "agent-tasks",
+                True,
+                False,
+                stem=n,
+            )
+            for n in builtin_agent_names()
+        ]
+    )
     return groups
 
 
@@ -205,7 +226,9 @@ def _reach(candidate: Candidate, groups: list[list[Candidate]]) -> tuple[list[st
         if winner is not candidate:
             notes.append(f"--agent {key!r} finds {winner.source} instead")
     if candidate.in_repository and candidate.stem.lower() in builtin_agent_names():
-        notes.append(f"replaces the built-in agent '{candidate.stem.lower()}' only where the run allows it (shadow_builtins)")
+        notes.append(
+            f"replaces the built-in agent '{candidate.stem.lower()}' only where the run allows it (shadow_builtins)"
+        )
     return notes, conflicts
 
 
@@ -223,8 +246,13 @@ def agent_catalog(repo: RepoReader | None = None) -> list[CatalogRow]:
     rows = []
     for candidate in (c for group in groups for c in group):
         notes, conflicts = _reach(candidate, groups)
-        row = CatalogRow(name=candidate.stem, source=candidate.source, format=FORMAT_LABELS[candidate.fmt],
-                         notes=notes, conflicts=conflicts)
+        row = CatalogRow(
+            name=candidate.stem,
+            source=candidate.source,
+            format=FORMAT_LABELS[candidate.fmt],
+            notes=notes,
+            conflicts=conflicts,
+        )
         if candidate.name and candidate.name.strip().lower() != candidate.stem.lower():
             row.agent_name = candidate.name
         try:

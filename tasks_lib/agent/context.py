@@ -66,11 +66,19 @@ def compact_messages(messages: list[dict[str, Any]], budget_tokens: int, tokens_
 def _shorten(content: str, keep: int) -> str:
     """The content cut to ``keep`` characters (head and tail) with a note; 0 leaves only the note."""
     if keep == 0:
-        return content if content.startswith(COMPACTED_MARK) else f"{COMPACTED_MARK} all {len(content)} characters removed ...]"
+        return (
+            content
+            if content.startswith(COMPACTED_MARK)
+            else f"{COMPACTED_MARK} all {len(content)} characters removed ...]"
+        )
     if COMPACTED_MARK in content or len(content) <= keep + 200:
         return content
     half = keep // 2
-    return content[:half] + f"\n{COMPACTED_MARK} {len(content) - 2 * half} of {len(content)} characters cut ...]\n" + content[-half:]
+    return (
+        content[:half]
+        + f"\n{COMPACTED_MARK} {len(content) - 2 * half} of {len(content)} characters cut ...]\n"
+        + content[-half:]
+    )
 
 
 class ContextMeter:
@@ -89,4 +97,4 @@ class ContextMeter:
         """The size of the conversation now (estimated only for what the provider has not counted yet)."""
         if not self.counted or self.mark > len(messages):
             return estimate_tokens(messages)
-        return self.counted + estimate_tokens(messages[self.mark:])
+        return self.counted + estimate_tokens(messages[self.mark :])

@@ -43,11 +43,15 @@ def apply_edit(text: str, old: str, new: str, replace_all: bool = False) -> Edit
         at = text.index(old)
         first = text.count("\n", 0, at) + 1
         result = text.replace(old, new) if replace_all else text.replace(old, new, 1)
-        return Edit(text=result, first_line=first, last_line=first + new.count("\n"), how="all" if count > 1 else "exact")
+        return Edit(
+            text=result, first_line=first, last_line=first + new.count("\n"), how="all" if count > 1 else "exact"
+        )
     if count > 1:
         lines = _lines_of(text, old)
-        raise EditError(f"`old` occurs {count} times (at lines {', '.join(map(str, lines))}); include more surrounding "
-                        "lines to make it unique, or set replace_all to replace every one")
+        raise EditError(
+            f"`old` occurs {count} times (at lines {', '.join(map(str, lines))}); include more surrounding "
+            "lines to make it unique, or set replace_all to replace every one"
+        )
     return _tolerant(text, old, new)
 
 
@@ -64,26 +68,33 @@ def _tolerant(text: str, old: str, new: str) -> Edit:
     wanted = old.strip("\n").splitlines()
     for how, norm in (("whitespace", str.rstrip), ("indentation", str.strip)):
         target = [norm(line) for line in wanted]
-        hits = [i for i in range(len(lines) - len(target) + 1)
-                if all(norm(lines[i + k].rstrip("\r\n")) == target[k] for k in range(len(target)))]
+        hits = [
+            i
+            for i in range(len(lines) - len(target) + 1)
+            if all(norm(lines[i + k].rstrip("\r\n")) == target[k] for k in range(len(target)))
+        ]
         if len(hits) > 1:
-            raise EditError(f"`old` is not in the file exactly; ignoring {how} it matches {len(hits)} places (lines "
-                            f"{', '.join(str(h + 1) for h in hits[:20])}); copy the text exactly, with more lines")
+            raise EditError(
+                f"`old` is not in the file exactly; ignoring {how} it matches {len(hits)} places (lines "
+                f"{', '.join(str(h + 1) for h in hits[:20])}); copy the text exactly, with more lines"
+            )
         if len(hits) == 1:
             start = hits[0]
             replacement = new.strip("\n").splitlines()
             if how == "indentation":
-                replacement = _reindent(replacement, wanted, lines[start:start + len(target)])
+                replacement = _reindent(replacement, wanted, lines[start : start + len(target)])
             ending = "\n" if lines[start + len(target) - 1].endswith("\n") else ""
             block = "\n".join(replacement) + ending if replacement else ""
-            result = "".join(lines[:start]) + block + "".join(lines[start + len(target):])
+            result = "".join(lines[:start]) + block + "".join(lines[start + len(target) :])
             return Edit(text=result, first_line=start + 1, last_line=start + max(len(replacement), 1), how=how)
     quoted = _other_quotes(text, old)
     if quoted is not None:
         first = text.count("\n", 0, quoted) + 1
-        result = text[:quoted] + new + text[quoted + len(old):]
+        result = text[:quoted] + new + text[quoted + len(old) :]
         return Edit(text=result, first_line=first, last_line=first + new.count("\n"), how="quotes")
-    raise EditError("`old` was not found in the file (it must match exactly, whitespace included)." + closest(text, old))
+    raise EditError(
+        "`old` was not found in the file (it must match exactly, whitespace included)." + closest(text, old)
+    )
 
 
 def _same_quotes(value: str) -> str:
@@ -112,7 +123,7 @@ def _reindent(replacement: list[str], wanted: list[str], found: list[str]) -> li
             continue
         indent = _indent(line)
         base = max((k for k in levels if indent.startswith(k)), key=len, default=None)
-        out.append(line if base is None else levels[base] + indent[len(base):] + line.lstrip())
+        out.append(line if base is None else levels[base] + indent[len(base) :] + line.lstrip())
     return out
 
 
@@ -126,9 +137,13 @@ def closest(text: str, old: str) -> str:
     size = len(wanted)
     best, best_at = 0.0, -1
     for i in range(max(len(lines) - size + 1, 1)):
-        ratio = difflib.SequenceMatcher(None, "\n".join(lines[i:i + size]), "\n".join(wanted), autojunk=False).quick_ratio()
+        ratio = difflib.SequenceMatcher(
+            None, "\n".join(lines[i : i + size]), "\n".join(wanted), autojunk=False
+        ).quick_ratio()
         if ratio > best:
-            ratio = difflib.SequenceMatcher(None, "\n".join(lines[i:i + size]), "\n".join(wanted), autojunk=False).ratio()
+            ratio = difflib.SequenceMatcher(
+                None, "\n".join(lines[i : i + size]), "\n".join(wanted), autojunk=False
+            ).ratio()
             if ratio > best:
                 best, best_at = ratio, i
     if best < 0.5 or best_at < 0:

@@ -32,12 +32,12 @@ def split_front_matter(text: str, source: str) -> tuple[dict[str, Any], str]:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 2})" if mark else ""
-        raise AgentFileError(f"{source}: front matter is not valid YAML{where}: {getattr(exc, 'problem', exc)}") from None
+        raise AgentFileError(
+            f"{source}: front matter is not valid YAML{where}: {getattr(exc, 'problem', exc)}"
+        ) from None
     if not isinstance(front, dict):
         raise AgentFileError(f"{source}: front matter must be a mapping of fields")
     return front, "\n".join(lines[end + 1 :])
-
-
 
 
 def agent_stem(path: str) -> str:
@@ -99,8 +99,13 @@ def parse_agent_file(text: str, source: str, trusted: bool = True, fmt: FormatNa
                     "set it in your own agents (~/.agent-tasks/agents), the workflow or the run instead"
                 )
     front.setdefault("name", agent_stem(source))
-    loaded = {"prompt": body.strip(), "source": source, "file_format": fmt,
-              "ignored_fields": translation.ignored, "file_notes": translation.notes}
+    loaded = {
+        "prompt": body.strip(),
+        "source": source,
+        "file_format": fmt,
+        "ignored_fields": translation.ignored,
+        "file_notes": translation.notes,
+    }
     try:
         return AgentSpec.model_validate({**front, **loaded})
     except ValidationError as exc:

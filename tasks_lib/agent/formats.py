@@ -78,16 +78,56 @@ CLAUDE = ForeignFormat(
     name="claude-code",
     label=FORMAT_LABELS["claude-code"],
     meaningful=("name", "description", "tools", "disallowedTools", "model", "maxTurns"),
-    no_meaning=frozenset({
-        "color", "permissionMode", "hooks", "skills", "mcpServers", "memory", "background", "isolation",
-        "disabled", "effort", "initialPrompt", "version", "author", "tags",
-    }),
+    no_meaning=frozenset(
+        {
+            "color",
+            "permissionMode",
+            "hooks",
+            "skills",
+            "mcpServers",
+            "memory",
+            "background",
+            "isolation",
+            "disabled",
+            "effort",
+            "initialPrompt",
+            "version",
+            "author",
+            "tags",
+        }
+    ),
     tools=_toolset(
-        {("Read",): ("read_file",), ("Glob", "LS"): ("list_files",), ("Grep",): ("search",),
-         ("Write",): ("write_file",), ("Edit", "MultiEdit"): ("edit_file",), ("Bash",): ("run_command",)},
-        ("WebFetch", "WebSearch", "Task", "Agent", "TodoWrite", "TodoRead", "NotebookEdit", "NotebookRead",
-         "BashOutput", "KillShell", "KillBash", "SlashCommand", "Skill", "ExitPlanMode", "EnterPlanMode",
-         "AskUserQuestion", "LSP", "PowerShell", "ListMcpResourcesTool", "ReadMcpResourceTool", "SendMessage"),
+        {
+            ("Read",): ("read_file",),
+            ("Glob", "LS"): ("list_files",),
+            ("Grep",): ("search",),
+            ("Write",): ("write_file",),
+            ("Edit", "MultiEdit"): ("edit_file",),
+            ("Bash",): ("run_command",),
+        },
+        (
+            "WebFetch",
+            "WebSearch",
+            "Task",
+            "Agent",
+            "TodoWrite",
+            "TodoRead",
+            "NotebookEdit",
+            "NotebookRead",
+            "BashOutput",
+            "KillShell",
+            "KillBash",
+            "SlashCommand",
+            "Skill",
+            "ExitPlanMode",
+            "EnterPlanMode",
+            "AskUserQuestion",
+            "LSP",
+            "PowerShell",
+            "ListMcpResourcesTool",
+            "ReadMcpResourceTool",
+            "SendMessage",
+        ),
     ),
     model_aliases=frozenset({"sonnet", "opus", "haiku", "inherit", "default", "opusplan", "best"}),
 )
@@ -95,21 +135,62 @@ COPILOT = ForeignFormat(
     name="copilot",
     label=FORMAT_LABELS["copilot"],
     meaningful=("name", "description", "tools", "model"),
-    no_meaning=frozenset({
-        "target", "mcp-servers", "handoffs", "argument-hint", "infer", "metadata", "agents", "user-invokable",
-        "user-invocable", "disable-model-invocation", "icon",
-    }),
+    no_meaning=frozenset(
+        {
+            "target",
+            "mcp-servers",
+            "handoffs",
+            "argument-hint",
+            "infer",
+            "metadata",
+            "agents",
+            "user-invokable",
+            "user-invocable",
+            "disable-model-invocation",
+            "icon",
+        }
+    ),
     tools=_toolset(
-        {("execute", "shell", "Bash", "powershell", "runCommands", "runInTerminal", "terminal"): ("run_command",),
-         ("read", "Read", "readFile", "NotebookRead"): ("read_file",),
-         ("edit", "Edit", "MultiEdit", "Write", "NotebookEdit", "editFiles", "createFile", "createDirectory"):
-             ("edit_file", "write_file"),
-         ("search", "Grep", "Glob", "textSearch", "fileSearch", "listDirectory"): ("search", "list_files"),
-         ("codebase",): ("read_file", "search", "list_files")},
-        ("agent", "custom-agent", "Task", "runSubagent", "web", "WebSearch", "WebFetch", "fetch", "todo", "todos",
-         "TodoWrite", "githubRepo", "problems", "changes", "usages", "testFailure", "terminalLastCommand",
-         "terminalSelection", "vscodeAPI", "extensions", "openSimpleBrowser", "new", "runTasks", "runTests",
-         "runNotebooks", "searchResults", "think", "getTerminalOutput"),
+        {
+            ("execute", "shell", "Bash", "powershell", "runCommands", "runInTerminal", "terminal"): ("run_command",),
+            ("read", "Read", "readFile", "NotebookRead"): ("read_file",),
+            ("edit", "Edit", "MultiEdit", "Write", "NotebookEdit", "editFiles", "createFile", "createDirectory"): (
+                "edit_file",
+                "write_file",
+            ),
+            ("search", "Grep", "Glob", "textSearch", "fileSearch", "listDirectory"): ("search", "list_files"),
+            ("codebase",): ("read_file", "search", "list_files"),
+        },
+        (
+            "agent",
+            "custom-agent",
+            "Task",
+            "runSubagent",
+            "web",
+            "WebSearch",
+            "WebFetch",
+            "fetch",
+            "todo",
+            "todos",
+            "TodoWrite",
+            "githubRepo",
+            "problems",
+            "changes",
+            "usages",
+            "testFailure",
+            "terminalLastCommand",
+            "terminalSelection",
+            "vscodeAPI",
+            "extensions",
+            "openSimpleBrowser",
+            "new",
+            "runTasks",
+            "runTests",
+            "runNotebooks",
+            "searchResults",
+            "think",
+            "getTerminalOutput",
+        ),
     ),
 )
 FOREIGN: dict[str, ForeignFormat] = {CLAUDE.name: CLAUDE, COPILOT.name: COPILOT}
@@ -245,8 +326,9 @@ def _translate_tools(front: dict[str, Any], fmt: ForeignFormat, out: Translation
         for entry in denied:
             match = ENTRY.match(entry)
             if match and match["pattern"] and _lookup(match["name"], fmt.tools):
-                out.notes.append(f"disallowedTools: {entry} — argument patterns cannot be denied here; "
-                                 f"the whole tool is removed")
+                out.notes.append(
+                    f"disallowedTools: {entry} — argument patterns cannot be denied here; the whole tool is removed"
+                )
         mapping = map_tools(denied, fmt, "disallowedTools")
         for tool in mapping.allowed:
             allowed.pop(tool, None)
@@ -268,7 +350,9 @@ def _translate_model(value: Any, fmt: ForeignFormat, out: Translation) -> None:
             out.notes.append(f"model: {model} is a Claude Code alias — {CONFIGURED_MODEL}")
             return
     elif "/" not in model:
-        out.notes.append(f"model: {model!r} names a model in Copilot's picker, not a provider/model — {CONFIGURED_MODEL}")
+        out.notes.append(
+            f"model: {model!r} names a model in Copilot's picker, not a provider/model — {CONFIGURED_MODEL}"
+        )
         return
     out.fields["model"] = model
 
@@ -300,7 +384,9 @@ def translate(front: dict[str, Any], fmt: ForeignFormat, our_fields: Iterable[st
             raise FormatError(f"field '{key}': unknown field; did you mean {guess}?")
         else:
             out.ignored.append(key)
-    _translate_tools({k: front[k] for k in ("tools", "disallowedTools") if k in fmt.meaningful and k in front}, fmt, out)
+    _translate_tools(
+        {k: front[k] for k in ("tools", "disallowedTools") if k in fmt.meaningful and k in front}, fmt, out
+    )
     if "model" in fmt.meaningful:
         _translate_model(front.get("model"), fmt, out)
     return out

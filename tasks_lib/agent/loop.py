@@ -59,8 +59,13 @@ def limit_reached(limits: Limits, usage: Usage, elapsed: float) -> tuple[EndReas
     return None
 
 
-def ask(model: Model, messages: list[dict[str, Any]], schemas: list[dict[str, Any]] | None, step: StepRecord,
-        tokens_now: int) -> ModelReply:
+def ask(
+    model: Model,
+    messages: list[dict[str, Any]],
+    schemas: list[dict[str, Any]] | None,
+    step: StepRecord,
+    tokens_now: int,
+) -> ModelReply:
     """One model call; when the provider says the context is too long, compact hard and try once more."""
     try:
         return model.query(messages, schemas)
@@ -71,7 +76,9 @@ def ask(model: Model, messages: list[dict[str, Any]], schemas: list[dict[str, An
         if not cut:
             raise
         step.compacted += cut
-        step.notes.append(f"the provider said the context was too long: shortened {cut} old tool outputs and asked again")
+        step.notes.append(
+            f"the provider said the context was too long: shortened {cut} old tool outputs and asked again"
+        )
         return model.query(messages, schemas)
 
 
@@ -106,9 +113,15 @@ def run_agent_loop(
 
     def done(reason: EndReason, detail: str = "", summary: str | None = None) -> LoopResult:
         return LoopResult(
-            end_reason=reason, detail=redact(detail), finish_summary=redact(summary) if summary is not None else None,
-            steps=steps, usage=usage, messages=messages, duration_s=time.monotonic() - started,
-            stuck_events=state.stuck_events, malformed_replies=state.malformed_total,
+            end_reason=reason,
+            detail=redact(detail),
+            finish_summary=redact(summary) if summary is not None else None,
+            steps=steps,
+            usage=usage,
+            messages=messages,
+            duration_s=time.monotonic() - started,
+            stuck_events=state.stuck_events,
+            malformed_replies=state.malformed_total,
         )
 
     while True:
@@ -137,7 +150,9 @@ def run_agent_loop(
         step.cached_tokens, step.cost_usd = reply.cached_tokens, reply.cost_usd
         found = read_calls(reply, options.protocol, signatures)
         step.calls_from_text = found.from_text and bool(found.calls)
-        messages.append(reply.assistant_message() if not found.from_text else {"role": "assistant", "content": reply.text})
+        messages.append(
+            reply.assistant_message() if not found.from_text else {"role": "assistant", "content": reply.text}
+        )
         meter.after_reply(reply, messages)
 
         turn = Turn(toolbox, options, state, stuck, redact)

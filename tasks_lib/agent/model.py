@@ -19,8 +19,11 @@ if TYPE_CHECKING:
     from tasks_lib.config import Settings
 
 
-CONTEXT_ERROR = re.compile(r"context[ _](length|window|size)|maximum context|too many tokens|exceeds? the available "
-                           r"context|prompt is too long|input is too long", re.IGNORECASE)
+CONTEXT_ERROR = re.compile(
+    r"context[ _](length|window|size)|maximum context|too many tokens|exceeds? the available "
+    r"context|prompt is too long|input is too long",
+    re.IGNORECASE,
+)
 
 
 class ModelError(AgentTasksError):
@@ -179,7 +182,9 @@ class LitellmModel:
             except transient as exc:
                 if attempt >= self.max_retries:
                     raise ModelError(
-                        f"{provider_message(exc)} (gave up after {attempt + 1} attempts)", permanent=False, retries=attempt
+                        f"{provider_message(exc)} (gave up after {attempt + 1} attempts)",
+                        permanent=False,
+                        retries=attempt,
                     ) from exc
                 delay = min(self.retry_delay_s * 2**attempt, self.max_retry_delay_s)
                 time.sleep(delay * (0.5 + random.random() / 2))
@@ -187,7 +192,9 @@ class LitellmModel:
                 continue
             except Exception as exc:  # auth, unknown model, bad request: retrying cannot help
                 too_long = isinstance(exc, lib.ContextWindowExceededError) or bool(CONTEXT_ERROR.search(str(exc)))
-                raise ModelError(provider_message(exc), permanent=True, retries=attempt, context_exceeded=too_long) from exc
+                raise ModelError(
+                    provider_message(exc), permanent=True, retries=attempt, context_exceeded=too_long
+                ) from exc
             return self._reply(lib, response, time.monotonic() - started, attempt)
 
     def _reply(self, lib, response, latency: float, retries: int) -> ModelReply:

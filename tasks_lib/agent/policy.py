@@ -10,15 +10,32 @@ from pydantic import BaseModel
 ALL_TOOLS = ("list_files", "read_file", "search", "edit_file", "write_file", "run_command", "finish")
 # Continue's (and similar tools') names for the same tools, compared case-insensitively.
 TOOL_ALIASES = {
-    "read": "read_file", "list": "list_files", "ls": "list_files", "search": "search", "grep": "search",
-    "edit": "edit_file", "multiedit": "edit_file", "write": "write_file", "bash": "run_command",
-    "builtin_read_file": "read_file", "builtin_ls": "list_files", "builtin_exact_search": "search",
-    "builtin_grep_search": "search", "builtin_edit_existing_file": "edit_file", "builtin_create_new_file": "write_file",
+    "read": "read_file",
+    "list": "list_files",
+    "ls": "list_files",
+    "search": "search",
+    "grep": "search",
+    "edit": "edit_file",
+    "multiedit": "edit_file",
+    "write": "write_file",
+    "bash": "run_command",
+    "builtin_read_file": "read_file",
+    "builtin_ls": "list_files",
+    "builtin_exact_search": "search",
+    "builtin_grep_search": "search",
+    "builtin_edit_existing_file": "edit_file",
+    "builtin_create_new_file": "write_file",
     "builtin_run_terminal_command": "run_command",
 }
 ALL_MARKERS = {"built_in", "builtin", "all", "*"}
-PATTERN_ARGUMENT = {"run_command": "command", "read_file": "path", "write_file": "path", "edit_file": "path",
-                    "list_files": "path", "search": "path"}
+PATTERN_ARGUMENT = {
+    "run_command": "command",
+    "read_file": "path",
+    "write_file": "path",
+    "edit_file": "path",
+    "list_files": "path",
+    "search": "path",
+}
 PATH_TOOLS = tuple(name for name, argument in PATTERN_ARGUMENT.items() if argument == "path")
 SHELL_CHAINING = re.compile(r"[;&|`<>\n]|\$\(")
 ENTRY = re.compile(r"^\s*(?P<name>[A-Za-z_][A-Za-z0-9_*-]*)\s*(?:\((?P<pattern>.*)\))?\s*$")
@@ -30,7 +47,9 @@ def canonical_tool(name: str) -> str:
         return name
     mapped = TOOL_ALIASES.get(name.lower())
     if mapped is None:
-        raise ValueError(f"unknown tool {name!r}; known: {', '.join(ALL_TOOLS)} (or Read, List, Search, Edit, MultiEdit, Write, Bash)")
+        raise ValueError(
+            f"unknown tool {name!r}; known: {', '.join(ALL_TOOLS)} (or Read, List, Search, Edit, MultiEdit, Write, Bash)"
+        )
     return mapped
 
 
@@ -68,7 +87,13 @@ def glob_regex(pattern: str, for_path: bool) -> re.Pattern[str]:
             i += 2
             continue
         ch = pattern[i]
-        out += ("[^/]*" if for_path else ".*") if ch == "*" else ("[^/]" if for_path else ".") if ch == "?" else re.escape(ch)
+        out += (
+            ("[^/]*" if for_path else ".*")
+            if ch == "*"
+            else ("[^/]" if for_path else ".")
+            if ch == "?"
+            else re.escape(ch)
+        )
         i += 1
     return re.compile(f"^{out}$")
 
@@ -135,8 +160,10 @@ class ToolPolicy(BaseModel):
         value = str(arguments.get(field) or ("." if field == "path" else ""))
         if name == "run_command":
             if SHELL_CHAINING.search(value):
-                return (f"run_command is limited to {', '.join(patterns)} for this agent; chaining, pipes and "
-                        "redirection (; & | ` $( < >) are not allowed")
+                return (
+                    f"run_command is limited to {', '.join(patterns)} for this agent; chaining, pipes and "
+                    "redirection (; & | ` $( < >) are not allowed"
+                )
             value = " ".join(value.split())
         else:
             value = value.strip().removeprefix("./").rstrip("/") or "."

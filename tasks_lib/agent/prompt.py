@@ -105,13 +105,18 @@ def named_files(workspace: str | Path, instructions: str) -> list[tuple[str, str
     return found
 
 
-def initial_messages(system_prompt: str, instructions: str, files: list[tuple[str, str]] | None = None) -> list[dict[str, str]]:
+def initial_messages(
+    system_prompt: str, instructions: str, files: list[tuple[str, str]] | None = None
+) -> list[dict[str, str]]:
     """The conversation the loop starts from: the system prompt, then the task (with the files it names)."""
     task = f"## Task\n{instructions.strip()}"
     for rel, text in files or []:
         task += f"\n\n## {rel} (as it is now)\n```\n{text.rstrip()}\n```"
     return [
         {"role": "system", "content": system_prompt},
-        {"role": "user", "content": f"{task}\n\nUse the tools one call at a time. When the task is done, call finish "
-                                    "with a short summary."},
+        {
+            "role": "user",
+            "content": f"{task}\n\nUse the tools one call at a time. When the task is done, call finish "
+            "with a short summary.",
+        },
     ]

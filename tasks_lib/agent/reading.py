@@ -61,10 +61,14 @@ def count_lines(handle: BinaryIO, seen: int, size: int) -> int | None:
 
 def read_note(start: int, end: int, total: int | None, size: int, full: bool) -> str:
     """The line under a read_file answer that says which part of the file it shows, when not all of it."""
-    capped = f"; the answer is capped at {MAX_READ_CHARS} characters, use start_line/end_line for the rest" if full else ""
+    capped = (
+        f"; the answer is capped at {MAX_READ_CHARS} characters, use start_line/end_line for the rest" if full else ""
+    )
     if total is None:
-        return (f"\n[the file is {size / 1_000_000:.1f} MB, too big to count its lines; showing lines {start}-{end}"
-                f"{capped or '; use start_line/end_line to read on'}]")
+        return (
+            f"\n[the file is {size / 1_000_000:.1f} MB, too big to count its lines; showing lines {start}-{end}"
+            f"{capped or '; use start_line/end_line to read on'}]"
+        )
     if (start, end) == (1, total):
         return ""
     return f"\n[lines {start}-{end} of {total}{capped}]"

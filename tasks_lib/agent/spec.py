@@ -81,7 +81,9 @@ class AgentSpec(BaseModel):
         """Which tools this agent may use, and with which arguments (no writing tools on a read-only workspace)."""
         policy = ToolPolicy.parse(self.tools)
         if self.workspace == "read-only":
-            policy = ToolPolicy(allowed={t: p for t, p in policy.allowed.items() if t not in ("edit_file", "write_file")})
+            policy = ToolPolicy(
+                allowed={t: p for t, p in policy.allowed.items() if t not in ("edit_file", "write_file")}
+            )
         return policy
 
     @property

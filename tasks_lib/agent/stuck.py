@@ -28,13 +28,17 @@ class StuckDetector:
     def see(self, name: str, arguments: Any, output: str) -> str | None:
         """Record one call; a description of the circle when the agent is going round in one, else None."""
         shown = f"{name}({str(arguments)[:80]})"
-        self.history = (self.history + [(_signature(name, arguments, output), shown)])[-self.window:]
+        self.history = (self.history + [(_signature(name, arguments, output), shown)])[-self.window :]
         signatures = [s for s, _ in self.history]
         if signatures.count(signatures[-1]) >= self.repeats:
             self.history.clear()
             return f"{shown} was called {self.repeats} times with the same result"
-        if len(signatures) >= 4 and signatures[-1] == signatures[-3] and signatures[-2] == signatures[-4] \
-                and signatures[-1] != signatures[-2]:
+        if (
+            len(signatures) >= 4
+            and signatures[-1] == signatures[-3]
+            and signatures[-2] == signatures[-4]
+            and signatures[-1] != signatures[-2]
+        ):
             first, second = self.history[-2][1], self.history[-1][1]
             self.history.clear()
             return f"{first} and {second} alternate with the same results"

@@ -71,7 +71,9 @@ def calls_in_text(text: str, tools: Signatures | None = None) -> tuple[list[Tool
             problems.append(f"could not read this as a tool call ({unreadable}): {segment.strip()[:200]}")
     if not calls and tools:
         for value in unnamed:
-            fits = [name for name, (required, accepted) in tools.items() if value and required <= set(value) <= accepted]
+            fits = [
+                name for name, (required, accepted) in tools.items() if value and required <= set(value) <= accepted
+            ]
             if len(fits) == 1:
                 calls.append(ToolCall(id=f"text_call_{len(calls) + 1}", name=fits[0], arguments=json.dumps(value)))
     return calls, problems

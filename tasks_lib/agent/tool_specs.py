@@ -26,9 +26,13 @@ class EditFileArgs(BaseModel):
     model_config = ConfigDict(populate_by_name=True)
 
     path: str = Field(description="File path relative to the repository root.")
-    old: str = Field(description="Exact text to replace (unique in the file unless replace_all).",
-                     validation_alias=AliasChoices("old", "old_str", "old_string", "old_text"))
-    new: str = Field(description="Replacement text.", validation_alias=AliasChoices("new", "new_str", "new_string", "new_text"))
+    old: str = Field(
+        description="Exact text to replace (unique in the file unless replace_all).",
+        validation_alias=AliasChoices("old", "old_str", "old_string", "old_text"),
+    )
+    new: str = Field(
+        description="Replacement text.", validation_alias=AliasChoices("new", "new_str", "new_string", "new_text")
+    )
     replace_all: bool = Field(default=False, description="Replace every occurrence.")
 
 
@@ -53,8 +57,8 @@ TOOL_DESCRIPTIONS = {
     "edit_file": "Replace the exact text `old` with `new` in a file.",
     "write_file": "Create or overwrite a file with the given content.",
     "run_command": "Run a shell command in the repository root (non-interactive, with a timeout). The repository's "
-                   ".git is read-only: read history with git log/diff/show, but do not stage or commit; your changes "
-                   "to the files are recorded for you.",
+    ".git is read-only: read history with git log/diff/show, but do not stage or commit; your changes "
+    "to the files are recorded for you.",
     "finish": "Call when the task is done, with a summary of what you did and why.",
 }
 TOOL_ARGS: dict[str, type[BaseModel]] = {
@@ -84,4 +88,7 @@ def tool_schema(name: str) -> dict[str, Any]:
         if "anyOf" in prop:
             kinds = [k for k in prop.pop("anyOf") if k.get("type") != "null"]
             prop.update(kinds[0])
-    return {"type": "function", "function": {"name": name, "description": TOOL_DESCRIPTIONS[name], "parameters": schema}}
+    return {
+        "type": "function",
+        "function": {"name": name, "description": TOOL_DESCRIPTIONS[name], "parameters": schema},
+    }

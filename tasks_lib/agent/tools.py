@@ -112,7 +112,9 @@ class Toolbox:
         """Run one tool call; every failure becomes an error message for the model, never an exception."""
         if name not in self.tools:
             offered = ", ".join(tool_signature(t) for t in self.tools)
-            return ToolOutcome(output=f"error: there is no tool {name!r}; the tools are: {offered}", ok=False, invalid=True)
+            return ToolOutcome(
+                output=f"error: there is no tool {name!r}; the tools are: {offered}", ok=False, invalid=True
+            )
         expects = f"{name} expects {tool_signature(name)}"
         try:
             raw = json.loads(arguments or "{}") if isinstance(arguments, str) else arguments
@@ -128,7 +130,9 @@ class Toolbox:
         try:
             checked = args.model_dump()
             if name in PATH_TOOLS:  # rules apply to where the path really leads, not to how it is written
-                checked["path"] = self._rel(self.resolve(checked["path"], for_write=name in ("write_file", "edit_file")))
+                checked["path"] = self._rel(
+                    self.resolve(checked["path"], for_write=name in ("write_file", "edit_file"))
+                )
             refusal = self.policy.check(name, checked)
             if refusal:
                 return ToolOutcome(output=f"error: {refusal}", ok=False, denied=True)
@@ -166,8 +170,9 @@ class Toolbox:
 
     def _git(self, *args: str, check: bool = True, output_cap: int = GIT_OUTPUT_CAP) -> CommandResult:
         """git, run in the session's environment like any other process the agent causes."""
-        result = self.environment.execute(["git", "--no-pager", *HARDENING, *args], timeout_s=GIT_TIMEOUT_S,
-                                          output_cap=output_cap)
+        result = self.environment.execute(
+            ["git", "--no-pager", *HARDENING, *args], timeout_s=GIT_TIMEOUT_S, output_cap=output_cap
+        )
         if result.timed_out:
             raise ToolError(f"git {args[0]} timed out after {GIT_TIMEOUT_S} s")
         if check and result.exit_code != 0:
@@ -215,8 +220,20 @@ class Toolbox:
         except re.error as exc:
             raise ToolError(f"invalid regular expression {args.pattern!r}: {exc}") from None
         target = self.resolve(args.path)
-        proc = self._git("grep", "-n", "-I", "--untracked", "--no-color", "-P", "-e", args.pattern, "--",
-                         self._rel(target), check=False, output_cap=SEARCH_OUTPUT_CAP)
+        proc = self._git(
+            "grep",
+            "-n",
+            "-I",
+            "--untracked",
+            "--no-color",
+            "-P",
+            "-e",
+            args.pattern,
+            "--",
+            self._rel(target),
+            check=False,
+            output_cap=SEARCH_OUTPUT_CAP,
+        )
         if proc.exit_code == 1:
             return ToolOutcome(output="no matches")
         if proc.exit_code != 0:
@@ -226,12 +243,20 @@ class Toolbox:
             output = output.split(f"\n[... {proc.truncated_bytes} bytes of output omitted ...]\n", 1)[0]
             output = output.rsplit("\n", 1)[0]  # its last line may be cut
         lines = output.splitlines()
-        shown = [ln if len(ln) <= MAX_LINE_CHARS else ln[:MAX_LINE_CHARS] + " [...]" for ln in lines[:MAX_SEARCH_MATCHES]]
+        shown = [
+            ln if len(ln) <= MAX_LINE_CHARS else ln[:MAX_LINE_CHARS] + " [...]" for ln in lines[:MAX_SEARCH_MATCHES]
+        ]
         if proc.truncated_bytes:
-            more = (f"\n[... more matches: the search printed {proc.truncated_bytes + len(proc.output)} bytes, more than "
-                    "is read; narrow the pattern or path]")
+            more = (
+                f"\n[... more matches: the search printed {proc.truncated_bytes + len(proc.output)} bytes, more than "
+                "is read; narrow the pattern or path]"
+            )
         else:
-            more = f"\n[... {len(lines) - len(shown)} more matches; narrow the pattern or path]" if len(lines) > len(shown) else ""
+            more = (
+                f"\n[... {len(lines) - len(shown)} more matches; narrow the pattern or path]"
+                if len(lines) > len(shown)
+                else ""
+            )
         return ToolOutcome(output="\n".join(shown) + more)
 
     def _edit_file(self, args: EditFileArgs) -> ToolOutcome:
@@ -244,11 +269,16 @@ class Toolbox:
         except EditError as exc:
             raise ToolError(f"{args.path}: {exc}") from None
         target.write_text(edit.text, encoding="utf-8", errors="surrogateescape")
-        note = {"whitespace": " (matched ignoring trailing whitespace)", "indentation": " (matched ignoring indentation; "
-                "the new text was indented like the file)", "quotes": " (matched ignoring ' against \" quote marks)",
-                "all": " (every occurrence)"}.get(edit.how, "")
-        return ToolOutcome(output=f"edited {self._rel(target)}{note}, now lines {edit.first_line}-{edit.last_line}:\n"
-                                  + around(edit.text, edit.first_line, edit.last_line))
+        note = {
+            "whitespace": " (matched ignoring trailing whitespace)",
+            "indentation": " (matched ignoring indentation; the new text was indented like the file)",
+            "quotes": " (matched ignoring ' against \" quote marks)",
+            "all": " (every occurrence)",
+        }.get(edit.how, "")
+        return ToolOutcome(
+            output=f"edited {self._rel(target)}{note}, now lines {edit.first_line}-{edit.last_line}:\n"
+            + around(edit.text, edit.first_line, edit.last_line)
+        )
 
     def _write_file(self, args: WriteFileArgs) -> ToolOutcome:
         target = self.resolve(args.path, for_write=True)
@@ -257,7 +287,9 @@ class Toolbox:
         target.parent.mkdir(parents=True, exist_ok=True)
         existed = target.exists()
         target.write_text(args.content, encoding="utf-8")
-        return ToolOutcome(output=f"{'overwrote' if existed else 'created'} {self._rel(target)} ({len(args.content)} characters)")
+        return ToolOutcome(
+            output=f"{'overwrote' if existed else 'created'} {self._rel(target)} ({len(args.content)} characters)"
+        )
 
     def _run_command(self, args: RunCommandArgs) -> ToolOutcome:
         timeout = min(args.timeout or self.command_timeout_s, MAX_COMMAND_TIMEOUT_S)

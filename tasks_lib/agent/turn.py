@@ -40,8 +40,14 @@ class LoopState(BaseModel):
 class Turn:
     """One reply's calls: run in order up to the first failure, then the answers and notes for the model."""
 
-    def __init__(self, toolbox: Toolbox, options: LoopOptions, state: LoopState, stuck: StuckDetector,
-                 redact: Callable[[str], str]):
+    def __init__(
+        self,
+        toolbox: Toolbox,
+        options: LoopOptions,
+        state: LoopState,
+        stuck: StuckDetector,
+        redact: Callable[[str], str],
+    ):
         self.toolbox, self.options, self.state, self.stuck, self.redact = toolbox, options, state, stuck, redact
         self.answers: list[tuple[ToolCall, str]] = []  # what each call gets back, in order
         self.notes: list[str] = []  # told to the model after the results
@@ -86,8 +92,11 @@ class Turn:
                     self._note(step, f"stopped: {circle}, again after a warning")
                     return EndReason.stuck, f"the agent was going round in circles: {circle}", None
                 self.state.nudged = True
-                self._note(step, f"You are going round in circles: {circle}. Doing it again will not change "
-                                 "anything. Try a different approach, or call finish and say what blocks you.")
+                self._note(
+                    step,
+                    f"You are going round in circles: {circle}. Doing it again will not change "
+                    "anything. Try a different approach, or call finish and say what blocks you.",
+                )
         if finish:
             return EndReason.finished, "the agent called finish", finish
         if valid or finish == "":
@@ -97,8 +106,12 @@ class Turn:
             self.state.malformed_streak += 1
             self.state.malformed_total += 1
             if found.problems:
-                self._note(step, "Your reply had no tool call I could read: " + "; ".join(found.problems)
-                           + f". Reply with {CALL_FORMAT}")
+                self._note(
+                    step,
+                    "Your reply had no tool call I could read: "
+                    + "; ".join(found.problems)
+                    + f". Reply with {CALL_FORMAT}",
+                )
             if self.state.malformed_streak >= MAX_MALFORMED:
                 return EndReason.malformed, (f"the model's last {MAX_MALFORMED} replies held no usable tool call"), None
             return None
@@ -113,11 +126,21 @@ class Turn:
         if not self.options.expects_changes or getattr(self.state, once) or self.toolbox.has_changes():
             return None
         setattr(self.state, once, True)
-        return (f"{what}, but no file has been changed yet. If the task needs a change, make it with the tools "
-                "first; if it really needs none, call finish again and say why.")
+        return (
+            f"{what}, but no file has been changed yet. If the task needs a change, make it with the tools "
+            "first; if it really needs none, call finish again and say why."
+        )
 
-    def _answer(self, step: StepRecord, call: ToolCall, text: str, ok: bool, started: float, denied: bool = False,
-                skipped: bool = False) -> None:
+    def _answer(
+        self,
+        step: StepRecord,
+        call: ToolCall,
+        text: str,
+        ok: bool,
+        started: float,
+        denied: bool = False,
+        skipped: bool = False,
+    ) -> None:
         self.answers.append((call, text))
         record = _call_record(call, text, ok, started, self.redact, denied)
         record.skipped = skipped
@@ -131,11 +154,16 @@ class Turn:
         """Append the results (as tool messages, or one user message for calls written in text) and the notes."""
         if not found.from_text:
             for call, text in self.answers:
-                messages.append({"role": "tool", "tool_call_id": call.id, "content": clip_middle(text, MODEL_RESULT_CAP)})
+                messages.append(
+                    {"role": "tool", "tool_call_id": call.id, "content": clip_middle(text, MODEL_RESULT_CAP)}
+                )
             if self.notes:
                 messages.append({"role": "user", "content": "\n\n".join(self.notes)})
             return
-        parts = [f"{call.name}({_short(call.arguments)}):\n{clip_middle(text, MODEL_RESULT_CAP)}" for call, text in self.answers]
+        parts = [
+            f"{call.name}({_short(call.arguments)}):\n{clip_middle(text, MODEL_RESULT_CAP)}"
+            for call, text in self.answers
+        ]
         if parts:
             messages.append({"role": "user", "content": "\n\n".join([OBSERVATION_HEADER, *parts, *self.notes])})
         elif self.notes:
@@ -146,7 +174,9 @@ def _short(arguments: str) -> str:
     return arguments if len(arguments) <= 120 else arguments[:117] + "..."
 
 
-def _call_record(call, output: str, ok: bool, started: float, redact: Callable[[str], str], denied: bool) -> ToolCallRecord:
+def _call_record(
+    call, output: str, ok: bool, started: float, redact: Callable[[str], str], denied: bool
+) -> ToolCallRecord:
     try:
         arguments: dict[str, Any] | str = json.loads(call.arguments or "{}")
     except json.JSONDecodeError:
@@ -156,6 +186,11 @@ def _call_record(call, output: str, ok: bool, started: float, redact: Callable[[
     else:
         arguments = redact(str(arguments))
     return ToolCallRecord(
-        id=call.id, name=call.name, arguments=arguments, result=redact(output), ok=ok, denied=denied,
+        id=call.id,
+        name=call.name,
+        arguments=arguments,
+        result=redact(output),
+        ok=ok,
+        denied=denied,
         duration_s=time.monotonic() - started,
     )

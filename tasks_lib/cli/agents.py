@@ -68,13 +68,22 @@ def agents_show(
         raise CliError(str(exc)) from None
     out.print(Text.assemble((agent.name, "bold"), f" — {agent.description}"))
     for label, value in (
-        ("source", agent.source), ("format", FORMAT_LABELS[agent.file_format]),
-        ("model", agent.model or "(from --model or AGENT_TASKS_MODEL)"), ("tools", _tools_text(agent)),
-        ("budgets", f"{agent.max_steps} steps, {agent.timeout_minutes:g} min, "
-                    f"{'$' + format(agent.max_cost_usd, 'g') if agent.max_cost_usd else 'no cost cap'}, "
-                    f"{agent.max_tokens or 'no'} token cap"),
-        ("check", f"{agent.check_command} (fix_until_green: {agent.fix_until_green})" if agent.check_command else "none"),
-        ("on accept", agent.on_accept), ("branch prefix", agent.branch_prefix),
+        ("source", agent.source),
+        ("format", FORMAT_LABELS[agent.file_format]),
+        ("model", agent.model or "(from --model or AGENT_TASKS_MODEL)"),
+        ("tools", _tools_text(agent)),
+        (
+            "budgets",
+            f"{agent.max_steps} steps, {agent.timeout_minutes:g} min, "
+            f"{'$' + format(agent.max_cost_usd, 'g') if agent.max_cost_usd else 'no cost cap'}, "
+            f"{agent.max_tokens or 'no'} token cap",
+        ),
+        (
+            "check",
+            f"{agent.check_command} (fix_until_green: {agent.fix_until_green})" if agent.check_command else "none",
+        ),
+        ("on accept", agent.on_accept),
+        ("branch prefix", agent.branch_prefix),
     ):
         out.print(f"{label:<14}{value}")
     _print_how_read(agent)
@@ -145,7 +154,8 @@ def agents_check(
     files: list[str] | None = typer.Argument(None, help="Agent files to validate."),
     repo: str | None = typer.Option(None, "--repo", help="Validate every agent file of this repository."),
     file_format: str | None = typer.Option(
-        None, "--format", help=f"Read the files as this format ({', '.join(FORMAT_CHOICES)}); default: from the folder."),
+        None, "--format", help=f"Read the files as this format ({', '.join(FORMAT_CHOICES)}); default: from the folder."
+    ),
 ) -> None:
     """Validate agent files: the format, the fields ignored, notes, or the file, the field and what is wrong."""
     from tasks_lib.agent.files import read_agent_file

@@ -14,10 +14,14 @@ from tasks_lib.cli.common import CliError, err, out, wide
 
 def eval_command(
     suite: str = typer.Argument("bugfix", help="A shipped suite (bugfix) or a folder of tasks (Exercism layout)."),
-    model: str | None = typer.Option(None, "--model", "-m", help="litellm model string; default: the agent's, then AGENT_TASKS_MODEL."),
+    model: str | None = typer.Option(
+        None, "--model", "-m", help="litellm model string; default: the agent's, then AGENT_TASKS_MODEL."
+    ),
     agent: str = typer.Option("default", "--agent", "-a", help="Built-in agent name or path to an agent file."),
     tasks: str | None = typer.Option(None, "--tasks", help="Only these tasks (comma-separated names)."),
-    attempts: int = typer.Option(1, "--attempts", min=1, help="Attempts per task; a task counts as solved if any attempt is."),
+    attempts: int = typer.Option(
+        1, "--attempts", min=1, help="Attempts per task; a task counts as solved if any attempt is."
+    ),
     jobs: int = typer.Option(1, "--jobs", "-j", min=1, help="Tasks run at once."),
     temperature: float | None = typer.Option(None, "--temperature", help="Sampling temperature (0: repeatable)."),
     json_file: str | None = typer.Option(None, "--json", help="Also write the results to this JSON file."),
@@ -39,14 +43,26 @@ def eval_command(
         if event == "eval_task":
             o = data["outcome"]
             verdict = ("solved", "green") if o.solved else ("not solved", "red")
-            err.print(Text.assemble(f"{o.task} #{o.attempt}: ", verdict,
-                                    f" in {o.steps} steps, {o.wall_s:.0f} s ({o.end_reason or o.status})"))
+            err.print(
+                Text.assemble(
+                    f"{o.task} #{o.attempt}: ",
+                    verdict,
+                    f" in {o.steps} steps, {o.wall_s:.0f} s ({o.end_reason or o.status})",
+                )
+            )
 
     err.print(f"eval {suite}: {len(chosen)} tasks × {attempts} with agent {agent}, model {model or '(the agent’s)'}")
     progress.subscribe(show)
     try:
-        report = agent_eval(suite=suite, model=model, agent=agent, tasks=[t.name for t in chosen], attempts=attempts,
-                            jobs=jobs, temperature=temperature)
+        report = agent_eval(
+            suite=suite,
+            model=model,
+            agent=agent,
+            tasks=[t.name for t in chosen],
+            attempts=attempts,
+            jobs=jobs,
+            temperature=temperature,
+        )
     finally:
         progress.unsubscribe(show)
     print_report(report)
@@ -62,14 +78,28 @@ def print_report(report: dict[str, Any]) -> None:
 
     rows = table_rows([TaskOutcome.model_validate(o) for o in report["outcomes"]])
     table = Table(box=None, pad_edge=False)
-    for col in ("task", "attempt", "solved", "end", "steps", "tokens", "cost", "wall_s", "edit_failures", "stuck", "session"):
+    for col in (
+        "task",
+        "attempt",
+        "solved",
+        "end",
+        "steps",
+        "tokens",
+        "cost",
+        "wall_s",
+        "edit_failures",
+        "stuck",
+        "session",
+    ):
         table.add_column(col, justify="left" if col in ("task", "end", "session", "solved") else "right")
     for row in rows:
         table.add_row(*(str(v) for v in row.values()))
     wide.print(table)
     s = report["summary"]
-    out.print(f"solved {s['solved']} of {s['tasks']} tasks ({s['attempts']} attempts); median {s['median_steps']} steps, "
-              f"{s['median_wall_s']} s; {s['failed_sessions']} failed sessions ({s['crashed']} crashed); "
-              f"{s['edit_failures']} edit failures; {s['stuck_events']} stuck events; "
-              f"{s['empty_diff_claimed_changes']} summaries claiming changes with an empty diff; first request "
-              f"{s['median_first_prompt_tokens']} prompt tokens (median: system prompt, tools and task)")
+    out.print(
+        f"solved {s['solved']} of {s['tasks']} tasks ({s['attempts']} attempts); median {s['median_steps']} steps, "
+        f"{s['median_wall_s']} s; {s['failed_sessions']} failed sessions ({s['crashed']} crashed); "
+        f"{s['edit_failures']} edit failures; {s['stuck_events']} stuck events; "
+        f"{s['empty_diff_claimed_changes']} summaries claiming changes with an empty diff; first request "
+        f"{s['median_first_prompt_tokens']} prompt tokens (median: system prompt, tools and task)"
+    )

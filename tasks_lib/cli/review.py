@@ -8,12 +8,23 @@ import typer
 
 from tasks_lib.cli.common import CliError, cli_store, err, out
 
-DECISION_NAMES = {"accept": "accept", "request-changes": "request_changes", "request_changes": "request_changes",
-                  "reject": "reject", "retry": "retry"}
+DECISION_NAMES = {
+    "accept": "accept",
+    "request-changes": "request_changes",
+    "request_changes": "request_changes",
+    "reject": "reject",
+    "retry": "retry",
+}
 
 
-def resume(session_id: str, decision: str, feedback: str, instructions: str,
-           comments: list[str] | None = None, candidate: int | None = None) -> None:
+def resume(
+    session_id: str,
+    decision: str,
+    feedback: str,
+    instructions: str,
+    comments: list[str] | None = None,
+    candidate: int | None = None,
+) -> None:
     """Resume a session's paused flow run with a decision; CliError if it is not waiting or the input is refused."""
     from tasks_lib.review.comments import CommentError, parse_comment
     from tasks_lib.review.resume import ResumeRefused, decision_payload, resume_review
@@ -47,9 +58,12 @@ def review(
     decision: str = typer.Argument(..., help="accept | request-changes | reject | retry"),
     feedback: str = typer.Option("", "--feedback", "-f", help="What to change, or notes."),
     instructions: str = typer.Option("", "--instructions", "-i", help="Updated instructions (retry)."),
-    comment: list[str] = typer.Option([], "--comment", "-c",
-                                      help='A comment on a line of the change: FILE:LINE="text" (repeatable).'),
-    candidate: int | None = typer.Option(None, "--candidate", help="Best-of-N: the attempt to accept (default: the first)."),
+    comment: list[str] = typer.Option(
+        [], "--comment", "-c", help='A comment on a line of the change: FILE:LINE="text" (repeatable).'
+    ),
+    candidate: int | None = typer.Option(
+        None, "--candidate", help="Best-of-N: the attempt to accept (default: the first)."
+    ),
     wait: bool = typer.Option(True, "--wait/--no-wait", help="Wait until the session has acted on the decision."),
     wait_timeout: float = typer.Option(3600, "--timeout", help="Seconds to wait with --wait."),
 ) -> None:
@@ -81,4 +95,6 @@ def review(
         if now.status not in ("awaiting_review", "running", "delivering") or waiting_again:
             out.print(f"session {now.id[:8]} {now.status}: {now.status_reason}")
             return
-    raise CliError(f"session {row.id[:8]} is still working after {wait_timeout:.0f}s; see agent-tasks show {row.id[:8]}")
+    raise CliError(
+        f"session {row.id[:8]} is still working after {wait_timeout:.0f}s; see agent-tasks show {row.id[:8]}"
+    )

@@ -27,8 +27,13 @@ def show_step(event: str, data: dict[str, Any]) -> None:
         if data.get("notice"):
             err.print(Text(data["notice"], style="yellow"))
         sid = data["session_id"][:8]
-        err.print(Text.assemble(("waiting for review", "bold"), f" (iteration {data['iteration']}): "
-                                f"agent-tasks review {sid} accept|request-changes|reject|retry, or the Prefect UI"))
+        err.print(
+            Text.assemble(
+                ("waiting for review", "bold"),
+                f" (iteration {data['iteration']}): "
+                f"agent-tasks review {sid} accept|request-changes|reject|retry, or the Prefect UI",
+            )
+        )
         if sys.stdin.isatty():
             threading.Thread(target=prompt_review, args=(data["session_id"],), daemon=True).start()
 
@@ -36,21 +41,34 @@ def show_step(event: str, data: dict[str, Any]) -> None:
 def run(
     repo: str = typer.Argument(..., help="Repository: local path or git URL."),
     task: str = typer.Option(..., "--task", "-t", help="What the agent should do."),
-    branch: str | None = typer.Option(None, "--branch", "-b", help="Branch to start from (default: the repository's default)."),
+    branch: str | None = typer.Option(
+        None, "--branch", "-b", help="Branch to start from (default: the repository's default)."
+    ),
     agent: str = typer.Option("default", "--agent", "-a", help="Built-in agent name or path to an agent file."),
     model: str | None = typer.Option(None, "--model", "-m", help="litellm model string, e.g. openai/gpt-4o."),
     reviewer: str | None = typer.Option(None, "--reviewer", "-r", help="Who reviews the result."),
     review: bool = typer.Option(True, "--review/--no-review", help="Wait for a review decision after the summary."),
     on_accept: str | None = typer.Option(None, "--on-accept", help="branch (default), merge or pull_request."),
-    temperature: float | None = typer.Option(None, "--temperature", help="Sampling temperature (overrides the agent's)."),
+    temperature: float | None = typer.Option(
+        None, "--temperature", help="Sampling temperature (overrides the agent's)."
+    ),
     sandbox: str | None = typer.Option(None, "--sandbox", help="auto (default), bwrap or none."),
-    network: bool | None = typer.Option(None, "--network/--no-network", help="Let the agent's commands use the network."),
-    env: list[str] = typer.Option([], "--env", "-e", help="Pass this environment variable to the agent's commands (repeatable)."),
+    network: bool | None = typer.Option(
+        None, "--network/--no-network", help="Let the agent's commands use the network."
+    ),
+    env: list[str] = typer.Option(
+        [], "--env", "-e", help="Pass this environment variable to the agent's commands (repeatable)."
+    ),
     setup: str | None = typer.Option(None, "--setup", help="Command run before the agent, with the network on."),
-    shadow_builtins: bool = typer.Option(False, "--shadow-builtins", help="Let a repository agent replace a built-in of the same name."),
-    attempts: int = typer.Option(1, "--attempts", help="Best-of-N: run this many attempts at once (1-8), ranked for review."),
-    stop_at_first_green: bool = typer.Option(False, "--stop-at-first-green",
-                                             help="With --attempts: stop the others once one passes the agent's check."),
+    shadow_builtins: bool = typer.Option(
+        False, "--shadow-builtins", help="Let a repository agent replace a built-in of the same name."
+    ),
+    attempts: int = typer.Option(
+        1, "--attempts", help="Best-of-N: run this many attempts at once (1-8), ranked for review."
+    ),
+    stop_at_first_green: bool = typer.Option(
+        False, "--stop-at-first-green", help="With --attempts: stop the others once one passes the agent's check."
+    ),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Also print Prefect's own log lines."),
 ) -> None:
     """Run an agent task on a repository, print the summary and diffstat, then wait for the review.
@@ -63,14 +81,29 @@ def run(
     from tasks_lib.session.preflight import BadRequest, preflight
 
     try:
-        request = TaskRequest(repository=repo, instructions=task, branch=branch, agent=agent, model=model,
-                              reviewer=reviewer, review=review, on_accept=on_accept, temperature=temperature,
-                              sandbox=sandbox, network=network,
-                              env=env, setup_command=setup, shadow_builtins=shadow_builtins, attempts=attempts,
-                              stop_at_first_green=stop_at_first_green)
+        request = TaskRequest(
+            repository=repo,
+            instructions=task,
+            branch=branch,
+            agent=agent,
+            model=model,
+            reviewer=reviewer,
+            review=review,
+            on_accept=on_accept,
+            temperature=temperature,
+            sandbox=sandbox,
+            network=network,
+            env=env,
+            setup_command=setup,
+            shadow_builtins=shadow_builtins,
+            attempts=attempts,
+            stop_at_first_green=stop_at_first_green,
+        )
     except ValidationError as exc:
         field = exc.errors()[0]["loc"][0]
-        raise CliError("the task is empty: pass --task TEXT" if field == "instructions" else f"{field}: {exc.errors()[0]['msg']}") from None
+        raise CliError(
+            "the task is empty: pass --task TEXT" if field == "instructions" else f"{field}: {exc.errors()[0]['msg']}"
+        ) from None
     try:
         plan = preflight(request)
     except BadRequest as exc:

@@ -39,17 +39,23 @@ def print_session(session_id: str, summary: bool) -> None:
     if row.iteration > 1:
         out.print(f"iteration {row.iteration} ({row.change_rounds} change rounds)")
     cost = f"${row.cost_usd:.4f}" if row.cost_usd is not None else "cost unknown"
-    out.print(f"usage    {row.steps_used} steps, {row.prompt_tokens} prompt + {row.completion_tokens} completion tokens"
-              f" ({row.cached_tokens} cached), {cost}")
+    out.print(
+        f"usage    {row.steps_used} steps, {row.prompt_tokens} prompt + {row.completion_tokens} completion tokens"
+        f" ({row.cached_tokens} cached), {cost}"
+    )
     checks = store.checks(session_id)
     if checks:
         last = checks[-1]
-        out.print(f"check    {last.command}: {'passed' if last.passed else f'failed (exit {last.exit_code})'}"
-                  f" in {last.duration_s:.1f}s")
+        out.print(
+            f"check    {last.command}: {'passed' if last.passed else f'failed (exit {last.exit_code})'}"
+            f" in {last.duration_s:.1f}s"
+        )
     found = row.candidates or {}
     if found.get("iteration") == row.iteration:
-        out.print(f"attempts {len(found['ranked'])}, ranked (attempt {found['chosen']} is in the workspace; "
-                  "accept another with --candidate N):")
+        out.print(
+            f"attempts {len(found['ranked'])}, ranked (attempt {found['chosen']} is in the workspace; "
+            "accept another with --candidate N):"
+        )
         for c in found["ranked"]:
             out.print(f"  #{c['rank']} attempt {c['attempt']}: {c['why']}")
     if summary:
@@ -110,8 +116,18 @@ def inbox(
     for r in rows:
         name = os.path.basename(r.repository.rstrip("/")) or r.repository
         cost = f"${r.cost_usd:.4f}" if r.cost_usd is not None else "-"
-        table.add_row(r.id[:8], r.status, r.agent, f"{name}@{r.branch or '?'}", r.reviewer or "-", str(r.iteration),
-                      f"+{r.lines_added} -{r.lines_removed}", cost, age(r.created_at), ui_url(r.flow_run_id))
+        table.add_row(
+            r.id[:8],
+            r.status,
+            r.agent,
+            f"{name}@{r.branch or '?'}",
+            r.reviewer or "-",
+            str(r.iteration),
+            f"+{r.lines_added} -{r.lines_removed}",
+            cost,
+            age(r.created_at),
+            ui_url(r.flow_run_id),
+        )
     wide.print(table)
 
 
@@ -173,8 +189,15 @@ def usage(
         table.add_column(col, justify="left" if col == by else "right")
     for g in groups:
         cost = "-" if g["cost_usd"] is None else f"${g['cost_usd']:.4f}" + ("+" if g["unpriced_sessions"] else "")
-        table.add_row(str(g["key"]), str(g["sessions"]), str(g["steps"]), str(g["prompt_tokens"]),
-                      str(g["completion_tokens"]), str(g["cached_tokens"]), cost)
+        table.add_row(
+            str(g["key"]),
+            str(g["sessions"]),
+            str(g["steps"]),
+            str(g["prompt_tokens"]),
+            str(g["completion_tokens"]),
+            str(g["cached_tokens"]),
+            cost,
+        )
     wide.print(table)
     if any(g["unpriced_sessions"] for g in groups):
         out.print("+ some sessions used models without a known price: their cost is not included")

@@ -9,7 +9,9 @@ from tasks_lib.cli.workflows import load_or_fail
 
 
 def gc(
-    older_than: float = typer.Option(14, "--older-than", help="Remove workspaces of sessions that ended more than this many days ago."),
+    older_than: float = typer.Option(
+        14, "--older-than", help="Remove workspaces of sessions that ended more than this many days ago."
+    ),
     deliveries: float = typer.Option(30, "--deliveries", help="Forget webhook deliveries older than this many days."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Only say what would be removed."),
 ) -> None:

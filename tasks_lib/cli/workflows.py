@@ -14,7 +14,9 @@ from tasks_lib.cli.common import CliError, out, wide
 if TYPE_CHECKING:
     from deployments.workflows import Workflow
 
-workflows_app = typer.Typer(help="Workflows: agents on schedules and events (deployments/workflows.yaml).", no_args_is_help=True)
+workflows_app = typer.Typer(
+    help="Workflows: agents on schedules and events (deployments/workflows.yaml).", no_args_is_help=True
+)
 
 
 def load_or_fail() -> list[Workflow]:
@@ -39,7 +41,8 @@ def workflows_list() -> None:
         elif w.schedule:
             s = w.schedule
             starts = (f"cron {s.cron}" if s.cron else f"every {s.interval}s" if s.interval else f"rrule {s.rrule}") + (
-                "" if s.active else " (inactive)")
+                "" if s.active else " (inactive)"
+            )
         else:
             starts = "manual"
         table.add_row(w.name, w.agent, escape(starts), escape(w.description))
@@ -47,7 +50,9 @@ def workflows_list() -> None:
 
 
 @workflows_app.command("render")
-def workflows_render(output: str | None = typer.Option(None, "--output", "-o", help="Write here instead of stdout.")) -> None:
+def workflows_render(
+    output: str | None = typer.Option(None, "--output", "-o", help="Write here instead of stdout."),
+) -> None:
     """Print (or write) the prefect.yaml made from the workflows."""
     from deployments.workflows import render_prefect_yaml
 

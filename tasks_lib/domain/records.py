@@ -87,7 +87,11 @@ class Usage(BaseModel):
 
     def plus(self, other: Usage) -> Usage:
         """The sum of two usages (e.g. earlier iterations and the current one)."""
-        cost = None if self.cost_usd is None and other.cost_usd is None else (self.cost_usd or 0.0) + (other.cost_usd or 0.0)
+        cost = (
+            None
+            if self.cost_usd is None and other.cost_usd is None
+            else (self.cost_usd or 0.0) + (other.cost_usd or 0.0)
+        )
         return Usage(
             steps=self.steps + other.steps,
             prompt_tokens=self.prompt_tokens + other.prompt_tokens,

@@ -21,9 +21,7 @@ class TaskRequest(BaseModel):
     branch: str | None = Field(
         default=None, description="Branch to start from. Empty: the repository's default branch."
     )
-    agent: str = Field(
-        default="default", description="Name of a built-in agent (default) or a path to an agent file."
-    )
+    agent: str = Field(default="default", description="Name of a built-in agent (default) or a path to an agent file.")
     model: str | None = Field(
         default=None, description="litellm model string; overrides the agent's model, e.g. openai/gpt-4o."
     )
@@ -63,7 +61,8 @@ class TaskRequest(BaseModel):
         default=False, description="Let the repository's agent file replace a built-in agent of the same name."
     )
     concurrency_key: str | None = Field(
-        default=None, description="Runs with the same key take turns (e.g. an issue or the repository). Empty: "
+        default=None,
+        description="Runs with the same key take turns (e.g. an issue or the repository). Empty: "
         "the repository and issue number of the event that started the run, else no per-key limit.",
     )
     concurrency_limit: int = Field(default=1, ge=1, le=100, description="How many runs of the key may work at once.")
@@ -71,7 +70,10 @@ class TaskRequest(BaseModel):
         default=False, description="Cancel the key's older unfinished runs (including ones waiting for review) first."
     )
     attempts: int = Field(
-        default=1, ge=1, le=8, description="Best-of-N: how many attempts run at once, each in its own workspace, "
+        default=1,
+        ge=1,
+        le=8,
+        description="Best-of-N: how many attempts run at once, each in its own workspace, "
         "sharing the budget; the reviewer sees them ranked and accepts one.",
     )
     stop_at_first_green: bool = Field(

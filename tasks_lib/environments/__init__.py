@@ -3,5 +3,12 @@
 from tasks_lib.environments.base import DEFAULT_OUTPUT_CAP, CommandResult, Environment
 from tasks_lib.environments.spec import SandboxRefused, SandboxSpec, make_environment, sandbox_status
 
-__all__ = ["DEFAULT_OUTPUT_CAP", "CommandResult", "Environment", "SandboxRefused", "SandboxSpec", "make_environment",
-           "sandbox_status"]
+__all__ = [
+    "DEFAULT_OUTPUT_CAP",
+    "CommandResult",
+    "Environment",
+    "SandboxRefused",
+    "SandboxSpec",
+    "make_environment",
+    "sandbox_status",
+]

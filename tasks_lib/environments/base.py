@@ -53,8 +53,9 @@ class Environment(Protocol):
 
     name: str  # "bwrap", "none", ...
 
-    def execute(self, command: Command, timeout_s: float, output_cap: int = DEFAULT_OUTPUT_CAP,
-                network: bool | None = None) -> CommandResult:
+    def execute(
+        self, command: Command, timeout_s: float, output_cap: int = DEFAULT_OUTPUT_CAP, network: bool | None = None
+    ) -> CommandResult:
         """Run ``command`` (a shell string, or an argv list) in the workspace.
 
         ``network`` overrides the environment's network setting for this command (the setup step).
@@ -62,7 +63,9 @@ class Environment(Protocol):
         ...
 
 
-def command_env(names: Sequence[str] = (), source: Mapping[str, str] | None = None, home: str | None = None) -> dict[str, str]:
+def command_env(
+    names: Sequence[str] = (), source: Mapping[str, str] | None = None, home: str | None = None
+) -> dict[str, str]:
     """The environment of an agent command: the allow-list, plus the variables named in ``names``."""
     source = os.environ if source is None else source
     env = {k: v for k, v in source.items() if k in ALLOWED_ENV or k.startswith(ALLOWED_ENV_PREFIXES)}
@@ -117,13 +120,19 @@ class _CappedReader:
         return (body + tail).decode("utf-8", errors="replace"), max(omitted, 0)
 
 
-def run_process(args: list[str], cwd: str | Path, env: Mapping[str, str], timeout_s: float, output_cap: int,
-                shown_as: str) -> CommandResult:
+def run_process(
+    args: list[str], cwd: str | Path, env: Mapping[str, str], timeout_s: float, output_cap: int, shown_as: str
+) -> CommandResult:
     """Run ``args`` in its own process group; kill the whole group when it runs too long; cap its output."""
     started = time.monotonic()
     proc = subprocess.Popen(
-        args, cwd=str(cwd), env=dict(env), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT, start_new_session=True,
+        args,
+        cwd=str(cwd),
+        env=dict(env),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
     reader = _CappedReader(proc.stdout, output_cap)
     timed_out = False
@@ -137,8 +146,12 @@ def run_process(args: list[str], cwd: str | Path, env: Mapping[str, str], timeou
     _kill_group(proc)
     output, omitted = reader.text()
     return CommandResult(
-        command=shown_as, exit_code=None if timed_out else proc.returncode, output=output, timed_out=timed_out,
-        truncated_bytes=omitted, duration_s=time.monotonic() - started,
+        command=shown_as,
+        exit_code=None if timed_out else proc.returncode,
+        output=output,
+        timed_out=timed_out,
+        truncated_bytes=omitted,
+        duration_s=time.monotonic() - started,
     )
 
 

@@ -54,7 +54,9 @@ def bwrap_binary() -> str | None:
 @lru_cache(maxsize=4)
 def _probe(binary: str) -> str:
     try:
-        version = subprocess.run([binary, "--version"], capture_output=True, text=True, timeout=10, env={}).stdout.strip()
+        version = subprocess.run(
+            [binary, "--version"], capture_output=True, text=True, timeout=10, env={}
+        ).stdout.strip()
     except OSError as exc:
         raise SandboxUnavailable(f"{binary} cannot be run: {exc.strerror or exc}") from None
     with tempfile.TemporaryDirectory(prefix="agent-sandbox-probe-") as tmp:
@@ -71,7 +73,9 @@ def sandbox_version() -> str:
     binary = bwrap_binary()
     if binary is None:
         where = load_settings().bwrap
-        raise SandboxUnavailable(f"bubblewrap not found at AGENT_TASKS_BWRAP={where}" if where else "bubblewrap is not installed")
+        raise SandboxUnavailable(
+            f"bubblewrap not found at AGENT_TASKS_BWRAP={where}" if where else "bubblewrap is not installed"
+        )
     return _probe(binary)
 
 
@@ -104,8 +108,9 @@ class BwrapEnvironment:
         self.binary = binary or bwrap_binary() or "bwrap"
         self.shell = shutil.which("bash") or "/bin/bash"
 
-    def execute(self, command: Command, timeout_s: float, output_cap: int = DEFAULT_OUTPUT_CAP,
-                network: bool | None = None) -> CommandResult:
+    def execute(
+        self, command: Command, timeout_s: float, output_cap: int = DEFAULT_OUTPUT_CAP, network: bool | None = None
+    ) -> CommandResult:
         """Run the command in a new sandbox; the whole sandbox dies when it ends or times out."""
         (self.scratch / "home").mkdir(parents=True, exist_ok=True)
         args = self.arguments(self.network if network is None else network) + argv(command, self.shell)
@@ -141,7 +146,14 @@ class BwrapEnvironment:
         for path in self.read_only_paths:
             if os.path.exists(path):
                 args += ["--ro-bind", path, path]
-        args += ["--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try", "--hostname", "agent-sandbox"]
+        args += [
+            "--unshare-pid",
+            "--unshare-ipc",
+            "--unshare-uts",
+            "--unshare-cgroup-try",
+            "--hostname",
+            "agent-sandbox",
+        ]
         if not network:
             args.append("--unshare-net")
         args += ["--die-with-parent", "--new-session", "--cap-drop", "ALL", "--clearenv"]

@@ -30,8 +30,9 @@ class LocalEnvironment:
         self.workspace = Path(workspace)
         self.env_names = tuple(env_names)
 
-    def execute(self, command: Command, timeout_s: float, output_cap: int = DEFAULT_OUTPUT_CAP,
-                network: bool | None = None) -> CommandResult:
+    def execute(
+        self, command: Command, timeout_s: float, output_cap: int = DEFAULT_OUTPUT_CAP, network: bool | None = None
+    ) -> CommandResult:
         """Run the command in the workspace; ``network`` cannot be taken away here and is ignored."""
         env = command_env(self.env_names, home=os.environ.get("HOME"))
         return run_process(argv(command), self.workspace, env, timeout_s, output_cap, shown(command))

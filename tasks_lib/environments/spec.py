@@ -63,8 +63,13 @@ def choose_kind(requested: SandboxKind, unattended: bool) -> tuple[Literal["bwra
     return "none", f"{problem}, so agent commands run unconfined ({INSTALL_HINT}, or set sandbox: none)"
 
 
-def make_environment(spec: SandboxSpec, workspace: str | Path, scratch: str | Path,
-                     read_only_paths: list[str] | None = None, hidden_paths: list[str] | None = None) -> Environment:
+def make_environment(
+    spec: SandboxSpec,
+    workspace: str | Path,
+    scratch: str | Path,
+    read_only_paths: list[str] | None = None,
+    hidden_paths: list[str] | None = None,
+) -> Environment:
     """The environment that runs a session's commands as ``spec`` says."""
     if spec.kind == "none":
         from tasks_lib.environments.local import LocalEnvironment
@@ -72,8 +77,15 @@ def make_environment(spec: SandboxSpec, workspace: str | Path, scratch: str | Pa
         return LocalEnvironment(workspace, spec.env)
     from tasks_lib.environments.bwrap import BwrapEnvironment
 
-    return BwrapEnvironment(workspace, scratch, read_only=spec.read_only, network=spec.network, env_names=spec.env,
-                            read_only_paths=read_only_paths or [], hidden_paths=hidden_paths or [])
+    return BwrapEnvironment(
+        workspace,
+        scratch,
+        read_only=spec.read_only,
+        network=spec.network,
+        env_names=spec.env,
+        read_only_paths=read_only_paths or [],
+        hidden_paths=hidden_paths or [],
+    )
 
 
 def sandbox_status(default: SandboxKind = "auto") -> str:
@@ -83,9 +95,13 @@ def sandbox_status(default: SandboxKind = "auto") -> str:
     if default == "none":
         return "none (AGENT_TASKS_SANDBOX=none): agent commands run unconfined"
     try:
-        return f"bwrap ({sandbox_version()}): agent commands are confined; network off unless a workflow or agent opens it"
+        return (
+            f"bwrap ({sandbox_version()}): agent commands are confined; network off unless a workflow or agent opens it"
+        )
     except SandboxUnavailable as exc:
         if default == "bwrap":
             return f"bwrap required (AGENT_TASKS_SANDBOX=bwrap), but {exc}: every run will be refused; {INSTALL_HINT}"
-        return (f"none: {exc} — runs started by schedules or events will be refused, manual runs go unconfined; "
-                f"{INSTALL_HINT}")
+        return (
+            f"none: {exc} — runs started by schedules or events will be refused, manual runs go unconfined; "
+            f"{INSTALL_HINT}"
+        )

@@ -15,8 +15,16 @@ from tasks_lib.evals.suite import EvalTask, copy_agent_files, restore_withheld
 JUDGE_TIMEOUT_S = 300
 OUTPUT_TAIL = 2000
 # How a summary says that nothing was changed; an empty diff with none of these is counted as a false claim.
-NO_CHANGE_PHRASES = ("no change", "nothing was changed", "no files were changed", "did not change", "not changed",
-                     "unchanged", "no modifications", "nothing changed")
+NO_CHANGE_PHRASES = (
+    "no change",
+    "nothing was changed",
+    "no files were changed",
+    "did not change",
+    "not changed",
+    "unchanged",
+    "no modifications",
+    "nothing changed",
+)
 
 
 class TaskOutcome(BaseModel):
@@ -87,7 +95,9 @@ def run_check(task: EvalTask, tree: Path, scratch: Path) -> tuple[bool, str]:
     return result.exit_code == 0, result.render()[-OUTPUT_TAIL:]
 
 
-def run_task(task: EvalTask, model: str | None, agent: str, attempt: int = 1, temperature: float | None = None) -> TaskOutcome:
+def run_task(
+    task: EvalTask, model: str | None, agent: str, attempt: int = 1, temperature: float | None = None
+) -> TaskOutcome:
     """One attempt: a session on a fresh repository of the task, then the judge."""
     from flows.agent_task import SessionFailed, agent_task
     from tasks_lib.domain.request import TaskRequest
@@ -97,8 +107,14 @@ def run_task(task: EvalTask, model: str | None, agent: str, attempt: int = 1, te
     with tempfile.TemporaryDirectory(prefix=f"agent-eval-{task.name}-") as tmp:
         work = Path(tmp)
         repo = task_repository(task, work)
-        request = TaskRequest(repository=str(repo), instructions=task.prompt(), agent=agent, model=model, review=False,
-                              temperature=temperature)
+        request = TaskRequest(
+            repository=str(repo),
+            instructions=task.prompt(),
+            agent=agent,
+            model=model,
+            review=False,
+            temperature=temperature,
+        )
         started = time.monotonic()
         try:
             session_id = agent_task(request).session_id
@@ -123,7 +139,8 @@ def run_task(task: EvalTask, model: str | None, agent: str, attempt: int = 1, te
         outcome.files_changed = [f["path"] for f in (diff.files if diff else [])]
         narrative = summary.markdown.split("### Facts")[0].lower() if summary else ""
         outcome.empty_diff_claimed_changes = bool(
-            summary and not outcome.files_changed and not any(p in narrative for p in NO_CHANGE_PHRASES))
+            summary and not outcome.files_changed and not any(p in narrative for p in NO_CHANGE_PHRASES)
+        )
         outcome.solved, outcome.check_output = judge(task, diff.patch if diff else b"", work)
     return outcome
 
@@ -154,9 +171,18 @@ def summarize_outcomes(outcomes: list[TaskOutcome]) -> dict[str, Any]:
 def table_rows(outcomes: list[TaskOutcome]) -> list[dict[str, Any]]:
     """One row per attempt, for the terminal and the Prefect table artifact."""
     return [
-        {"task": o.task, "attempt": o.attempt, "solved": "yes" if o.solved else "no", "end": o.end_reason or o.status,
-         "steps": o.steps, "tokens": o.prompt_tokens + o.completion_tokens,
-         "cost": "-" if o.cost_usd is None else f"${o.cost_usd:.4f}", "wall_s": o.wall_s,
-         "edit_failures": o.edit_failures, "stuck": o.stuck_events, "session": (o.session_id or "")[:8]}
+        {
+            "task": o.task,
+            "attempt": o.attempt,
+            "solved": "yes" if o.solved else "no",
+            "end": o.end_reason or o.status,
+            "steps": o.steps,
+            "tokens": o.prompt_tokens + o.completion_tokens,
+            "cost": "-" if o.cost_usd is None else f"${o.cost_usd:.4f}",
+            "wall_s": o.wall_s,
+            "edit_failures": o.edit_failures,
+            "stuck": o.stuck_events,
+            "session": (o.session_id or "")[:8],
+        }
         for o in outcomes
     ]

@@ -45,8 +45,10 @@ class EvalTask(BaseModel):
     def prompt(self) -> str:
         """What the agent is asked to do."""
         files = ", ".join(self.solution)
-        return (f"{self.instructions.strip()}\n\nWork in {files}; keep the names of its functions and classes. "
-                "The solution is checked with unit tests that you cannot see.")
+        return (
+            f"{self.instructions.strip()}\n\nWork in {files}; keep the names of its functions and classes. "
+            "The solution is checked with unit tests that you cannot see."
+        )
 
 
 def suite_path(suite: str) -> Path:
@@ -74,8 +76,15 @@ def load_task(folder: Path) -> EvalTask:
         raise SuiteError(f"{folder.name}: no .docs/instructions.md")
     modules = [Path(t).stem for t in tests if t.endswith("_test.py")]
     check = config.get("check") or "python3 -m unittest " + " ".join(modules)
-    return EvalTask(name=folder.name, folder=folder, instructions="\n\n".join(parts), solution=solution, tests=tests,
-                    examples=list(files.get("example") or []), check=check)
+    return EvalTask(
+        name=folder.name,
+        folder=folder,
+        instructions="\n\n".join(parts),
+        solution=solution,
+        tests=tests,
+        examples=list(files.get("example") or []),
+        check=check,
+    )
 
 
 def load_suite(suite: str, only: list[str] | None = None) -> list[EvalTask]:
@@ -96,9 +105,14 @@ def load_suite(suite: str, only: list[str] | None = None) -> list[EvalTask]:
 def agent_files(task: EvalTask) -> list[Path]:
     """The files the agent starts from: everything but dot-entries and the withheld tests."""
     withheld = set(task.tests)
-    return [p for p in sorted(task.folder.rglob("*"))
-            if p.is_file() and not any(part.startswith(".") for part in p.relative_to(task.folder).parts)
-            and p.relative_to(task.folder).as_posix() not in withheld and "__pycache__" not in p.parts]
+    return [
+        p
+        for p in sorted(task.folder.rglob("*"))
+        if p.is_file()
+        and not any(part.startswith(".") for part in p.relative_to(task.folder).parts)
+        and p.relative_to(task.folder).as_posix() not in withheld
+        and "__pycache__" not in p.parts
+    ]
 
 
 def copy_agent_files(task: EvalTask, dest: Path) -> None:

@@ -19,10 +19,32 @@ from pydantic import BaseModel
 
 from tasks_lib.errors import AgentTasksError
 
-HARDENING = ("-c", "core.hooksPath=/dev/null", "-c", "core.fsmonitor=false", "-c", "protocol.ext.allow=never",
-             "-c", "core.untrackedCache=false")
-PASSED_THROUGH = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "SSH_AUTH_SOCK", "http_proxy", "https_proxy", "no_proxy",
-                  "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "XDG_CONFIG_HOME", "GIT_CONFIG_GLOBAL")
+HARDENING = (
+    "-c",
+    "core.hooksPath=/dev/null",
+    "-c",
+    "core.fsmonitor=false",
+    "-c",
+    "protocol.ext.allow=never",
+    "-c",
+    "core.untrackedCache=false",
+)
+PASSED_THROUGH = (
+    "PATH",
+    "HOME",
+    "LANG",
+    "LC_ALL",
+    "TZ",
+    "SSH_AUTH_SOCK",
+    "http_proxy",
+    "https_proxy",
+    "no_proxy",
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "NO_PROXY",
+    "XDG_CONFIG_HOME",
+    "GIT_CONFIG_GLOBAL",
+)
 NO_PROMPTS = {"GIT_TERMINAL_PROMPT": "0", "GIT_ASKPASS": "true", "GIT_SSH_COMMAND": "ssh -o BatchMode=yes"}
 DEFAULT_TIMEOUT_S = 120
 
@@ -55,16 +77,29 @@ def git_env(remote: bool = False, extra: Mapping[str, str] | None = None) -> dic
     return env
 
 
-def run_git(*args: str, cwd: str | Path, input: bytes | None = None, env: Mapping[str, str] | None = None,
-            remote: bool = False, timeout_s: float = DEFAULT_TIMEOUT_S, check: bool = True) -> GitResult:
+def run_git(
+    *args: str,
+    cwd: str | Path,
+    input: bytes | None = None,
+    env: Mapping[str, str] | None = None,
+    remote: bool = False,
+    timeout_s: float = DEFAULT_TIMEOUT_S,
+    check: bool = True,
+) -> GitResult:
     """Run ``git args`` in ``cwd`` hardened as this module describes; GitError on failure when ``check``.
 
     ``remote`` marks calls that reach the origin (keeps the user's global config for credentials).
     """
     feed = {"input": input} if input is not None else {"stdin": subprocess.DEVNULL}
     try:
-        proc = subprocess.run(["git", *HARDENING, *args], cwd=str(cwd), capture_output=True, timeout=timeout_s,
-                              env=git_env(remote, env), **feed)
+        proc = subprocess.run(
+            ["git", *HARDENING, *args],
+            cwd=str(cwd),
+            capture_output=True,
+            timeout=timeout_s,
+            env=git_env(remote, env),
+            **feed,
+        )
     except subprocess.TimeoutExpired:
         raise GitError(f"git {args[0]} timed out after {timeout_s:.0f} s") from None
     result = GitResult(returncode=proc.returncode, stdout=proc.stdout, stderr=proc.stderr.decode(errors="replace"))
@@ -80,5 +115,7 @@ def git_text(*args: str, cwd: str | Path, **kwargs) -> str:
 
 def message(result: GitResult) -> str:
     """git's error output on one line."""
-    lines = [ln.strip().removeprefix("fatal: ").removeprefix("error: ") for ln in result.stderr.splitlines() if ln.strip()]
+    lines = [
+        ln.strip().removeprefix("fatal: ").removeprefix("error: ") for ln in result.stderr.splitlines() if ln.strip()
+    ]
     return "; ".join(lines) or f"exit code {result.returncode}"

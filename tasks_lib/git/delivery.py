@@ -25,7 +25,9 @@ from tasks_lib.git.repo import (
 )
 
 SESSION_TRAILER = "Agent-Session"
-GITHUB_REMOTE = re.compile(r"^(?:https?://(?:[^@/]+@)?|ssh://git@|git@)(?P<host>[^/:]+)[/:](?P<owner>[^/]+)/(?P<name>[^/]+?)(?:\.git)?/?$")
+GITHUB_REMOTE = re.compile(
+    r"^(?:https?://(?:[^@/]+@)?|ssh://git@|git@)(?P<host>[^/:]+)[/:](?P<owner>[^/]+)/(?P<name>[^/]+?)(?:\.git)?/?$"
+)
 
 
 class DeliveryError(AgentTasksError, RuntimeError):
@@ -63,7 +65,9 @@ def commit_workspace(workspace: str | Path, message: str, session_id: str) -> st
     head_message = git_text("log", "-1", "--format=%B", cwd=workspace)
     if not staged and f"{SESSION_TRAILER}: {session_id}" in head_message:
         return git_text("rev-parse", "HEAD", cwd=workspace)
-    run_git(*_identity(), "commit", "-q", "--allow-empty", "--no-verify", "-F", "-", cwd=workspace, input=message.encode())
+    run_git(
+        *_identity(), "commit", "-q", "--allow-empty", "--no-verify", "-F", "-", cwd=workspace, input=message.encode()
+    )
     return git_text("rev-parse", "HEAD", cwd=workspace)
 
 
@@ -74,8 +78,16 @@ def hand_to_mirror(workspace: str | Path, mirror: str | Path, commit: str, work_
 
 def push_branch(mirror: str | Path, commit: str, branch: str) -> None:
     """Create or update ``branch`` at ``commit`` in the origin (fast-forward only)."""
-    run_git("push", "-q", "--no-verify", "origin", f"{commit}:refs/heads/{branch}", cwd=mirror, remote=True,
-            timeout_s=PUSH_TIMEOUT_S)
+    run_git(
+        "push",
+        "-q",
+        "--no-verify",
+        "origin",
+        f"{commit}:refs/heads/{branch}",
+        cwd=mirror,
+        remote=True,
+        timeout_s=PUSH_TIMEOUT_S,
+    )
 
 
 def deliver_branch(mirror: str | Path, repository: str, commit: str, work_branch: str) -> str:
@@ -99,7 +111,9 @@ def _checked_out_in(repository: str, branch: str) -> Path | None:
     return None
 
 
-def deliver_merge(mirror: str | Path, repository: str, base_branch: str, base_commit: str, commit: str, work_branch: str) -> str:
+def deliver_merge(
+    mirror: str | Path, repository: str, base_branch: str, base_commit: str, commit: str, work_branch: str
+) -> str:
     """Merge the work into the base branch; refused with the conflicting files if the base moved in a conflicting way.
 
     Fetches first, whatever the run fetched before: the merge is made on the base branch as it is now
@@ -126,8 +140,17 @@ def deliver_merge(mirror: str | Path, repository: str, base_branch: str, base_co
         run_git("fetch", "-q", str(mirror), target, cwd=checked_out)
         run_git("merge", "-q", "--ff-only", target, cwd=checked_out)
     else:
-        run_git("push", "-q", "--no-verify", f"--force-with-lease=refs/heads/{base_branch}:{base_now}", "origin",
-                f"{target}:refs/heads/{base_branch}", cwd=mirror, remote=True, timeout_s=PUSH_TIMEOUT_S)
+        run_git(
+            "push",
+            "-q",
+            "--no-verify",
+            f"--force-with-lease=refs/heads/{base_branch}:{base_now}",
+            "origin",
+            f"{target}:refs/heads/{base_branch}",
+            cwd=mirror,
+            remote=True,
+            timeout_s=PUSH_TIMEOUT_S,
+        )
     kind = "fast-forward" if target == commit else f"merge commit {target[:10]}"
     return f"merged into {base_branch} of {repository} ({kind})"
 
@@ -137,8 +160,17 @@ def _merge_commit(mirror: str | Path, base_branch: str, base_now: str, commit: s
     try:
         run_git("worktree", "add", "-q", "--detach", str(tmp / "wt"), base_now, cwd=mirror)
         wt = tmp / "wt"
-        merged = run_git(*_identity(), "merge", "--no-ff", "--no-edit", "-m", f"Merge {work_branch} into {base_branch}",
-                         commit, cwd=wt, check=False)
+        merged = run_git(
+            *_identity(),
+            "merge",
+            "--no-ff",
+            "--no-edit",
+            "-m",
+            f"Merge {work_branch} into {base_branch}",
+            commit,
+            cwd=wt,
+            check=False,
+        )
         if merged.returncode != 0:
             conflicts = run_git("diff", "--name-only", "--diff-filter=U", cwd=wt, check=False).text.split()
             run_git("merge", "--abort", cwd=wt, check=False)
@@ -212,9 +244,11 @@ def incomplete_patch(workspace: Path, missing: list[dict]) -> str:
     """Why a workspace cannot be rebuilt from a trimmed patch, naming what it lacks."""
     named = ", ".join(f"{f['path']} ({size(f.get('patch_bytes') or 0)} of patch)" for f in missing[:5])
     more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
-    return (f"cannot rebuild the workspace {workspace}: it is gone, and its stored diff was trimmed — "
-            f"{len(missing)} file{'s' if len(missing) != 1 else ''} shown as stats only ({named}{more}) are not in it, "
-            "so a rebuilt workspace would not hold the reviewed change; start a new run")
+    return (
+        f"cannot rebuild the workspace {workspace}: it is gone, and its stored diff was trimmed — "
+        f"{len(missing)} file{'s' if len(missing) != 1 else ''} shown as stats only ({named}{more}) are not in it, "
+        "so a rebuilt workspace would not hold the reviewed change; start a new run"
+    )
 
 
 def ensure_workspace(
@@ -238,7 +272,9 @@ def ensure_workspace(
     if not ((mirror / "HEAD").is_file() and has_commit(mirror, base_commit)):
         mirror, _ = update_mirror(repository, mirrors_dir)
     if not has_commit(mirror, base_commit):
-        raise DeliveryError(f"cannot rebuild the workspace: base commit {base_commit[:10]} is no longer in {repository}")
+        raise DeliveryError(
+            f"cannot rebuild the workspace: base commit {base_commit[:10]} is no longer in {repository}"
+        )
     shutil.rmtree(path, ignore_errors=True)
     run_git("worktree", "prune", cwd=mirror, check=False)  # an earlier version's worktree may have been here
     try:

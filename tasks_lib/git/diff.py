@@ -29,8 +29,16 @@ DIFF_TIMEOUT_S = 300
 DIFF_OPTIONS = ("--binary", "-M", "--no-color", "--no-ext-diff", "--no-textconv")
 STAT_OPTIONS = ("-M", "--no-color", "--no-ext-diff", "--no-textconv", "-z")
 # Directory names left out of the diff (and of an accept commit) when nothing in them is tracked at the base.
-DEFAULT_IGNORED_DIRS = ("node_modules", ".venv", "venv", "__pycache__", ".tox", ".mypy_cache", ".pytest_cache",
-                        ".ruff_cache")
+DEFAULT_IGNORED_DIRS = (
+    "node_modules",
+    ".venv",
+    "venv",
+    "__pycache__",
+    ".tox",
+    ".mypy_cache",
+    ".pytest_cache",
+    ".ruff_cache",
+)
 OMITTED_PREFIX = b"agent-tasks omitted: "
 SECTION_START = b"\ndiff --git "
 CHUNK = 1 << 20
@@ -146,7 +154,9 @@ def file_stats(workspace: str | Path, diff_args: list[str], env: dict[str, str] 
     if len(raw) != len(nums):
         raise DiffError(f"git diff listed {len(raw)} files but counted lines of {len(nums)}")
     return [
-        FileChange(path=path, old_path=old, kind=KINDS.get(status, "modified"), added=added, removed=removed, binary=binary)
+        FileChange(
+            path=path, old_path=old, kind=KINDS.get(status, "modified"), added=added, removed=removed, binary=binary
+        )
         for (status, path, old), (added, removed, binary) in zip(raw, nums)
     ]
 
@@ -157,8 +167,14 @@ def file_stats(workspace: str | Path, diff_args: list[str], env: dict[str, str] 
 def _chunks(workspace: str | Path, args: list[str], env: dict[str, str] | None) -> Iterator[bytes]:
     """stdout of a git call, as it comes; DiffError when it fails or outlives DIFF_TIMEOUT_S."""
     with tempfile.TemporaryFile() as err:
-        proc = subprocess.Popen(["git", *HARDENING, *args], cwd=str(workspace), stdin=subprocess.DEVNULL,
-                                stdout=subprocess.PIPE, stderr=err, env=git_env(False, env))
+        proc = subprocess.Popen(
+            ["git", *HARDENING, *args],
+            cwd=str(workspace),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=err,
+            env=git_env(False, env),
+        )
         timed_out = threading.Event()
         timer = threading.Timer(DIFF_TIMEOUT_S, lambda: (timed_out.set(), proc.kill()))
         timer.start()
@@ -216,8 +232,14 @@ def _close(kept: bytearray | None, tail: bytes | bytearray, length: int, keep_up
 
 def omitted_line(change: FileChange) -> bytes:
     """The line a trimmed patch starts with for one file it leaves out."""
-    record = {"path": change.path, "old_path": change.old_path, "kind": change.kind, "added": change.added,
-              "removed": change.removed, "patch_bytes": change.patch_bytes}
+    record = {
+        "path": change.path,
+        "old_path": change.old_path,
+        "kind": change.kind,
+        "added": change.added,
+        "removed": change.removed,
+        "patch_bytes": change.patch_bytes,
+    }
     return OMITTED_PREFIX + json.dumps(record).encode() + b"\n"
 
 
@@ -228,12 +250,17 @@ def omitted_files(patch: bytes) -> list[dict]:
         if line.startswith(b"diff --git "):
             break
         if line.startswith(OMITTED_PREFIX):
-            found.append(json.loads(line[len(OMITTED_PREFIX):]))
+            found.append(json.loads(line[len(OMITTED_PREFIX) :]))
     return found
 
 
-def bounded_patch(workspace: str | Path, diff_args: list[str], files: list[FileChange], limits: DiffLimits,
-                  env: dict[str, str] | None = None) -> bytes:
+def bounded_patch(
+    workspace: str | Path,
+    diff_args: list[str],
+    files: list[FileChange],
+    limits: DiffLimits,
+    env: dict[str, str] | None = None,
+) -> bytes:
     """The patch of ``git diff <diff_args>`` within ``limits``; marks each file left out as ``stats_only``."""
     parts: list[bytes] = []
     total = 0
@@ -258,16 +285,25 @@ def trimmed_note(files: list[FileChange], limits: DiffLimits) -> str | None:
     if not out:
         return None
     n = len(out)
-    return (f"diff trimmed: {n} file{'s' if n != 1 else ''} ({size(sum(f.patch_bytes for f in out))} of patch) shown as "
-            f"stats only (limits: {limits.describe()}); the workspace has the full change")
+    return (
+        f"diff trimmed: {n} file{'s' if n != 1 else ''} ({size(sum(f.patch_bytes for f in out))} of patch) shown as "
+        f"stats only (limits: {limits.describe()}); the workspace has the full change"
+    )
 
 
-def _result(workspace: str | Path, base_commit: str, diff_args: list[str], limits: DiffLimits,
-            env: dict[str, str] | None) -> DiffResult:
+def _result(
+    workspace: str | Path, base_commit: str, diff_args: list[str], limits: DiffLimits, env: dict[str, str] | None
+) -> DiffResult:
     files = file_stats(workspace, diff_args, env)
     patch = bounded_patch(workspace, diff_args, files, limits, env) if files else b""
-    return DiffResult(base_commit=base_commit, files=files, added=sum(f.added for f in files),
-                      removed=sum(f.removed for f in files), patch=patch, trimmed=trimmed_note(files, limits))
+    return DiffResult(
+        base_commit=base_commit,
+        files=files,
+        added=sum(f.added for f in files),
+        removed=sum(f.removed for f in files),
+        patch=patch,
+        trimmed=trimmed_note(files, limits),
+    )
 
 
 # --- the two diffs a session keeps -----------------------------------------------------------------
@@ -293,12 +329,15 @@ def _tree(workspace: str | Path, base_commit: str, env: dict[str, str], patch: b
     if patch is None:
         stage_all(workspace, env)
     elif patch:
-        _git(workspace, "apply", "--cached", "--binary", "--allow-empty", "-", env=env, input=patch)  # may name files only
+        _git(
+            workspace, "apply", "--cached", "--binary", "--allow-empty", "-", env=env, input=patch
+        )  # may name files only
     return _git(workspace, "write-tree", env=env).decode().strip()
 
 
-def capture_increment(workspace: str | Path, base_commit: str, previous_patch: bytes,
-                      limits: DiffLimits | None = None) -> DiffResult:
+def capture_increment(
+    workspace: str | Path, base_commit: str, previous_patch: bytes, limits: DiffLimits | None = None
+) -> DiffResult:
     """The change since the last reviewed state (base commit + its patch) to the workspace now.
 
     Files the previous patch left out cannot be compared with what the last review saw: they are

@@ -123,7 +123,9 @@ def current_run_id() -> str | None:
 
 def _has_head(path: Path) -> bool:
     """True when the mirror knows the origin's default branch and that branch is still there."""
-    return run_git("rev-parse", "--verify", "--quiet", "refs/remotes/origin/HEAD", cwd=path, check=False).returncode == 0
+    return (
+        run_git("rev-parse", "--verify", "--quiet", "refs/remotes/origin/HEAD", cwd=path, check=False).returncode == 0
+    )
 
 
 def fetch_mirror(path: Path) -> None:
@@ -153,8 +155,11 @@ def update_mirror(repository: str, mirrors: Path) -> tuple[Path, str]:
             if action == "cloned":
                 path.mkdir(parents=True, exist_ok=True)
                 run_git("init", "-q", "--bare", "--template=", ".", cwd=path)
-                for key, value in (("remote.origin.url", repository), ("gc.auto", "0"),
-                                   ("remote.origin.fetch", "+refs/heads/*:refs/remotes/origin/*")):
+                for key, value in (
+                    ("remote.origin.url", repository),
+                    ("gc.auto", "0"),
+                    ("remote.origin.fetch", "+refs/heads/*:refs/remotes/origin/*"),
+                ):
                     run_git("config", key, value, cwd=path)
             fetch_mirror(path)
         except GitError as exc:
@@ -188,7 +193,9 @@ def default_branch(mirror: Path) -> str:
 
 def branch_head(mirror: Path, branch: str) -> str:
     """The commit at the tip of an origin branch; an unknown branch lists the ones that exist."""
-    found = run_git("rev-parse", "--verify", "--quiet", f"refs/remotes/origin/{branch}^{{commit}}", cwd=mirror, check=False)
+    found = run_git(
+        "rev-parse", "--verify", "--quiet", f"refs/remotes/origin/{branch}^{{commit}}", cwd=mirror, check=False
+    )
     if found.returncode != 0:
         known = remote_branches(mirror)
         raise RepositoryError(f"unknown branch {branch!r}; branches: {', '.join(known) if known else '(none)'}")
@@ -217,7 +224,11 @@ def create_workspace(mirror: Path, path: Path, work_branch: str, base_commit: st
         refs = git_text("for-each-ref", "--format=%(objectname) %(refname)", "refs/remotes/origin/", cwd=mirror)
         lines = sorted(line for line in refs.splitlines() if not line.endswith("/HEAD"))
         (git_dir / "packed-refs").write_text("".join(f"{line}\n" for line in lines))
-        settings = (("remote.origin.url", strip_credentials(repository)), ("gc.auto", "0"), ("core.hooksPath", "/dev/null"))
+        settings = (
+            ("remote.origin.url", strip_credentials(repository)),
+            ("gc.auto", "0"),
+            ("core.hooksPath", "/dev/null"),
+        )
         for key, value in settings:
             run_git("config", key, value, cwd=path)
         run_git("update-ref", f"refs/heads/{work_branch}", base_commit, cwd=path)

@@ -11,8 +11,10 @@ from collections.abc import MutableMapping
 from tasks_lib.config import load_settings
 
 EPHEMERAL_STARTUP_TIMEOUT_S = 120  # Prefect's default (20 s) is too short on a busy 2-core machine
-EPHEMERAL_FAILURE = ("Timed out while attempting to connect to ephemeral Prefect API server",
-                     "ephemeral Prefect API server")
+EPHEMERAL_FAILURE = (
+    "Timed out while attempting to connect to ephemeral Prefect API server",
+    "ephemeral Prefect API server",
+)
 
 
 def choose_api(environ: MutableMapping[str, str] | None = None) -> str:
@@ -30,13 +32,17 @@ def choose_api(environ: MutableMapping[str, str] | None = None) -> str:
     except httpx.HTTPError:
         pass
     environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", str(EPHEMERAL_STARTUP_TIMEOUT_S))
-    return ("no Prefect server configured: using a temporary one for this run "
-            "(start `agent-tasks up` to keep runs, see them in the UI and review them from elsewhere)")
+    return (
+        "no Prefect server configured: using a temporary one for this run "
+        "(start `agent-tasks up` to keep runs, see them in the UI and review them from elsewhere)"
+    )
 
 
 def ephemeral_failure(exc: BaseException) -> str | None:
     """A one-line explanation when ``exc`` is Prefect's temporary server failing to start, else None."""
     if not any(marker in str(exc) for marker in EPHEMERAL_FAILURE):
         return None
-    return ("Prefect's temporary server did not start in time (is the machine busy?): start `agent-tasks up` in "
-            "another terminal, or set PREFECT_API_URL to a Prefect server, and run again")
+    return (
+        "Prefect's temporary server did not start in time (is the machine busy?): start `agent-tasks up` in "
+        "another terminal, or set PREFECT_API_URL to a Prefect server, and run again"
+    )

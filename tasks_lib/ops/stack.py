@@ -65,13 +65,27 @@ class Stack:
         """Start the server, then the workflows, the relay and the review pages; returns when all answer."""
         signal.signal(signal.SIGTERM, _raise_interrupt)
         console.print(f"starting Prefect server on {self.host}:{self.port} …")
-        self._spawn("prefect server", ["-m", "prefect", "server", "start", "--host", self.host, "--port", str(self.port)])
+        self._spawn(
+            "prefect server", ["-m", "prefect", "server", "start", "--host", self.host, "--port", str(self.port)]
+        )
         self._wait_http("prefect server", f"{self.api_url}/health", 180)
         console.print("serving workflows …")
         self._spawn("workflows", ["-m", "deployments.serve"])
         console.print(f"starting webhook relay on {self.host}:{self.relay_port} …")
-        self._spawn("relay", ["-m", "uvicorn", "deployments.relay:app", "--host", self.host, "--port", str(self.relay_port),
-                              "--log-level", "warning"])
+        self._spawn(
+            "relay",
+            [
+                "-m",
+                "uvicorn",
+                "deployments.relay:app",
+                "--host",
+                self.host,
+                "--port",
+                str(self.relay_port),
+                "--log-level",
+                "warning",
+            ],
+        )
         self._wait_http("webhook relay", f"http://{self.host}:{self.relay_port}/healthz", 60)
         console.print(f"starting review pages on {self.host}:{self.review_port} …")
         self._spawn("review pages", ["-m", "tasks_lib.web", "--host", self.host, "--port", str(self.review_port)])

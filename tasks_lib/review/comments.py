@@ -21,7 +21,7 @@ def parse_comment(text: str) -> LineComment:
     where, sep, body = text.partition("=")
     path, colon, line = where.strip().rpartition(":")
     if not sep or not colon or not path or not line.strip().isdigit() or int(line) < 1:
-        raise CommentError(f"--comment {text!r}: write it as FILE:LINE=TEXT, for example calc.py:2=\"use +\"")
+        raise CommentError(f'--comment {text!r}: write it as FILE:LINE=TEXT, for example calc.py:2="use +"')
     if not body.strip():
         raise CommentError(f"--comment {text!r}: the comment after '=' is empty")
     return LineComment(path=path, line=int(line), body=body.strip())

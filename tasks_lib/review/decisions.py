@@ -41,12 +41,29 @@ def accept(ctx: SessionContext, review: ReviewInput) -> str | None:
     on_accept = ctx.request.on_accept or ctx.agent.on_accept
     try:
         commit = commit_changes(ctx.ws.path, ctx.ws.mirror, message, ctx.session_id, ctx.ws.work_branch)
-        target = DeliveryTarget(mode=on_accept, repository=ctx.repository, commit=commit,
-                                branch=ctx.ws.base_branch if on_accept == "merge" else ctx.ws.work_branch)
-        move(ctx.store, ctx.session_id, SessionStatus.delivering, f"delivering {commit[:10]}: {target.describe()}",
-             delivery_target=target.model_dump_json())
-        where = deliver_changes(ctx.ws.mirror, ctx.repository, on_accept, commit, ctx.ws.work_branch,
-                                ctx.ws.base_branch, ctx.ws.base_commit, message)
+        target = DeliveryTarget(
+            mode=on_accept,
+            repository=ctx.repository,
+            commit=commit,
+            branch=ctx.ws.base_branch if on_accept == "merge" else ctx.ws.work_branch,
+        )
+        move(
+            ctx.store,
+            ctx.session_id,
+            SessionStatus.delivering,
+            f"delivering {commit[:10]}: {target.describe()}",
+            delivery_target=target.model_dump_json(),
+        )
+        where = deliver_changes(
+            ctx.ws.mirror,
+            ctx.repository,
+            on_accept,
+            commit,
+            ctx.ws.work_branch,
+            ctx.ws.base_branch,
+            ctx.ws.base_commit,
+            message,
+        )
     except DeliveryError as exc:
         notice = ctx.redact(f"accept failed: {exc}")
         record(ctx, review, notice)
@@ -63,10 +80,14 @@ def take_candidate(ctx: SessionContext, attempt: int, summary: str) -> tuple[str
 
     Returns a notice when it cannot be taken (else None), and the summary to commit with.
     """
-    found = (ctx.store.get_session(ctx.session_id).candidates or {})
+    found = ctx.store.get_session(ctx.session_id).candidates or {}
     ranked = {c["attempt"]: Candidate.model_validate(c) for c in found.get("ranked", [])}
     if found.get("iteration") != ctx.iteration or attempt not in ranked:
-        have = f"attempts {', '.join(map(str, sorted(ranked)))}" if ranked and found.get("iteration") == ctx.iteration else "one attempt"
+        have = (
+            f"attempts {', '.join(map(str, sorted(ranked)))}"
+            if ranked and found.get("iteration") == ctx.iteration
+            else "one attempt"
+        )
         return f"there is no attempt {attempt} to accept: iteration {ctx.iteration} has {have}", summary
     if attempt == found["chosen"]:
         return None, summary
@@ -86,8 +107,10 @@ def settle_interrupted_delivery(ctx: SessionContext) -> str | None:
     target = DeliveryTarget.model_validate_json(row.delivery_target) if row.delivery_target else None
     if target is not None and delivery_landed(ctx.settings.mirrors_dir, target):
         ctx.store.update_session(ctx.session_id, delivered_commit=target.commit, delivered_to=target.describe())
-        ctx.finish(SessionStatus.accepted, f"accepted: {target.commit[:10]} → {target.describe()} "
-                                           "(found on the target after the run was restarted)")
+        ctx.finish(
+            SessionStatus.accepted,
+            f"accepted: {target.commit[:10]} → {target.describe()} (found on the target after the run was restarted)",
+        )
         return None
     return "the run was restarted while delivering, and the commit is not on its target: decide again"
 
@@ -96,7 +119,9 @@ def reject(ctx: SessionContext, review: ReviewInput) -> SessionResult:
     """Discard the workspace and the work branch, and end the session as rejected."""
     discard_changes(ctx.ws.mirror, ctx.ws.path, ctx.ws.work_branch)
     record(ctx, review, "discarded")
-    return ctx.finish(SessionStatus.rejected, "rejected by the reviewer" + (f": {review.feedback}" if review.feedback else ""))
+    return ctx.finish(
+        SessionStatus.rejected, "rejected by the reviewer" + (f": {review.feedback}" if review.feedback else "")
+    )
 
 
 def budget_line(ctx: SessionContext, row: SessionRow) -> str | None:
@@ -113,7 +138,9 @@ def refusal(decision: str, row: SessionRow, settings: Settings, budget: str | No
     Change requests and retries are capped by rounds, and both need budget left for the session.
     """
     if decision == "request_changes" and row.change_rounds >= settings.max_change_rounds:
-        return f"no change rounds left ({row.change_rounds} of {settings.max_change_rounds} used): accept, reject or retry"
+        return (
+            f"no change rounds left ({row.change_rounds} of {settings.max_change_rounds} used): accept, reject or retry"
+        )
     retries = row.retry_rounds or 0
     if decision == "retry" and retries >= settings.max_retry_rounds:
         return f"no retries left ({retries} of {settings.max_retry_rounds} used): accept, reject or request changes"
@@ -142,7 +169,9 @@ def another_iteration(ctx: SessionContext, review: ReviewInput) -> str | None:
         ctx.instructions = review.instructions.strip()
         if review.feedback.strip():
             ctx.instructions += f"\n\nReviewer's notes on the previous attempt:\n{review.feedback.strip()}"
-        ctx.store.update_session(ctx.session_id, instructions=ctx.instructions, retry_rounds=(row.retry_rounds or 0) + 1)
+        ctx.store.update_session(
+            ctx.session_id, instructions=ctx.instructions, retry_rounds=(row.retry_rounds or 0) + 1
+        )
         ctx.messages = ctx.fresh_conversation()
         ctx.fresh_start = True
     ctx.iteration += 1

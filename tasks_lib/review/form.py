@@ -19,8 +19,10 @@ def diff_block(patch: str, session_id: str, max_lines: int = FORM_DIFF_LINES) ->
     fence = "````" if any(line.startswith("```") for line in lines[:max_lines]) else "```"
     block = [f"{fence}diff", *lines[:max_lines], fence]
     if len(lines) > max_lines:
-        block.append(f"{len(lines) - max_lines} more lines: see the review page, the *agent-diff* artifact of this "
-                     f"run, or `agent-tasks show {session_id[:8]} --diff`.")
+        block.append(
+            f"{len(lines) - max_lines} more lines: see the review page, the *agent-diff* artifact of this "
+            f"run, or `agent-tasks show {session_id[:8]} --diff`."
+        )
     return block
 
 
@@ -61,7 +63,9 @@ class ReviewInput(RunInput):
         description="Comments on lines of the change, sent to the agent together with request_changes.",
     )
     candidate: int | None = Field(
-        default=None, ge=1, description="Best-of-N: the attempt to accept (default: the one ranked first).",
+        default=None,
+        ge=1,
+        description="Best-of-N: the attempt to accept (default: the one ranked first).",
     )
 
     @model_validator(mode="after")
@@ -73,11 +77,21 @@ class ReviewInput(RunInput):
         return self
 
 
-def review_payload(decision: str, feedback: str = "", instructions: str = "",
-                   comments: list[LineComment] | None = None, candidate: int | None = None) -> dict[str, Any]:
+def review_payload(
+    decision: str,
+    feedback: str = "",
+    instructions: str = "",
+    comments: list[LineComment] | None = None,
+    candidate: int | None = None,
+) -> dict[str, Any]:
     """The run_input body that resumes a paused session with a decision (validated here first)."""
-    payload = {"decision": decision.replace("-", "_"), "feedback": feedback, "instructions": instructions,
-               "comments": [c.model_dump() for c in comments or []], "candidate": candidate}
+    payload = {
+        "decision": decision.replace("-", "_"),
+        "feedback": feedback,
+        "instructions": instructions,
+        "comments": [c.model_dump() for c in comments or []],
+        "candidate": candidate,
+    }
     ReviewInput.model_validate(payload)
     return payload
 
@@ -117,9 +131,14 @@ def review_description(
         lines.append(f"- … {len(files) - 30} more files")
     lines += ["", summary_markdown.strip(), ""]
     if candidates:
-        lines += ["### Attempts, ranked", "", *(f"{n}. {line}" for n, line in enumerate(candidates, 1)), "",
-                  "The first is in the workspace and shown below; to accept another, give its attempt number as "
-                  "*candidate*.", ""]
+        lines += [
+            "### Attempts, ranked",
+            "",
+            *(f"{n}. {line}" for n, line in enumerate(candidates, 1)),
+            "",
+            "The first is in the workspace and shown below; to accept another, give its attempt number as *candidate*.",
+            "",
+        ]
     if patch:
         lines += ["### The change", "", *diff_block(patch, session_id), ""]
     if review_page:
@@ -130,7 +149,9 @@ def review_description(
     )
     if rounds_left is not None:
         lines.append(f"Change requests left: {rounds_left}.")
-    lines.append("Decide: **accept**, **request_changes** (with feedback), **reject**, or **retry** (with instructions).")
+    lines.append(
+        "Decide: **accept**, **request_changes** (with feedback), **reject**, or **retry** (with instructions)."
+    )
     return "\n".join(lines)
 
 

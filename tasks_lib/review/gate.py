@@ -25,8 +25,15 @@ from tasks_lib.store import SessionRow, utcnow
 
 def record(ctx: SessionContext, review: ReviewInput, outcome: str) -> None:
     """Store a review decision of this iteration, its line comments, and what came of it."""
-    ctx.store.add_review(ctx.session_id, ctx.iteration, review.decision, review.feedback, review.instructions,
-                         outcome=outcome, comments=[c.model_dump() for c in review.comments])
+    ctx.store.add_review(
+        ctx.session_id,
+        ctx.iteration,
+        review.decision,
+        review.feedback,
+        review.instructions,
+        outcome=outcome,
+        comments=[c.model_dump() for c in review.comments],
+    )
 
 
 def check_line(ctx: SessionContext) -> str | None:
@@ -36,7 +43,9 @@ def check_line(ctx: SessionContext) -> str | None:
         return None
     last = runs[-1]
     verdict = "passed" if last.passed else f"failed (exit {last.exit_code})"
-    return f"`{last.command}` {verdict} in {last.duration_s:.1f} s" + (f" after {last.fix_round} fix rounds" if last.fix_round else "")
+    return f"`{last.command}` {verdict} in {last.duration_s:.1f} s" + (
+        f" after {last.fix_round} fix rounds" if last.fix_round else ""
+    )
 
 
 def candidate_lines(ctx: SessionContext, row: SessionRow) -> list[str] | None:
@@ -44,8 +53,10 @@ def candidate_lines(ctx: SessionContext, row: SessionRow) -> list[str] | None:
     found = row.candidates or {}
     if found.get("iteration") != ctx.iteration:
         return None
-    return [Candidate.model_validate(c).headline() + (" (in the workspace)" if c["attempt"] == found["chosen"] else "")
-            for c in found["ranked"]]
+    return [
+        Candidate.model_validate(c).headline() + (" (in the workspace)" if c["attempt"] == found["chosen"] else "")
+        for c in found["ranked"]
+    ]
 
 
 def wait_for_review(ctx: SessionContext, notice: str | None) -> ReviewInput | None:
@@ -55,12 +66,18 @@ def wait_for_review(ctx: SessionContext, notice: str | None) -> ReviewInput | No
     ctx.reuse_review_key = False
     key = row.review_key if reuse else f"review-{ctx.iteration}-{uuid.uuid4().hex[:8]}"
     diff = ctx.store.latest_diff(ctx.session_id)
-    increment = ctx.store.latest_diff(ctx.session_id, scope="increment", with_patch=False) if ctx.iteration > 1 else None
+    increment = (
+        ctx.store.latest_diff(ctx.session_id, scope="increment", with_patch=False) if ctx.iteration > 1 else None
+    )
     summary = ctx.store.latest_summary(ctx.session_id)
     description = review_description(
-        ctx.session_id, ctx.iteration, summary.markdown if summary else "",
+        ctx.session_id,
+        ctx.iteration,
+        summary.markdown if summary else "",
         files_stat(len(diff.files), diff.added, diff.removed) if diff else "no diff",
-        diff.files if diff else [], row.reviewer, ctx.ws.work_branch,
+        diff.files if diff else [],
+        row.reviewer,
+        ctx.ws.work_branch,
         increment=files_stat(len(increment.files), increment.added, increment.removed) if increment else None,
         notice=notice,
         check=check_line(ctx),
@@ -76,17 +93,33 @@ def wait_for_review(ctx: SessionContext, notice: str | None) -> ReviewInput | No
         ctx.store.update_session(ctx.session_id, runner=runner)
     else:
         deadline = utcnow() + timedelta(seconds=ctx.settings.review_timeout_s)
-        move(ctx.store, ctx.session_id, SessionStatus.awaiting_review, notice or "waiting for a reviewer",
-             review_key=key, review_deadline=deadline, runner=runner)
-        emit_awaiting_review(ctx.session_id, ctx.repository, row.reviewer, ctx.iteration,
-                             f"+{diff.added} -{diff.removed}" if diff else "no diff")
+        move(
+            ctx.store,
+            ctx.session_id,
+            SessionStatus.awaiting_review,
+            notice or "waiting for a reviewer",
+            review_key=key,
+            review_deadline=deadline,
+            runner=runner,
+        )
+        emit_awaiting_review(
+            ctx.session_id,
+            ctx.repository,
+            row.reviewer,
+            ctx.iteration,
+            f"+{diff.added} -{diff.removed}" if diff else "no diff",
+        )
         ctx.logger.info("waiting for review (key %s, reviewer %s)", key, row.reviewer or "anyone")
         progress.publish("awaiting_review", session_id=ctx.session_id, iteration=ctx.iteration, notice=notice)
     try:
         if deployment.id:
             return suspend_flow_run(wait_for_input=form, timeout=ctx.settings.review_timeout_s, key=key)
-        return pause_flow_run(wait_for_input=form, timeout=ctx.settings.review_timeout_s,
-                              poll_interval=ctx.settings.review_poll_s, key=key)
+        return pause_flow_run(
+            wait_for_input=form,
+            timeout=ctx.settings.review_timeout_s,
+            poll_interval=ctx.settings.review_poll_s,
+            key=key,
+        )
     except FlowPauseTimeout:
         return None
     except ValidationError as exc:  # passed the server's schema but not our own checks

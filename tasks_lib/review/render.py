@@ -52,7 +52,9 @@ def patch_chunks(patch: bytes | str) -> list[str]:
 
 def _names(pf: Any) -> tuple[str, str, str]:
     """(path as shown, kind, path in the change) of a parsed file."""
-    kind = "added" if pf.is_added_file else "deleted" if pf.is_removed_file else "renamed" if pf.is_rename else "modified"
+    kind = (
+        "added" if pf.is_added_file else "deleted" if pf.is_removed_file else "renamed" if pf.is_rename else "modified"
+    )
     path = pf.path if not pf.is_rename else f"{pf.source_file.removeprefix('a/')} → {pf.path}"
     target = pf.target_file.removeprefix("b/") if pf.target_file != "/dev/null" else pf.path
     return path, kind, target
@@ -64,7 +66,7 @@ def file_head(chunk: str) -> FileView | None:
     first_hunk = chunk.find("\n@@ ")
     if first_hunk < 0:
         return file_view(chunk)  # binary, or a change of mode or name only: nothing to skip
-    parsed = unidiff.PatchSet(chunk[:first_hunk + 1])
+    parsed = unidiff.PatchSet(chunk[: first_hunk + 1])
     if not parsed:
         return None
     path, kind, target = _names(parsed[0])
@@ -109,8 +111,15 @@ def _pair(rows: list[Row], removed: list[Any], added: list[Any]) -> None:
         left = removed[i] if i < len(removed) else None
         right = added[i] if i < len(added) else None
         kind = "change" if left and right else "delete" if left else "insert"
-        rows.append(Row(kind, left.source_line_no if left else None, _text(left) if left else "",
-                        right.target_line_no if right else None, _text(right) if right else ""))
+        rows.append(
+            Row(
+                kind,
+                left.source_line_no if left else None,
+                _text(left) if left else "",
+                right.target_line_no if right else None,
+                _text(right) if right else "",
+            )
+        )
     removed.clear()
     added.clear()
 
@@ -131,7 +140,12 @@ def render_terminal(views: list[FileView], console) -> None:
 
     styles = {"change": ("red", "green"), "delete": ("red", ""), "insert": ("", "green"), "context": ("", "")}
     for view in views:
-        console.print(Text(f"{view.path}  ({view.kind}, +{view.added} -{view.removed}{', binary' if view.binary else ''})", style="bold"))
+        console.print(
+            Text(
+                f"{view.path}  ({view.kind}, +{view.added} -{view.removed}{', binary' if view.binary else ''})",
+                style="bold",
+            )
+        )
         if view.binary:
             console.print("  binary file: contents not shown")
             continue
@@ -146,8 +160,16 @@ def render_terminal(views: list[FileView], console) -> None:
                 continue
             left_style, right_style = styles[row.kind]
             table.add_row(
-                str(row.left_no or ""), Text(("- " if row.kind in ("change", "delete") else "  ") + row.left if row.left_no else "", style=left_style),
-                str(row.right_no or ""), Text(("+ " if row.kind in ("change", "insert") else "  ") + row.right if row.right_no else "", style=right_style),
+                str(row.left_no or ""),
+                Text(
+                    ("- " if row.kind in ("change", "delete") else "  ") + row.left if row.left_no else "",
+                    style=left_style,
+                ),
+                str(row.right_no or ""),
+                Text(
+                    ("+ " if row.kind in ("change", "insert") else "  ") + row.right if row.right_no else "",
+                    style=right_style,
+                ),
             )
         console.print(table)
 
@@ -195,8 +217,11 @@ def review_page(session: dict[str, Any]) -> str:
         f" · <b>Repository</b> {e(session['repository'])}@{e(str(session.get('branch')))}"
         f" · <b>Work branch</b> {e(str(session.get('work_branch')))} · <b>Reviewer</b> {e(str(session.get('reviewer') or 'anyone'))}"
         f" · <b>Iteration</b> {session.get('iteration', 1)}</p>",
-        (f"<p class='meta'><b>Started by</b> {e(trigger_line(session['request']['trigger']))}</p>"
-         if (session.get("request") or {}).get("trigger") else ""),
+        (
+            f"<p class='meta'><b>Started by</b> {e(trigger_line(session['request']['trigger']))}</p>"
+            if (session.get("request") or {}).get("trigger")
+            else ""
+        ),
         f"<p class='meta'>To decide: <code>agent-tasks review {e(session['id'][:8])} accept|request-changes|reject|retry</code></p>",
         "</header><main>",
         "<section id='summary'>",
@@ -206,12 +231,16 @@ def review_page(session: dict[str, Any]) -> str:
         f" against <code>{e(str(diff.get('base_commit', ''))[:10])}</code></p>",
     ]
     for view in views:
-        parts.append(f"<div class='file'><h3>{e(view.path)} <span class='meta'>{view.kind} +{view.added} −{view.removed}</span></h3>")
+        parts.append(
+            f"<div class='file'><h3>{e(view.path)} <span class='meta'>{view.kind} +{view.added} −{view.removed}</span></h3>"
+        )
         if view.binary:
             parts.append("<p style='padding:8px 12px'>Binary file, contents not shown.</p></div>")
             continue
-        parts.append("<table class='sbs'><colgroup><col style='width:3.5em'><col style='width:50%'>"
-                     "<col style='width:3.5em'><col style='width:50%'></colgroup>")
+        parts.append(
+            "<table class='sbs'><colgroup><col style='width:3.5em'><col style='width:50%'>"
+            "<col style='width:3.5em'><col style='width:50%'></colgroup>"
+        )
         for row in view.rows:
             if row.kind == "hunk":
                 parts.append(f"<tr class='hunk'><td class='no'></td><td colspan='3'>{e(row.left)}</td></tr>")
@@ -225,13 +254,17 @@ def review_page(session: dict[str, Any]) -> str:
         parts.append("</table></div>")
     parts.append("</section><section id='log'><h2>Log</h2>")
     for step in session.get("steps", []):
-        parts.append(f"<div class='step'><b>Step {step['index']}</b> <span class='meta'>{step['prompt_tokens']}+{step['completion_tokens']} tokens, {step['duration_s']:.2f}s</span>")
+        parts.append(
+            f"<div class='step'><b>Step {step['index']}</b> <span class='meta'>{step['prompt_tokens']}+{step['completion_tokens']} tokens, {step['duration_s']:.2f}s</span>"
+        )
         if step.get("text"):
             parts.append(f"<p><i>{e(step['text'])}</i></p>")
         for call in step.get("tool_calls", []):
             args = call["arguments"] if isinstance(call["arguments"], str) else json.dumps(call["arguments"], indent=1)
             mark = "<span class='ok'>✓</span>" if call["ok"] else "<span class='err'>✗</span>"
-            parts.append(f"<p>{mark} <code>{e(call['name'])}</code></p><pre>{e(args[:4000])}</pre><pre>{e(call['result'][:8000])}</pre>")
+            parts.append(
+                f"<p>{mark} <code>{e(call['name'])}</code></p><pre>{e(args[:4000])}</pre><pre>{e(call['result'][:8000])}</pre>"
+            )
         if step.get("error"):
             parts.append(f"<p class='err'>{e(step['error'])}</p>")
         parts.append("</div>")

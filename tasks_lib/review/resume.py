@@ -18,8 +18,15 @@ class ResumeRefused(AgentTasksError, RuntimeError):
     """A decision that cannot be sent: the session is not waiting, the input is invalid, or the run refused it."""
 
 
-def decision_payload(store: Store, session_id: str, decision: str, feedback: str = "", instructions: str = "",
-                     comments: list[LineComment] | None = None, candidate: int | None = None) -> dict[str, Any]:
+def decision_payload(
+    store: Store,
+    session_id: str,
+    decision: str,
+    feedback: str = "",
+    instructions: str = "",
+    comments: list[LineComment] | None = None,
+    candidate: int | None = None,
+) -> dict[str, Any]:
     """The validated run input for a decision on a session waiting for review; ResumeRefused says what is wrong."""
     row = store.get_session(session_id)
     if row.status != SessionStatus.awaiting_review.value:
@@ -35,7 +42,9 @@ def decision_payload(store: Store, session_id: str, decision: str, feedback: str
         attempts = [c["attempt"] for c in found.get("ranked", [])] if found.get("iteration") == row.iteration else []
         if candidate not in attempts:
             have = f"attempts {', '.join(map(str, sorted(attempts)))}" if attempts else "one attempt"
-            raise ResumeRefused(f"session {row.id[:8]} has no attempt {candidate}: iteration {row.iteration} has {have}")
+            raise ResumeRefused(
+                f"session {row.id[:8]} has no attempt {candidate}: iteration {row.iteration} has {have}"
+            )
     try:
         return review_payload(decision, feedback, instructions, comments, candidate)
     except ValueError as exc:
@@ -53,14 +62,18 @@ def resume_review(store: Store, session_id: str, payload: dict[str, Any]) -> Non
         deadline = time.monotonic() + PAUSE_WAIT_S
         while True:
             run = client.read_flow_run(row.flow_run_id)
-            ready = (run.state is not None and run.state.type == StateType.PAUSED
-                     and run.state.state_details.pause_key == row.review_key)
+            ready = (
+                run.state is not None
+                and run.state.type == StateType.PAUSED
+                and run.state.state_details.pause_key == row.review_key
+            )
             if ready or time.monotonic() > deadline:
                 break
             time.sleep(0.3)
         if not ready:
-            raise ResumeRefused(f"session {row.id[:8]}: its flow run is {run.state.name if run.state else 'unknown'}, "
-                                "not paused")
+            raise ResumeRefused(
+                f"session {row.id[:8]}: its flow run is {run.state.name if run.state else 'unknown'}, not paused"
+            )
         result = client.resume_flow_run(row.flow_run_id, run_input=payload)
     if result.status.value != "ACCEPT":
         raise ResumeRefused(f"the run refused the review input: {getattr(result.details, 'reason', result.details)}")

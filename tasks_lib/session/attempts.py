@@ -51,7 +51,9 @@ def attempt_path(workspace: str, number: int) -> str:
     return workspace if number == 1 else f"{workspace}.attempt-{number}"
 
 
-def run_attempts(ctx: SessionContext, prior: Usage, left: Limits, seconds: float) -> tuple[LoopResult, CheckResult | None]:
+def run_attempts(
+    ctx: SessionContext, prior: Usage, left: Limits, seconds: float
+) -> tuple[LoopResult, CheckResult | None]:
     """Run the request's attempts at once on the current conversation; the best ends up in the session's workspace.
 
     Returns the chosen attempt's loop (its usage is every attempt's together) and check.
@@ -59,11 +61,17 @@ def run_attempts(ctx: SessionContext, prior: Usage, left: Limits, seconds: float
     logger = get_run_logger()
     count = ctx.request.attempts
     shared = SharedBudget(left, ctx.request.stop_at_first_green)
-    logger.info("best-of-%d: %d attempts at once, one budget%s", count, count,
-                ", the first to pass its check stops the others" if ctx.request.stop_at_first_green else "")
+    logger.info(
+        "best-of-%d: %d attempts at once, one budget%s",
+        count,
+        count,
+        ", the first to pass its check stops the others" if ctx.request.stop_at_first_green else "",
+    )
     with ThreadPoolExecutor(max_workers=count, thread_name_prefix="attempt") as pool:
-        futures = {n: pool.submit(contextvars.copy_context().run, _one, ctx, n, shared, prior, left, seconds)
-                   for n in range(1, count + 1)}
+        futures = {
+            n: pool.submit(contextvars.copy_context().run, _one, ctx, n, shared, prior, left, seconds)
+            for n in range(1, count + 1)
+        }
         try:
             outcomes = {n: _settled(future, n, ctx) for n, future in futures.items()}
         except BaseException:  # interrupted (SIGTERM, cancel): the attempts stop at their next step, not at their end
@@ -77,17 +85,23 @@ def run_attempts(ctx: SessionContext, prior: Usage, left: Limits, seconds: float
     for c in ranked:
         logger.info("%s", c.headline())
     if chosen != 1 and not move_candidate(ctx.ws.path, ctx.ws.base_commit, outcomes[chosen].diff.patch):
-        logger.warning("attempt %d ranks first but its diff is over the limits and cannot be moved: "
-                       "attempt 1 stays in the workspace", chosen)
+        logger.warning(
+            "attempt %d ranks first but its diff is over the limits and cannot be moved: "
+            "attempt 1 stays in the workspace",
+            chosen,
+        )
         chosen = 1
-    ctx.store.update_session(ctx.session_id, candidates={
-        "iteration": ctx.iteration, "chosen": chosen, "ranked": [c.model_dump() for c in ranked]})
+    ctx.store.update_session(
+        ctx.session_id,
+        candidates={"iteration": ctx.iteration, "chosen": chosen, "ranked": [c.model_dump() for c in ranked]},
+    )
     for n in outcomes:
         if n != 1:
             shutil.rmtree(attempt_path(ctx.ws.path, n), ignore_errors=True)
     best = outcomes[chosen]
-    loop = best.loop.model_copy(update={"usage": shared.total(),
-                                        "duration_s": max(o.loop.duration_s for o in outcomes.values())})
+    loop = best.loop.model_copy(
+        update={"usage": shared.total(), "duration_s": max(o.loop.duration_s for o in outcomes.values())}
+    )
     return loop, best.check
 
 
@@ -107,16 +121,34 @@ def _one(ctx: SessionContext, number: int, shared: SharedBudget, prior: Usage, l
     environment = ctx.environment
     if number > 1:
         shutil.rmtree(path, ignore_errors=True)  # what a run cut off before left
-        create_workspace(Path(ctx.ws.mirror), Path(path), f"{ctx.ws.work_branch}-attempt-{number}", ctx.ws.base_commit,
-                         ctx.repository)
+        create_workspace(
+            Path(ctx.ws.mirror),
+            Path(path),
+            f"{ctx.ws.work_branch}-attempt-{number}",
+            ctx.ws.base_commit,
+            ctx.repository,
+        )
         environment = ctx.make_environment(path, f"attempt-{number}")
         if ctx.sandbox.setup_command:
             setup = run_setup(environment, ctx.sandbox.setup_command, ctx.sandbox.setup_timeout_s)
             if not setup.passed:
                 raise RuntimeError(f"the setup command {setup.headline()} in attempt {number}'s workspace")
     attempt = Attempt(number, path, environment, shared)
-    loop = run_agent(ctx.store, ctx.session_id, path, environment, ctx.agent, ctx.model(),
-                     copy.deepcopy(ctx.messages), ctx.iteration, prior, left, 1, shared, number)
+    loop = run_agent(
+        ctx.store,
+        ctx.session_id,
+        path,
+        environment,
+        ctx.agent,
+        ctx.model(),
+        copy.deepcopy(ctx.messages),
+        ctx.iteration,
+        prior,
+        left,
+        1,
+        shared,
+        number,
+    )
     check = None
     if ctx.agent.check_command and loop.end_reason not in (EndReason.model_error, EndReason.crashed):
         loop, check = check_and_fix(ctx, loop, prior, seconds, attempt)
@@ -144,11 +176,16 @@ def _candidate(number: int, outcome: Outcome) -> Candidate:
     """How an attempt's outcome is weighed."""
     check = outcome.check
     return Candidate(
-        attempt=number, end_reason=outcome.loop.end_reason.value, detail=outcome.loop.detail,
-        summary=(outcome.loop.finish_summary or "")[:2000], steps=len(outcome.loop.steps),
+        attempt=number,
+        end_reason=outcome.loop.end_reason.value,
+        detail=outcome.loop.detail,
+        summary=(outcome.loop.finish_summary or "")[:2000],
+        steps=len(outcome.loop.steps),
         check_passed=check.passed if check else None,
         failing_tests=failing_tests(check.output_tail) if check and not check.passed else None,
-        files=len(outcome.diff.files), added=outcome.diff.added, removed=outcome.diff.removed,
+        files=len(outcome.diff.files),
+        added=outcome.diff.added,
+        removed=outcome.diff.removed,
         diff_sha=diff_sha(outcome.diff.patch),
     )
 
@@ -239,7 +276,11 @@ def _why(c: Candidate, total: int) -> str:
     if c.check_passed is True:
         parts.append("check passed")
     elif c.check_passed is False:
-        failing = f", {c.failing_tests} failing test{'s' if c.failing_tests != 1 else ''}" if c.failing_tests is not None else ""
+        failing = (
+            f", {c.failing_tests} failing test{'s' if c.failing_tests != 1 else ''}"
+            if c.failing_tests is not None
+            else ""
+        )
         parts.append(f"check failed{failing}")
     else:
         parts.append("no check")

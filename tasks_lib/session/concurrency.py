@@ -87,8 +87,12 @@ def cancel_superseded(client, flow_run_id: UUID, key: str) -> list[UUID]:
 
     me = client.read_flow_run(flow_run_id)
     unfinished = [StateType.SCHEDULED, StateType.PENDING, StateType.RUNNING, StateType.PAUSED]
-    siblings = client.read_flow_runs(flow_run_filter=FlowRunFilter(
-        tags=FlowRunFilterTags(all_=[key_tag(key)]), state=FlowRunFilterState(type=FlowRunFilterStateType(any_=unfinished))))
+    siblings = client.read_flow_runs(
+        flow_run_filter=FlowRunFilter(
+            tags=FlowRunFilterTags(all_=[key_tag(key)]),
+            state=FlowRunFilterState(type=FlowRunFilterStateType(any_=unfinished)),
+        )
+    )
     cancelled = []
     for run in siblings:
         if run.id == me.id or run.created is None or me.created is None or run.created >= me.created:
@@ -102,7 +106,9 @@ def cancel_superseded(client, flow_run_id: UUID, key: str) -> list[UUID]:
 
 
 @contextmanager
-def key_slot(key: str | None, limit: int = 1, supersede: bool = False, timeout_s: float | None = None) -> Iterator[None]:
+def key_slot(
+    key: str | None, limit: int = 1, supersede: bool = False, timeout_s: float | None = None
+) -> Iterator[None]:
     """Run the body holding one of the key's ``limit`` slots, waiting for one if needed (up to timeout_s,
     else TimeoutError); with ``supersede``, first cancel the key's older unfinished runs. Call it inside a
     flow run. Without a key there is no limit."""

@@ -76,8 +76,14 @@ class SessionContext:
     workspace_was: str = ""  # restored: "existing" or "rebuilt"
 
     @classmethod
-    def open(cls, store: Store, session_id: str, settings: Settings, request: TaskRequest | dict[str, Any] | None,
-             logger: Logger | LoggerAdapter) -> SessionContext:
+    def open(
+        cls,
+        store: Store,
+        session_id: str,
+        settings: Settings,
+        request: TaskRequest | dict[str, Any] | None,
+        logger: Logger | LoggerAdapter,
+    ) -> SessionContext:
         """The context of a claimed session; a request that cannot be read fails the session with one clear line."""
         try:
             parsed = parse_request(request if request is not None else {})
@@ -97,7 +103,9 @@ class SessionContext:
     def make_environment(self, path: str | None = None, tmp: str = "tmp") -> Environment:
         """Where this session's commands run: its sandbox around the workspace (or another attempt's, at ``path``)."""
         return make_environment(
-            self.sandbox, path or self.ws.path, self.settings.sandboxes_dir / self.session_id / tmp,
+            self.sandbox,
+            path or self.ws.path,
+            self.settings.sandboxes_dir / self.session_id / tmp,
             read_only_paths=[f"{self.ws.mirror}/objects", *self.settings.sandbox_expose],
             hidden_paths=[str(self.settings.home)],
         )

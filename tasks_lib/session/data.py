@@ -9,17 +9,28 @@ from typing import Any
 
 def ui_url(flow_run_id: str | None) -> str:
     """The Prefect UI page of a flow run, when a Prefect server address is configured."""
-    base = os.environ.get("PREFECT_UI_URL") or os.environ.get("PREFECT_API_URL", "").removesuffix("/").removesuffix("/api")
+    base = os.environ.get("PREFECT_UI_URL") or os.environ.get("PREFECT_API_URL", "").removesuffix("/").removesuffix(
+        "/api"
+    )
     return f"{base}/runs/flow-run/{flow_run_id}" if base and flow_run_id else "-"
 
 
 def session_line(r) -> dict[str, Any]:
     """The inbox fields of one session."""
     return {
-        "id": r.id, "status": r.status, "agent": r.agent, "repository": r.repository, "branch": r.branch,
-        "reviewer": r.reviewer, "iteration": r.iteration, "lines_added": r.lines_added, "lines_removed": r.lines_removed,
-        "cost_usd": r.cost_usd, "created_at": r.created_at.isoformat() if r.created_at else None,
-        "reason": r.status_reason, "ui_url": ui_url(r.flow_run_id),
+        "id": r.id,
+        "status": r.status,
+        "agent": r.agent,
+        "repository": r.repository,
+        "branch": r.branch,
+        "reviewer": r.reviewer,
+        "iteration": r.iteration,
+        "lines_added": r.lines_added,
+        "lines_removed": r.lines_removed,
+        "cost_usd": r.cost_usd,
+        "created_at": r.created_at.isoformat() if r.created_at else None,
+        "reason": r.status_reason,
+        "ui_url": ui_url(r.flow_run_id),
     }
 
 
@@ -27,8 +38,13 @@ def diff_data(d) -> dict[str, Any] | None:
     """A stored diff (a DiffRow) as data: base commit, files, counts and the patch as text."""
     if d is None:
         return None
-    return {"base_commit": d.base_commit, "files": d.files, "added": d.added, "removed": d.removed,
-            "patch": d.patch.decode("utf-8", errors="replace")}
+    return {
+        "base_commit": d.base_commit,
+        "files": d.files,
+        "added": d.added,
+        "removed": d.removed,
+        "patch": d.patch.decode("utf-8", errors="replace"),
+    }
 
 
 def session_json(store, row) -> dict[str, Any]:
@@ -42,8 +58,15 @@ def session_json(store, row) -> dict[str, Any]:
     data["steps"] = [step.model_dump(mode="json") for step in store.steps(row.id)]
     data["conversation"] = None  # the agent's messages; large, and already shown as steps
     data["history"] = [
-        {"iteration": r.iteration, "decision": r.decision, "feedback": r.feedback, "instructions": r.instructions,
-         "comments": r.comments or [], "outcome": r.outcome, "decided_at": r.decided_at.isoformat()}
+        {
+            "iteration": r.iteration,
+            "decision": r.decision,
+            "feedback": r.feedback,
+            "instructions": r.instructions,
+            "comments": r.comments or [],
+            "outcome": r.outcome,
+            "decided_at": r.decided_at.isoformat(),
+        }
         for r in store.reviews(row.id)
     ]
     data["iterations"] = [
@@ -51,8 +74,15 @@ def session_json(store, row) -> dict[str, Any]:
         for d in store.diffs(row.id)
     ]
     data["checks"] = [
-        {"iteration": c.iteration, "fix_round": c.fix_round, "command": c.command, "passed": c.passed,
-         "exit_code": c.exit_code, "duration_s": c.duration_s, "output_tail": c.output_tail}
+        {
+            "iteration": c.iteration,
+            "fix_round": c.fix_round,
+            "command": c.command,
+            "passed": c.passed,
+            "exit_code": c.exit_code,
+            "duration_s": c.duration_s,
+            "output_tail": c.output_tail,
+        }
         for c in store.checks(row.id)
     ]
     data["transitions"] = [

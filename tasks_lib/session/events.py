@@ -38,8 +38,20 @@ EVENT_NAMES: dict[S, str] = {
 }
 # The flow emits these itself, after its move, once what the reviewer needs is in place (tasks_lib/review/form.py).
 EMITTED_BY_FLOW = frozenset({S.awaiting_review})
-PAYLOAD_FIELDS = ("session_id", "short_id", "status", "reason", "repository", "workflow", "reviewer", "iteration",
-                  "summary", "diffstat", "review_url", "prefect_run_url")
+PAYLOAD_FIELDS = (
+    "session_id",
+    "short_id",
+    "status",
+    "reason",
+    "repository",
+    "workflow",
+    "reviewer",
+    "iteration",
+    "summary",
+    "diffstat",
+    "review_url",
+    "prefect_run_url",
+)
 SUMMARY_CHARS = 200
 REASON_CHARS = 500
 _LINE_MARK = re.compile(r"^(?:[-*+]\s+|>\s*)+")  # bullets and quotes opening a line
@@ -99,8 +111,9 @@ def prefect_run_url(flow_run_id: str | None) -> str | None:
     return f"{base}/runs/flow-run/{flow_run_id}" if base else None
 
 
-def build_session_event(store: Store, session_id: str, status: S | None = None,
-                        settings: Settings | None = None) -> SessionEvent | None:
+def build_session_event(
+    store: Store, session_id: str, status: S | None = None, settings: Settings | None = None
+) -> SessionEvent | None:
     """The event for a session reaching ``status`` (default: its current status), or None when that status has none."""
     row = store.get_session(session_id)
     status = S(status or row.status)
@@ -128,21 +141,31 @@ def build_session_event(store: Store, session_id: str, status: S | None = None,
     }
     return SessionEvent(
         event=name,
-        resource={"prefect.resource.id": f"{EVENT_PREFIX}{row.id}", "prefect.resource.name": row.id[:8],
-                  "agent-tasks.session.status": status.value},
+        resource={
+            "prefect.resource.id": f"{EVENT_PREFIX}{row.id}",
+            "prefect.resource.name": row.id[:8],
+            "agent-tasks.session.status": status.value,
+        },
         related=_related(repository, row.reviewer, row.workflow, row.flow_run_id),
         payload=payload,
     )
 
 
-def _related(repository: str, reviewer: str | None, workflow: str | None, flow_run_id: str | None) -> list[dict[str, str]]:
+def _related(
+    repository: str, reviewer: str | None, workflow: str | None, flow_run_id: str | None
+) -> list[dict[str, str]]:
     """The related resources of a session event; automations filter on the `workflow` one."""
     related = [{"prefect.resource.id": f"agent-tasks.repository.{repository}", "prefect.resource.role": "repository"}]
     if reviewer:
         related.append({"prefect.resource.id": f"agent-tasks.reviewer.{reviewer}", "prefect.resource.role": "reviewer"})
     if workflow:
-        related.append({"prefect.resource.id": f"agent-tasks.workflow.{workflow}", "prefect.resource.role": "workflow",
-                        "prefect.resource.name": workflow})
+        related.append(
+            {
+                "prefect.resource.id": f"agent-tasks.workflow.{workflow}",
+                "prefect.resource.role": "workflow",
+                "prefect.resource.name": workflow,
+            }
+        )
     if flow_run_id:
         related.append({"prefect.resource.id": f"prefect.flow-run.{flow_run_id}", "prefect.resource.role": "flow-run"})
     return related
@@ -203,8 +226,12 @@ def emit_quietly(session_id: str, status: S, store: Store | None = None) -> None
     try:
         emit_session_event(session_id, status, store)
     except Exception as exc:  # the status change stands; only the notification is lost
-        logger.warning("session %s: could not emit its %s event: %s", session_id[:8], status.value,
-                       Redactor.from_env()(f"{type(exc).__name__}: {exc}"))
+        logger.warning(
+            "session %s: could not emit its %s event: %s",
+            session_id[:8],
+            status.value,
+            Redactor.from_env()(f"{type(exc).__name__}: {exc}"),
+        )
 
 
 def _default_store() -> Store:

@@ -24,8 +24,13 @@ class Attempt:
     shared: SharedBudget
 
 
-def check_and_fix(ctx: SessionContext, loop: LoopResult, prior: Usage, seconds: float, attempt: Attempt | None = None,
-                  ) -> tuple[LoopResult, CheckResult]:
+def check_and_fix(
+    ctx: SessionContext,
+    loop: LoopResult,
+    prior: Usage,
+    seconds: float,
+    attempt: Attempt | None = None,
+) -> tuple[LoopResult, CheckResult]:
     """Run the agent's check; while it fails and fix_until_green allows, hand it back to the agent.
 
     Fix rounds draw on the session's budgets (``prior`` usage and ``seconds`` of agent time before this loop).
@@ -45,16 +50,33 @@ def check_and_fix(ctx: SessionContext, loop: LoopResult, prior: Usage, seconds: 
             break
         ctx.logger.info("check failed: fix round %d of %d", fix_round, ctx.agent.fix_until_green)
         loop.messages.append({"role": "user", "content": fix_request(check)})
-        more = run_agent(ctx.store, ctx.session_id, path, environment, ctx.agent, ctx.model(), loop.messages,
-                         ctx.iteration, prior if shared else prior.plus(loop.usage), left, loop.usage.steps + 1,
-                         shared, number)
+        more = run_agent(
+            ctx.store,
+            ctx.session_id,
+            path,
+            environment,
+            ctx.agent,
+            ctx.model(),
+            loop.messages,
+            ctx.iteration,
+            prior if shared else prior.plus(loop.usage),
+            left,
+            loop.usage.steps + 1,
+            shared,
+            number,
+        )
         loop = LoopResult(
-            end_reason=more.end_reason, detail=more.detail, finish_summary=more.finish_summary or loop.finish_summary,
-            steps=loop.steps + more.steps, usage=loop.usage.plus(more.usage), messages=more.messages,
+            end_reason=more.end_reason,
+            detail=more.detail,
+            finish_summary=more.finish_summary or loop.finish_summary,
+            steps=loop.steps + more.steps,
+            usage=loop.usage.plus(more.usage),
+            messages=more.messages,
             duration_s=loop.duration_s + more.duration_s,
         )
         if loop_failed(more):
             break
-        check = run_check(ctx.store, ctx.session_id, environment, ctx.agent.check_command, timeout, ctx.iteration,
-                          fix_round)
+        check = run_check(
+            ctx.store, ctx.session_id, environment, ctx.agent.check_command, timeout, ctx.iteration, fix_round
+        )
     return loop, check

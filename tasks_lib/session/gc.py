@@ -46,12 +46,17 @@ def _size(path: Path) -> int:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file() and not f.is_symlink())
 
 
-def remove_ended_workspaces(store: Store, settings: Settings, cutoff: datetime, report: GcReport, dry_run: bool) -> None:
+def remove_ended_workspaces(
+    store: Store, settings: Settings, cutoff: datetime, report: GcReport, dry_run: bool
+) -> None:
     """Remove this machine's workspaces and sandbox dirs of sessions that ended before ``cutoff``."""
     for session_id, _ in ended_before(store, cutoff):
         left_by_attempts = sorted(settings.workspaces_dir.glob(f"{session_id}.attempt-*"))  # a best-of-N run cut off
-        dirs = [d for d in (settings.workspaces_dir / session_id, *left_by_attempts, settings.sandboxes_dir / session_id)
-                if d.exists()]
+        dirs = [
+            d
+            for d in (settings.workspaces_dir / session_id, *left_by_attempts, settings.sandboxes_dir / session_id)
+            if d.exists()
+        ]
         if not dirs:
             continue
         report.workspaces_removed.append(session_id)
@@ -89,13 +94,21 @@ def maintain_mirror(mirror: Path, keep: set[str]) -> None:
             if ref.removeprefix(KEEP_REF) not in keep:
                 run_git("update-ref", "-d", ref, cwd=mirror)
         for commit in keep:
-            run_git("update-ref", f"{KEEP_REF}{commit}", commit, cwd=mirror, check=False)  # gone already: nothing to pin
+            run_git(
+                "update-ref", f"{KEEP_REF}{commit}", commit, cwd=mirror, check=False
+            )  # gone already: nothing to pin
         run_git("worktree", "prune", cwd=mirror)
         run_git("maintenance", "run", "--task=gc", cwd=mirror, timeout_s=MAINTENANCE_TIMEOUT_S)
 
 
-def collect(store: Store, settings: Settings, older_than_days: float, deliveries_days: float = 30,
-            dry_run: bool = False, now: datetime | None = None) -> GcReport:
+def collect(
+    store: Store,
+    settings: Settings,
+    older_than_days: float,
+    deliveries_days: float = 30,
+    dry_run: bool = False,
+    now: datetime | None = None,
+) -> GcReport:
     """Remove workspaces of sessions ended more than ``older_than_days`` ago, tidy every mirror, forget
     webhook deliveries older than ``deliveries_days``. With ``dry_run``, only say what would go."""
     now = now or utcnow()

@@ -105,8 +105,9 @@ class Claim(BaseModel):
         return CLAIM_NOTES[self.mode]
 
 
-def claim_session(store: Store, flow_run_id: str | None, request: TaskRequest | dict[str, Any] | None,
-                  workflow: str | None) -> Claim:
+def claim_session(
+    store: Store, flow_run_id: str | None, request: TaskRequest | dict[str, Any] | None, workflow: str | None
+) -> Claim:
     """The session of this flow run: a new one for a first run, else the one it started (one session per run).
 
     A new session records the request as given (a request that is not valid is recorded too, and fails when the

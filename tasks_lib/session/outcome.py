@@ -65,10 +65,13 @@ def ended_session(store: Store, session_id: str) -> SessionResult:
     row = store.get_session(session_id)
     if SessionStatus(row.status) in SUCCESSFUL_ENDINGS:
         return session_result(store, session_id)
-    raise SessionFailed(session_id, (
-        f"this flow run's session {session_id[:8]} already ended {row.status}: {row.status_reason}. Re-running the "
-        "flow run does not start it again: start a new run (its diff and work branch are kept)"
-    ))
+    raise SessionFailed(
+        session_id,
+        (
+            f"this flow run's session {session_id[:8]} already ended {row.status}: {row.status_reason}. Re-running the "
+            "flow run does not start it again: start a new run (its diff and work branch are kept)"
+        ),
+    )
 
 
 def interruption(exc: BaseException) -> tuple[SessionStatus, str]:
@@ -83,7 +86,10 @@ def interruption(exc: BaseException) -> tuple[SessionStatus, str]:
                 return SessionStatus.cancelled, "its flow run was cancelled in Prefect; work kept"
         except ImportError:
             pass
-        return SessionStatus.crashed, f"its process was stopped ({type(exc).__name__}{f' {exc}' if str(exc) else ''}); work kept"
+        return (
+            SessionStatus.crashed,
+            f"its process was stopped ({type(exc).__name__}{f' {exc}' if str(exc) else ''}); work kept",
+        )
     return SessionStatus.failed, f"crashed: {type(exc).__name__}: {exc}"
 
 

@@ -63,13 +63,22 @@ def end_session(store: Store, row: SessionRow, to: SessionStatus, why: str, by: 
         target = DeliveryTarget.model_validate_json(row.delivery_target)
         if delivery_landed(load_settings().mirrors_dir, target):
             reason = f"accepted: {target.commit[:10]} → {target.describe()} (found on the target after {why})"
-            return settle(store, row.id, SessionStatus.accepted, redact(reason), by,
-                          delivered_commit=target.commit, delivered_to=target.describe())
+            return settle(
+                store,
+                row.id,
+                SessionStatus.accepted,
+                redact(reason),
+                by,
+                delivered_commit=target.commit,
+                delivered_to=target.describe(),
+            )
         why += f"; its commit {target.commit[:10]} is not on the target ({target.describe()}), work branch kept"
     return settle(store, row.id, to, redact(f"{why}; {_keep_work(store, row)}"), by)
 
 
-def settle_flow_run(store: Store, flow_run_id: str, state_type: str, message: str = "", by: str = "prefect") -> str | None:
+def settle_flow_run(
+    store: Store, flow_run_id: str, state_type: str, message: str = "", by: str = "prefect"
+) -> str | None:
     """End the session of a flow run that Prefect reports Cancelled, Crashed or Failed; returns its id if it changed."""
     to = ENDING_STATES.get(state_type.upper())
     row = store.session_for_flow_run(flow_run_id)
@@ -135,14 +144,22 @@ def reschedule_lost_starts(store: Store, older_than: timedelta = LOST_START_AFTE
     with get_client(sync_client=True) as client:
         pending = client.read_flow_runs(
             flow_filter=FlowFilter(name=FlowFilterName(any_=["agent-task"])),
-            flow_run_filter=FlowRunFilter(state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.PENDING]))),
+            flow_run_filter=FlowRunFilter(
+                state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.PENDING]))
+            ),
         )
         for run in pending:
             since = run.state.timestamp if run.state else None
             if since is None or since > cutoff or store.session_for_flow_run(str(run.id)) is not None:
                 continue
-            client.set_flow_run_state(run.id, Scheduled(message=f"rescheduled: Pending since {since:%H:%M:%S} with no "
-                                                               "process (its worker died while starting it)"), force=True)
+            client.set_flow_run_state(
+                run.id,
+                Scheduled(
+                    message=f"rescheduled: Pending since {since:%H:%M:%S} with no "
+                    "process (its worker died while starting it)"
+                ),
+                force=True,
+            )
             moved.append(str(run.id))
     return moved
 
@@ -152,8 +169,10 @@ def end_orphans(store: Store, session_id: str | None = None) -> list[str]:
     ended = []
     for row in orphaned(store, runner_gone, session_id):
         if row.status == SessionStatus.awaiting_review.value:
-            why = (f"the process waiting for its review ({row.runner}) ended, so no decision can reach it — "
-                   "start a new run to continue")
+            why = (
+                f"the process waiting for its review ({row.runner}) ended, so no decision can reach it — "
+                "start a new run to continue"
+            )
         else:
             why = f"the process running it ({row.runner}) ended without finishing it (killed or crashed)"
         if end_session(store, row, SessionStatus.crashed, why, by="reconcile"):
@@ -164,8 +183,7 @@ def end_orphans(store: Store, session_id: str | None = None) -> list[str]:
 def expire_overdue(store: Store) -> list[str]:
     """Expire the sessions whose review deadline has passed; returns their ids."""
     reason = "no review decision before the deadline; diff and work branch kept"
-    return [sid for sid in overdue_reviews(store)
-            if settle(store, sid, SessionStatus.expired, reason, by="reconcile")]
+    return [sid for sid in overdue_reviews(store) if settle(store, sid, SessionStatus.expired, reason, by="reconcile")]
 
 
 def refresh(store: Store, ask_prefect: bool = False) -> None:

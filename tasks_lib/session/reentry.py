@@ -31,8 +31,12 @@ def restore(ctx: SessionContext) -> None:
     mirror = mirror_dir(ctx.settings.mirrors_dir, ctx.repository)
     # in this worker's own home: the path recorded may be another machine's
     ctx.ws = Workspace(
-        path=str(ctx.settings.workspaces_dir / ctx.session_id), work_branch=row.work_branch, base_branch=row.branch,
-        base_commit=row.base_commit, mirror=str(mirror), mirror_action="fetched",
+        path=str(ctx.settings.workspaces_dir / ctx.session_id),
+        work_branch=row.work_branch,
+        base_branch=row.branch,
+        base_commit=row.base_commit,
+        mirror=str(mirror),
+        mirror_action="fetched",
     )
     ctx.iteration, ctx.instructions = row.iteration, row.instructions
     ctx.messages = list(row.conversation or [])
@@ -41,7 +45,11 @@ def restore(ctx: SessionContext) -> None:
     latest = ctx.store.latest_diff(ctx.session_id)
     try:
         ctx.workspace_was = how = restore_workspace(
-            ctx.repository, ctx.settings.mirrors_dir, ctx.ws.path, ctx.ws.work_branch, ctx.ws.base_commit,
+            ctx.repository,
+            ctx.settings.mirrors_dir,
+            ctx.ws.path,
+            ctx.ws.work_branch,
+            ctx.ws.base_commit,
             latest.patch if latest else b"",
         )
     except (DeliveryError, RepositoryError) as exc:  # e.g. the stored patch was trimmed: no honest rebuild
@@ -60,13 +68,20 @@ def continue_iteration(ctx: SessionContext) -> bool:
     """
     move(ctx.store, ctx.session_id, SessionStatus.running, f"iteration {ctx.iteration} continued after a restart")
     if ctx.workspace_was == "existing" and ctx.messages:
-        ctx.messages.append({"role": "user", "content": (
-            "(Your run was interrupted and has been restarted. The workspace is as you left it; "
-            "check the state of your last step, then continue the task.)")})
+        ctx.messages.append(
+            {
+                "role": "user",
+                "content": (
+                    "(Your run was interrupted and has been restarted. The workspace is as you left it; "
+                    "check the state of your last step, then continue the task.)"
+                ),
+            }
+        )
         ctx.logger.warning("continuing iteration %d from its last saved step", ctx.iteration)
         return True
     start = ctx.iteration_start
     ctx.messages = ctx.messages[:start] if start and ctx.messages else ctx.fresh_conversation()
-    ctx.logger.warning("the workspace was rebuilt on this worker: iteration %d starts over from its beginning",
-                       ctx.iteration)
+    ctx.logger.warning(
+        "the workspace was rebuilt on this worker: iteration %d starts over from its beginning", ctx.iteration
+    )
     return False

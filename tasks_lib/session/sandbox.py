@@ -26,8 +26,9 @@ def session_sandbox(request: TaskRequest, agent: AgentSpec, default: SandboxKind
     )
 
 
-def resumed_sandbox(stored: dict | None, request: TaskRequest, agent: AgentSpec,
-                    default: SandboxKind = "auto") -> SandboxSpec:
+def resumed_sandbox(
+    stored: dict | None, request: TaskRequest, agent: AgentSpec, default: SandboxKind = "auto"
+) -> SandboxSpec:
     """The sandbox a resumed session continues in: the one it started with (resolved again for sessions
     stored before sandboxes existed); SandboxRefused when this machine cannot provide it.
     """

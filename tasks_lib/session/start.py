@@ -23,9 +23,20 @@ def begin_session(ctx: SessionContext) -> None:
     for note in ctx.agent.file_notes:  # how another tool's agent file was read (a model alias, tools left out)
         ctx.logger.info("agent file: %s", note)
     if ctx.agent.ignored_fields:
-        ctx.logger.info("agent file (%s format): ignored fields with no meaning here: %s", ctx.agent.file_format,
-                        ", ".join(ctx.agent.ignored_fields))
+        ctx.logger.info(
+            "agent file (%s format): ignored fields with no meaning here: %s",
+            ctx.agent.file_format,
+            ", ".join(ctx.agent.ignored_fields),
+        )
     ctx.announce_sandbox()
-    move(ctx.store, ctx.session_id, SessionStatus.running, "checking out the repository",
-         model=ctx.model_name, agent=ctx.agent.name, agent_spec=ctx.redact.deep(ctx.agent.model_dump(mode="json")),
-         runner=current_runner(), sandbox=ctx.sandbox.model_dump())
+    move(
+        ctx.store,
+        ctx.session_id,
+        SessionStatus.running,
+        "checking out the repository",
+        model=ctx.model_name,
+        agent=ctx.agent.name,
+        agent_spec=ctx.redact.deep(ctx.agent.model_dump(mode="json")),
+        runner=current_runner(),
+        sandbox=ctx.sandbox.model_dump(),
+    )

@@ -48,14 +48,28 @@ def begin_iteration(ctx: SessionContext, continued: bool = False) -> IterationSt
     return IterationStart(prior, seconds, left, done + 1, previous.patch if previous else None)
 
 
-def agent_work(ctx: SessionContext, start: IterationStart, continued: bool = False,
-               ) -> tuple[LoopResult, CheckResult | None]:
+def agent_work(
+    ctx: SessionContext,
+    start: IterationStart,
+    continued: bool = False,
+) -> tuple[LoopResult, CheckResult | None]:
     """The agent loop on the session's conversation, then its check with fix rounds; on a fresh start with several
     attempts, best-of-N: that many at once, the best left in the workspace."""
     if ctx.request.attempts > 1 and ctx.fresh_start and not continued:
         return run_attempts(ctx, start.prior, start.left, start.seconds)
-    loop = run_agent(ctx.store, ctx.session_id, ctx.ws.path, ctx.environment, ctx.agent, ctx.model(), ctx.messages,
-                     ctx.iteration, start.prior, start.left, start.first_step)
+    loop = run_agent(
+        ctx.store,
+        ctx.session_id,
+        ctx.ws.path,
+        ctx.environment,
+        ctx.agent,
+        ctx.model(),
+        ctx.messages,
+        ctx.iteration,
+        start.prior,
+        start.left,
+        start.first_step,
+    )
     if ctx.agent.check_command and not loop_failed(loop):
         return check_and_fix(ctx, loop, start.prior, start.seconds)
     return loop, None
@@ -66,8 +80,12 @@ def end_iteration(ctx: SessionContext, start: IterationStart, loop: LoopResult, 
     ctx.messages = loop.messages
     ctx.check = check
     ctx.fresh_start = False
-    ctx.store.update_session(ctx.session_id, end_reason=loop.end_reason.value, agent_seconds=start.seconds + loop.duration_s,
-                             conversation=ctx.redact.deep(ctx.messages))
+    ctx.store.update_session(
+        ctx.session_id,
+        end_reason=loop.end_reason.value,
+        agent_seconds=start.seconds + loop.duration_s,
+        conversation=ctx.redact.deep(ctx.messages),
+    )
 
 
 def setup(ctx: SessionContext, environment: Environment | None = None) -> None:

@@ -24,10 +24,13 @@ from tasks_lib.store import Store
 
 def describe_step(step: StepRecord, max_steps: int) -> str:
     """One log line for a step: its tool calls and how they went."""
-    calls = ", ".join(
-        f"{c.name}({_short_args(c.arguments)}){' -> skipped' if c.skipped else '' if c.ok else ' -> error'}"
-        for c in step.tool_calls
-    ) or "no tool call"
+    calls = (
+        ", ".join(
+            f"{c.name}({_short_args(c.arguments)}){' -> skipped' if c.skipped else '' if c.ok else ' -> error'}"
+            for c in step.tool_calls
+        )
+        or "no tool call"
+    )
     if step.calls_from_text:
         calls += " (read from the reply's text)"
     tokens = f"{step.prompt_tokens}+{step.completion_tokens} tok"
@@ -89,16 +92,24 @@ def run_agent(
         if shared is not None:  # the session's totals are every attempt's usage together
             with shared.lock:  # attempt 1 works in the session's workspace: a restarted run continues it alone
                 total = shared.report(attempt or 1, usage)
-                store.add_step(session_id, step, (prior_usage or Usage()).plus(total), iteration,
-                               conversation=redact.deep(messages) if attempt == 1 else None)
+                store.add_step(
+                    session_id,
+                    step,
+                    (prior_usage or Usage()).plus(total),
+                    iteration,
+                    conversation=redact.deep(messages) if attempt == 1 else None,
+                )
         else:  # the conversation is saved with every step, so a restarted run can go on from here
-            store.add_step(session_id, step, (prior_usage or Usage()).plus(usage), iteration,
-                           conversation=redact.deep(messages))
+            store.add_step(
+                session_id, step, (prior_usage or Usage()).plus(usage), iteration, conversation=redact.deep(messages)
+            )
         if step.text:
             logger.info("step %d reasoning: %s", step.index, step.text[:2000])
         logger.info(f"attempt {attempt}: " * bool(attempt) + describe_step(step, total_steps))
         if step.compacted:
-            logger.warning("step %d: shortened %d old tool outputs to stay within the context window", step.index, step.compacted)
+            logger.warning(
+                "step %d: shortened %d old tool outputs to stay within the context window", step.index, step.compacted
+            )
         for note in step.notes:
             logger.warning("step %d: %s", step.index, note[:500])
         for call in step.tool_calls:
@@ -107,7 +118,9 @@ def run_agent(
             if call.name == "finish" and not call.ok:
                 logger.warning("step %d: finish not accepted: %s", step.index, call.result[:500])
             elif call.denied:
-                logger.warning("step %d: %s refused by the agent's tool rules: %s", step.index, call.name, call.result[:500])
+                logger.warning(
+                    "step %d: %s refused by the agent's tool rules: %s", step.index, call.name, call.result[:500]
+                )
             elif not call.ok:
                 logger.warning("step %d: %s failed: %s", step.index, call.name, call.result[:500])
         if step.error:
@@ -118,8 +131,7 @@ def run_agent(
     toolbox = Toolbox(workspace, tools=agent.policy, environment=environment)
     options = LoopOptions(protocol=agent.tool_protocol, expects_changes=not agent.read_only_workspace)
     stop = (lambda: shared.stop_reason(attempt or 1)) if shared is not None else None
-    result = run_agent_loop(model, toolbox, messages, limits, on_step, redact, first_index,
-                            options, stop)
+    result = run_agent_loop(model, toolbox, messages, limits, on_step, redact, first_index, options, stop)
     bar.update(first_index - 1 + result.usage.steps, final=True)
     publish_usage_artifact(session_id, result.steps)
     failed = result.end_reason in ("model_error", "crashed")

@@ -27,7 +27,9 @@ def diff_notes(diff: DiffResult) -> list[str]:
     """What the stored diff does not show in full, one line each (trimmed patch, directories left out)."""
     notes = [diff.trimmed] if diff.trimmed else []
     if diff.left_out:
-        shown = ", ".join(diff.left_out[:10]) + (f" and {len(diff.left_out) - 10} more" if len(diff.left_out) > 10 else "")
+        shown = ", ".join(diff.left_out[:10]) + (
+            f" and {len(diff.left_out) - 10} more" if len(diff.left_out) > 10 else ""
+        )
         notes.append(f"left out of the diff (untracked, ignored by default): {shown}")
     return notes
 
@@ -45,19 +47,35 @@ def publish_diff_artifacts(session_id: str, diff: DiffResult) -> None:
         description=f"Diff of session {session_id}",
     )
     rows = [
-        {"file": f.path, "change": f.kind + (f" from {f.old_path}" if f.old_path else ""), "added": f.added,
-         "removed": f.removed, "binary": f.binary, "patch": "stats only" if f.stats_only else "shown"}
+        {
+            "file": f.path,
+            "change": f.kind + (f" from {f.old_path}" if f.old_path else ""),
+            "added": f.added,
+            "removed": f.removed,
+            "binary": f.binary,
+            "patch": "stats only" if f.stats_only else "shown",
+        }
         for f in diff.files
     ]
-    rows.append({"file": "TOTAL", "change": f"{len(diff.files)} files", "added": diff.added, "removed": diff.removed, "binary": False,
-                 "patch": f"{sum(f.stats_only for f in diff.files)} stats only"})
+    rows.append(
+        {
+            "file": "TOTAL",
+            "change": f"{len(diff.files)} files",
+            "added": diff.added,
+            "removed": diff.removed,
+            "binary": False,
+            "patch": f"{sum(f.stats_only for f in diff.files)} stats only",
+        }
+    )
     create_table_artifact(table=rows, key=artifact_key(session_id, "files"), description="Files changed")
 
 
 def publish_summary_artifact(session_id: str, markdown: str) -> None:
     """The session summary as markdown."""
     create_markdown_artifact(
-        markdown=Redactor.from_env()(markdown), key=artifact_key(session_id, "summary"), description=f"Summary of session {session_id}"
+        markdown=Redactor.from_env()(markdown),
+        key=artifact_key(session_id, "summary"),
+        description=f"Summary of session {session_id}",
     )
 
 
@@ -66,16 +84,29 @@ def publish_usage_artifact(session_id: str, steps: list) -> None:
     if not steps:
         return
     rows = [
-        {"step": s.index, "tools": ", ".join(c.name for c in s.tool_calls) or "-", "prompt_tokens": s.prompt_tokens,
-         "completion_tokens": s.completion_tokens, "cached_tokens": s.cached_tokens,
-         "cost_usd": round(s.cost_usd, 6) if s.cost_usd is not None else None, "model_latency_s": round(s.model_latency_s, 3)}
+        {
+            "step": s.index,
+            "tools": ", ".join(c.name for c in s.tool_calls) or "-",
+            "prompt_tokens": s.prompt_tokens,
+            "completion_tokens": s.completion_tokens,
+            "cached_tokens": s.cached_tokens,
+            "cost_usd": round(s.cost_usd, 6) if s.cost_usd is not None else None,
+            "model_latency_s": round(s.model_latency_s, 3),
+        }
         for s in steps
     ]
     known = [s.cost_usd for s in steps if s.cost_usd is not None]
-    rows.append({"step": "TOTAL", "tools": f"{len(steps)} steps", "prompt_tokens": sum(s.prompt_tokens for s in steps),
-                 "completion_tokens": sum(s.completion_tokens for s in steps),
-                 "cached_tokens": sum(s.cached_tokens for s in steps), "cost_usd": round(sum(known), 6) if known else None,
-                 "model_latency_s": round(sum(s.model_latency_s for s in steps), 3)})
+    rows.append(
+        {
+            "step": "TOTAL",
+            "tools": f"{len(steps)} steps",
+            "prompt_tokens": sum(s.prompt_tokens for s in steps),
+            "completion_tokens": sum(s.completion_tokens for s in steps),
+            "cached_tokens": sum(s.cached_tokens for s in steps),
+            "cost_usd": round(sum(known), 6) if known else None,
+            "model_latency_s": round(sum(s.model_latency_s for s in steps), 3),
+        }
+    )
     create_table_artifact(table=rows, key=artifact_key(session_id, "usage"), description="Usage per step")
 
 
@@ -98,5 +129,7 @@ class ProgressArtifact:
             return
         self.shown, self.at = steps, now
         update_progress_artifact(
-            artifact_id=self.id, progress=min(100.0, 100.0 * steps / self.max_steps), description=f"{steps} of {self.max_steps} steps"
+            artifact_id=self.id,
+            progress=min(100.0, 100.0 * steps / self.max_steps),
+            description=f"{steps} of {self.max_steps} steps",
         )

@@ -13,13 +13,19 @@ from tasks_lib.store import Store
 TAIL_CHARS = 3000
 
 
-def run_check_command(command: str, environment: Environment, timeout_s: float, network: bool | None = None) -> CheckResult:
+def run_check_command(
+    command: str, environment: Environment, timeout_s: float, network: bool | None = None
+) -> CheckResult:
     """Run the check where the agent's commands run, with the same confinement, timeout and output cap."""
     result = environment.execute(command, timeout_s=timeout_s, output_cap=2 * TAIL_CHARS + 2000, network=network)
     tail = result.output[-TAIL_CHARS:]
     return CheckResult(
-        command=command, passed=result.exit_code == 0, exit_code=result.exit_code, duration_s=result.duration_s,
-        timed_out=result.timed_out, output_tail=tail,
+        command=command,
+        passed=result.exit_code == 0,
+        exit_code=result.exit_code,
+        duration_s=result.duration_s,
+        timed_out=result.timed_out,
+        output_tail=tail,
     )
 
 
@@ -32,8 +38,15 @@ def fix_request(check: CheckResult) -> str:
 
 
 @step("run-check")
-def run_check(store: Store, session_id: str, environment: Environment, command: str, timeout_s: float,
-              iteration: int = 1, fix_round: int = 0) -> CheckResult:
+def run_check(
+    store: Store,
+    session_id: str,
+    environment: Environment,
+    command: str,
+    timeout_s: float,
+    iteration: int = 1,
+    fix_round: int = 0,
+) -> CheckResult:
     """Run the check, store the outcome, and log it."""
     result = run_check_command(command, environment, timeout_s)
     result.fix_rounds = fix_round

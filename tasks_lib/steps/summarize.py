@@ -27,8 +27,10 @@ SUMMARY_SYSTEM = (
 STEP_LOG_CAP = 12_000
 PATCH_CAP = 12_000
 # File names as summaries write them: `src/app.py`, app.py, docs/usage.md.
-FILE_MENTION = re.compile(r"`([^`\s]+\.[A-Za-z0-9]{1,8})`|(?<![\w/.-])((?:[\w.-]+/)*[\w-]+\.(?:py|js|ts|tsx|jsx|md|txt|json|"
-                          r"ya?ml|toml|cfg|ini|go|rs|java|kt|c|h|cc|cpp|hpp|rb|php|sh|html|css|sql|lock))(?![\w/])")
+FILE_MENTION = re.compile(
+    r"`([^`\s]+\.[A-Za-z0-9]{1,8})`|(?<![\w/.-])((?:[\w.-]+/)*[\w-]+\.(?:py|js|ts|tsx|jsx|md|txt|json|"
+    r"ya?ml|toml|cfg|ini|go|rs|java|kt|c|h|cc|cpp|hpp|rb|php|sh|html|css|sql|lock))(?![\w/])"
+)
 
 
 def files_not_in_diff(narrative: str, diff: DiffResult | None) -> list[str]:
@@ -41,12 +43,21 @@ def files_not_in_diff(narrative: str, diff: DiffResult | None) -> list[str]:
 def nothing_changed(loop: LoopResult) -> str:
     """The narrative of a session whose diff is empty: it says so, whatever the agent claimed."""
     own = (loop.finish_summary or "").strip()
-    said = "\n\nThe agent's own account, which the diff does not bear out as a change:\n> " + own.replace("\n", "\n> ") if own else ""
+    said = (
+        "\n\nThe agent's own account, which the diff does not bear out as a change:\n> " + own.replace("\n", "\n> ")
+        if own
+        else ""
+    )
     return f"### What was done\nNothing was changed: the session's diff is empty.{said}"
 
 
-def session_facts(loop: LoopResult, diff: DiffResult | None, max_steps: int, check: CheckResult | None = None,
-                  sandbox: SandboxSpec | None = None) -> dict[str, Any]:
+def session_facts(
+    loop: LoopResult,
+    diff: DiffResult | None,
+    max_steps: int,
+    check: CheckResult | None = None,
+    sandbox: SandboxSpec | None = None,
+) -> dict[str, Any]:
     """Deterministic facts of a session, computed from the step log and the diff."""
     commands = [
         c.arguments.get("command", "") if isinstance(c.arguments, dict) else str(c.arguments)
@@ -78,7 +89,9 @@ def session_facts(loop: LoopResult, diff: DiffResult | None, max_steps: int, che
         "unconfined": bool(sandbox and sandbox.kind == "none"),
         "stuck_events": loop.stuck_events,
         "malformed_replies": loop.malformed_replies,
-        "edit_failures": sum(1 for s in loop.steps for c in s.tool_calls if c.name == "edit_file" and not c.ok and not c.skipped),
+        "edit_failures": sum(
+            1 for s in loop.steps for c in s.tool_calls if c.name == "edit_file" and not c.ok and not c.skipped
+        ),
         "calls_from_text": sum(1 for s in loop.steps if s.calls_from_text),
     }
 
@@ -108,8 +121,10 @@ def render_facts(facts: dict[str, Any]) -> str:
         f"- **Duration:** {facts['duration_s']:.1f} s",
     ]
     if facts.get("stuck_events") or facts.get("malformed_replies"):
-        lines.append(f"- **Going nowhere:** {facts.get('stuck_events', 0)} times in circles, "
-                     f"{facts.get('malformed_replies', 0)} replies without a usable tool call")
+        lines.append(
+            f"- **Going nowhere:** {facts.get('stuck_events', 0)} times in circles, "
+            f"{facts.get('malformed_replies', 0)} replies without a usable tool call"
+        )
     if facts.get("sandbox"):
         warning = "⚠ commands ran unconfined — " if facts.get("unconfined") else ""
         lines.append(f"- **Sandbox:** {warning}{facts['sandbox']}")
@@ -178,7 +193,9 @@ def summarize(
     elif model is not None and loop.end_reason.value != "model_error":
         try:
             reply = ask_model_for_summary(model, instructions, loop, diff)
-            store.add_usage(session_id, reply.prompt_tokens, reply.completion_tokens, reply.cached_tokens, reply.cost_usd)
+            store.add_usage(
+                session_id, reply.prompt_tokens, reply.completion_tokens, reply.cached_tokens, reply.cost_usd
+            )
             narrative = reply.text.strip()
         except Exception as exc:  # the deterministic summary below still stands
             logger.warning("summary model call failed, using the deterministic summary: %s", redact(str(exc)))

@@ -18,7 +18,28 @@ from tasks_lib.store.tables import (
     utcnow,
 )
 
-__all__ = ["STEP_RESULT_CAP", "Base", "CheckRow", "DeliveryRow", "DiffRow", "ReviewRow", "SessionNotFound", "SessionRow",
-           "StepRow", "Store", "StoreError", "SummaryRow", "TransitionRow", "ended_before", "forget_deliveries_before",
-           "forget_delivery", "open_store", "orphaned", "overdue_reviews", "record_delivery", "unsettled", "usage_by",
-           "utcnow"]
+__all__ = [
+    "STEP_RESULT_CAP",
+    "Base",
+    "CheckRow",
+    "DeliveryRow",
+    "DiffRow",
+    "ReviewRow",
+    "SessionNotFound",
+    "SessionRow",
+    "StepRow",
+    "Store",
+    "StoreError",
+    "SummaryRow",
+    "TransitionRow",
+    "ended_before",
+    "forget_deliveries_before",
+    "forget_delivery",
+    "open_store",
+    "orphaned",
+    "overdue_reviews",
+    "record_delivery",
+    "unsettled",
+    "usage_by",
+    "utcnow",
+]

@@ -90,8 +90,10 @@ def _stored_revision(db: Connection, engine: Engine) -> str | None:
         return None
     versions = db.execute(text("SELECT version_num FROM alembic_version")).scalars().all()
     if len(versions) != 1:
-        raise StoreError(f"the store at {_where(engine)} records {len(versions)} schema revisions ({versions}), "
-                         "expected one; it was not made by agent-tasks")
+        raise StoreError(
+            f"the store at {_where(engine)} records {len(versions)} schema revisions ({versions}), "
+            "expected one; it was not made by agent-tasks"
+        )
     return versions[0]
 
 
@@ -153,7 +155,8 @@ def _adopt_unversioned(db: Connection, engine: Engine) -> bool:
         return False
     missing = [
         (table, column)
-        for table in baseline.sorted_tables if table.name in existing
+        for table in baseline.sorted_tables
+        if table.name in existing
         for column in table.columns
         if column.name not in {c["name"] for c in inspector.get_columns(table.name)}
     ]
@@ -198,4 +201,3 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
-

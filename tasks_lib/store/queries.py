@@ -23,15 +23,34 @@ ORPHANABLE = (SessionStatus.pending, SessionStatus.running, SessionStatus.awaiti
 
 def usage_by(store: Store, by: str) -> list[dict[str, Any]]:
     """Sessions, steps, tokens and cost summed by agent, workflow or day (newest day first)."""
-    columns = (SessionRow.agent, SessionRow.workflow, SessionRow.created_at, SessionRow.steps_used,
-               SessionRow.prompt_tokens, SessionRow.completion_tokens, SessionRow.cached_tokens, SessionRow.cost_usd)
+    columns = (
+        SessionRow.agent,
+        SessionRow.workflow,
+        SessionRow.created_at,
+        SessionRow.steps_used,
+        SessionRow.prompt_tokens,
+        SessionRow.completion_tokens,
+        SessionRow.cached_tokens,
+        SessionRow.cost_usd,
+    )
     with store._db() as db:
         rows = db.execute(select(*columns)).all()
     groups: dict[str, dict[str, Any]] = {}
     for agent, workflow, created, steps, prompt, completion, cached, cost in rows:
         key = {"agent": agent, "workflow": workflow or "(manual)", "day": created.date().isoformat()}[by]
-        g = groups.setdefault(key, {"key": key, "sessions": 0, "steps": 0, "prompt_tokens": 0, "completion_tokens": 0,
-                                    "cached_tokens": 0, "cost_usd": None, "unpriced_sessions": 0})
+        g = groups.setdefault(
+            key,
+            {
+                "key": key,
+                "sessions": 0,
+                "steps": 0,
+                "prompt_tokens": 0,
+                "completion_tokens": 0,
+                "cached_tokens": 0,
+                "cost_usd": None,
+                "unpriced_sessions": 0,
+            },
+        )
         g["sessions"] += 1
         g["steps"] += steps or 0
         g["prompt_tokens"] += prompt or 0
@@ -46,9 +65,11 @@ def usage_by(store: Store, by: str) -> list[dict[str, Any]]:
 
 def unsettled(store: Store) -> list[SessionRow]:
     """Sessions not yet in a terminal status (without their conversations)."""
-    query = (select(SessionRow).options(defer(SessionRow.conversation), defer(SessionRow.request),
-                                        defer(SessionRow.agent_spec))
-             .where(SessionRow.status.not_in([s.value for s in TERMINAL_STATUSES])))
+    query = (
+        select(SessionRow)
+        .options(defer(SessionRow.conversation), defer(SessionRow.request), defer(SessionRow.agent_spec))
+        .where(SessionRow.status.not_in([s.value for s in TERMINAL_STATUSES]))
+    )
     with store._db() as db:
         return list(db.scalars(query).all())
 
@@ -72,12 +93,15 @@ def overdue_reviews(store: Store, now: datetime | None = None) -> list[str]:
     )
     with store._db() as db:
         rows = db.execute(query).all()
-    return [sid for sid, deadline in rows if (deadline if deadline.tzinfo else deadline.replace(tzinfo=timezone.utc)) < now]
+    return [
+        sid for sid, deadline in rows if (deadline if deadline.tzinfo else deadline.replace(tzinfo=timezone.utc)) < now
+    ]
 
 
 def ended_before(store: Store, cutoff: datetime) -> list[tuple[str, str | None]]:
     """(id, workspace) of sessions that ended before ``cutoff``."""
     query = select(SessionRow.id, SessionRow.workspace).where(
-        SessionRow.status.in_([s.value for s in TERMINAL_STATUSES]), SessionRow.finished_at < cutoff)
+        SessionRow.status.in_([s.value for s in TERMINAL_STATUSES]), SessionRow.finished_at < cutoff
+    )
     with store._db() as db:
         return [(sid, ws) for sid, ws in db.execute(query).all()]

@@ -54,8 +54,9 @@ class Store:
         package's modules only (``queries`` and ``deliveries`` read and write through it too)."""
         return self._sessions.begin()  # type: ignore[return-value]
 
-    def create_session(self, request: TaskRequest | dict[str, Any], flow_run_id: str | None = None,
-                       workflow: str | None = None) -> str:
+    def create_session(
+        self, request: TaskRequest | dict[str, Any], flow_run_id: str | None = None, workflow: str | None = None
+    ) -> str:
         """Record a new session for a request and return its id."""
         data = request.model_dump() if isinstance(request, TaskRequest) else dict(request)
         session_id = str(uuid.uuid4())
@@ -76,8 +77,15 @@ class Store:
                 )
             )
             db.flush()
-            db.add(TransitionRow(session_id=session_id, from_status=None, to_status=SessionStatus.pending.value,
-                                 reason="created", by="flow"))
+            db.add(
+                TransitionRow(
+                    session_id=session_id,
+                    from_status=None,
+                    to_status=SessionStatus.pending.value,
+                    reason="created",
+                    by="flow",
+                )
+            )
         return session_id
 
     def update_session(self, session_id: str, **fields: Any) -> None:
@@ -91,8 +99,15 @@ class Store:
             for key, value in fields.items():
                 setattr(row, key, value)
 
-    def transition(self, session_id: str, to: SessionStatus, reason: str, allowed_from: Iterable[SessionStatus],
-                   by: str, **fields: Any) -> str | None:
+    def transition(
+        self,
+        session_id: str,
+        to: SessionStatus,
+        reason: str,
+        allowed_from: Iterable[SessionStatus],
+        by: str,
+        **fields: Any,
+    ) -> str | None:
         """Move a session to ``to`` if, and only if, its status is one of ``allowed_from`` (compare-and-set).
 
         Sets ``fields`` in the same write and records the transition; a terminal status also sets
@@ -114,8 +129,11 @@ class Store:
                     update(SessionRow).where(SessionRow.id == session_id, SessionRow.status == current).values(**values)
                 ).rowcount
                 if done == 1:
-                    db.add(TransitionRow(session_id=session_id, from_status=current, to_status=to.value,
-                                         reason=reason[:4000], by=by))
+                    db.add(
+                        TransitionRow(
+                            session_id=session_id, from_status=current, to_status=to.value, reason=reason[:4000], by=by
+                        )
+                    )
                     return current
         return None
 
@@ -128,11 +146,21 @@ class Store:
     @staticmethod
     def _apply_usage(row: SessionRow, usage: Usage) -> None:
         """Set the session's usage columns to ``usage``."""
-        row.steps_used, row.prompt_tokens, row.completion_tokens = usage.steps, usage.prompt_tokens, usage.completion_tokens
+        row.steps_used, row.prompt_tokens, row.completion_tokens = (
+            usage.steps,
+            usage.prompt_tokens,
+            usage.completion_tokens,
+        )
         row.cached_tokens, row.cost_usd = usage.cached_tokens, usage.cost_usd
 
-    def add_step(self, session_id: str, step: StepRecord, usage: Usage, iteration: int = 1,
-                 conversation: list[dict[str, Any]] | None = None) -> None:
+    def add_step(
+        self,
+        session_id: str,
+        step: StepRecord,
+        usage: Usage,
+        iteration: int = 1,
+        conversation: list[dict[str, Any]] | None = None,
+    ) -> None:
         """Append one step (tool results kept up to the store's cap), the session's usage so far and, if
         given, the conversation up to this step."""
         record = step.model_dump(mode="json")
@@ -169,9 +197,18 @@ class Store:
     def save_check(self, session_id: str, iteration: int, check: CheckResult) -> None:
         """Record one run of the check command (a CheckResult)."""
         with self._db() as db:
-            db.add(CheckRow(session_id=session_id, iteration=iteration, fix_round=check.fix_rounds, command=check.command,
-                            passed=check.passed, exit_code=check.exit_code, duration_s=check.duration_s,
-                            output_tail=check.output_tail))
+            db.add(
+                CheckRow(
+                    session_id=session_id,
+                    iteration=iteration,
+                    fix_round=check.fix_rounds,
+                    command=check.command,
+                    passed=check.passed,
+                    exit_code=check.exit_code,
+                    duration_s=check.duration_s,
+                    output_tail=check.output_tail,
+                )
+            )
 
     def checks(self, session_id: str) -> list[CheckRow]:
         """Every check run of a session, oldest first."""
@@ -179,8 +216,9 @@ class Store:
         with self._db() as db:
             return list(db.scalars(query).all())
 
-    def add_usage(self, session_id: str, prompt_tokens: int, completion_tokens: int, cached_tokens: int,
-                  cost_usd: float | None) -> None:
+    def add_usage(
+        self, session_id: str, prompt_tokens: int, completion_tokens: int, cached_tokens: int, cost_usd: float | None
+    ) -> None:
         """Add a model call outside the agent loop (the summary) to the session's totals."""
         with self._db() as db:
             row = db.get(SessionRow, session_id)
@@ -214,12 +252,24 @@ class Store:
         with self._db() as db:
             return db.scalars(query).first()
 
-    def list_sessions(self, limit: int = 50, status: str | None = None, reviewer: str | None = None,
-                      repository: str | None = None, workflow: str | None = None, offset: int = 0) -> list[SessionRow]:
+    def list_sessions(
+        self,
+        limit: int = 50,
+        status: str | None = None,
+        reviewer: str | None = None,
+        repository: str | None = None,
+        workflow: str | None = None,
+        offset: int = 0,
+    ) -> list[SessionRow]:
         """Most recent sessions first, optionally filtered (repository: a substring of its address), skipping
         the first ``offset`` of them (paging)."""
-        query = (select(SessionRow).options(defer(SessionRow.conversation), defer(SessionRow.agent_spec))
-                 .order_by(SessionRow.created_at.desc()).limit(limit).offset(max(0, offset)))
+        query = (
+            select(SessionRow)
+            .options(defer(SessionRow.conversation), defer(SessionRow.agent_spec))
+            .order_by(SessionRow.created_at.desc())
+            .limit(limit)
+            .offset(max(0, offset))
+        )
         if status:
             query = query.where(SessionRow.status == status)
         if reviewer:
@@ -241,9 +291,7 @@ class Store:
         """The diff of the session's latest iteration (cumulative against the base, or its increment);
         ``with_patch=False`` reads only its files and counts (the patch may be megabytes)."""
         query = (
-            select(DiffRow)
-            .where(DiffRow.session_id == session_id, DiffRow.scope == scope)
-            .order_by(DiffRow.id.desc())
+            select(DiffRow).where(DiffRow.session_id == session_id, DiffRow.scope == scope).order_by(DiffRow.id.desc())
         )
         if not with_patch:
             query = query.options(defer(DiffRow.patch, raiseload=True))
@@ -262,12 +310,29 @@ class Store:
         with self._db() as db:
             return list(db.scalars(query).all())
 
-    def add_review(self, session_id: str, iteration: int, decision: str, feedback: str = "",
-                   instructions: str = "", outcome: str = "", comments: list[dict[str, Any]] | None = None) -> None:
+    def add_review(
+        self,
+        session_id: str,
+        iteration: int,
+        decision: str,
+        feedback: str = "",
+        instructions: str = "",
+        outcome: str = "",
+        comments: list[dict[str, Any]] | None = None,
+    ) -> None:
         """Record a reviewer's decision (with its line comments) and what came of it."""
         with self._db() as db:
-            db.add(ReviewRow(session_id=session_id, iteration=iteration, decision=decision, feedback=feedback,
-                             instructions=instructions, outcome=outcome, comments=comments or None))
+            db.add(
+                ReviewRow(
+                    session_id=session_id,
+                    iteration=iteration,
+                    decision=decision,
+                    feedback=feedback,
+                    instructions=instructions,
+                    outcome=outcome,
+                    comments=comments or None,
+                )
+            )
 
     def reviews(self, session_id: str) -> list[ReviewRow]:
         """The session's review decisions, oldest first."""

@@ -74,8 +74,13 @@ class SessionRow(Base):
 
     def usage(self) -> Usage:
         """What the session has used so far, all iterations."""
-        return Usage(steps=self.steps_used, prompt_tokens=self.prompt_tokens, completion_tokens=self.completion_tokens,
-                     cached_tokens=self.cached_tokens, cost_usd=self.cost_usd)
+        return Usage(
+            steps=self.steps_used,
+            prompt_tokens=self.prompt_tokens,
+            completion_tokens=self.completion_tokens,
+            cached_tokens=self.cached_tokens,
+            cost_usd=self.cost_usd,
+        )
 
 
 class TransitionRow(Base):
@@ -174,4 +179,3 @@ class DeliveryRow(Base):
 
     id: Mapped[str] = mapped_column(String(300), primary_key=True)
     received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-

@@ -32,6 +32,9 @@ class ListModel:
             return reply
         if isinstance(reply, tuple):
             text, calls = reply
-            return ModelReply(text=text, tool_calls=[ToolCall(id=f"n{i}", name=n, arguments=json.dumps(a))
-                                                     for i, (n, a) in enumerate(calls)], prompt_tokens=100)
+            return ModelReply(
+                text=text,
+                tool_calls=[ToolCall(id=f"n{i}", name=n, arguments=json.dumps(a)) for i, (n, a) in enumerate(calls)],
+                prompt_tokens=100,
+            )
         return ModelReply(text=reply, prompt_tokens=100)

@@ -15,7 +15,9 @@ from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-DEFAULT_SUMMARY = "### What was done\nScripted summary.\n\n### Why\nBecause the script said so.\n\n### Key changes\n- scripted"
+DEFAULT_SUMMARY = (
+    "### What was done\nScripted summary.\n\n### Why\nBecause the script said so.\n\n### Key changes\n- scripted"
+)
 Reply = dict[str, Any]
 
 
@@ -32,8 +34,12 @@ def calls(*tool_calls: tuple[str, dict[str, Any]], text: str = "", **extra: Any)
 class ScriptedServer:
     """Serves scripted replies; ``requests`` keeps every request body received, in order."""
 
-    def __init__(self, script: list[Reply] | None = None, summaries: list[Reply] | None = None,
-                 responder: Callable[[dict[str, Any]], Reply] | None = None):
+    def __init__(
+        self,
+        script: list[Reply] | None = None,
+        summaries: list[Reply] | None = None,
+        responder: Callable[[dict[str, Any]], Reply] | None = None,
+    ):
         self.script: list[Reply] = list(script or [])
         self.summaries: list[Reply] = list(summaries or [])
         self.responder = responder
@@ -76,8 +82,11 @@ class ScriptedServer:
         message: dict[str, Any] = {"role": "assistant", "content": reply.get("content") or None}
         if reply.get("tool_calls"):
             message["tool_calls"] = [
-                {"id": f"call_{self._counter}_{i}", "type": "function",
-                 "function": {"name": name, "arguments": args if isinstance(args, str) else json.dumps(args)}}
+                {
+                    "id": f"call_{self._counter}_{i}",
+                    "type": "function",
+                    "function": {"name": name, "arguments": args if isinstance(args, str) else json.dumps(args)},
+                }
                 for i, (name, args) in enumerate(reply["tool_calls"])
             ]
         prompt = reply.get("prompt_tokens", len(json.dumps(body.get("messages", []))) // 4)
@@ -85,13 +94,21 @@ class ScriptedServer:
         with self._lock:
             self.usage_sent["prompt_tokens"] += prompt
             self.usage_sent["completion_tokens"] += completion
-        usage: dict[str, Any] = {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+        usage: dict[str, Any] = {
+            "prompt_tokens": prompt,
+            "completion_tokens": completion,
+            "total_tokens": prompt + completion,
+        }
         if "cached_tokens" in reply:
             usage["prompt_tokens_details"] = {"cached_tokens": reply["cached_tokens"]}
         return {
-            "id": f"chatcmpl-{self._counter}", "object": "chat.completion", "created": int(time.time()),
+            "id": f"chatcmpl-{self._counter}",
+            "object": "chat.completion",
+            "created": int(time.time()),
             "model": body.get("model", "scripted"),
-            "choices": [{"index": 0, "message": message, "finish_reason": "tool_calls" if reply.get("tool_calls") else "stop"}],
+            "choices": [
+                {"index": 0, "message": message, "finish_reason": "tool_calls" if reply.get("tool_calls") else "stop"}
+            ],
             "usage": usage,
         }
 
@@ -125,7 +142,10 @@ class ScriptedServer:
                     time.sleep(reply["delay"])
                 if reply.get("status"):
                     message = reply.get("message", f"scripted error {reply['status']}")
-                    self._send(reply["status"], {"error": {"message": message, "type": "scripted", "code": str(reply["status"])}})
+                    self._send(
+                        reply["status"],
+                        {"error": {"message": message, "type": "scripted", "code": str(reply["status"])}},
+                    )
                     return
                 self._send(200, server._completion(body, reply))
 

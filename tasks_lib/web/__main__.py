@@ -18,8 +18,14 @@ def main() -> None:
     parser.add_argument("--host", default="127.0.0.1", help="Address to listen on (and the Host the app answers to).")
     parser.add_argument("--port", type=int, default=DEFAULT_PORT)
     args = parser.parse_args()
-    uvicorn.run(create_app(host=args.host, port=args.port), host=args.host, port=args.port, log_level="warning",
-                server_header=False, proxy_headers=False)
+    uvicorn.run(
+        create_app(host=args.host, port=args.port),
+        host=args.host,
+        port=args.port,
+        log_level="warning",
+        server_header=False,
+        proxy_headers=False,
+    )
 
 
 if __name__ == "__main__":

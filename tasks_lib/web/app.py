@@ -38,12 +38,17 @@ def _view(value: str | None) -> View:
 
 
 def _not_found(message: str) -> HTMLResponse:
-    body = f"<header>{nav()}<h1>Not found</h1></header><main><p class=\"banner error\">{esc(message)}</p></main>"
+    body = f'<header>{nav()}<h1>Not found</h1></header><main><p class="banner error">{esc(message)}</p></main>'
     return HTMLResponse(shell("Not found — agent-tasks", body), status_code=404)
 
 
-def create_app(store: Store | None = None, host: str = "127.0.0.1", port: int = DEFAULT_PORT,
-               public_url: str | None = None, secret: bytes | None = None) -> FastAPI:
+def create_app(
+    store: Store | None = None,
+    host: str = "127.0.0.1",
+    port: int = DEFAULT_PORT,
+    public_url: str | None = None,
+    secret: bytes | None = None,
+) -> FastAPI:
     """The review app for ``store`` (default: the configured one), answering as ``host:port`` (and as
     ``public_url``, default AGENT_TASKS_REVIEW_URL); ``secret`` signs its forms (default: random per start)."""
     if store is None:
@@ -138,11 +143,13 @@ def create_app(store: Store | None = None, host: str = "127.0.0.1", port: int = 
         diff = store.latest_diff(row.id) if row else None
         if diff is None:
             return HTMLResponse('<p class="note">No such session or diff.</p>', status_code=404)
-        fragment = file_fragment(diff.patch, index, request.query_params.get("path", ""),
-                                 _view(request.query_params.get("view")))
+        fragment = file_fragment(
+            diff.patch, index, request.query_params.get("path", ""), _view(request.query_params.get("view"))
+        )
         if fragment is None:
-            return HTMLResponse('<p class="note">The diff changed since this page was made: reload the page.</p>',
-                                status_code=409)
+            return HTMLResponse(
+                '<p class="note">The diff changed since this page was made: reload the page.</p>', status_code=409
+            )
         return HTMLResponse(fragment)
 
     def attempt_diff(row: SessionRow | None, attempt: int):
@@ -167,8 +174,9 @@ def create_app(store: Store | None = None, host: str = "127.0.0.1", port: int = 
     def attempt_file(session_id: str, attempt: int, index: int, request: Request) -> HTMLResponse:
         """One file of an attempt's diff, for a block opened on demand."""
         diff = attempt_diff(find(session_id), attempt)
-        fragment = diff and file_fragment(diff.patch, index, request.query_params.get("path", ""),
-                                          _view(request.query_params.get("view")))
+        fragment = diff and file_fragment(
+            diff.patch, index, request.query_params.get("path", ""), _view(request.query_params.get("view"))
+        )
         if not fragment:
             return HTMLResponse('<p class="note">No such attempt or file.</p>', status_code=404)
         return HTMLResponse(fragment)
@@ -186,11 +194,14 @@ def _state(row: SessionRow) -> str:
     return f"{row.status} {row.iteration} {row.status_reason}"
 
 
-def _refused(store: Store, guard: Guard, row: SessionRow, message: str, status: int,
-             draft: DecisionForm | None) -> HTMLResponse:
+def _refused(
+    store: Store, guard: Guard, row: SessionRow, message: str, status: int, draft: DecisionForm | None
+) -> HTMLResponse:
     """The session page again, saying why the decision was not sent (with what was typed, to send again)."""
     data = session_json(store, store.get_session(row.id))
-    page = session_page(data, guard.token(row.id), banner=Banner(kind="error", text=f"Not sent: {message}"), draft=draft)
+    page = session_page(
+        data, guard.token(row.id), banner=Banner(kind="error", text=f"Not sent: {message}"), draft=draft
+    )
     return HTMLResponse(page, status_code=status)
 
 
@@ -202,15 +213,19 @@ def _decide(store: Store, guard: Guard, session_id: str, body: bytes) -> Respons
     except SessionNotFound:
         return _not_found(f"no session {session_id!r}")
     if not guard.token_ok(row.id, raw_token(body)):
-        return PlainTextResponse("refused: this form is out of date or did not come from this app's session page; "
-                                 "reload the page and decide again\n", status_code=403)
+        return PlainTextResponse(
+            "refused: this form is out of date or did not come from this app's session page; "
+            "reload the page and decide again\n",
+            status_code=403,
+        )
     try:
         form = DecisionForm.parse(body)
     except FormError as exc:
         return _refused(store, guard, row, str(exc), 422, None)
     try:
-        payload: dict[str, Any] = decision_payload(store, row.id, form.decision, form.feedback, form.instructions,
-                                                   form.comments, form.candidate)
+        payload: dict[str, Any] = decision_payload(
+            store, row.id, form.decision, form.feedback, form.instructions, form.comments, form.candidate
+        )
     except ResumeRefused as exc:
         waiting = store.get_session(row.id).status == "awaiting_review"
         return _refused(store, guard, row, str(exc), 422 if waiting else 409, form)
@@ -218,5 +233,6 @@ def _decide(store: Store, guard: Guard, session_id: str, body: bytes) -> Respons
         resume_review(store, row.id, payload)
     except ResumeRefused as exc:
         return _refused(store, guard, row, str(exc), 409, form)
-    return RedirectResponse(f"/sessions/{row.id}?sent={form.decision}&key={quote(row.review_key or '')}",
-                            status_code=303)
+    return RedirectResponse(
+        f"/sessions/{row.id}?sent={form.decision}&key={quote(row.review_key or '')}", status_code=303
+    )

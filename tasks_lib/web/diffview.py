@@ -27,7 +27,9 @@ def _unified_rows(rows: list[Row]) -> list[str]:
         if row.kind == "hunk":
             out.append(f'<tr class="hunk"><td class="no"></td><td class="no"></td><td>{esc(row.left)}</td></tr>')
         elif row.kind == "delete":
-            out.append(f'<tr><td class="no">{row.left_no}</td><td class="no"></td><td class="del">-{esc(row.left)}</td></tr>')
+            out.append(
+                f'<tr><td class="no">{row.left_no}</td><td class="no"></td><td class="del">-{esc(row.left)}</td></tr>'
+            )
         elif row.kind == "insert":
             out.append(f'<tr><td class="no"></td>{_new_no(row.right_no)}<td class="ins">+{esc(row.right)}</td></tr>')
         else:
@@ -43,8 +45,10 @@ def _split_rows(rows: list[Row]) -> list[str]:
             continue
         left_cls = ' class="del"' if row.kind in ("change", "delete") else ""
         right_cls = ' class="ins"' if row.kind in ("change", "insert") else ""
-        out.append(f'<tr><td class="no">{row.left_no or ""}</td><td{left_cls}>{esc(row.left)}</td>'
-                   f'{_new_no(row.right_no)}<td{right_cls}>{esc(row.right)}</td></tr>')
+        out.append(
+            f'<tr><td class="no">{row.left_no or ""}</td><td{left_cls}>{esc(row.left)}</td>'
+            f"{_new_no(row.right_no)}<td{right_cls}>{esc(row.right)}</td></tr>"
+        )
     return out
 
 
@@ -55,7 +59,7 @@ def file_table(view: FileView, mode: View) -> str:
     if not view.rows:
         return '<p class="note">No lines changed (mode or name only).</p>'
     if mode == "split":
-        head = ('<table class="diff split"><colgroup><col class="no"><col><col class="no"><col></colgroup>')
+        head = '<table class="diff split"><colgroup><col class="no"><col><col class="no"><col></colgroup>'
         body = _split_rows(view.rows)
     else:
         head = '<table class="diff unified"><colgroup><col class="no"><col class="no"><col></colgroup>'
@@ -64,12 +68,15 @@ def file_table(view: FileView, mode: View) -> str:
 
 
 def _file_head(view: FileView) -> str:
-    return (f'<summary><span class="path">{esc(view.path)}</span> <span class="meta">{esc(view.kind)} '
-            f'<span class="add">+{view.added}</span> <span class="del-n">−{view.removed}</span></span></summary>')
+    return (
+        f'<summary><span class="path">{esc(view.path)}</span> <span class="meta">{esc(view.kind)} '
+        f'<span class="add">+{view.added}</span> <span class="del-n">−{view.removed}</span></span></summary>'
+    )
 
 
-def diff_section(session_id: str, diff: dict[str, Any] | None, mode: View, files_url: str | None = None,
-                 commentable: bool = True) -> str:
+def diff_section(
+    session_id: str, diff: dict[str, Any] | None, mode: View, files_url: str | None = None, commentable: bool = True
+) -> str:
     """The whole diff section: stats, the view switch, every file (the first ones in full, the rest on demand
     from ``files_url``, default the session's latest diff)."""
     files_url = files_url or f"/sessions/{quote(session_id)}/files"
@@ -82,14 +89,18 @@ def diff_section(session_id: str, diff: dict[str, Any] | None, mode: View, files
     parts = [
         '<section id="diff"><h2>Diff</h2>',
         f'<p class="meta">{esc(files_stat(len(diff.get("files", [])), diff.get("added", 0), diff.get("removed", 0)))}'
-        f' against <code>{esc(str(diff.get("base_commit", ""))[:10])}</code> · showing {label[mode]} · '
+        f" against <code>{esc(str(diff.get('base_commit', ''))[:10])}</code> · showing {label[mode]} · "
         f'<a href="?view={other}#diff">show {label[other]}</a></p>',
     ]
     if commentable:
         parts.append('<p class="meta">Click a line number on the new side to comment on that line.</p>')
     if stats_only:
-        parts.append('<p class="meta">Shown as stats only (over the diff limits; the workspace has the full change):</p><ul>')
-        parts += [f'<li><code>{esc(f["path"])}</code> +{f.get("added", 0)} −{f.get("removed", 0)}</li>' for f in stats_only]
+        parts.append(
+            '<p class="meta">Shown as stats only (over the diff limits; the workspace has the full change):</p><ul>'
+        )
+        parts += [
+            f"<li><code>{esc(f['path'])}</code> +{f.get('added', 0)} −{f.get('removed', 0)}</li>" for f in stats_only
+        ]
         parts.append("</ul>")
     rows_shown = 0
     for n, chunk in enumerate(chunks):
@@ -103,8 +114,10 @@ def diff_section(session_id: str, diff: dict[str, Any] | None, mode: View, files
             parts.append(f"<details {attrs} open>{_file_head(view)}{file_table(view, mode)}</details>")
         else:
             src = f"{files_url}/{n}?view={mode}&path={quote(view.target)}"
-            parts.append(f'<details {attrs} data-src="{esc(src)}">{_file_head(view)}<div class="lazy-body">'
-                         f'<p class="note"><a href="{esc(src)}">show this file</a></p></div></details>')
+            parts.append(
+                f'<details {attrs} data-src="{esc(src)}">{_file_head(view)}<div class="lazy-body">'
+                f'<p class="note"><a href="{esc(src)}">show this file</a></p></div></details>'
+            )
     parts.append("</section>")
     return "".join(parts)
 

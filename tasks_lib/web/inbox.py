@@ -17,9 +17,14 @@ TASK_CHARS = 120
 
 def inbox_rows(store: Store, query: InboxQuery) -> tuple[list, bool]:
     """The sessions of this page, and whether there is a next one."""
-    rows = store.list_sessions(limit=PAGE_SIZE + 1, status=query.status or None, reviewer=query.reviewer or None,
-                               repository=query.repository or None, workflow=query.workflow or None,
-                               offset=query.offset)
+    rows = store.list_sessions(
+        limit=PAGE_SIZE + 1,
+        status=query.status or None,
+        reviewer=query.reviewer or None,
+        repository=query.repository or None,
+        workflow=query.workflow or None,
+        offset=query.offset,
+    )
     return rows[:PAGE_SIZE], len(rows) > PAGE_SIZE
 
 
@@ -32,8 +37,10 @@ def _filters(query: InboxQuery) -> str:
         f'<label>{name}<input name="{name}" value="{esc(getattr(query, name))}" size="14"></label>'
         for name in ("reviewer", "repository", "workflow")
     )
-    return (f'<form class="filters" method="get" action="/sessions"><label>status<select name="status">{"".join(options)}'
-            f'</select></label>{fields}<button type="submit">Filter</button><a href="/sessions">clear</a></form>')
+    return (
+        f'<form class="filters" method="get" action="/sessions"><label>status<select name="status">{"".join(options)}'
+        f'</select></label>{fields}<button type="submit">Filter</button><a href="/sessions">clear</a></form>'
+    )
 
 
 def _line(row) -> str:
@@ -41,13 +48,15 @@ def _line(row) -> str:
     name = os.path.basename(row.repository.rstrip("/")) or row.repository
     task = (row.instructions or "").strip().splitlines()[0] if (row.instructions or "").strip() else ""
     task = task if len(task) <= TASK_CHARS else task[:TASK_CHARS] + "…"
-    return (f'<tr data-session="{esc(row.id)}"><td><a href="/sessions/{esc(row.id)}"><code>{short}</code></a></td>'
-            f"<td>{status_badge(row.status)}</td>"
-            f'<td title="{esc(row.repository)}">{esc(name)}@{esc(row.branch or "?")}</td>'
-            f'<td>{esc(row.workflow or "-")}</td><td>{esc(row.reviewer or "-")}</td>'
-            f'<td class="num">{row.iteration}</td>'
-            f'<td class="num"><span class="add">+{row.lines_added}</span> <span class="del-n">−{row.lines_removed}</span></td>'
-            f'<td class="num">{esc(age(row.created_at))}</td><td class="task" title="{esc(task)}">{esc(task)}</td></tr>')
+    return (
+        f'<tr data-session="{esc(row.id)}"><td><a href="/sessions/{esc(row.id)}"><code>{short}</code></a></td>'
+        f"<td>{status_badge(row.status)}</td>"
+        f'<td title="{esc(row.repository)}">{esc(name)}@{esc(row.branch or "?")}</td>'
+        f"<td>{esc(row.workflow or '-')}</td><td>{esc(row.reviewer or '-')}</td>"
+        f'<td class="num">{row.iteration}</td>'
+        f'<td class="num"><span class="add">+{row.lines_added}</span> <span class="del-n">−{row.lines_removed}</span></td>'
+        f'<td class="num">{esc(age(row.created_at))}</td><td class="task" title="{esc(task)}">{esc(task)}</td></tr>'
+    )
 
 
 def inbox_page(rows: list, query: InboxQuery, more: bool, error: str = "") -> str:
@@ -56,9 +65,11 @@ def inbox_page(rows: list, query: InboxQuery, more: bool, error: str = "") -> st
     if error:
         parts.append(f'<p class="banner error">{esc(error)}</p>')
     if rows:
-        parts.append('<table class="list" id="sessions"><thead><tr><th>id</th><th>status</th><th>repository@branch</th>'
-                     "<th>workflow</th><th>reviewer</th><th>iter</th><th>+/−</th><th>age</th><th>task</th></tr></thead>"
-                     "<tbody>")
+        parts.append(
+            '<table class="list" id="sessions"><thead><tr><th>id</th><th>status</th><th>repository@branch</th>'
+            "<th>workflow</th><th>reviewer</th><th>iter</th><th>+/−</th><th>age</th><th>task</th></tr></thead>"
+            "<tbody>"
+        )
         parts += [_line(row) for row in rows]
         parts.append("</tbody></table>")
     else:

@@ -53,23 +53,28 @@ class Watch(NamedTuple):
 def shell(title: str, body: str, *, script: bool = False, draft_key: str = "", watch: Watch | None = None) -> str:
     """A whole page: head (stylesheet, the refresh of `Watch` for browsers without script), body, script."""
     head = [
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">",
-        "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">",
+        '<!doctype html><html lang="en"><head><meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
         f"<title>{esc(title)}</title>",
-        f"<link rel=\"stylesheet\" href=\"/static/review.css?v={CSS_VERSION}\">",
+        f'<link rel="stylesheet" href="/static/review.css?v={CSS_VERSION}">',
     ]
     attrs = f' data-draft-key="{esc(draft_key)}"'
     if watch:
         if watch.noscript_refresh:
-            head.append(f"<noscript><meta http-equiv=\"refresh\" content=\"5;url={esc(watch.noscript_refresh)}\"></noscript>")
-        attrs += (f' data-state-url="{esc(watch.state_url)}" data-state="{esc(watch.state)}"'
-                  f' data-reload-url="{esc(watch.reload_url)}"')
+            head.append(
+                f'<noscript><meta http-equiv="refresh" content="5;url={esc(watch.noscript_refresh)}"></noscript>'
+            )
+        attrs += (
+            f' data-state-url="{esc(watch.state_url)}" data-state="{esc(watch.state)}"'
+            f' data-reload-url="{esc(watch.reload_url)}"'
+        )
     head.append(f"</head><body{attrs}>")
-    tail = f"<script src=\"/static/review.js?v={JS_VERSION}\" defer></script>" if script else ""
+    tail = f'<script src="/static/review.js?v={JS_VERSION}" defer></script>' if script else ""
     return "".join(head) + body + tail + "</body></html>"
 
 
 def nav() -> str:
     """The line of links at the top of every page."""
-    return ("<nav><a href=\"/sessions\">All sessions</a><a href=\"/sessions?status=awaiting_review\">Awaiting review</a>"
-            "</nav>")
+    return (
+        '<nav><a href="/sessions">All sessions</a><a href="/sessions?status=awaiting_review">Awaiting review</a></nav>'
+    )

@@ -41,8 +41,11 @@ def _header(s: dict[str, Any]) -> str:
         tokens += f" ({s['cached_tokens']} cached)"
     cost = f"${s['cost_usd']:.4f}" if s.get("cost_usd") is not None else "cost unknown"
     ui = s.get("ui_url") or "-"
-    prefect = (f'<a href="{esc(ui)}" rel="noreferrer" id="prefect-run">Prefect UI run</a>' if ui != "-"
-               else '<span class="meta">no Prefect UI address configured</span>')
+    prefect = (
+        f'<a href="{esc(ui)}" rel="noreferrer" id="prefect-run">Prefect UI run</a>'
+        if ui != "-"
+        else '<span class="meta">no Prefect UI address configured</span>'
+    )
     trigger = (s.get("request") or {}).get("trigger")
     meta = [
         ("Session", f"<code>{esc(s['id'])}</code>"),
@@ -61,13 +64,18 @@ def _header(s: dict[str, Any]) -> str:
     if trigger:
         meta.append(("Started by", esc(trigger_line(trigger))))
     items = " · ".join(f"<b>{name}</b> {value}" for name, value in meta)
-    return (f"<header>{nav()}<h1>{esc(title)}</h1>"
-            f'<p id="status" data-status="{esc(s["status"])}">{status_badge(s["status"])} '
-            f'<span class="meta">{esc(s.get("status_reason") or "")}</span> · {prefect}</p>'
-            f'<p class="meta">{items}</p>'
-            + (f"<details><summary>Instructions</summary><pre>{esc(s.get('instructions'))}</pre></details>"
-               if "\n" in (s.get("instructions") or "") or len(s.get("instructions") or "") > 160 else "")
-            + "</header>")
+    return (
+        f"<header>{nav()}<h1>{esc(title)}</h1>"
+        f'<p id="status" data-status="{esc(s["status"])}">{status_badge(s["status"])} '
+        f'<span class="meta">{esc(s.get("status_reason") or "")}</span> · {prefect}</p>'
+        f'<p class="meta">{items}</p>'
+        + (
+            f"<details><summary>Instructions</summary><pre>{esc(s.get('instructions'))}</pre></details>"
+            if "\n" in (s.get("instructions") or "") or len(s.get("instructions") or "") > 160
+            else ""
+        )
+        + "</header>"
+    )
 
 
 def _ranked(s: dict[str, Any]) -> tuple[list[dict[str, Any]], int | None]:
@@ -86,12 +94,21 @@ def _attempts(s: dict[str, Any]) -> str:
 
     items = []
     for c in ranked:
-        here = (" <b>(in the workspace: the diff below)</b>" if c["attempt"] == chosen else
-                f' · <a href="/sessions/{esc(s["id"])}/attempts/{c["attempt"]}">its diff</a>')
-        summary = f"<details><summary>its summary</summary><pre>{esc(c.get('summary'))}</pre></details>" if c.get("summary") else ""
+        here = (
+            " <b>(in the workspace: the diff below)</b>"
+            if c["attempt"] == chosen
+            else f' · <a href="/sessions/{esc(s["id"])}/attempts/{c["attempt"]}">its diff</a>'
+        )
+        summary = (
+            f"<details><summary>its summary</summary><pre>{esc(c.get('summary'))}</pre></details>"
+            if c.get("summary")
+            else ""
+        )
         items.append(f"<li>{esc(Candidate.model_validate(c).headline())}{here}{summary}</li>")
-    return (f'<section id="attempts"><h2>Attempts, ranked</h2><p class="meta">{len(ranked)} attempts at this iteration; '
-            f'accept takes the one chosen in the form (the first-ranked by default).</p><ol>{"".join(items)}</ol></section>')
+    return (
+        f'<section id="attempts"><h2>Attempts, ranked</h2><p class="meta">{len(ranked)} attempts at this iteration; '
+        f"accept takes the one chosen in the form (the first-ranked by default).</p><ol>{''.join(items)}</ol></section>"
+    )
 
 
 def _candidate_choice(s: dict[str, Any], draft: DecisionForm | None) -> str:
@@ -101,8 +118,10 @@ def _candidate_choice(s: dict[str, Any], draft: DecisionForm | None) -> str:
     picked = draft.candidate if draft and draft.candidate else chosen
     options = "".join(
         f'<label><input type="radio" name="candidate" value="{c["attempt"]}"{" checked" if c["attempt"] == picked else ""}>'
-        f' attempt {c["attempt"]} (#{c["rank"]})</label><br>' for c in ranked)
-    return f'<fieldset><legend>Attempt to accept</legend>{options}</fieldset>'
+        f" attempt {c['attempt']} (#{c['rank']})</label><br>"
+        for c in ranked
+    )
+    return f"<fieldset><legend>Attempt to accept</legend>{options}</fieldset>"
 
 
 def _decision_forms(s: dict[str, Any], token: str, draft: DecisionForm | None) -> str:
@@ -115,28 +134,37 @@ def _decision_forms(s: dict[str, Any], token: str, draft: DecisionForm | None) -
 
     def form(decision: str, inner: str, button: str, form_id: str = "") -> str:
         ident = f' id="{form_id}"' if form_id else ""
-        return (f'<form method="post" action="{action}" class="{decision}"{ident}>{hidden}'
-                f'<input type="hidden" name="decision" value="{decision}">{inner}'
-                f'<button type="submit" name="submit" value="{decision}">{button}</button></form>')
+        return (
+            f'<form method="post" action="{action}" class="{decision}"{ident}>{hidden}'
+            f'<input type="hidden" name="decision" value="{decision}">{inner}'
+            f'<button type="submit" name="submit" value="{decision}">{button}</button></form>'
+        )
 
-    return "".join([
-        '<section id="decide"><h2>Decide</h2><div class="decide">',
-        form("accept", f"<p>Commit the change and deliver it.</p>{_candidate_choice(s, draft)}", "Accept"),
-        form("request_changes",
-             '<label for="feedback">Feedback for the agent</label>'
-             f'<textarea id="feedback" name="feedback">\n{feedback}</textarea>'
-             f'<input type="hidden" name="comments" id="comments-field" value="{comments}">'
-             '<p class="meta">Line comments (click a line number in the diff):</p><ul id="pending"></ul>',
-             'Request changes<span id="pending-count"></span>', "request-changes"),
-        form("retry",
-             '<label for="instructions">Updated instructions (required)</label>'
-             f'<textarea id="instructions" name="instructions" required>\n{instructions}</textarea>'
-             '<label for="retry-feedback">Notes (optional)</label>'
-             f'<textarea id="retry-feedback" name="feedback">\n{retry_feedback}</textarea>',
-             "Retry from the base"),
-        form("reject", "<p>Discard the change, the workspace and the work branch.</p>", "Reject"),
-        "</div></section>",
-    ])
+    return "".join(
+        [
+            '<section id="decide"><h2>Decide</h2><div class="decide">',
+            form("accept", f"<p>Commit the change and deliver it.</p>{_candidate_choice(s, draft)}", "Accept"),
+            form(
+                "request_changes",
+                '<label for="feedback">Feedback for the agent</label>'
+                f'<textarea id="feedback" name="feedback">\n{feedback}</textarea>'
+                f'<input type="hidden" name="comments" id="comments-field" value="{comments}">'
+                '<p class="meta">Line comments (click a line number in the diff):</p><ul id="pending"></ul>',
+                'Request changes<span id="pending-count"></span>',
+                "request-changes",
+            ),
+            form(
+                "retry",
+                '<label for="instructions">Updated instructions (required)</label>'
+                f'<textarea id="instructions" name="instructions" required>\n{instructions}</textarea>'
+                '<label for="retry-feedback">Notes (optional)</label>'
+                f'<textarea id="retry-feedback" name="feedback">\n{retry_feedback}</textarea>',
+                "Retry from the base",
+            ),
+            form("reject", "<p>Discard the change, the workspace and the work branch.</p>", "Reject"),
+            "</div></section>",
+        ]
+    )
 
 
 def _checks(checks: list[dict[str, Any]], session_id: str) -> str:
@@ -150,9 +178,11 @@ def _checks(checks: list[dict[str, Any]], session_id: str) -> str:
         "</details></td></tr>"
         for c in checks
     )
-    return ('<section id="checks"><h2>Checks</h2><table class="list"><thead><tr><th>iteration</th><th>fix round</th>'
-            f"<th>command</th><th>result</th><th>exit</th><th>time</th><th></th></tr></thead><tbody>{rows}</tbody></table>"
-            "</section>")
+    return (
+        '<section id="checks"><h2>Checks</h2><table class="list"><thead><tr><th>iteration</th><th>fix round</th>'
+        f"<th>command</th><th>result</th><th>exit</th><th>time</th><th></th></tr></thead><tbody>{rows}</tbody></table>"
+        "</section>"
+    )
 
 
 def _history(s: dict[str, Any]) -> str:
@@ -160,28 +190,44 @@ def _history(s: dict[str, Any]) -> str:
     iterations = [i for i in s.get("iterations", []) if i["scope"] == "cumulative"]
     if iterations:
         parts.append('<table class="list"><thead><tr><th>iteration</th><th>files</th><th>+/−</th></tr></thead><tbody>')
-        parts += [f'<tr><td>{i["iteration"]}</td><td>{len(i["files"])}</td><td class="num"><span class="add">+{i["added"]}'
-                  f'</span> <span class="del-n">−{i["removed"]}</span></td></tr>' for i in iterations]
+        parts += [
+            f'<tr><td>{i["iteration"]}</td><td>{len(i["files"])}</td><td class="num"><span class="add">+{i["added"]}'
+            f'</span> <span class="del-n">−{i["removed"]}</span></td></tr>'
+            for i in iterations
+        ]
         parts.append("</tbody></table>")
     for review in s.get("history", []):
-        parts.append(f'<div class="review"><p><b>Iteration {review["iteration"]}: {esc(review["decision"])}</b> '
-                     f'<span class="meta">{esc(stamp(review["decided_at"]))}</span></p>')
+        parts.append(
+            f'<div class="review"><p><b>Iteration {review["iteration"]}: {esc(review["decision"])}</b> '
+            f'<span class="meta">{esc(stamp(review["decided_at"]))}</span></p>'
+        )
         if review.get("feedback"):
             parts.append(f"<p>Feedback:</p><pre>{esc(review['feedback'])}</pre>")
         if review.get("instructions"):
             parts.append(f"<p>Instructions:</p><pre>{esc(review['instructions'])}</pre>")
         if review.get("comments"):
-            parts.append("<ul>" + "".join(f"<li><code>{esc(c.get('path'))}:{esc(c.get('line'))}</code> {esc(c.get('body'))}</li>"
-                                          for c in review["comments"]) + "</ul>")
+            parts.append(
+                "<ul>"
+                + "".join(
+                    f"<li><code>{esc(c.get('path'))}:{esc(c.get('line'))}</code> {esc(c.get('body'))}</li>"
+                    for c in review["comments"]
+                )
+                + "</ul>"
+            )
         if review.get("outcome"):
             parts.append(f'<p class="meta">Outcome: {esc(review["outcome"])}</p>')
         parts.append("</div>")
     transitions = s.get("transitions", [])
     if transitions:
-        parts.append('<details><summary>Status changes</summary><table class="list"><thead><tr><th>at</th><th>from</th>'
-                     "<th>to</th><th>by</th><th>reason</th></tr></thead><tbody>")
-        parts += [f"<tr><td>{esc(stamp(t['at']))}</td><td>{esc(t['from'] or '-')}</td><td>{esc(t['to'])}</td>"
-                  f"<td>{esc(t['by'])}</td><td>{esc(t['reason'])}</td></tr>" for t in transitions]
+        parts.append(
+            '<details><summary>Status changes</summary><table class="list"><thead><tr><th>at</th><th>from</th>'
+            "<th>to</th><th>by</th><th>reason</th></tr></thead><tbody>"
+        )
+        parts += [
+            f"<tr><td>{esc(stamp(t['at']))}</td><td>{esc(t['from'] or '-')}</td><td>{esc(t['to'])}</td>"
+            f"<td>{esc(t['by'])}</td><td>{esc(t['reason'])}</td></tr>"
+            for t in transitions
+        ]
         parts.append("</tbody></table></details>")
     parts.append("</section>")
     return "".join(parts)
@@ -200,17 +246,21 @@ def _steps(steps: list[dict[str, Any]], session_id: str) -> str:
         names = ", ".join(c["name"] for c in calls) or "no tool call"
         failed = any(not c["ok"] for c in calls) or step.get("error")
         mark = ' <span class="err">✗</span>' if failed else ""
-        parts.append(f'<details class="step"{" open" if failed else ""}><summary><b>Step {step["index"]}</b> '
-                     f'{esc(names)} <span class="meta">{step["prompt_tokens"]}+{step["completion_tokens"]} tokens, '
-                     f'{step["duration_s"]:.2f}s</span>{mark}</summary>')
+        parts.append(
+            f'<details class="step"{" open" if failed else ""}><summary><b>Step {step["index"]}</b> '
+            f'{esc(names)} <span class="meta">{step["prompt_tokens"]}+{step["completion_tokens"]} tokens, '
+            f"{step['duration_s']:.2f}s</span>{mark}</summary>"
+        )
         if step.get("text"):
             parts.append(f"<pre>{esc(_cut(step['text'], RESULT_CHARS, session_id))}</pre>")
         for call in calls:
             args = call["arguments"] if isinstance(call["arguments"], str) else json.dumps(call["arguments"], indent=1)
             mark = '<span class="ok">✓</span>' if call["ok"] else '<span class="err">✗</span>'
-            parts.append(f"<p>{mark} <code>{esc(call['name'])}</code></p>"
-                         f"<pre>{esc(_cut(args, ARGUMENT_CHARS, session_id))}</pre>"
-                         f"<pre>{esc(_cut(call.get('result') or '', RESULT_CHARS, session_id))}</pre>")
+            parts.append(
+                f"<p>{mark} <code>{esc(call['name'])}</code></p>"
+                f"<pre>{esc(_cut(args, ARGUMENT_CHARS, session_id))}</pre>"
+                f"<pre>{esc(_cut(call.get('result') or '', RESULT_CHARS, session_id))}</pre>"
+            )
         for note in step.get("notes", []):
             parts.append(f'<p class="meta">{esc(note)}</p>')
         if step.get("error"):
@@ -220,8 +270,14 @@ def _steps(steps: list[dict[str, Any]], session_id: str) -> str:
     return "".join(parts)
 
 
-def session_page(s: dict[str, Any], token: str, mode: View = "unified", banner: Banner | None = None,
-                 draft: DecisionForm | None = None, watch: Watch | None = None) -> str:
+def session_page(
+    s: dict[str, Any],
+    token: str,
+    mode: View = "unified",
+    banner: Banner | None = None,
+    draft: DecisionForm | None = None,
+    watch: Watch | None = None,
+) -> str:
     """The page of one session (``s`` from `session_json`); the decision forms only while it awaits review."""
     summary = (s.get("summary") or {}).get("markdown") or "_No summary yet._"
     parts = [_header(s), "<main>"]
@@ -251,15 +307,26 @@ def attempt_page(s: dict[str, Any], attempt: int, diff: dict[str, Any], mode: Vi
     from tasks_lib.session.attempts import Candidate
 
     line = esc(Candidate.model_validate(found).headline()) if found else f"attempt {attempt}"
-    back = f'/sessions/{esc(s["id"])}'
-    note = ("it is in the workspace and on the session's page" if attempt == chosen else
-            "to take it, choose it under <i>Attempt to accept</i> on the session's page")
-    parts = [_header(s), "<main>",
-             f'<section id="attempt"><h2>Attempt {attempt} of {len(ranked)}</h2><p>{line}</p>'
-             f'<p class="meta">Read-only: {note}. <a href="{back}">← back to the session</a></p>'
-             + (f"<details open><summary>its summary</summary><pre>{esc(found.get('summary'))}</pre></details>"
-                if found and found.get("summary") else "") + "</section>",
-             diff_section(s["id"], diff, mode, files_url=f"/sessions/{quote(s['id'])}/attempts/{attempt}/files",
-                          commentable=False),
-             "</main>"]
+    back = f"/sessions/{esc(s['id'])}"
+    note = (
+        "it is in the workspace and on the session's page"
+        if attempt == chosen
+        else "to take it, choose it under <i>Attempt to accept</i> on the session's page"
+    )
+    parts = [
+        _header(s),
+        "<main>",
+        f'<section id="attempt"><h2>Attempt {attempt} of {len(ranked)}</h2><p>{line}</p>'
+        f'<p class="meta">Read-only: {note}. <a href="{back}">← back to the session</a></p>'
+        + (
+            f"<details open><summary>its summary</summary><pre>{esc(found.get('summary'))}</pre></details>"
+            if found and found.get("summary")
+            else ""
+        )
+        + "</section>",
+        diff_section(
+            s["id"], diff, mode, files_url=f"/sessions/{quote(s['id'])}/attempts/{attempt}/files", commentable=False
+        ),
+        "</main>",
+    ]
     return shell(f"{s['id'][:8]} attempt {attempt}", "".join(parts), script=False)

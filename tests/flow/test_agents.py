@@ -65,13 +65,15 @@ def run_logs(flow_run_id: str) -> list[str]:
 
 def test_continue_agent_file_loads_unchanged_and_its_tools_are_enforced(repo, scripted, store):
     commit_file(repo, ".continue/agents/pr-checker.md", CONTINUE_AGENT)
-    server = scripted([
-        calls(tool("run_command", command="git diff HEAD~1 --stat")),
-        calls(tool("run_command", command="rm README.md")),
-        calls(tool("run_command", command="git log -1; rm README.md")),
-        calls(tool("write_file", path="x.txt", content="x")),
-        FINISH,
-    ])
+    server = scripted(
+        [
+            calls(tool("run_command", command="git diff HEAD~1 --stat")),
+            calls(tool("run_command", command="rm README.md")),
+            calls(tool("run_command", command="git log -1; rm README.md")),
+            calls(tool("write_file", path="x.txt", content="x")),
+            FINISH,
+        ]
+    )
     result = run_task(repo, "Check the last change", agent="pr-checker")
 
     request = server.agent_requests()[0]
@@ -82,7 +84,9 @@ def test_continue_agent_file_loads_unchanged_and_its_tools_are_enforced(repo, sc
     steps = store.steps(result.session_id)
     allowed, denied, chained, excluded = (s.tool_calls[0] for s in steps[:4])
     assert allowed.ok and "pr-checker.md" in allowed.result
-    assert denied.denied and "not allowed for 'rm README.md'" in denied.result and "git diff*, git log*" in denied.result
+    assert (
+        denied.denied and "not allowed for 'rm README.md'" in denied.result and "git diff*, git log*" in denied.result
+    )
     assert chained.denied and "chaining" in chained.result
     assert not excluded.ok and "there is no tool 'write_file'" in excluded.result
     assert (Path(store.get_session(result.session_id).workspace) / "README.md").exists()
@@ -107,23 +111,35 @@ def test_repository_agent_with_a_bad_field_names_the_file_and_field(repo, script
 def test_agents_check_list_and_show(tmp_path, repo):
     good = tmp_path / "good.md"
     good.write_text(CONTINUE_AGENT)
-    check = subprocess.run([sys.executable, "-m", "tasks_lib.cli", "agents", "check", str(good)], capture_output=True, text=True)
-    assert check.returncode == 0 and "ok — agent 'PR checker', tools: read_file, search, run_command, finish" in check.stdout
+    check = subprocess.run(
+        [sys.executable, "-m", "tasks_lib.cli", "agents", "check", str(good)], capture_output=True, text=True
+    )
+    assert (
+        check.returncode == 0
+        and "ok — agent 'PR checker', tools: read_file, search, run_command, finish" in check.stdout
+    )
     commit_file(repo, ".continue/agents/pr-checker.md", CONTINUE_AGENT)
-    listing = subprocess.run([sys.executable, "-m", "tasks_lib.cli", "agents", "list", "--repo", str(repo)],
-                             capture_output=True, text=True).stdout
+    listing = subprocess.run(
+        [sys.executable, "-m", "tasks_lib.cli", "agents", "list", "--repo", str(repo)], capture_output=True, text=True
+    ).stdout
     assert "pr-checker  repository:.continue/agents/pr-checker.md" in listing
     for builtin in ("default", "fixer", "reviewer"):
         assert f"built-in:{builtin}" in listing
-    shown = subprocess.run([sys.executable, "-m", "tasks_lib.cli", "agents", "show", "reviewer"], capture_output=True, text=True).stdout
+    shown = subprocess.run(
+        [sys.executable, "-m", "tasks_lib.cli", "agents", "show", "reviewer"], capture_output=True, text=True
+    ).stdout
     assert "tools         list_files, read_file, search, run_command(git diff*" in shown
 
 
 def test_reviewer_agent_cannot_write_or_run_writing_commands(repo, scripted, store):
-    server = scripted([calls(tool("run_command", command="touch hacked.txt")),
-                       calls(tool("run_command", command="git log --oneline -1")),
-                       calls(tool("edit_file", path="README.md", old="Hello", new="Bye")),
-                       calls(tool("finish", summary="LGTM with one nit."))])
+    server = scripted(
+        [
+            calls(tool("run_command", command="touch hacked.txt")),
+            calls(tool("run_command", command="git log --oneline -1")),
+            calls(tool("edit_file", path="README.md", old="Hello", new="Bye")),
+            calls(tool("finish", summary="LGTM with one nit.")),
+        ]
+    )
     result = run_task(repo, "Review the latest commit", agent="reviewer")
     assert tool_names(server.agent_requests()[0]) == ["list_files", "read_file", "search", "run_command", "finish"]
     first, second, third = (s.tool_calls[0] for s in store.steps(result.session_id)[:3])
@@ -133,9 +149,13 @@ def test_reviewer_agent_cannot_write_or_run_writing_commands(repo, scripted, sto
 
 def test_token_budget_stops_the_session_with_the_diff_kept(repo, scripted, store, tmp_path):
     agent = write_agent(tmp_path / "tokens.md", "name: tokens\nmax_tokens: 1500")
-    scripted([dict(calls(tool("write_file", path="t.txt", content="t\n")), prompt_tokens=1000),
-              dict(calls(tool("list_files", path=".")), prompt_tokens=1000),
-              calls(tool("list_files", path="."))])
+    scripted(
+        [
+            dict(calls(tool("write_file", path="t.txt", content="t\n")), prompt_tokens=1000),
+            dict(calls(tool("list_files", path=".")), prompt_tokens=1000),
+            calls(tool("list_files", path=".")),
+        ]
+    )
     result = run_task(repo, "Use tokens", agent=str(agent))
     row = store.get_session(result.session_id)
     assert row.status == "stopped" and row.end_reason == "max_tokens" and row.steps_used == 2
@@ -163,7 +183,9 @@ def test_check_result_reaches_the_summary_and_the_review_form(repo, scripted, st
     summary = store.latest_summary(row.id).markdown
     assert "**Check:** `test -f done.txt && echo all good` passed in" in summary
     assert store.latest_summary(row.id).facts["check"]["passed"] is True
-    description = httpx.get(f"{prefect_server}/flow_runs/{row.flow_run_id}/input/paused-{row.review_key}-description").json()
+    description = httpx.get(
+        f"{prefect_server}/flow_runs/{row.flow_run_id}/input/paused-{row.review_key}-description"
+    ).json()
     assert "**Check:** `test -f done.txt && echo all good` passed in" in description
     decide(row, "reject")
     run.join()
@@ -171,11 +193,17 @@ def test_check_result_reaches_the_summary_and_the_review_form(repo, scripted, st
 
 
 def test_fix_until_green_gives_the_agent_another_round(repo, scripted, store, tmp_path):
-    agent = write_agent(tmp_path / "fixing.md", "name: fixing\ncheck_command: grep -q fixed status.txt\nfix_until_green: 2")
-    server = scripted([
-        calls(tool("write_file", path="status.txt", content="broken\n")), FINISH,
-        calls(tool("write_file", path="status.txt", content="fixed\n")), FINISH,
-    ])
+    agent = write_agent(
+        tmp_path / "fixing.md", "name: fixing\ncheck_command: grep -q fixed status.txt\nfix_until_green: 2"
+    )
+    server = scripted(
+        [
+            calls(tool("write_file", path="status.txt", content="broken\n")),
+            FINISH,
+            calls(tool("write_file", path="status.txt", content="fixed\n")),
+            FINISH,
+        ]
+    )
     result = run_task(repo, "Get it green", agent=str(agent))
 
     checks = store.checks(result.session_id)
@@ -198,14 +226,25 @@ def test_failing_check_without_fix_rounds_is_reported_with_its_output(repo, scri
 
 
 def test_usage_sums_match_what_the_model_server_reported(repo, scripted, store):
-    server = scripted([dict(calls(tool("write_file", path="n.txt", content="n\n")), prompt_tokens=120, completion_tokens=7,
-                            cached_tokens=50),
-                       dict(calls(tool("read_file", path="README.md")), prompt_tokens=300, completion_tokens=11),
-                       dict(FINISH, prompt_tokens=450, completion_tokens=13)],
-                      summaries=[{"content": "### What was done\nx", "prompt_tokens": 900, "completion_tokens": 60}])
+    server = scripted(
+        [
+            dict(
+                calls(tool("write_file", path="n.txt", content="n\n")),
+                prompt_tokens=120,
+                completion_tokens=7,
+                cached_tokens=50,
+            ),
+            dict(calls(tool("read_file", path="README.md")), prompt_tokens=300, completion_tokens=11),
+            dict(FINISH, prompt_tokens=450, completion_tokens=13),
+        ],
+        summaries=[{"content": "### What was done\nx", "prompt_tokens": 900, "completion_tokens": 60}],
+    )
     result = run_task(repo, "Count tokens")
     row = store.get_session(result.session_id)
-    assert (row.prompt_tokens, row.completion_tokens) == (server.usage_sent["prompt_tokens"], server.usage_sent["completion_tokens"])
+    assert (row.prompt_tokens, row.completion_tokens) == (
+        server.usage_sent["prompt_tokens"],
+        server.usage_sent["completion_tokens"],
+    )
     assert (row.prompt_tokens, row.completion_tokens, row.cached_tokens) == (1770, 91, 50)
     steps = store.steps(row.id)
     assert [s.prompt_tokens for s in steps] == [120, 300, 450] and steps[0].cached_tokens == 50
@@ -215,13 +254,22 @@ def test_usage_sums_match_what_the_model_server_reported(repo, scripted, store):
 def test_usage_command_sums_by_agent_workflow_and_day(repo, scripted, store, tmp_path):
     other = write_agent(tmp_path / "usage-other.md", "name: usage-other")
     change = dict(calls(tool("write_file", path="u.txt", content="u\n")), prompt_tokens=0, completion_tokens=0)
-    scripted([change, dict(FINISH, prompt_tokens=100, completion_tokens=5), change, dict(FINISH, prompt_tokens=200, completion_tokens=6)],
-             summaries=[{"content": "s", "prompt_tokens": 10, "completion_tokens": 1}] * 2)
+    scripted(
+        [
+            change,
+            dict(FINISH, prompt_tokens=100, completion_tokens=5),
+            change,
+            dict(FINISH, prompt_tokens=200, completion_tokens=6),
+        ],
+        summaries=[{"content": "s", "prompt_tokens": 10, "completion_tokens": 1}] * 2,
+    )
     run_task(repo, "Usage one")
     run_task(repo, "Usage two", agent=str(other))
 
     def usage(by: str) -> list[dict]:
-        proc = subprocess.run([sys.executable, "-m", "tasks_lib.cli", "usage", "--by", by, "--json"], capture_output=True, text=True)
+        proc = subprocess.run(
+            [sys.executable, "-m", "tasks_lib.cli", "usage", "--by", by, "--json"], capture_output=True, text=True
+        )
         return json.loads(proc.stdout)
 
     by_agent = {g["key"]: g for g in usage("agent")}
@@ -276,7 +324,9 @@ def test_two_files_answering_to_one_name_in_a_folder_is_an_error_naming_both(rep
     assert checked.returncode == 0, checked.stderr
     # A name field may not take a built-in's name through the back door either.
     commit_file(repo, ".claude/agents/mine.md", "---\nname: Reviewer\n---\nw")
-    with pytest.raises(AgentFileError, match="repository:.claude/agents/mine.md would replace the built-in agent 'reviewer'"):
+    with pytest.raises(
+        AgentFileError, match="repository:.claude/agents/mine.md would replace the built-in agent 'reviewer'"
+    ):
         repo_agent(repo, "reviewer")
 
 
@@ -306,15 +356,30 @@ def test_agents_check_names_the_format_the_ignored_fields_and_the_notes(repo, tm
     "rel, front, expected",
     [
         ("a.md", "name: x\ntols: Read", "field 'tols': unknown field; did you mean tools?"),
-        (".agent-tasks/agents/a.md", "name: x\nmax_step: 3", "field 'max_step': unknown field; did you mean max_steps?"),
+        (
+            ".agent-tasks/agents/a.md",
+            "name: x\nmax_step: 3",
+            "field 'max_step': unknown field; did you mean max_steps?",
+        ),
         (".claude/agents/a.md", "name: x\ntool: Read", "field 'tool': unknown field; did you mean tools?"),
-        (".claude/agents/a.md", "name: x\ndisallowedTool: Bash", "field 'disallowedTool': unknown field; did you mean disallowedTools?"),
-        (".claude/agents/a.md", "name: x\ntools: Raed, Grep", "field 'tools': unknown Claude Code subagent tool 'Raed'; did you mean Read?"),
+        (
+            ".claude/agents/a.md",
+            "name: x\ndisallowedTool: Bash",
+            "field 'disallowedTool': unknown field; did you mean disallowedTools?",
+        ),
+        (
+            ".claude/agents/a.md",
+            "name: x\ntools: Raed, Grep",
+            "field 'tools': unknown Claude Code subagent tool 'Raed'; did you mean Read?",
+        ),
         (".claude/agents/a.md", "name: x\nmaxTurns: many", "field 'maxTurns': Input should be a valid integer"),
         (".claude/agents/a.md", "name: x\nsandbox: none", "field 'sandbox': not allowed in a repository's agent file"),
         (".github/agents/a.agent.md", "name: x\nmodle: gpt-4o", "field 'modle': unknown field; did you mean model?"),
-        (".github/agents/a.agent.md", "name: x\ntools: ['exectue']",
-         "field 'tools': unknown GitHub Copilot custom agent tool 'exectue'; did you mean execute?"),
+        (
+            ".github/agents/a.agent.md",
+            "name: x\ntools: ['exectue']",
+            "field 'tools': unknown GitHub Copilot custom agent tool 'exectue'; did you mean execute?",
+        ),
     ],
 )
 def test_a_misspelled_field_is_an_error_with_did_you_mean(repo, rel, front, expected):
@@ -328,20 +393,26 @@ def test_a_misspelled_field_is_an_error_with_did_you_mean(repo, rel, front, expe
 
 
 def test_a_claude_subagent_runs_with_its_rules_held(repo, scripted, store):
-    commit_file(repo, ".claude/agents/history.md", """---
+    commit_file(
+        repo,
+        ".claude/agents/history.md",
+        """---
 name: History Checker
 description: Reads the history, changes nothing
 tools: Read, Grep, Bash(git log:*), WebFetch
 model: haiku
 ---
 Report what the last commit changed.
-""")
-    server = scripted([
-        calls(tool("run_command", command="git log --oneline -1")),
-        calls(tool("run_command", command="rm README.md")),
-        calls(tool("edit_file", path="README.md", old="Hello", new="Bye")),
-        FINISH,
-    ])
+""",
+    )
+    server = scripted(
+        [
+            calls(tool("run_command", command="git log --oneline -1")),
+            calls(tool("run_command", command="rm README.md")),
+            calls(tool("edit_file", path="README.md", old="Hello", new="Bye")),
+            FINISH,
+        ]
+    )
     result = run_task(repo, "What changed last?", agent="history checker")
 
     request = server.agent_requests()[0]

@@ -22,12 +22,18 @@ RIGHT = "def add(a, b):\n    return a + b\n"
 WRONG = "def add(a, b):\n    return a - b\n"
 
 
-def test_two_attempts_where_one_passes_the_check_rank_it_first_and_accept_delivers_it(repo, scripted, store, tmp_path,
-                                                                                      prefect_server):
-    agent = write_agent(tmp_path / "checked.md", "name: checked\ncheck_command: grep -q 'a + b' calc.py\n"
-                                                 "fix_until_green: 0")
-    scripted(responder=lanes([calls(tool("write_file", path="calc.py", content=WRONG)), FINISH],
-                             [calls(tool("write_file", path="calc.py", content=RIGHT)), FINISH]))
+def test_two_attempts_where_one_passes_the_check_rank_it_first_and_accept_delivers_it(
+    repo, scripted, store, tmp_path, prefect_server
+):
+    agent = write_agent(
+        tmp_path / "checked.md", "name: checked\ncheck_command: grep -q 'a + b' calc.py\nfix_until_green: 0"
+    )
+    scripted(
+        responder=lanes(
+            [calls(tool("write_file", path="calc.py", content=WRONG)), FINISH],
+            [calls(tool("write_file", path="calc.py", content=RIGHT)), FINISH],
+        )
+    )
     run = Background(repo, "Write add", agent=str(agent), attempts=2)
     row = wait_for_review(store, "Write add", since=run.started)
 
@@ -42,7 +48,9 @@ def test_two_attempts_where_one_passes_the_check_rank_it_first_and_accept_delive
     assert not Path(f"{row.workspace}.attempt-2").exists()
     steps = store.steps(row.id)
     assert sorted({s.attempt for s in steps}) == [1, 2] and row.steps_used == len(steps) == 4
-    description = httpx.get(f"{prefect_server}/flow_runs/{row.flow_run_id}/input/paused-{row.review_key}-description").json()
+    description = httpx.get(
+        f"{prefect_server}/flow_runs/{row.flow_run_id}/input/paused-{row.review_key}-description"
+    ).json()
     assert "### Attempts, ranked" in description
     assert f"1. #1 attempt {first['attempt']}: check passed" in description and "(in the workspace)" in description
     assert f"2. #2 attempt {second['attempt']}: check failed" in description
@@ -108,11 +116,32 @@ def test_attempts_share_one_budget(repo, scripted, store, tmp_path):
 
 
 def test_the_cli_runs_attempts_and_shows_them_ranked(repo, scripted, prefect_server):
-    scripted(responder=lanes([calls(tool("write_file", path="a.txt", content="a\n")), FINISH],
-                             [calls(tool("write_file", path="b.txt", content="b\n")), FINISH]))
-    proc = subprocess.run([sys.executable, "-m", "tasks_lib.cli", "run", str(repo), "--task", "Two ways", "--model",
-                           "openai/scripted-model", "--attempts", "2", "--no-review"], capture_output=True, text=True,
-                          env={**os.environ, "PREFECT_API_URL": prefect_server}, timeout=180)
+    scripted(
+        responder=lanes(
+            [calls(tool("write_file", path="a.txt", content="a\n")), FINISH],
+            [calls(tool("write_file", path="b.txt", content="b\n")), FINISH],
+        )
+    )
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tasks_lib.cli",
+            "run",
+            str(repo),
+            "--task",
+            "Two ways",
+            "--model",
+            "openai/scripted-model",
+            "--attempts",
+            "2",
+            "--no-review",
+        ],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PREFECT_API_URL": prefect_server},
+        timeout=180,
+    )
     assert proc.returncode == 0, proc.stderr
     assert "attempt 1: step 1/" in proc.stderr and "attempt 2: step 1/" in proc.stderr
     assert "attempts 2, ranked (attempt " in proc.stdout
@@ -134,16 +163,35 @@ def test_a_stopped_process_stops_its_attempts_at_their_next_step(repo, scripted,
     busy = [{**calls(tool("write_file", path=f"f{i}.txt", content=f"{i}\n")), "delay": 1.0} for i in range(40)]
     scripted(responder=lanes(busy, busy))
     deployment_id = agent_task.to_deployment(name="attempts-sigterm-test").apply()
-    request = TaskRequest(repository=str(repo), instructions="Stopped while attempting", model="openai/scripted-model",
-                          review=False, attempts=2)
+    request = TaskRequest(
+        repository=str(repo),
+        instructions="Stopped while attempting",
+        model="openai/scripted-model",
+        review=False,
+        attempts=2,
+    )
     with get_client(sync_client=True) as client:
-        run_id = str(client.create_flow_run_from_deployment(
-            deployment_id, parameters={"request": request.model_dump(mode="json")}).id)
-    env = {**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value(), "PREFECT__FLOW_RUN_ID": run_id,
-           "AGENT_TASKS_ALLOW_SQLITE_DEPLOYMENTS": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "prefect.engine"], env=env, cwd=Path(__file__).resolve().parents[2],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        run_id = str(
+            client.create_flow_run_from_deployment(
+                deployment_id, parameters={"request": request.model_dump(mode="json")}
+            ).id
+        )
+    env = {
+        **os.environ,
+        "PREFECT_API_URL": PREFECT_API_URL.value(),
+        "PREFECT__FLOW_RUN_ID": run_id,
+        "AGENT_TASKS_ALLOW_SQLITE_DEPLOYMENTS": "1",
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "prefect.engine"],
+        env=env,
+        cwd=Path(__file__).resolve().parents[2],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
+
         def both_working():
             rows = [r for r in store.list_sessions(limit=20) if r.flow_run_id == run_id]
             return rows and {s.attempt for s in store.steps(rows[0].id)} == {1, 2} and rows[0]
@@ -166,8 +214,10 @@ def test_a_run_restarted_mid_attempts_continues_attempt_one_alone(repo, scripted
     from tests.polling import wait_until
 
     slow_finish = {**FINISH, "delay": 60}  # the process dies while the model "thinks"
-    by_lane = lanes([calls(tool("write_file", path="one.txt", content="1\n")), slow_finish],
-                    [calls(tool("write_file", path="two.txt", content="2\n")), slow_finish])
+    by_lane = lanes(
+        [calls(tool("write_file", path="one.txt", content="1\n")), slow_finish],
+        [calls(tool("write_file", path="two.txt", content="2\n")), slow_finish],
+    )
 
     def respond(body):
         if any("has been restarted" in str(m.get("content")) for m in body.get("messages", [])):
@@ -178,8 +228,13 @@ def test_a_run_restarted_mid_attempts_continues_attempt_one_alone(repo, scripted
     run_id = _flow_run(repo, "Two attempts, then a kill", attempts=2)
     first = _execute(run_id, wait=False)
     try:
-        sid = wait_until(lambda: next((r.id for r in _sessions_of(store, run_id)
-                                       if {s.attempt for s in store.steps(r.id)} == {1, 2}), None), 120, "both attempts")
+        sid = wait_until(
+            lambda: next(
+                (r.id for r in _sessions_of(store, run_id) if {s.attempt for s in store.steps(r.id)} == {1, 2}), None
+            ),
+            120,
+            "both attempts",
+        )
     finally:
         first.kill()
         first.wait(30)

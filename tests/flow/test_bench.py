@@ -12,13 +12,21 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_the_overhead_benchmark_completes_and_reports_both_ratios(prefect_server, tmp_path):
     env = {**os.environ, "PREFECT_API_URL": prefect_server, "AGENT_TASKS_HOME": str(tmp_path / "home")}
-    proc = subprocess.run([sys.executable, str(ROOT / "bench" / "bench_overhead.py"), "--steps", "4", "--rounds", "1"],
-                          capture_output=True, text=True, timeout=300, env=env, cwd=ROOT)
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "bench_overhead.py"), "--steps", "4", "--rounds", "1"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+        cwd=ROOT,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     lines = proc.stdout.splitlines()
     assert lines[0].split() == ["steps", "per", "session", "4", "(median", "of", "1", "rounds)"]
-    figures = {label: next(line for line in lines if line.startswith(label)).removeprefix(label).strip()
-               for label in ("per-step overhead of the flow", "ratio flow loop / bare loop", "ratio whole flow / bare loop")}
+    figures = {
+        label: next(line for line in lines if line.startswith(label)).removeprefix(label).strip()
+        for label in ("per-step overhead of the flow", "ratio flow loop / bare loop", "ratio whole flow / bare loop")
+    }
     assert figures["per-step overhead of the flow"].endswith(" ms")
     float(figures["per-step overhead of the flow"].removesuffix(" ms"))  # a number, whatever its sign
     assert float(figures["ratio flow loop / bare loop"].removesuffix("x")) > 0
@@ -27,8 +35,14 @@ def test_the_overhead_benchmark_completes_and_reports_both_ratios(prefect_server
 
 def test_the_sandbox_benchmark_completes_and_reports_both_comparisons(prefect_server, tmp_path):
     env = {**os.environ, "PREFECT_API_URL": prefect_server, "AGENT_TASKS_HOME": str(tmp_path / "home")}
-    proc = subprocess.run([sys.executable, str(ROOT / "bench" / "bench_sandbox.py"), "--commands", "5", "--steps", "4",
-                           "--rounds", "1"], capture_output=True, text=True, timeout=300, env=env, cwd=ROOT)
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "bench_sandbox.py"), "--commands", "5", "--steps", "4", "--rounds", "1"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+        cwd=ROOT,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     lines = {line[:31].strip(): line[31:].strip() for line in proc.stdout.splitlines()}  # label column, then figure
     assert lines["sandbox"].startswith("bubblewrap")
@@ -40,8 +54,14 @@ def test_the_sandbox_benchmark_completes_and_reports_both_comparisons(prefect_se
 
 def test_the_diff_benchmark_completes_and_reports_time_memory_and_ratios(tmp_path):
     env = {**os.environ, "AGENT_TASKS_HOME": str(tmp_path / "home")}
-    proc = subprocess.run([sys.executable, str(ROOT / "bench" / "bench_diff.py"), "--mb", "2"], capture_output=True,
-                          text=True, timeout=300, env=env, cwd=ROOT)
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "bench_diff.py"), "--mb", "2"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+        cwd=ROOT,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     lines = {line[:31].strip(): line[31:].strip() for line in proc.stdout.splitlines()}  # label column, then figure
     assert lines["added file"].endswith("MB of text")
@@ -54,8 +74,22 @@ def test_the_diff_benchmark_completes_and_reports_time_memory_and_ratios(tmp_pat
 
 
 def test_the_inbox_benchmark_reads_through_the_index(tmp_path):
-    proc = subprocess.run([sys.executable, str(ROOT / "bench" / "bench_inbox.py"), "--sessions", "500", "--repeat", "3",
-                           "--conversation-kb", "2"], capture_output=True, text=True, timeout=120, cwd=ROOT)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "bench" / "bench_inbox.py"),
+            "--sessions",
+            "500",
+            "--repeat",
+            "3",
+            "--conversation-kb",
+            "2",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     lines = {line[:29].strip(): line[29:].strip() for line in proc.stdout.splitlines()}
     assert "USING INDEX ix_sessions_created_at" in lines["query plan"], "the inbox sorts through the created_at index"
@@ -67,9 +101,29 @@ def test_the_scale_benchmark_completes_and_reports_its_figures(tmp_path):
     """Its smallest mode: its own PostgreSQL, Prefect server, pool, deployment and two workers; four short sessions."""
     env = {**os.environ, "AGENT_TASKS_HOME": str(tmp_path / "home")}
     env.pop("PREFECT_API_URL", None)
-    proc = subprocess.run([sys.executable, str(ROOT / "bench" / "bench_scale.py"), "--tasks", "4", "--workers", "2",
-                           "--pool-limit", "2", "--steps", "2-3", "--latency", "0.05-0.1", "--deadline", "150"],
-                          capture_output=True, text=True, timeout=300, env=env, cwd=ROOT)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "bench" / "bench_scale.py"),
+            "--tasks",
+            "4",
+            "--workers",
+            "2",
+            "--pool-limit",
+            "2",
+            "--steps",
+            "2-3",
+            "--latency",
+            "0.05-0.1",
+            "--deadline",
+            "150",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+        cwd=ROOT,
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     lines = {line[:40].strip(): line[40:].strip() for line in proc.stdout.splitlines()}  # label column, then figure
     assert lines["sessions per status"] == "completed=4"
@@ -88,8 +142,23 @@ def test_the_scale_benchmark_completes_and_reports_its_figures(tmp_path):
 def test_the_concurrency_benchmark_completes_and_reports_both_ways(prefect_server, tmp_path):
     env = {**os.environ, "PREFECT_API_URL": prefect_server, "AGENT_TASKS_HOME": str(tmp_path / "home")}
     env.pop("OPENAI_API_BASE", None)  # the benchmark's own slow model, not a test's
-    proc = subprocess.run([sys.executable, str(ROOT / "bench" / "bench_concurrency.py"), "--sessions", "2", "--steps", "2",
-                           "--latency", "0"], capture_output=True, text=True, timeout=300, env=env, cwd=ROOT)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "bench" / "bench_concurrency.py"),
+            "--sessions",
+            "2",
+            "--steps",
+            "2",
+            "--latency",
+            "0",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+        cwd=ROOT,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     lines = {line[:31].strip(): line[31:].strip() for line in proc.stdout.splitlines()}  # label column, then figure
     assert lines["sessions at once"].startswith("2 (2 steps")
@@ -104,12 +173,33 @@ def test_the_concurrency_benchmark_completes_and_reports_both_ways(prefect_serve
 
 def test_the_review_page_benchmark_serves_both_pages_and_reports_their_ttfb(tmp_path):
     env = {**os.environ, "AGENT_TASKS_HOME": str(tmp_path / "home")}
-    proc = subprocess.run([sys.executable, str(ROOT / "bench" / "bench_review_page.py"), "--sessions", "300",
-                           "--files", "30", "--repeat", "2"], capture_output=True, text=True, timeout=180, env=env, cwd=ROOT)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "bench" / "bench_review_page.py"),
+            "--sessions",
+            "300",
+            "--files",
+            "30",
+            "--repeat",
+            "2",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env=env,
+        cwd=ROOT,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     lines = {line[:36].strip(): line[36:].strip() for line in proc.stdout.splitlines()}  # label column, then figure
     assert lines["sessions in the store"] == "301"
     assert lines["diff of the session page"].startswith("30 files, ")
-    for page in ("/sessions", "/sessions, filtered", "/sessions, page 100", "session page", "session page, side by side"):
+    for page in (
+        "/sessions",
+        "/sessions, filtered",
+        "/sessions, page 100",
+        "session page",
+        "session page, side by side",
+    ):
         assert float(lines[f"{page}, TTFB"].removesuffix(" ms")) > 0
         assert lines[f"{page}, whole"].endswith(" kB)")

@@ -24,7 +24,7 @@ def counting_origin(tmp_path: Path, repo: Path, monkeypatch) -> tuple[str, Path]
     git(tmp_path, "clone", "-q", "--bare", str(repo), str(origin))
     log = tmp_path / "fetches.log"
     serve = tmp_path / "upload-pack.sh"
-    serve.write_text(f"#!/bin/sh\necho fetch >> {log}\nexec git-upload-pack \"$@\"\n")
+    serve.write_text(f'#!/bin/sh\necho fetch >> {log}\nexec git-upload-pack "$@"\n')
     serve.chmod(0o755)
     url = f"https://git.example.test/{tmp_path.name}/demo.git"
     config = tmp_path / "gitconfig"

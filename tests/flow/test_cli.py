@@ -23,7 +23,9 @@ CLI = [sys.executable, "-m", "tasks_lib.cli"]
 
 
 def cli(*args: str, env: dict[str, str] | None = None, timeout: float = 180) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})})
+    return subprocess.run(
+        [*CLI, *args], capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})}
+    )
 
 
 def assert_one_line_error(proc: subprocess.CompletedProcess[str], *expected: str) -> None:
@@ -54,7 +56,9 @@ def test_empty_task(repo):
 
 
 def test_unknown_model(repo):
-    assert_one_line_error(cli("run", str(repo), "--task", "x", "--model", "gpt-nonexistent-9"), "unknown model 'gpt-nonexistent-9'")
+    assert_one_line_error(
+        cli("run", str(repo), "--task", "x", "--model", "gpt-nonexistent-9"), "unknown model 'gpt-nonexistent-9'"
+    )
 
 
 def test_no_model_configured(repo):
@@ -85,17 +89,32 @@ def test_missing_agent_file(repo, tmp_path):
 
 
 def test_unknown_builtin_agent(repo):
-    assert_one_line_error(cli("run", str(repo), "--task", "x", "--model", MODEL, "--agent", "wizard"), "no such agent", "default")
+    assert_one_line_error(
+        cli("run", str(repo), "--task", "x", "--model", MODEL, "--agent", "wizard"), "no such agent", "default"
+    )
 
 
 def test_run_then_inbox_then_show(repo, scripted, prefect_server, tmp_path):
-    server = scripted([
-        calls(tool("edit_file", path="README.md", old="Hello world.", new="Hello, agents.")),
-        calls(tool("run_command", command="rm obsolete.txt")),
-        calls(tool("finish", summary="Updated the greeting.")),
-    ])
+    server = scripted(
+        [
+            calls(tool("edit_file", path="README.md", old="Hello world.", new="Hello, agents.")),
+            calls(tool("run_command", command="rm obsolete.txt")),
+            calls(tool("finish", summary="Updated the greeting.")),
+        ]
+    )
     env = {"PREFECT_API_URL": prefect_server, "OPENAI_API_BASE": server.api_base}
-    proc = cli("run", str(repo), "--task", "Update the README greeting", "--model", MODEL, "--reviewer", "bob", "--no-review", env=env)
+    proc = cli(
+        "run",
+        str(repo),
+        "--task",
+        "Update the README greeting",
+        "--model",
+        MODEL,
+        "--reviewer",
+        "bob",
+        "--no-review",
+        env=env,
+    )
     assert proc.returncode == 0, proc.stderr
     assert "step 1/40: edit_file" in proc.stderr and "step 3/40: finish" in proc.stderr
     assert "sandbox: bwrap (workspace writable, network off)" in proc.stderr, "run says which sandbox is in force"
@@ -140,8 +159,13 @@ def test_inbox_filters_and_columns(repo, scripted, tmp_path, prefect_server):
 
     other = tmp_path / "other-project"
     git(tmp_path, "clone", "-q", str(repo), str(other))
-    scripted([calls(tool("write_file", path="a.txt", content="a\n")), calls(tool("finish", summary="a")),
-              calls(tool("finish", summary="b"))])
+    scripted(
+        [
+            calls(tool("write_file", path="a.txt", content="a\n")),
+            calls(tool("finish", summary="a")),
+            calls(tool("finish", summary="b")),
+        ]
+    )
     first = run_task(repo, "Inbox one", reviewer="alice-inbox")
     second = run_task(other, "Inbox two", reviewer="bob-inbox")
 
@@ -157,15 +181,22 @@ def test_inbox_filters_and_columns(repo, scripted, tmp_path, prefect_server):
     header, line = table.splitlines()[:2]
     for column in ("reviewer", "iter", "cost", "prefect"):
         assert column in header
-    assert "bob-inbox" in line and f"/runs/flow-run/{json.loads(cli('show', second.session_id, '--json').stdout)['flow_run_id']}" in line
+    assert (
+        "bob-inbox" in line
+        and f"/runs/flow-run/{json.loads(cli('show', second.session_id, '--json').stdout)['flow_run_id']}" in line
+    )
 
 
 def test_show_side_by_side_and_html_page(repo, scripted, tmp_path):
     from tests.helpers import run_task
 
-    scripted([calls(tool("edit_file", path="src/app.py", old="'Hello ' + name", new="'Howdy ' + name")),
-              calls(tool("write_file", path="notes/new.md", content="<script>alert(1)</script>\n")),
-              calls(tool("finish", summary="Changed the greeting."))])
+    scripted(
+        [
+            calls(tool("edit_file", path="src/app.py", old="'Hello ' + name", new="'Howdy ' + name")),
+            calls(tool("write_file", path="notes/new.md", content="<script>alert(1)</script>\n")),
+            calls(tool("finish", summary="Changed the greeting.")),
+        ]
+    )
     result = run_task(repo, "Change the greeting")
 
     sbs = cli("show", result.session_id, "--side-by-side").stdout
@@ -191,9 +222,15 @@ def test_run_waits_for_review_and_a_review_from_another_process_resumes_it(repo,
     server = scripted([calls(tool("write_file", path="e.txt", content="e\n")), calls(tool("finish", summary="ok"))])
     env = {**os.environ, "PREFECT_HOME": str(tmp_path / "prefect"), "OPENAI_API_BASE": server.api_base}
     env.pop("PREFECT_API_URL", None)  # each process uses Prefect's ephemeral server on the same database
-    run = subprocess.Popen([*CLI, "run", str(repo), "--task", "Ephemeral review", "--model", MODEL],
-                           env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    run = subprocess.Popen(
+        [*CLI, "run", str(repo), "--task", "Ephemeral review", "--model", MODEL],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
+
         def waiting_sessions() -> list[dict]:
             rows = json.loads(cli("inbox", "--status", "awaiting_review", "--json", env=env).stdout or "[]")
             return [r for r in rows if r["reason"] == "waiting for a reviewer" and r["repository"] == str(repo)]
@@ -218,17 +255,28 @@ def _sessions_of(repo: Path) -> list[dict]:
 
 def test_a_run_killed_outright_ends_crashed_with_its_work_kept(repo, scripted, prefect_server):
     """kill -9 leaves nothing in the process to end the session; the next reader of the store ends it."""
-    server = scripted([
-        calls(tool("write_file", path="kept.txt", content="made before the kill\n")),
-        calls(tool("finish", summary="never reached"), delay=60),  # the model "thinks" while the process dies
-    ])
+    server = scripted(
+        [
+            calls(tool("write_file", path="kept.txt", content="made before the kill\n")),
+            calls(tool("finish", summary="never reached"), delay=60),  # the model "thinks" while the process dies
+        ]
+    )
     env = {"PREFECT_API_URL": prefect_server, "OPENAI_API_BASE": server.api_base}
-    run = subprocess.Popen([*CLI, "run", str(repo), "--task", "Killed mid-run", "--model", MODEL, "--no-review"],
-                           env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    run = subprocess.Popen(
+        [*CLI, "run", str(repo), "--task", "Killed mid-run", "--model", MODEL, "--no-review"],
+        env={**os.environ, **env},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
-        session = wait_until(lambda: next((r for r in _sessions_of(repo)
-                                           if len(json.loads(cli("show", r["id"], "--json").stdout)["steps"]) == 1), None),
-                             120, "the first step recorded")
+        session = wait_until(
+            lambda: next(
+                (r for r in _sessions_of(repo) if len(json.loads(cli("show", r["id"], "--json").stdout)["steps"]) == 1),
+                None,
+            ),
+            120,
+            "the first step recorded",
+        )
         assert session["status"] == "running"
         run.kill()
         run.wait(timeout=30)
@@ -240,7 +288,9 @@ def test_a_run_killed_outright_ends_crashed_with_its_work_kept(repo, scripted, p
     assert f":{run.pid})" in row["reason"] and "ended without finishing it" in row["reason"]
     assert "changes made so far are kept (1 file changed, +1 -0)" in row["reason"]
     data = json.loads(cli("show", session["id"], "--json").stdout)
-    assert [f["path"] for f in data["diff"]["files"]] == ["kept.txt"] and "+made before the kill" in data["diff"]["patch"]
+    assert [f["path"] for f in data["diff"]["files"]] == ["kept.txt"] and "+made before the kill" in data["diff"][
+        "patch"
+    ]
     assert [(t["from"], t["to"], t["by"]) for t in data["transitions"]][-1] == ("running", "crashed", "reconcile")
     assert git(repo, "status", "--porcelain") == ""
 
@@ -248,11 +298,18 @@ def test_a_run_killed_outright_ends_crashed_with_its_work_kept(repo, scripted, p
 def test_a_review_wait_whose_process_died_is_ended_and_refuses_decisions(repo, scripted, prefect_server):
     server = scripted([calls(tool("write_file", path="w.txt", content="w\n")), calls(tool("finish", summary="ok"))])
     env = {"PREFECT_API_URL": prefect_server, "OPENAI_API_BASE": server.api_base}
-    run = subprocess.Popen([*CLI, "run", str(repo), "--task", "Killed while waiting", "--model", MODEL],
-                           env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    run = subprocess.Popen(
+        [*CLI, "run", str(repo), "--task", "Killed while waiting", "--model", MODEL],
+        env={**os.environ, **env},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
-        session = wait_until(lambda: next((r for r in _sessions_of(repo) if r["status"] == "awaiting_review"), None),
-                             120, "awaiting_review")
+        session = wait_until(
+            lambda: next((r for r in _sessions_of(repo) if r["status"] == "awaiting_review"), None),
+            120,
+            "awaiting_review",
+        )
         run.kill()
         run.wait(timeout=30)
     finally:
@@ -261,14 +318,23 @@ def test_a_review_wait_whose_process_died_is_ended_and_refuses_decisions(repo, s
     decided = cli("review", session["id"], "accept", env=env)
     assert_one_line_error(decided, f"session {session['id'][:8]} is crashed, not awaiting review")
     data = json.loads(cli("show", session["id"], "--json").stdout)
-    assert "the process waiting for its review" in data["status_reason"] and "diff and work branch kept" in data["status_reason"]
+    assert (
+        "the process waiting for its review" in data["status_reason"]
+        and "diff and work branch kept" in data["status_reason"]
+    )
     assert data["diff"]["files"][0]["path"] == "w.txt"
     assert git(repo, "branch", "--list", data["work_branch"]) == ""  # nothing was delivered
 
 
 def test_stored_text_with_brackets_prints_as_it_is(repo, scripted, prefect_server):
-    server = scripted([calls(tool("write_file", path="a.txt", content="a\n"), text="[italic]thinking[/italic] about [/tmp] and [bold"),
-                       calls(tool("finish", summary="done [rejected]"))])
+    server = scripted(
+        [
+            calls(
+                tool("write_file", path="a.txt", content="a\n"), text="[italic]thinking[/italic] about [/tmp] and [bold"
+            ),
+            calls(tool("finish", summary="done [rejected]")),
+        ]
+    )
     env = {"PREFECT_API_URL": prefect_server, "OPENAI_API_BASE": server.api_base}
     proc = cli("run", str(repo), "--task", "Brackets [/tmp] everywhere", "--model", MODEL, "--no-review", env=env)
     assert proc.returncode == 0, proc.stderr
@@ -284,8 +350,13 @@ def test_run_finds_a_local_server_or_says_in_one_line_why_it_could_not_start_one
     server = scripted([calls(tool("write_file", path="a.txt", content="a\n")), calls(tool("finish", summary="a"))])
     env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
     env.update(OPENAI_API_BASE=server.api_base, AGENT_TASKS_LOCAL_API=prefect_server)
-    proc = subprocess.run([*CLI, "run", str(repo), "--task", "Use the local server", "--model", MODEL, "--no-review"],
-                          capture_output=True, text=True, timeout=180, env=env)
+    proc = subprocess.run(
+        [*CLI, "run", str(repo), "--task", "Use the local server", "--model", MODEL, "--no-review"],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env=env,
+    )
     assert proc.returncode == 0, proc.stderr
     assert f"using the local Prefect server at {prefect_server}" in proc.stderr
     row = next(r for r in store.list_sessions(limit=20) if r.instructions == "Use the local server")
@@ -295,8 +366,13 @@ def test_run_finds_a_local_server_or_says_in_one_line_why_it_could_not_start_one
         assert client.read_flow_run(row.flow_run_id).state.is_completed()
 
     env.update(AGENT_TASKS_LOCAL_API="http://127.0.0.1:9/api", PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS="1")
-    busy = subprocess.run([*CLI, "run", str(repo), "--task", "No server in time", "--model", MODEL, "--no-review"],
-                          capture_output=True, text=True, timeout=180, env=env)
+    busy = subprocess.run(
+        [*CLI, "run", str(repo), "--task", "No server in time", "--model", MODEL, "--no-review"],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env=env,
+    )
     assert busy.returncode == 1 and "using a temporary one" in busy.stderr and "Traceback" not in busy.stderr
     last = busy.stderr.strip().splitlines()[-1]
     assert last.startswith("error: Prefect's temporary server did not start in time") and "agent-tasks up" in last

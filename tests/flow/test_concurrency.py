@@ -44,7 +44,9 @@ def test_runs_of_one_key_take_turns_and_other_keys_run_alongside():
     first, second, elsewhere = run_all((key, 3.0), (key, 3.0), (other, 3.0))
     same = sorted([first, second])
     assert same[1][0] >= same[0][1], f"two runs of {key} held the slot at once: {same}"
-    assert any(elsewhere[0] < end and start < elsewhere[1] for start, end in same), f"another key had to wait: {elsewhere} vs {same}"
+    assert any(elsewhere[0] < end and start < elsewhere[1] for start, end in same), (
+        f"another key had to wait: {elsewhere} vs {same}"
+    )
     with get_client(sync_client=True) as client:
         limit = client.read_global_concurrency_limit_by_name(limit_name(key))
     assert limit.limit == 1 and limit.active and limit.active_slots == 0
@@ -53,16 +55,24 @@ def test_runs_of_one_key_take_turns_and_other_keys_run_alongside():
 def test_a_superseding_run_cancels_the_keys_older_unfinished_runs():
     key, other = f"acme/widgets#{uuid.uuid4().hex[:6]}", f"acme/widgets#{uuid.uuid4().hex[:6]}"
     with get_client(sync_client=True) as client:
-        queued = client.create_flow_run(keyed, parameters={"key": key, "hold": 0}, tags=[key_tag(key)], state=Scheduled())
-        waiting = client.create_flow_run(keyed, parameters={"key": key, "hold": 0}, tags=[key_tag(key)], state=Scheduled())
+        queued = client.create_flow_run(
+            keyed, parameters={"key": key, "hold": 0}, tags=[key_tag(key)], state=Scheduled()
+        )
+        waiting = client.create_flow_run(
+            keyed, parameters={"key": key, "hold": 0}, tags=[key_tag(key)], state=Scheduled()
+        )
         client.set_flow_run_state(waiting.id, Paused(reschedule=True, timeout_seconds=600), force=True)
-        unrelated = client.create_flow_run(keyed, parameters={"key": other, "hold": 0}, tags=[key_tag(other)], state=Scheduled())
+        unrelated = client.create_flow_run(
+            keyed, parameters={"key": other, "hold": 0}, tags=[key_tag(other)], state=Scheduled()
+        )
 
     keyed(key, 0, supersede=True)
 
     with get_client(sync_client=True) as client:
-        states = {name: client.read_flow_run(run.id).state for name, run in
-                  (("queued", queued), ("waiting", waiting), ("unrelated", unrelated))}
+        states = {
+            name: client.read_flow_run(run.id).state
+            for name, run in (("queued", queued), ("waiting", waiting), ("unrelated", unrelated))
+        }
         of_key = client.read_flow_runs(flow_run_filter=FlowRunFilter(tags=FlowRunFilterTags(all_=[key_tag(key)])))
     assert states["queued"].is_cancelled() and states["waiting"].is_cancelled()
     assert "superseded by flow run" in states["waiting"].message and key in states["waiting"].message

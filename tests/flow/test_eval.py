@@ -23,11 +23,15 @@ def solver(body):
     task = body["messages"][1]["content"]
     done = sum(1 for m in body["messages"] if m["role"] == "assistant")
     if "calc.py" in task:
-        script = [calls(tool("edit_file", path="calc.py", old="return a - b", new="return a + b")),
-                  calls(tool("finish", summary="fixed add"))]
+        script = [
+            calls(tool("edit_file", path="calc.py", old="return a - b", new="return a + b")),
+            calls(tool("finish", summary="fixed add")),
+        ]
     else:  # writes a test of its own that passes; the withheld test still fails
-        script = [calls(tool("write_file", path="words_test.py", content="import unittest\n")),
-                  calls(tool("finish", summary="done"))]
+        script = [
+            calls(tool("write_file", path="words_test.py", content="import unittest\n")),
+            calls(tool("finish", summary="done")),
+        ]
     return script[min(done, len(script) - 1)]
 
 
@@ -35,9 +39,32 @@ def test_eval_runs_tasks_through_the_flow_and_reports(scripted, prefect_server, 
     server = scripted(responder=solver)
     out = tmp_path / "report.json"
     env = {**os.environ, "PREFECT_API_URL": prefect_server, "OPENAI_API_BASE": server.api_base}
-    proc = subprocess.run([sys.executable, "-m", "tasks_lib.cli", "eval", "bugfix", "--tasks", "calc-add,word-count",
-                           "--model", "openai/scripted-model", "--attempts", "2", "--jobs", "2", "--temperature", "0", "--json", str(out)],
-                          capture_output=True, text=True, env=env, cwd=ROOT, timeout=300)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tasks_lib.cli",
+            "eval",
+            "bugfix",
+            "--tasks",
+            "calc-add,word-count",
+            "--model",
+            "openai/scripted-model",
+            "--attempts",
+            "2",
+            "--jobs",
+            "2",
+            "--temperature",
+            "0",
+            "--json",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "solved 1 of 2 tasks (4 attempts)" in proc.stdout and "Traceback" not in proc.stderr
     report = json.loads(out.read_text())
@@ -51,5 +78,7 @@ def test_eval_runs_tasks_through_the_flow_and_reports(scripted, prefect_server, 
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 
     with get_client(sync_client=True) as client:
-        tables = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["agent-eval-bugfix"])))
+        tables = client.read_artifacts(
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["agent-eval-bugfix"]))
+        )
     assert tables and "calc-add" in str(tables[-1].data) and "word-count" in str(tables[-1].data)

@@ -100,11 +100,13 @@ def test_stored_patch_reapplies_on_the_base_commit(repo, scripted, store, tmp_pa
 
 
 def test_secrets_never_reach_the_store_or_the_prefect_logs(repo, scripted, store, prefect_server):
-    scripted([
-        calls(tool("run_command", command=f"echo leaked {SECRET}"), text=f"my key is {SECRET}"),
-        calls(tool("write_file", path="creds.txt", content=f"token={SECRET}\n")),
-        calls(tool("finish", summary=f"stored {SECRET}")),
-    ])
+    scripted(
+        [
+            calls(tool("run_command", command=f"echo leaked {SECRET}"), text=f"my key is {SECRET}"),
+            calls(tool("write_file", path="creds.txt", content=f"token={SECRET}\n")),
+            calls(tool("finish", summary=f"stored {SECRET}")),
+        ]
+    )
     result = run_task(repo, "Handle the key")
 
     import json
@@ -149,7 +151,9 @@ def test_prefect_run_is_named_and_has_summary_diff_table_and_progress_artifacts(
 
     async def read():
         async with get_client() as client:
-            runs = await client.read_flow_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[row.flow_run_id])))
+            runs = await client.read_flow_runs(
+                flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[row.flow_run_id]))
+            )
             artifacts = await client.read_artifacts(
                 artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[row.flow_run_id]))
             )
@@ -220,8 +224,10 @@ def test_model_answer_without_tool_call_ends_the_loop(repo, scripted, store):
 
 
 def test_summary_model_failure_falls_back_to_the_deterministic_summary(repo, scripted, store):
-    scripted([calls(tool("write_file", path="a.txt", content="a\n")), calls(tool("finish", summary="Wrote a."))],
-             summaries=[{"status": 400, "message": "summary refused"}])
+    scripted(
+        [calls(tool("write_file", path="a.txt", content="a\n")), calls(tool("finish", summary="Wrote a."))],
+        summaries=[{"status": 400, "message": "summary refused"}],
+    )
     result = run_task(repo, "Write a")
     summary = store.latest_summary(result.session_id).markdown
     assert result.status.value == "completed"
@@ -235,14 +241,30 @@ def test_interrupted_run_ends_failed_with_its_diff_kept(repo, scripted, store, p
     import sys
     import time
 
-    server = scripted([
-        calls(tool("write_file", path="half-done.txt", content="partial\n")),
-        dict(calls(tool("list_files", path=".")), delay=60),
-    ])
+    server = scripted(
+        [
+            calls(tool("write_file", path="half-done.txt", content="partial\n")),
+            dict(calls(tool("list_files", path=".")), delay=60),
+        ]
+    )
     env = {**os.environ, "PREFECT_API_URL": prefect_server, "OPENAI_API_BASE": server.api_base}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "tasks_lib.cli", "run", str(repo), "--task", "Long job", "--model", "openai/scripted-model", "--no-review"],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "tasks_lib.cli",
+            "run",
+            str(repo),
+            "--task",
+            "Long job",
+            "--model",
+            "openai/scripted-model",
+            "--no-review",
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     deadline = time.monotonic() + 120
     while len(server.requests) < 2 and time.monotonic() < deadline:
@@ -257,9 +279,13 @@ def test_interrupted_run_ends_failed_with_its_diff_kept(repo, scripted, store, p
 
 
 def test_an_empty_diff_is_summarised_as_nothing_changed_whatever_the_agent_claims(repo, scripted, store):
-    server = scripted([calls(tool("read_file", path="src/app.py")),
-                       calls(tool("finish", summary="calc.py: replaced old with new in the add() function")),
-                       calls(tool("finish", summary="calc.py: replaced old with new in the add() function"))])
+    server = scripted(
+        [
+            calls(tool("read_file", path="src/app.py")),
+            calls(tool("finish", summary="calc.py: replaced old with new in the add() function")),
+            calls(tool("finish", summary="calc.py: replaced old with new in the add() function")),
+        ]
+    )
     result = run_task(repo, "Fix add() in calc.py")
     summary = store.latest_summary(result.session_id)
     assert "Nothing was changed: the session's diff is empty." in summary.markdown
@@ -268,8 +294,10 @@ def test_an_empty_diff_is_summarised_as_nothing_changed_whatever_the_agent_claim
 
 
 def test_a_summary_naming_files_outside_the_diff_is_flagged(repo, scripted, store):
-    scripted([calls(tool("edit_file", path="src/app.py", old="'Hello '", new="'Hi '")), calls(tool("finish", summary="ok"))],
-             summaries=[{"content": "### What was done\nChanged `src/app.py` and updated docs/usage.md and calc.py."}])
+    scripted(
+        [calls(tool("edit_file", path="src/app.py", old="'Hello '", new="'Hi '")), calls(tool("finish", summary="ok"))],
+        summaries=[{"content": "### What was done\nChanged `src/app.py` and updated docs/usage.md and calc.py."}],
+    )
     result = run_task(repo, "Change the greeting")
     summary = store.latest_summary(result.session_id)
     assert summary.facts["summary_files_not_in_diff"] == ["calc.py", "docs/usage.md"]
@@ -277,9 +305,15 @@ def test_a_summary_naming_files_outside_the_diff_is_flagged(repo, scripted, stor
 
 
 def test_calls_written_as_text_work_through_the_real_http_path(repo, scripted, store):
-    edit = json.dumps({"name": "edit_file", "arguments": {"path": "src/app.py", "old_str": "'Hello '", "new_str": "'Hi '"}})
-    server = scripted([{"content": f"I will fix it.\n```json\n{edit}\n```"},
-                       {"content": '<tool_call>\n{"name": "finish", "arguments": {"summary": "greeting"}}\n</tool_call>'}])
+    edit = json.dumps(
+        {"name": "edit_file", "arguments": {"path": "src/app.py", "old_str": "'Hello '", "new_str": "'Hi '"}}
+    )
+    server = scripted(
+        [
+            {"content": f"I will fix it.\n```json\n{edit}\n```"},
+            {"content": '<tool_call>\n{"name": "finish", "arguments": {"summary": "greeting"}}\n</tool_call>'},
+        ]
+    )
     result = run_task(repo, "Change the greeting")
     row = store.get_session(result.session_id)
     assert result.status.value == "completed" and row.end_reason == "finished" and row.files_changed == 1
@@ -297,8 +331,16 @@ def test_the_flow_takes_its_model_from_the_session_s_model_factory(repo, store, 
     from tasks_lib.testing.list_model import ListModel
 
     monkeypatch.setenv("OPENAI_API_BASE", "http://127.0.0.1:9/v1")  # nothing listens: an HTTP call would fail
-    edit = ModelReply(tool_calls=[ToolCall(id="1", name="edit_file", arguments=json.dumps(
-        {"path": "src/app.py", "old": "'Hello ' + name", "new": "'Hi ' + name"}))], prompt_tokens=10)
+    edit = ModelReply(
+        tool_calls=[
+            ToolCall(
+                id="1",
+                name="edit_file",
+                arguments=json.dumps({"path": "src/app.py", "old": "'Hello ' + name", "new": "'Hi ' + name"}),
+            )
+        ],
+        prompt_tokens=10,
+    )
     done = ModelReply(tool_calls=[ToolCall(id="2", name="finish", arguments=json.dumps({"summary": "Said hi."}))])
     model = ListModel([edit, done, "### What was done\nThe greeting says hi now (from the list model)."])
     made: list[tuple[str, str]] = []

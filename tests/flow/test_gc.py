@@ -27,8 +27,13 @@ def _age(store, table, where, days: float, column: str) -> None:
 
 
 def test_gc_removes_only_old_ended_workspaces_and_keeps_live_ones_usable(repo, scripted, store):
-    scripted([calls(tool("write_file", path=f"f{i}.txt", content=f"{i}\n")) if j == 0 else FINISH
-              for i in range(2) for j in range(2)])
+    scripted(
+        [
+            calls(tool("write_file", path=f"f{i}.txt", content=f"{i}\n")) if j == 0 else FINISH
+            for i in range(2)
+            for j in range(2)
+        ]
+    )
     old, recent = (run_task(repo, f"gc task {i}") for i in range(2))
     settings = load_settings()
     _age(store, SessionRow, SessionRow.id == old.session_id, 20, "finished_at")
@@ -67,8 +72,13 @@ def test_gc_removes_only_old_ended_workspaces_and_keeps_live_ones_usable(repo, s
 def test_gc_from_the_cli_reports_what_it_did(repo, scripted):
     scripted([calls(tool("write_file", path="a.txt", content="a\n")), FINISH])
     run_task(repo, "gc cli")
-    proc = subprocess.run([sys.executable, "-m", "tasks_lib.cli", "gc", "--older-than", "0"], capture_output=True,
-                          text=True, env={**os.environ}, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "tasks_lib.cli", "gc", "--older-than", "0"],
+        capture_output=True,
+        text=True,
+        env={**os.environ},
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     removed = next(line for line in proc.stdout.splitlines() if line.startswith("workspaces removed"))
     assert int(removed.split()[2]) >= 1

@@ -47,8 +47,15 @@ class Receiver:
             def do_POST(self) -> None:  # noqa: N802
                 body = self.rfile.read(int(self.headers.get("content-length") or 0))
                 with receiver.lock:
-                    receiver.posts.append({"path": self.path, "headers": dict(self.headers), "raw": body.decode(),
-                                           "body": json.loads(body), "at": time.time()})
+                    receiver.posts.append(
+                        {
+                            "path": self.path,
+                            "headers": dict(self.headers),
+                            "raw": body.decode(),
+                            "body": json.loads(body),
+                            "at": time.time(),
+                        }
+                    )
                 self.send_response(200)
                 self.end_headers()
                 self.wfile.write(b"ok")
@@ -72,8 +79,12 @@ class Receiver:
 
     def wait(self, path: str, session_id: str, status: str | None = None, timeout: float = 20) -> dict[str, Any]:
         """The first body posted to ``path`` about a session (with that status)."""
-        return wait_until(lambda: (self.at(path, session_id, status) or [None])[0], timeout,
-                          f"a POST to {path} about {session_id[:8]} {status or ''}", interval=0.1)
+        return wait_until(
+            lambda: (self.at(path, session_id, status) or [None])[0],
+            timeout,
+            f"a POST to {path} about {session_id[:8]} {status or ''}",
+            interval=0.1,
+        )
 
 
 WORKFLOWS = """
@@ -106,8 +117,9 @@ def notifications(prefect_server, receiver, tmp_path_factory):
     path = tmp_path_factory.mktemp("notify") / "workflows.yaml"
     path.write_text(WORKFLOWS.format(base=receiver.base, slack_env=SLACK_ENV))
     saved = {k: os.environ.get(k) for k in ("AGENT_TASKS_WORKFLOWS", "AGENT_TASKS_REVIEW_URL", SLACK_ENV)}
-    os.environ.update(AGENT_TASKS_WORKFLOWS=str(path), AGENT_TASKS_REVIEW_URL=REVIEW_BASE,
-                      **{SLACK_ENV: receiver.base + SLACK_PATH})
+    os.environ.update(
+        AGENT_TASKS_WORKFLOWS=str(path), AGENT_TASKS_REVIEW_URL=REVIEW_BASE, **{SLACK_ENV: receiver.base + SLACK_PATH}
+    )
     from deployments.serve import set_up_notifications
 
     set_up_notifications(load_workflows())
@@ -126,8 +138,11 @@ def _wait_for_live_automations(receiver: Receiver) -> None:
     from prefect.events import emit_event
 
     def probe() -> bool:
-        emit_event(event="agent-tasks.session.accepted", resource={"prefect.resource.id": "agent-tasks.session.probe"},
-                   payload={"session_id": "probe", "status": "accepted"})
+        emit_event(
+            event="agent-tasks.session.accepted",
+            resource={"prefect.resource.id": "agent-tasks.session.probe"},
+            payload={"session_id": "probe", "status": "accepted"},
+        )
         return bool(wait_or_none(lambda: receiver.at("/all", "probe"), 2))
 
     wait_until(probe, 30, "the notify automations to fire")
@@ -146,11 +161,14 @@ def wait_or_none(check, timeout: float):
 # --- notifications through the Prefect server ------------------------------------------------------
 
 
-def test_a_session_awaiting_review_and_accepted_posts_generic_and_slack(notifications, receiver, repo, scripted, store,
-                                                                         prefect_server):
+def test_a_session_awaiting_review_and_accepted_posts_generic_and_slack(
+    notifications, receiver, repo, scripted, store, prefect_server
+):
     """Through the flow: awaiting review posts the generic body and the Slack message; accept posts only the generic one."""
-    scripted([calls(tool("write_file", path="checklist.md", content="- launch\n")), calls(tool("finish", summary="done"))],
-             summaries=[{"content": f"### What was done\nAdded the launch checklist (token {SECRET}).\n"}])
+    scripted(
+        [calls(tool("write_file", path="checklist.md", content="- launch\n")), calls(tool("finish", summary="done"))],
+        summaries=[{"content": f"### What was done\nAdded the launch checklist (token {SECRET}).\n"}],
+    )
     run = Background(repo, "Add the launch checklist", reviewer="alice")
     row = wait_for_review(store, "Add the launch checklist", since=run.started)
 
@@ -169,7 +187,10 @@ def test_a_session_awaiting_review_and_accepted_posts_generic_and_slack(notifica
     slack = receiver.wait(SLACK_PATH, row.id)["body"]
     assert slack["text"].startswith(f"*Waiting for review* · session `{row.id[:8]}`")
     assert "Added the launch checklist (token ***)." in slack["text"]
-    assert f"<{REVIEW_BASE}/sessions/{row.id}|Review page>" in slack["text"] and f"<{run_url}|Prefect run>" in slack["text"]
+    assert (
+        f"<{REVIEW_BASE}/sessions/{row.id}|Review page>" in slack["text"]
+        and f"<{run_url}|Prefect run>" in slack["text"]
+    )
     assert slack["blocks"][0]["text"] == {"type": "mrkdwn", "text": slack["text"]}
     assert slack["blocks"][1]["elements"][0]["text"].endswith("reviewer alice")
 
@@ -194,11 +215,15 @@ def test_failed_sessions_notify_everyone_and_their_own_workflow_only(notificatio
     body = posted["body"]
     print(f"failed event → POST: {posted['at'] - datetime.fromisoformat(body['occurred']).timestamp():.2f} s")
     assert body["event"] == "agent-tasks.session.failed" and body["workflow"] == "fix-issues"
-    assert body["summary"] == "Tried to fix the parser." and body["reason"] == "model_error: the model refused (key ***)"
+    assert (
+        body["summary"] == "Tried to fix the parser." and body["reason"] == "model_error: the model refused (key ***)"
+    )
     assert body["repository"] == "https://git.example.com/acme/app.git", "no credentials in events"
     assert body["review_url"] == f"{REVIEW_BASE}/sessions/{ours}" and body["prefect_run_url"] is None
     assert receiver.wait("/all", ours, "failed")["body"] == body
-    assert receiver.wait("/all", theirs, "failed")["body"]["summary"] == "Fix the parser", "no summary: the instructions"
+    assert receiver.wait("/all", theirs, "failed")["body"]["summary"] == "Fix the parser", (
+        "no summary: the instructions"
+    )
     time.sleep(GRACE_S)
     assert not receiver.at("/fix", theirs)
     assert all("hunter2pass" not in p["raw"] for p in receiver.posts)
@@ -221,7 +246,9 @@ def test_events_not_in_on_do_not_notify(notifications, receiver, store):
     time.sleep(GRACE_S)
     assert not receiver.at("/all", rejected) and not receiver.at("/all", crashed) and not receiver.at("/all", expired)
     assert not any(receiver.at(path, expired) for path in ("/fix", SLACK_PATH))
-    assert not receiver.at("/all", later, "awaiting_review"), "a transition does not emit awaiting-review (the flow does)"
+    assert not receiver.at("/all", later, "awaiting_review"), (
+        "a transition does not emit awaiting-review (the flow does)"
+    )
 
 
 def test_sync_is_idempotent_keeps_addresses_secret_and_removes_what_the_file_dropped(notifications, receiver):
@@ -233,14 +260,20 @@ def test_sync_is_idempotent_keeps_addresses_secret_and_removes_what_the_file_dro
     def ours() -> tuple[dict[str, Any], list[str]]:
         with get_client(sync_client=True) as client:
             automations = {a.name: a for a in client.read_automations() if a.name.startswith(AUTOMATION_PREFIX)}
-            blocks = [b.name for b in client.read_block_documents_by_type("webhook", include_secrets=False)
-                      if b.name.startswith(BLOCK_PREFIX)]
+            blocks = [
+                b.name
+                for b in client.read_block_documents_by_type("webhook", include_secrets=False)
+                if b.name.startswith(BLOCK_PREFIX)
+            ]
         return automations, sorted(blocks)
 
     before, blocks = ours()
     assert len(before) == 3 and len(blocks) == 3
-    assert {"agent-tasks notify: all → generic", "agent-tasks notify: all → slack",
-            "agent-tasks notify: fix-issues → generic"} == {n.split(" #")[0] for n in before}
+    assert {
+        "agent-tasks notify: all → generic",
+        "agent-tasks notify: all → slack",
+        "agent-tasks notify: fix-issues → generic",
+    } == {n.split(" #")[0] for n in before}
     set_up_notifications(load_workflows())
     after, blocks_after = ours()
     assert {n: a.id for n, a in after.items()} == {n: a.id for n, a in before.items()} and blocks_after == blocks
@@ -265,8 +298,13 @@ def test_the_cli_sets_notifications_up_for_deployed_workflows(notifications, pre
     env = {**os.environ, "PREFECT_API_URL": prefect_server, "AGENT_TASKS_WORKFLOWS": str(notifications)}
     env.pop("SLACK_HOOK_FOR_TESTS", None)
     env.pop(SLACK_ENV, None)
-    first = subprocess.run([sys.executable, "-m", "tasks_lib.cli", "workflows", "notify"], capture_output=True,
-                           text=True, env=env, timeout=120)
+    first = subprocess.run(
+        [sys.executable, "-m", "tasks_lib.cli", "workflows", "notify"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
     assert first.returncode == 0, first.stderr
     assert first.stdout.startswith("notifications: ") and "1 skipped" in first.stdout
     assert "skipped (its url_env is not set): agent-tasks notify: all → slack" in first.stdout

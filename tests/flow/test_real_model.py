@@ -33,8 +33,15 @@ def local_model():
 
 
 def cli(*args: str, env: dict[str, str]) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "tasks_lib.cli", *args], env={**os.environ, **env}, cwd=ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "tasks_lib.cli", *args],
+        env={**os.environ, **env},
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        text=True,
+    )
 
 
 def test_a_real_model_fixes_a_bug_and_the_accepted_fix_lands_on_the_work_branch(local_model, prefect_server, tmp_path):
@@ -42,8 +49,10 @@ def test_a_real_model_fixes_a_bug_and_the_accepted_fix_lands_on_the_work_branch(
     repo.mkdir()
     git(repo, "init", "-q", "-b", "main")
     (repo / "calc.py").write_text("def add(a, b):\n    return a - b\n\n\ndef multiply(a, b):\n    return a * b\n")
-    (repo / "test_calc.py").write_text("import unittest\n\nfrom calc import add\n\n\nclass AddTest(unittest.TestCase):\n"
-                                       "    def test_add(self):\n        self.assertEqual(add(2, 3), 5)\n")
+    (repo / "test_calc.py").write_text(
+        "import unittest\n\nfrom calc import add\n\n\nclass AddTest(unittest.TestCase):\n"
+        "    def test_add(self):\n        self.assertEqual(add(2, 3), 5)\n"
+    )
     git(repo, "add", "-A")
     git(repo, "commit", "-qm", "calc with a bug")
     env = {"PREFECT_API_URL": prefect_server, "OPENAI_API_BASE": local_model, "OPENAI_API_KEY": "sk-local-model"}
@@ -55,7 +64,9 @@ def test_a_real_model_fixes_a_bug_and_the_accepted_fix_lands_on_the_work_branch(
     deadline = time.monotonic() + 900
     row = None
     while time.monotonic() < deadline and run.poll() is None:
-        row = next((r for r in store.list_sessions(limit=20) if r.instructions == TASK and r.repository == str(repo)), None)
+        row = next(
+            (r for r in store.list_sessions(limit=20) if r.instructions == TASK and r.repository == str(repo)), None
+        )
         if row is not None and row.status in ("awaiting_review", "failed", "stopped", "completed"):
             break
         time.sleep(1)
@@ -65,8 +76,14 @@ def test_a_real_model_fixes_a_bug_and_the_accepted_fix_lands_on_the_work_branch(
     summary = store.latest_summary(row.id)
     assert summary.facts["files"][0]["path"] == "calc.py" and not summary.facts["summary_files_not_in_diff"]
 
-    decided = subprocess.run([sys.executable, "-m", "tasks_lib.cli", "review", row.id, "accept"], env={**os.environ, **env},
-                             cwd=ROOT, capture_output=True, text=True, timeout=300)
+    decided = subprocess.run(
+        [sys.executable, "-m", "tasks_lib.cli", "review", row.id, "accept"],
+        env={**os.environ, **env},
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert decided.returncode == 0, decided.stderr
     stdout, stderr = run.communicate(timeout=300)
     assert run.returncode == 0 and "Traceback" not in stderr, stderr[-2000:]
@@ -75,7 +92,9 @@ def test_a_real_model_fixes_a_bug_and_the_accepted_fix_lands_on_the_work_branch(
     fixed = git(repo, "show", f"{row.work_branch}:calc.py")
     assert "return a + b" in fixed and "return a * b" in fixed
     git(repo, "checkout", "-q", row.work_branch)
-    check = subprocess.run([sys.executable, "-m", "unittest", "-q", "test_calc"], cwd=repo, capture_output=True, text=True)
+    check = subprocess.run(
+        [sys.executable, "-m", "unittest", "-q", "test_calc"], cwd=repo, capture_output=True, text=True
+    )
     assert check.returncode == 0, check.stderr
     steps = store.steps(row.id)
     assert all("Traceback" not in json.dumps(s.model_dump(mode="json")) for s in steps)

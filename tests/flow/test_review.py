@@ -56,21 +56,30 @@ def test_accept_commits_and_creates_the_branch_in_the_local_source(repo, scripte
     # The awaiting-review event, with the session as resource and the reviewer as a related resource.
     event = None
     for _ in range(50):
-        found = httpx.post(f"{prefect_server}/events/filter",
-                           json={"filter": {"event": {"name": ["agent-tasks.session.awaiting-review"]}}}).json()
-        event = next((e for e in found["events"] if e["resource"]["prefect.resource.id"] == f"agent-tasks.session.{row.id}"), None)
+        found = httpx.post(
+            f"{prefect_server}/events/filter",
+            json={"filter": {"event": {"name": ["agent-tasks.session.awaiting-review"]}}},
+        ).json()
+        event = next(
+            (e for e in found["events"] if e["resource"]["prefect.resource.id"] == f"agent-tasks.session.{row.id}"),
+            None,
+        )
         if event:
             break
         time.sleep(0.2)
     assert event is not None, "no awaiting-review event"
-    assert {"prefect.resource.id": "agent-tasks.reviewer.alice", "prefect.resource.role": "reviewer"} in event["related"]
+    assert {"prefect.resource.id": "agent-tasks.reviewer.alice", "prefect.resource.role": "reviewer"} in event[
+        "related"
+    ]
     assert event["payload"]["reviewer"] == "alice"
 
     decide(row, "accept")
     result = run.join()
 
     done = store.get_session(result.session_id)
-    assert done.status == "accepted" and done.delivered_to.startswith(f"branch {done.work_branch} in the source repository")
+    assert done.status == "accepted" and done.delivered_to.startswith(
+        f"branch {done.work_branch} in the source repository"
+    )
     assert git(repo, "rev-parse", "main") == before_main, "the base branch must not move"
     assert git(repo, "status", "--porcelain") == "" and not (repo / "feature.txt").exists()
     assert git(repo, "rev-parse", done.work_branch) == done.delivered_commit
@@ -82,18 +91,27 @@ def test_accept_commits_and_creates_the_branch_in_the_local_source(repo, scripte
     assert [r.decision for r in store.reviews(done.id)] == ["accept"]
 
     # Accepting twice does nothing the second time.
-    second = subprocess.run([sys.executable, "-m", "tasks_lib.cli", "review", done.id[:8], "accept"],
-                            capture_output=True, text=True, env={**__import__("os").environ, "PREFECT_API_URL": prefect_server})
+    second = subprocess.run(
+        [sys.executable, "-m", "tasks_lib.cli", "review", done.id[:8], "accept"],
+        capture_output=True,
+        text=True,
+        env={**__import__("os").environ, "PREFECT_API_URL": prefect_server},
+    )
     assert second.returncode == 1 and f"is accepted (branch {done.work_branch}" in second.stderr
     assert git(repo, "rev-parse", done.work_branch) == done.delivered_commit
 
 
 def test_two_rounds_of_changes_then_accept(repo, scripted, store):
-    server = scripted([
-        calls(tool("write_file", path="a.txt", content="one\n")), FINISH,
-        calls(tool("edit_file", path="a.txt", old="one", new="two")), FINISH,
-        calls(tool("write_file", path="b.txt", content="bee\n")), FINISH,
-    ])
+    server = scripted(
+        [
+            calls(tool("write_file", path="a.txt", content="one\n")),
+            FINISH,
+            calls(tool("edit_file", path="a.txt", old="one", new="two")),
+            FINISH,
+            calls(tool("write_file", path="b.txt", content="bee\n")),
+            FINISH,
+        ]
+    )
     run = Background(repo, "Write a", reviewer="bob")
     first = wait_for_review(store, "Write a", since=run.started)
     decide(first, "request_changes", feedback="Say two, not one.")
@@ -112,22 +130,34 @@ def test_two_rounds_of_changes_then_accept(repo, scripted, store):
     assert any("Say two, not one." in c for c in contents) and any("Also add b.txt." in c for c in contents)
     assert third_round_request[0]["role"] == "system" and sum(m["role"] == "system" for m in third_round_request) == 1
     diffs = store.diffs(row.id)
-    assert [(d.iteration, d.scope) for d in diffs] == [(1, "cumulative"), (2, "cumulative"), (2, "increment"),
-                                                        (3, "cumulative"), (3, "increment")]
+    assert [(d.iteration, d.scope) for d in diffs] == [
+        (1, "cumulative"),
+        (2, "cumulative"),
+        (2, "increment"),
+        (3, "cumulative"),
+        (3, "increment"),
+    ]
     assert [f["path"] for f in diffs[2].files] == ["a.txt"] and diffs[2].added == 1 and diffs[2].removed == 1
     assert [f["path"] for f in diffs[4].files] == ["b.txt"]
     assert sorted(f["path"] for f in diffs[3].files) == ["a.txt", "b.txt"]
     assert len(store.summaries(row.id)) == 3
     assert len({s.iteration for s in store.steps(row.id)}) == 3
     assert [r.decision for r in store.reviews(row.id)] == ["request_changes", "request_changes", "accept"]
-    assert git(repo, "show", f"{row.work_branch}:a.txt") == "two" and git(repo, "show", f"{row.work_branch}:b.txt") == "bee"
+    assert (
+        git(repo, "show", f"{row.work_branch}:a.txt") == "two"
+        and git(repo, "show", f"{row.work_branch}:b.txt") == "bee"
+    )
 
 
 def test_retry_starts_again_from_the_base_then_reject_discards_everything(repo, scripted, store):
-    server = scripted([
-        calls(tool("write_file", path="wrong.txt", content="oops\n"), tool("run_command", command="rm README.md")), FINISH,
-        calls(tool("write_file", path="right.txt", content="yes\n")), FINISH,
-    ])
+    server = scripted(
+        [
+            calls(tool("write_file", path="wrong.txt", content="oops\n"), tool("run_command", command="rm README.md")),
+            FINISH,
+            calls(tool("write_file", path="right.txt", content="yes\n")),
+            FINISH,
+        ]
+    )
     run = Background(repo, "Do it")
     first = wait_for_review(store, "Do it", since=run.started)
     decide(first, "retry", feedback="Never delete the README.", instructions="Create right.txt only")
@@ -136,7 +166,10 @@ def test_retry_starts_again_from_the_base_then_reject_discards_everything(repo, 
     assert not (workspace / "wrong.txt").exists() and (workspace / "README.md").exists()
     assert [f["path"] for f in store.latest_diff(second.id).files] == ["right.txt"]
     retry_request = server.agent_requests()[2]["messages"]
-    assert "Create right.txt only" in retry_request[1]["content"] and "Never delete the README." in retry_request[1]["content"]
+    assert (
+        "Create right.txt only" in retry_request[1]["content"]
+        and "Never delete the README." in retry_request[1]["content"]
+    )
     assert len(retry_request) == 2, "a retry starts a fresh conversation"
     assert second.instructions.startswith("Create right.txt only")
 
@@ -166,7 +199,10 @@ def test_invalid_review_input_leaves_the_run_paused(repo, scripted, store, prefe
     cli = [sys.executable, "-m", "tasks_lib.cli", "review", row.id[:8]]
     no_instructions = subprocess.run([*cli, "retry"], capture_output=True, text=True, env=env)
     unknown = subprocess.run([*cli, "merge-it"], capture_output=True, text=True, env=env)
-    assert no_instructions.returncode == 1 and no_instructions.stderr.strip() == "error: Value error, retry needs updated instructions"
+    assert (
+        no_instructions.returncode == 1
+        and no_instructions.stderr.strip() == "error: Value error, retry needs updated instructions"
+    )
     assert unknown.returncode == 1 and "unknown decision 'merge-it'" in unknown.stderr
     time.sleep(1.5)  # longer than the poll interval: the run must still be waiting
     assert flow_run_state(row).type == StateType.PAUSED
@@ -217,8 +253,14 @@ def test_merge_when_configured_fast_forwards_the_base(origin, scripted, store):
 
 
 def test_merge_is_refused_when_the_base_moved_in_a_conflicting_way(origin, scripted, store, tmp_path):
-    scripted([calls(tool("edit_file", path="README.md", old="Hello world.", new="Hello agents.")), FINISH,
-              calls(tool("edit_file", path="README.md", old="Hello world.", new="Hi.")), FINISH])
+    scripted(
+        [
+            calls(tool("edit_file", path="README.md", old="Hello world.", new="Hello agents.")),
+            FINISH,
+            calls(tool("edit_file", path="README.md", old="Hello world.", new="Hi.")),
+            FINISH,
+        ]
+    )
     run = Background(f"file://{origin}", "Edit readme", on_accept="merge")
     row = wait_for_review(store, "Edit readme", since=run.started)
     other = tmp_path / "other"
@@ -281,8 +323,14 @@ def test_pull_request_is_opened_with_a_token_and_linked_without_one(origin, scri
     monkeypatch.setenv("AGENT_TASKS_GITHUB_API", f"http://127.0.0.1:{api.server_port}")
     monkeypatch.setenv("GITHUB_TOKEN", "ghp_testtoken123456")
     url = "https://github.com/acme/widgets.git"
-    scripted([calls(tool("write_file", path="pr.txt", content="pr\n")), FINISH,
-              calls(tool("write_file", path="pr2.txt", content="pr\n")), FINISH])
+    scripted(
+        [
+            calls(tool("write_file", path="pr.txt", content="pr\n")),
+            FINISH,
+            calls(tool("write_file", path="pr2.txt", content="pr\n")),
+            FINISH,
+        ]
+    )
 
     run = Background(url, "Open a PR", on_accept="pull_request")
     decide(wait_for_review(store, "Open a PR", since=run.started), "accept")
@@ -303,8 +351,9 @@ def test_pull_request_is_opened_with_a_token_and_linked_without_one(origin, scri
     api.shutdown()
 
 
-def test_a_delivery_that_cannot_reach_its_target_is_a_notice_and_the_session_waits(origin, scripted, store, tmp_path,
-                                                                                   monkeypatch):
+def test_a_delivery_that_cannot_reach_its_target_is_a_notice_and_the_session_waits(
+    origin, scripted, store, tmp_path, monkeypatch
+):
     from tests.conftest import free_port
 
     gitconfig = tmp_path / "gitconfig"
@@ -320,7 +369,10 @@ def test_a_delivery_that_cannot_reach_its_target_is_a_notice_and_the_session_wai
     assert again.status_reason.startswith("accept failed: the pull request could not be opened: ConnectError")
     moves = [(t.from_status, t.to_status) for t in store.transitions(again.id)]
     assert moves[-2:] == [("awaiting_review", "delivering"), ("delivering", "awaiting_review")]
-    assert store.get_session(again.id).delivery_target and '"mode":"pull_request"' in store.get_session(again.id).delivery_target
+    assert (
+        store.get_session(again.id).delivery_target
+        and '"mode":"pull_request"' in store.get_session(again.id).delivery_target
+    )
     decide(again, "reject")
     assert run.join().status.value == "rejected"
 
@@ -334,7 +386,10 @@ def test_the_review_form_shows_the_diff_capped_with_where_the_rest_is(repo, scri
     block = text.split("```diff\n", 1)[1].split("\n```", 1)[0].splitlines()
     assert len(block) == 300 and block[0] == "diff --git a/long.txt b/long.txt" and "+line 290" in block
     total = len(store.latest_diff(row.id).patch.decode().splitlines())
-    assert f"{total - 300} more lines: see the review page, the *agent-diff* artifact of this run, or `agent-tasks show {row.id[:8]} --diff`" in text
+    assert (
+        f"{total - 300} more lines: see the review page, the *agent-diff* artifact of this run, or `agent-tasks show {row.id[:8]} --diff`"
+        in text
+    )
     decide(row, "reject")
     assert run.join().status.value == "rejected"
 
@@ -342,11 +397,20 @@ def test_the_review_form_shows_the_diff_capped_with_where_the_rest_is(repo, scri
 def test_line_comments_from_the_cli_reach_the_agent_with_file_line_and_code(repo, scripted, store, prefect_server):
     import os
 
-    server = scripted([
-        calls(tool("write_file", path="calc.py", content="def add(a, b):\n    return a - b\n\n\ndef one():\n    return 1\n")),
-        FINISH,
-        calls(tool("edit_file", path="calc.py", old="a - b", new="a + b")), FINISH,
-    ])
+    server = scripted(
+        [
+            calls(
+                tool(
+                    "write_file",
+                    path="calc.py",
+                    content="def add(a, b):\n    return a - b\n\n\ndef one():\n    return 1\n",
+                )
+            ),
+            FINISH,
+            calls(tool("edit_file", path="calc.py", old="a - b", new="a + b")),
+            FINISH,
+        ]
+    )
     run = Background(repo, "Write calc")
     row = wait_for_review(store, "Write calc", since=run.started)
     env = {**os.environ, "PREFECT_API_URL": prefect_server}
@@ -359,8 +423,13 @@ def test_line_comments_from_the_cli_reach_the_agent_with_file_line_and_code(repo
     assert malformed.returncode == 1 and "write it as FILE:LINE=TEXT" in malformed.stderr
     assert flow_run_state(row).type == StateType.PAUSED, "a refused comment must leave the run waiting"
 
-    sent = subprocess.run([*cli, "-f", "Fix the operator.", "--comment", "calc.py:2=use +", "-c", "calc.py:40=and here?"],
-                          capture_output=True, text=True, env=env, timeout=120)
+    sent = subprocess.run(
+        [*cli, "-f", "Fix the operator.", "--comment", "calc.py:2=use +", "-c", "calc.py:40=and here?"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
     assert sent.returncode == 0, sent.stderr
     second = wait_for_review(store, "Write calc", after_key=row.review_key, since=run.started)
     decide(second, "accept")
@@ -372,6 +441,8 @@ def test_line_comments_from_the_cli_reach_the_agent_with_file_line_and_code(repo
     assert "calc.py:40: and here?\n```\n(line 40 is past the end of calc.py, which has 6 lines)" in message
     first_review = store.reviews(row.id)[0]
     assert first_review.decision == "request_changes"
-    assert first_review.comments == [{"path": "calc.py", "line": 2, "body": "use +"},
-                                     {"path": "calc.py", "line": 40, "body": "and here?"}]
+    assert first_review.comments == [
+        {"path": "calc.py", "line": 2, "body": "use +"},
+        {"path": "calc.py", "line": 40, "body": "and here?"},
+    ]
     assert git(repo, "show", f"{second.work_branch}:calc.py").splitlines()[1] == "    return a + b"

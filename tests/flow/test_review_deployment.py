@@ -28,11 +28,20 @@ def served(prefect_server, tmp_path):
     def start(env: dict[str, str]) -> None:
         code = "from flows.agent_task import agent_task; agent_task.serve(name='review-test', print_starting_message=False)"
         log = open(tmp_path / "serve.log", "w")
-        procs.append(subprocess.Popen(
-            [sys.executable, "-c", code], stdout=log, stderr=subprocess.STDOUT,
-            env={**os.environ, "AGENT_TASKS_ALLOW_SQLITE_DEPLOYMENTS": "1", **env, "PREFECT_API_URL": prefect_server,
-                 "PREFECT_RUNNER_POLL_FREQUENCY": "1"},
-        ))
+        procs.append(
+            subprocess.Popen(
+                [sys.executable, "-c", code],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env={
+                    **os.environ,
+                    "AGENT_TASKS_ALLOW_SQLITE_DEPLOYMENTS": "1",
+                    **env,
+                    "PREFECT_API_URL": prefect_server,
+                    "PREFECT_RUNNER_POLL_FREQUENCY": "1",
+                },
+            )
+        )
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline:
             with get_client(sync_client=True) as client:
@@ -53,17 +62,26 @@ def served(prefect_server, tmp_path):
 
 
 def test_suspended_run_rebuilds_a_deleted_workspace_and_lands_the_right_commit(repo, scripted, store, served, tmp_path):
-    server = scripted([
-        calls(tool("write_file", path="first.txt", content="first\n"), tool("run_command", command="rm obsolete.txt")), FINISH,
-        calls(tool("edit_file", path="first.txt", old="first", new="first, improved")), FINISH,
-    ])
+    server = scripted(
+        [
+            calls(
+                tool("write_file", path="first.txt", content="first\n"), tool("run_command", command="rm obsolete.txt")
+            ),
+            FINISH,
+            calls(tool("edit_file", path="first.txt", old="first", new="first, improved")),
+            FINISH,
+        ]
+    )
     served({"OPENAI_API_BASE": server.api_base})
     from datetime import datetime, timezone
 
     started = datetime.now(timezone.utc)
     run = run_deployment(
-        "agent-task/review-test", timeout=0,
-        parameters={"request": {"repository": str(repo), "instructions": "Suspend me", "model": MODEL, "reviewer": "carol"}},
+        "agent-task/review-test",
+        timeout=0,
+        parameters={
+            "request": {"repository": str(repo), "instructions": "Suspend me", "model": MODEL, "reviewer": "carol"}
+        },
     )
 
     first = wait_for_review(store, "Suspend me", timeout=180, since=started)
@@ -108,7 +126,8 @@ def test_a_deployment_run_refuses_a_machine_local_sqlite_store_in_one_line(repo,
     served({"AGENT_TASKS_ALLOW_SQLITE_DEPLOYMENTS": ""})
     before = len(store.list_sessions(limit=1000))
     run = run_deployment(
-        "agent-task/review-test", timeout=180,
+        "agent-task/review-test",
+        timeout=180,
         parameters={"request": {"repository": str(repo), "instructions": "Refuse my store", "model": MODEL}},
     )
     assert run.state.is_failed()

@@ -42,8 +42,9 @@ class AppServer:
 
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(create_app(store, "127.0.0.1", self.port), host="127.0.0.1", port=self.port,
-                                log_level="warning")
+        config = uvicorn.Config(
+            create_app(store, "127.0.0.1", self.port), host="127.0.0.1", port=self.port, log_level="warning"
+        )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
@@ -80,8 +81,9 @@ def browser():
         pytest.fail("Playwright's Python package is not installed: pip install -e '.[test]'")
     with sync_playwright() as p:
         # As root in a container chromium needs --no-sandbox; a small /dev/shm needs --disable-dev-shm-usage.
-        launched = p.chromium.launch(executable_path=executable, headless=True,
-                                     args=["--no-sandbox", "--disable-dev-shm-usage"])
+        launched = p.chromium.launch(
+            executable_path=executable, headless=True, args=["--no-sandbox", "--disable-dev-shm-usage"]
+        )
         try:
             yield launched
         finally:
@@ -96,8 +98,10 @@ def page_says(page, status: str, iteration: str, timeout: float = 120) -> None:
     seen = None
     while time.monotonic() < deadline:
         try:
-            seen = (page.locator("#status").get_attribute("data-status", timeout=2000),
-                    page.locator("#iteration").text_content(timeout=2000))
+            seen = (
+                page.locator("#status").get_attribute("data-status", timeout=2000),
+                page.locator("#iteration").text_content(timeout=2000),
+            )
             if seen == (status, iteration):
                 return
         except Error:  # the page was reloading
@@ -113,11 +117,16 @@ def csrf_of(base: str, session_id: str) -> str:
 
 
 def test_a_reviewer_comments_on_lines_in_the_browser_and_the_agent_gets_file_line_and_code(
-        repo, scripted, store, app, browser, prefect_server):
-    server = scripted([
-        calls(tool("write_file", path="calc.py", content=CALC)), FINISH,
-        calls(tool("edit_file", path="calc.py", old="a - b", new="a + b")), FINISH,
-    ])
+    repo, scripted, store, app, browser, prefect_server
+):
+    server = scripted(
+        [
+            calls(tool("write_file", path="calc.py", content=CALC)),
+            FINISH,
+            calls(tool("edit_file", path="calc.py", old="a - b", new="a + b")),
+            FINISH,
+        ]
+    )
     run = Background(repo, "Write calc on the page", reviewer="carol")
     row = wait_for_review(store, "Write calc on the page", since=run.started)
     page = browser.new_page()
@@ -170,8 +179,10 @@ def test_a_reviewer_comments_on_lines_in_the_browser_and_the_agent_gets_file_lin
     assert "calc.py:6: return 2 here\n```\n  4 | \n  5 | def one():\n> 6 |     return 1\n```" in message
     reviews = store.reviews(row.id)
     assert [r.decision for r in reviews] == ["request_changes", "accept"]
-    assert reviews[0].comments == [{"path": "calc.py", "line": 2, "body": "use +"},
-                                   {"path": "calc.py", "line": 6, "body": "return 2 here"}]
+    assert reviews[0].comments == [
+        {"path": "calc.py", "line": 2, "body": "use +"},
+        {"path": "calc.py", "line": 6, "body": "return 2 here"},
+    ]
 
 
 def test_cross_site_and_refused_decisions_change_nothing_and_the_run_stays_paused(repo, scripted, store, app):
@@ -198,9 +209,16 @@ def test_cross_site_and_refused_decisions_change_nothing_and_the_run_stays_pause
     assert read.status_code == 403 and token not in read.text
 
     # Input the form checks like `agent-tasks review` does: the page says why, nothing is resumed.
-    outside = httpx.post(url, headers=own, data={
-        "decision": "request_changes", "csrf": token, "feedback": "keep this",
-        "comments": '[{"path": "calx.py", "line": 2, "body": "use +"}]'})
+    outside = httpx.post(
+        url,
+        headers=own,
+        data={
+            "decision": "request_changes",
+            "csrf": token,
+            "feedback": "keep this",
+            "comments": '[{"path": "calx.py", "line": 2, "body": "use +"}]',
+        },
+    )
     assert outside.status_code == 422
     assert "calx.py:2: calx.py is not part of this change (did you mean calc.py?)" in outside.text
     assert ">\nkeep this</textarea>" in outside.text, "what the reviewer typed is kept"
@@ -246,7 +264,9 @@ def test_inbox_filters_and_pages(store, app):
     bad = httpx.get(f"{app.base}/sessions", params={"status": "nonsense"})
     assert bad.status_code == 422 and "unknown status &#x27;nonsense&#x27;" in bad.text
 
-    many = [_fake_session(store, f"{marker}-page", SessionStatus.completed, workflow=f"paged-{marker}") for _ in range(53)]
+    many = [
+        _fake_session(store, f"{marker}-page", SessionStatus.completed, workflow=f"paged-{marker}") for _ in range(53)
+    ]
     first = httpx.get(f"{app.base}/sessions", params={"workflow": f"paged-{marker}"}).text
     assert _ids(first) == many[::-1][:50]
     older = re.search(r'<a href="([^"]+)" rel="next">', first).group(1).replace("&amp;", "&")
@@ -261,8 +281,16 @@ def test_agent_text_is_shown_as_text_never_run(store, app, browser):
     session_id = _fake_session(store, marker, reviewer='"><script>alert(2)</script>')
     store.update_session(session_id, instructions=f"Do it {evil}", work_branch=f"agent/{evil}")
     store.save_summary(session_id, f"### What was done\n{evil}\n\n[click](javascript:alert(3))", {})
-    store.save_diff(session_id, DiffResult(base_commit="abc123", added=4, removed=0, patch=_patch_with(2, evil),
-                                           files=[FileChange(path=f"f{n}.py", kind="added", added=2) for n in range(2)]))
+    store.save_diff(
+        session_id,
+        DiffResult(
+            base_commit="abc123",
+            added=4,
+            removed=0,
+            patch=_patch_with(2, evil),
+            files=[FileChange(path=f"f{n}.py", kind="added", added=2) for n in range(2)],
+        ),
+    )
     page_html = httpx.get(f"{app.base}/sessions/{session_id}").text
     for raw in ("<script>alert", "<img src=x", 'href="javascript:', "onerror=alert(1)>"):
         assert raw not in page_html, raw
@@ -286,14 +314,27 @@ def test_a_large_diff_renders_its_first_files_and_loads_the_rest_on_demand(store
 
     files = FILES_IN_FULL + 20
     session_id = _fake_session(store, f"big-{uuid.uuid4().hex[:8]}")
-    store.save_diff(session_id, DiffResult(base_commit="abc123", added=2 * files, patch=_patch_with(files, "x"),
-                                           files=[FileChange(path=f"f{n}.py", kind="added", added=2) for n in range(files)]))
+    store.save_diff(
+        session_id,
+        DiffResult(
+            base_commit="abc123",
+            added=2 * files,
+            patch=_patch_with(files, "x"),
+            files=[FileChange(path=f"f{n}.py", kind="added", added=2) for n in range(files)],
+        ),
+    )
     page_html = httpx.get(f"{app.base}/sessions/{session_id}").text
-    assert page_html.count("<table class=\"diff unified\">") == FILES_IN_FULL
+    assert page_html.count('<table class="diff unified">') == FILES_IN_FULL
     last = files - 1
     assert f'data-src="/sessions/{session_id}/files/{last}?view=unified&amp;path=f{last}.py"' in page_html
-    fragment = httpx.get(f"{app.base}/sessions/{session_id}/files/{last}", params={"view": "split", "path": f"f{last}.py"})
-    assert fragment.status_code == 200 and "<table class=\"diff split\">" in fragment.text and f"line {last}" in fragment.text
+    fragment = httpx.get(
+        f"{app.base}/sessions/{session_id}/files/{last}", params={"view": "split", "path": f"f{last}.py"}
+    )
+    assert (
+        fragment.status_code == 200
+        and '<table class="diff split">' in fragment.text
+        and f"line {last}" in fragment.text
+    )
     stale = httpx.get(f"{app.base}/sessions/{session_id}/files/{last}", params={"path": "f0.py"})
     assert stale.status_code == 409 and "reload the page" in stale.text
 
@@ -313,20 +354,27 @@ def test_best_of_n_attempts_are_ranked_on_the_page_and_accept_names_one(store, a
     from tasks_lib.session.attempts import Candidate
 
     session_id = _fake_session(store, f"attempts-{uuid.uuid4().hex[:8]}")
-    ranked = [Candidate(attempt=2, end_reason="finished", summary="<b>two</b>", rank=1, why="check passed"),
-              Candidate(attempt=1, end_reason="finished", rank=2, why="check failed")]
-    store.update_session(session_id, candidates={"iteration": 1, "chosen": 2, "ranked": [c.model_dump() for c in ranked]})
+    ranked = [
+        Candidate(attempt=2, end_reason="finished", summary="<b>two</b>", rank=1, why="check passed"),
+        Candidate(attempt=1, end_reason="finished", rank=2, why="check failed"),
+    ]
+    store.update_session(
+        session_id, candidates={"iteration": 1, "chosen": 2, "ranked": [c.model_dump() for c in ranked]}
+    )
     page = httpx.get(f"{app.base}/sessions/{session_id}").text
     assert "Attempts, ranked" in page and "#1 attempt 2: check passed" in page and "&lt;b&gt;two&lt;/b&gt;" in page
     assert '<input type="radio" name="candidate" value="2" checked>' in page
     assert '<input type="radio" name="candidate" value="1">' in page
 
     url, token = f"{app.base}/sessions/{session_id}/decide", csrf_of(app.base, session_id)
-    missing = httpx.post(url, data={"decision": "accept", "candidate": "5", "csrf": token}, headers={"Origin": app.base})
+    missing = httpx.post(
+        url, data={"decision": "accept", "candidate": "5", "csrf": token}, headers={"Origin": app.base}
+    )
     assert missing.status_code == 422 and "has no attempt 5: iteration 1 has attempts 1, 2" in missing.text
     assert '<input type="radio" name="candidate" value="5"' not in missing.text
-    wrong = httpx.post(url, data={"decision": "request_changes", "candidate": "1", "csrf": token},
-                       headers={"Origin": app.base})
+    wrong = httpx.post(
+        url, data={"decision": "request_changes", "candidate": "1", "csrf": token}, headers={"Origin": app.base}
+    )
     assert wrong.status_code == 422 and "a candidate is chosen only with accept" in wrong.text
     assert store.reviews(session_id) == [] and store.get_session(session_id).status == "awaiting_review"
 
@@ -338,15 +386,26 @@ def test_each_attempt_s_own_diff_has_a_read_only_page(store, app):
     session_id = _fake_session(store, f"attempt-diffs-{uuid.uuid4().hex[:8]}")
 
     def patch(name: str, line: str) -> DiffResult:
-        text = f"diff --git a/{name} b/{name}\nnew file mode 100644\n--- /dev/null\n+++ b/{name}\n@@ -0,0 +1 @@\n+{line}\n"
-        return DiffResult(base_commit="abc1234", files=[FileChange(path=name, kind="added", added=1, removed=0)],
-                          added=1, removed=0, patch=text.encode())
+        text = (
+            f"diff --git a/{name} b/{name}\nnew file mode 100644\n--- /dev/null\n+++ b/{name}\n@@ -0,0 +1 @@\n+{line}\n"
+        )
+        return DiffResult(
+            base_commit="abc1234",
+            files=[FileChange(path=name, kind="added", added=1, removed=0)],
+            added=1,
+            removed=0,
+            patch=text.encode(),
+        )
 
     store.save_diff(session_id, patch("first.py", "x = 1"), 1, scope="attempt-1")
     store.save_diff(session_id, patch("second.py", "y = '<script>alert(1)</script>'"), 1, scope="attempt-2")
-    ranked = [Candidate(attempt=1, end_reason="finished", rank=1, why="check passed"),
-              Candidate(attempt=2, end_reason="finished", rank=2, why="check failed")]
-    store.update_session(session_id, candidates={"iteration": 1, "chosen": 1, "ranked": [c.model_dump() for c in ranked]})
+    ranked = [
+        Candidate(attempt=1, end_reason="finished", rank=1, why="check passed"),
+        Candidate(attempt=2, end_reason="finished", rank=2, why="check failed"),
+    ]
+    store.update_session(
+        session_id, candidates={"iteration": 1, "chosen": 1, "ranked": [c.model_dump() for c in ranked]}
+    )
 
     page = httpx.get(f"{app.base}/sessions/{session_id}").text
     assert f'<a href="/sessions/{session_id}/attempts/2">its diff</a>' in page
@@ -359,5 +418,11 @@ def test_each_attempt_s_own_diff_has_a_read_only_page(store, app):
     split = httpx.get(f"{app.base}/sessions/{session_id}/attempts/2", params={"view": "split"})
     assert split.status_code == 200 and "second.py" in split.text
     assert httpx.get(f"{app.base}/sessions/{session_id}/attempts/3").status_code == 404
-    assert httpx.get(f"{app.base}/sessions/{session_id}/attempts/2/files/0", params={"path": "second.py"}).status_code == 200
-    assert httpx.get(f"{app.base}/sessions/{session_id}/attempts/2/files/0", params={"path": "first.py"}).status_code == 404
+    assert (
+        httpx.get(f"{app.base}/sessions/{session_id}/attempts/2/files/0", params={"path": "second.py"}).status_code
+        == 200
+    )
+    assert (
+        httpx.get(f"{app.base}/sessions/{session_id}/attempts/2/files/0", params={"path": "first.py"}).status_code
+        == 404
+    )

@@ -56,7 +56,9 @@ def planted(outside_tmp, monkeypatch):
     """Secrets in the orchestrator's environment and in a fake home; a store and mirrors of their own."""
     home = outside_tmp / "home"
     (home / ".ssh").mkdir(parents=True)
-    (home / ".ssh" / "id_rsa").write_text(f"-----BEGIN OPENSSH PRIVATE KEY-----\n{SSH_KEY}\n-----END OPENSSH PRIVATE KEY-----\n")
+    (home / ".ssh" / "id_rsa").write_text(
+        f"-----BEGIN OPENSSH PRIVATE KEY-----\n{SSH_KEY}\n-----END OPENSSH PRIVATE KEY-----\n"
+    )
     (home / ".aws").mkdir()
     (home / ".aws" / "credentials").write_text(f"[default]\naws_secret_access_key = {AWS_KEY}\n")
     monkeypatch.setenv("HOME", str(home))
@@ -85,8 +87,12 @@ def listener():
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     url = f"http://127.0.0.1:{server.server_port}/probe"
-    yield SimpleNamespace(hits=hits, url=url, port=server.server_port,
-                          probe=f"python3 -c \"import urllib.request; print(urllib.request.urlopen('{url}', timeout=3).read())\"")
+    yield SimpleNamespace(
+        hits=hits,
+        url=url,
+        port=server.server_port,
+        probe=f"python3 -c \"import urllib.request; print(urllib.request.urlopen('{url}', timeout=3).read())\"",
+    )
     server.shutdown()
 
 
@@ -101,7 +107,9 @@ def results(store, session_id: str) -> list[str]:
     return [c.result for s in store.steps(session_id) for c in s.tool_calls]
 
 
-def test_agent_commands_reach_no_secret_no_other_session_and_no_network(repo, scripted, planted, listener, prefect_server):
+def test_agent_commands_reach_no_secret_no_other_session_and_no_network(
+    repo, scripted, planted, listener, prefect_server
+):
     from tasks_lib.store import open_store
 
     scripted([calls(tool("write_file", path="notes.txt", content=OTHER_WORK)), FINISH])
@@ -109,7 +117,10 @@ def test_agent_commands_reach_no_secret_no_other_session_and_no_network(repo, sc
     other_ws = Path(other.workspace)
     assert (other_ws / "notes.txt").read_text() == OTHER_WORK
     db = planted.agent_home / "agent-tasks.db"
-    system_files = [Path(f"/etc/PWNED-{planted.agent_home.parent.name}"), Path(f"/usr/PWNED-{planted.agent_home.parent.name}")]
+    system_files = [
+        Path(f"/etc/PWNED-{planted.agent_home.parent.name}"),
+        Path(f"/usr/PWNED-{planted.agent_home.parent.name}"),
+    ]
     probes = [
         "cat /proc/$PPID/environ | tr '\\0' '\\n'; echo; cat /proc/1/environ | tr '\\0' '\\n'",
         "env",
@@ -182,8 +193,10 @@ def test_git_config_and_hooks_planted_by_a_session_never_run(repo, scripted, sto
         f"git -C {mirror} config core.fsmonitor '{plant}'",
         f"printf '#!/bin/sh\\n{plant}\\n' > {mirror}/hooks/reference-transaction",
     ]
-    scripted([calls(tool("run_command", command=c)) for c in attempts]
-             + [calls(tool("write_file", path="first.txt", content="one\n")), FINISH])
+    scripted(
+        [calls(tool("run_command", command=c)) for c in attempts]
+        + [calls(tool("write_file", path="first.txt", content="one\n")), FINISH]
+    )
     first = Background(repo, "Plant hooks and fsmonitor")
     row = wait_for_review(store, "Plant hooks and fsmonitor")
     outputs = results(store, row.id)
@@ -233,8 +246,9 @@ def test_conventions_files_that_link_outside_stay_out_of_the_prompt(repo, script
     assert any("AGENTS.md left out" in m and "outside" in m for m in logs)
 
 
-@pytest.mark.parametrize("field", ["api_base: http://127.0.0.1:{port}/v1", "env: [OPENAI_API_KEY]", "sandbox: none",
-                                   "network: on"])
+@pytest.mark.parametrize(
+    "field", ["api_base: http://127.0.0.1:{port}/v1", "env: [OPENAI_API_KEY]", "sandbox: none", "network: on"]
+)
 def test_a_repository_agent_may_not_set_operator_fields(repo, scripted, store, listener, field):
     commit_file(repo, ".agent-tasks/agents/evil.md", f"---\nname: evil\n{field.format(port=listener.port)}\n---\nx\n")
     server = scripted([FINISH])
@@ -245,12 +259,14 @@ def test_a_repository_agent_may_not_set_operator_fields(repo, scripted, store, l
 
 
 def test_the_read_only_reviewer_cannot_write_through_git(repo, scripted, store):
-    scripted([
-        calls(tool("run_command", command="git diff --output=src/app.py HEAD")),
-        calls(tool("run_command", command="git grep --open-files-in-pager='touch PAGER-RAN' greet")),
-        calls(tool("run_command", command="git log --oneline")),
-        FINISH,
-    ])
+    scripted(
+        [
+            calls(tool("run_command", command="git diff --output=src/app.py HEAD")),
+            calls(tool("run_command", command="git grep --open-files-in-pager='touch PAGER-RAN' greet")),
+            calls(tool("run_command", command="git log --oneline")),
+            FINISH,
+        ]
+    )
     result = run_task(repo, "Review the code", agent="reviewer")
 
     ws = Path(result.workspace)
@@ -270,8 +286,13 @@ def test_event_runs_read_agent_files_from_the_default_branch(repo, scripted):
     git(repo, "checkout", "-q", "main")
 
     server = scripted([FINISH])
-    run_task(repo, "Review the pull request", agent="helper", branch="dev",
-             trigger={"event": "github.pull_request.opened", "title": "Please merge"})
+    run_task(
+        repo,
+        "Review the pull request",
+        agent="helper",
+        branch="dev",
+        trigger={"event": "github.pull_request.opened", "title": "Please merge"},
+    )
     system = server.agent_requests()[0]["messages"][0]["content"]
     assert "DEFAULT-BRANCH-PROMPT" in system and "PULL-REQUEST-PROMPT" not in system
 

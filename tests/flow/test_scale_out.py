@@ -81,12 +81,26 @@ def test_a_shared_concurrency_key_caps_agents_at_work_across_workers(topology, r
     with get_client(sync_client=True) as client:
         assert client.read_work_pool(POOL).concurrency_limit == POOL_LIMIT
     store = Store(topology.store_url)
-    topology.model.scripts["Slow task"] = [calls(tool("finish", summary="nothing to do"), delay=SLOW_REPLY_S)
-                                           for _ in range(POOL_LIMIT + 1)]
-    runs = [run_deployment(DEPLOYMENT, timeout=0, parameters={"request": {
-        "repository": str(repo), "instructions": f"Slow task {i}", "model": MODEL, "review": False,
-        "concurrency_key": "every-agent", "concurrency_limit": POOL_LIMIT}})
-        for i in range(POOL_LIMIT + 1)]
+    topology.model.scripts["Slow task"] = [
+        calls(tool("finish", summary="nothing to do"), delay=SLOW_REPLY_S) for _ in range(POOL_LIMIT + 1)
+    ]
+    runs = [
+        run_deployment(
+            DEPLOYMENT,
+            timeout=0,
+            parameters={
+                "request": {
+                    "repository": str(repo),
+                    "instructions": f"Slow task {i}",
+                    "model": MODEL,
+                    "review": False,
+                    "concurrency_key": "every-agent",
+                    "concurrency_limit": POOL_LIMIT,
+                }
+            },
+        )
+        for i in range(POOL_LIMIT + 1)
+    ]
     ids = [run.id for run in runs]
 
     def all_final():
@@ -94,8 +108,9 @@ def test_a_shared_concurrency_key_caps_agents_at_work_across_workers(topology, r
             states = [client.read_flow_run(i).state for i in ids]
         return all(s and s.is_final() for s in states) and states
 
-    states = wait_until("the slow runs to end", all_final, 150,
-                        lambda: "\n".join(topology.log(f"worker-{n}") for n in WORKERS))
+    states = wait_until(
+        "the slow runs to end", all_final, 150, lambda: "\n".join(topology.log(f"worker-{n}") for n in WORKERS)
+    )
     assert all(s.is_completed() for s in states), [s.message for s in states]
     with get_client(sync_client=True) as client:
         assert len(running_intervals(client, ids)) == POOL_LIMIT + 1
@@ -115,13 +130,20 @@ def test_a_review_suspended_on_one_worker_is_resumed_on_another(topology, repo):
         calls(tool("finish", summary="improved")),
     ]
     started = datetime.now(timezone.utc)
-    run = run_deployment(DEPLOYMENT, timeout=0, parameters={"request": {
-        "repository": str(repo), "instructions": "Move me", "model": MODEL, "reviewer": "carol"}})
+    run = run_deployment(
+        DEPLOYMENT,
+        timeout=0,
+        parameters={
+            "request": {"repository": str(repo), "instructions": "Move me", "model": MODEL, "reviewer": "carol"}
+        },
+    )
 
     first = wait_for_review(store, "Move me", timeout=150, since=started)
     assert first.flow_run_id == str(run.id)
     with get_client(sync_client=True) as client:
-        state = wait_until("the run to suspend", lambda: (s := client.read_flow_run(run.id).state).name == "Suspended" and s, 60)
+        state = wait_until(
+            "the run to suspend", lambda: (s := client.read_flow_run(run.id).state).name == "Suspended" and s, 60
+        )
     assert state.state_details.pause_reschedule
     ran_on = [name for name, home in topology.homes.items() if Path(first.workspace).is_relative_to(home)]
     assert len(ran_on) == 1, f"workspace {first.workspace} is in no worker's home"
@@ -141,18 +163,25 @@ def test_a_review_suspended_on_one_worker_is_resumed_on_another(topology, repo):
     assert len(picked_up) == 1 and picked_up[0] != gone, picked_up
     assert Path(second.workspace).is_relative_to(topology.homes[picked_up[0]]), (
         f"worker-{picked_up[0]} resumed the run but works in {second.workspace}, not in its own AGENT_TASKS_HOME "
-        f"{topology.homes[picked_up[0]]}")
+        f"{topology.homes[picked_up[0]]}"
+    )
     assert not topology.homes[gone].exists(), "the resumed run wrote into the stopped worker's home"
     assert sorted(f["path"] for f in store.latest_diff(second.id).files) == ["first.txt", "obsolete.txt"]
     assert (Path(second.workspace) / "first.txt").read_text() == "first, improved\n"
 
     decide(second, "accept")
-    done = wait_until("the session to be accepted", lambda: (r := store.get_session(second.id)).status == "accepted" and r,
-                      150, lambda: store.get_session(second.id).status_reason or "")
+    done = wait_until(
+        "the session to be accepted",
+        lambda: (r := store.get_session(second.id)).status == "accepted" and r,
+        150,
+        lambda: store.get_session(second.id).status_reason or "",
+    )
     assert git(repo, "show", f"{done.work_branch}:first.txt") == "first, improved"
     assert "obsolete.txt" not in git(repo, "ls-tree", "--name-only", done.work_branch)
     assert git(repo, "rev-parse", f"{done.work_branch}~1") == done.base_commit
     assert [r.decision for r in store.reviews(done.id)] == ["request_changes", "accept"]
     with get_client(sync_client=True) as client:
-        final = wait_until("the flow run to end", lambda: (s := client.read_flow_run(run.id).state).is_final() and s, 60)
+        final = wait_until(
+            "the flow run to end", lambda: (s := client.read_flow_run(run.id).state).is_final() and s, 60
+        )
     assert final.is_completed()

@@ -49,8 +49,9 @@ def _execute(run_id: str, wait: bool = True) -> subprocess.Popen:
     from prefect.settings import PREFECT_API_URL
 
     env = {**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value()}
-    proc = subprocess.Popen([sys.executable, "-c", EXECUTE, run_id], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", EXECUTE, run_id], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
     if wait:
         proc.output = proc.communicate(timeout=240)[0]  # type: ignore[attr-defined]
     return proc
@@ -66,8 +67,9 @@ def _killed_after_first_step(store: Store, run_id: str) -> str:
     """Run the flow run in a process, kill -9 it once its session has recorded a step; the session's id."""
     first = _execute(run_id, wait=False)
     try:
-        return wait_until(lambda: next((r.id for r in _sessions_of(store, run_id) if r.steps_used >= 1), None), 120,
-                          "step 1")
+        return wait_until(
+            lambda: next((r.id for r in _sessions_of(store, run_id) if r.steps_used >= 1), None), 120, "step 1"
+        )
     finally:
         first.kill()
         first.wait(30)
@@ -78,12 +80,14 @@ def _sessions_of(store: Store, run_id: str):
 
 
 def test_a_restarted_flow_run_continues_its_own_session_from_the_last_step(repo, scripted, store):
-    server = scripted([
-        calls(tool("write_file", path="a.txt", content="before the kill\n")),
-        calls(tool("finish", summary="never reached"), delay=60),  # the process dies while the model "thinks"
-        calls(tool("write_file", path="b.txt", content="after the restart\n")),
-        FINISH,
-    ])
+    server = scripted(
+        [
+            calls(tool("write_file", path="a.txt", content="before the kill\n")),
+            calls(tool("finish", summary="never reached"), delay=60),  # the process dies while the model "thinks"
+            calls(tool("write_file", path="b.txt", content="after the restart\n")),
+            FINISH,
+        ]
+    )
     run_id = _flow_run(repo, "Write a and b")
     sid = _killed_after_first_step(store, run_id)
     assert store.get_session(sid).status == "running"
@@ -99,20 +103,26 @@ def test_a_restarted_flow_run_continues_its_own_session_from_the_last_step(repo,
     after_restart = server.agent_requests()[2]["messages"]
     contents = [str(m.get("content") or "") for m in after_restart]
     assert any("has been restarted" in c for c in contents)
-    assert any(c.get("function", {}).get("name") == "write_file" for m in after_restart for c in m.get("tool_calls") or [])
-    assert [(t.from_status, t.to_status) for t in store.transitions(sid)][-2:] == [("running", "running"),
-                                                                                   ("running", "completed")]
+    assert any(
+        c.get("function", {}).get("name") == "write_file" for m in after_restart for c in m.get("tool_calls") or []
+    )
+    assert [(t.from_status, t.to_status) for t in store.transitions(sid)][-2:] == [
+        ("running", "running"),
+        ("running", "completed"),
+    ]
     assert "continued after a restart" in store.transitions(sid)[-2].reason
     assert [s.index for s in store.steps(sid)] == [1, 2, 3]  # the step cut off by the kill was never recorded
 
 
 def test_a_restarted_run_whose_workspace_is_gone_starts_its_iteration_over(repo, scripted, store):
-    server = scripted([
-        calls(tool("write_file", path="lost.txt", content="on the dead worker\n")),
-        calls(tool("finish", summary="never reached"), delay=60),
-        calls(tool("write_file", path="redo.txt", content="done again\n")),
-        FINISH,
-    ])
+    server = scripted(
+        [
+            calls(tool("write_file", path="lost.txt", content="on the dead worker\n")),
+            calls(tool("finish", summary="never reached"), delay=60),
+            calls(tool("write_file", path="redo.txt", content="done again\n")),
+            FINISH,
+        ]
+    )
     run_id = _flow_run(repo, "Redo after a lost worker")
     sid = _killed_after_first_step(store, run_id)
     shutil.rmtree(store.get_session(sid).workspace)  # the worker's disk is gone with it
@@ -142,6 +152,7 @@ def test_rerunning_a_failed_flow_run_fails_loudly_instead_of_completing_silently
 
 def test_sessions_follow_their_flow_runs_cancelled_crashed_and_failed_states(repo, store, tmp_path):
     with get_client(sync_client=True) as client:
+
         def make(status: S, state) -> tuple[str, str]:
             run_id = str(client.create_flow_run(agent_task, parameters={"request": {}}).id)
             sid = store.create_session(TaskRequest(repository=str(repo), instructions="x"), flow_run_id=run_id)
@@ -162,7 +173,11 @@ def test_sessions_follow_their_flow_runs_cancelled_crashed_and_failed_states(rep
     changed = settle_from_prefect(store)
     assert sorted(changed) == sorted([cancelled, crashed, expired])
     row = store.get_session(cancelled)
-    assert row.status == "cancelled" and "cancelled by ann" in row.status_reason and "kept (1 file changed" in row.status_reason
+    assert (
+        row.status == "cancelled"
+        and "cancelled by ann" in row.status_reason
+        and "kept (1 file changed" in row.status_reason
+    )
     assert [f["path"] for f in store.latest_diff(cancelled).files] == ["made.txt"]
     assert store.get_session(crashed).status == "crashed"
     assert store.get_session(expired).status == "expired"
@@ -175,10 +190,13 @@ def test_budgets_and_retries_are_capped_for_the_whole_session(repo, scripted, st
     monkeypatch.setenv("AGENT_TASKS_MAX_RETRY_ROUNDS", "1")
     agent = tmp_path / "small.md"
     agent.write_text("---\nname: small\nmax_steps: 3\n---\nYou are a test agent.\n")
-    server = scripted([
-        calls(tool("write_file", path="a.txt", content="1\n")), FINISH,
-        calls(tool("write_file", path="b.txt", content="2\n")),  # one step left of three: the loop stops after it
-    ])
+    server = scripted(
+        [
+            calls(tool("write_file", path="a.txt", content="1\n")),
+            FINISH,
+            calls(tool("write_file", path="b.txt", content="2\n")),  # one step left of three: the loop stops after it
+        ]
+    )
     run = Background(repo, "Budgeted", agent=str(agent))
     first = wait_for_review(store, "Budgeted", since=run.started)
     decide(first, "retry", instructions="Budgeted, again")
@@ -197,36 +215,62 @@ def test_budgets_and_retries_are_capped_for_the_whole_session(repo, scripted, st
 
 
 def test_cancelling_a_suspended_run_in_prefect_ends_its_session_without_anyone_running_the_cli(
-        repo, scripted, store, prefect_server, tmp_path):
+    repo, scripted, store, prefect_server, tmp_path
+):
     """Prefect's Cancelled event triggers the served settle-sessions flow, which ends the session (diff kept)."""
     from prefect.deployments import run_deployment
 
     server = scripted([calls(tool("write_file", path="c.txt", content="c\n")), FINISH])
-    code = ("from prefect import serve\nfrom flows.agent_task import agent_task\nfrom flows.settle import settle_deployment\n"
-            "serve(agent_task.to_deployment(name='settle-test'), settle_deployment(), print_starting_message=False)")
+    code = (
+        "from prefect import serve\nfrom flows.agent_task import agent_task\nfrom flows.settle import settle_deployment\n"
+        "serve(agent_task.to_deployment(name='settle-test'), settle_deployment(), print_starting_message=False)"
+    )
     log = open(tmp_path / "serve.log", "w")
-    served = subprocess.Popen([sys.executable, "-c", code], stdout=log, stderr=subprocess.STDOUT, env={
-        **os.environ, "PREFECT_API_URL": prefect_server, "PREFECT_RUNNER_POLL_FREQUENCY": "1",
-        "AGENT_TASKS_ALLOW_SQLITE_DEPLOYMENTS": "1", "OPENAI_API_BASE": server.api_base})
+    served = subprocess.Popen(
+        [sys.executable, "-c", code],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env={
+            **os.environ,
+            "PREFECT_API_URL": prefect_server,
+            "PREFECT_RUNNER_POLL_FREQUENCY": "1",
+            "AGENT_TASKS_ALLOW_SQLITE_DEPLOYMENTS": "1",
+            "OPENAI_API_BASE": server.api_base,
+        },
+    )
     try:
         with get_client(sync_client=True) as client:
-            wait_until(lambda: _deployment(client, "settle-sessions/settle-sessions") and _deployment(client, "agent-task/settle-test"),
-                  120, "both deployments served")
+            wait_until(
+                lambda: (
+                    _deployment(client, "settle-sessions/settle-sessions")
+                    and _deployment(client, "agent-task/settle-test")
+                ),
+                120,
+                "both deployments served",
+            )
         from datetime import datetime, timezone
 
         started = datetime.now(timezone.utc)
-        run = run_deployment("agent-task/settle-test", timeout=0, parameters={"request": {
-            "repository": str(repo), "instructions": "Cancel me while I wait", "model": MODEL}})
+        run = run_deployment(
+            "agent-task/settle-test",
+            timeout=0,
+            parameters={"request": {"repository": str(repo), "instructions": "Cancel me while I wait", "model": MODEL}},
+        )
         waiting = wait_for_review(store, "Cancel me while I wait", timeout=180, since=started)
         with get_client(sync_client=True) as client:
             wait_until(lambda: client.read_flow_run(run.id).state.name == "Suspended", 60, "the run suspended")
             client.set_flow_run_state(run.id, Cancelled(message="cancelled from the UI"), force=True)
-        row = wait_until(lambda: (r := store.get_session(waiting.id)).status != "awaiting_review" and r, 120, "the session settled")
+        row = wait_until(
+            lambda: (r := store.get_session(waiting.id)).status != "awaiting_review" and r, 120, "the session settled"
+        )
     finally:
         served.terminate()
         served.wait(30)
     assert row.status == "cancelled", (tmp_path / "serve.log").read_text()[-2000:]
-    assert "cancelled in Prefect (cancelled from the UI)" in row.status_reason and "diff and work branch kept" in row.status_reason
+    assert (
+        "cancelled in Prefect (cancelled from the UI)" in row.status_reason
+        and "diff and work branch kept" in row.status_reason
+    )
     assert store.transitions(row.id)[-1].by == "prefect"
     assert [f["path"] for f in store.latest_diff(row.id).files] == ["c.txt"]
 
@@ -264,19 +308,39 @@ def test_a_run_whose_process_is_stopped_ends_crashed_with_its_work_kept(repo, sc
 
     from prefect.settings import PREFECT_API_URL
 
-    scripted([calls(tool("write_file", path="t.txt", content="before the signal\n")),
-              calls(tool("finish", summary="never reached"), delay=60)])
+    scripted(
+        [
+            calls(tool("write_file", path="t.txt", content="before the signal\n")),
+            calls(tool("finish", summary="never reached"), delay=60),
+        ]
+    )
     deployment_id = agent_task.to_deployment(name="sigterm-test").apply()
     request = TaskRequest(repository=str(repo), instructions="Stopped by its worker", model=MODEL, review=False)
     with get_client(sync_client=True) as client:
-        run_id = str(client.create_flow_run_from_deployment(deployment_id, parameters={"request": request.model_dump(mode="json")}).id)
-    env = {**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value(), "PREFECT__FLOW_RUN_ID": run_id,
-           "AGENT_TASKS_ALLOW_SQLITE_DEPLOYMENTS": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "prefect.engine"], env=env, cwd=Path(__file__).resolve().parents[2],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        run_id = str(
+            client.create_flow_run_from_deployment(
+                deployment_id, parameters={"request": request.model_dump(mode="json")}
+            ).id
+        )
+    env = {
+        **os.environ,
+        "PREFECT_API_URL": PREFECT_API_URL.value(),
+        "PREFECT__FLOW_RUN_ID": run_id,
+        "AGENT_TASKS_ALLOW_SQLITE_DEPLOYMENTS": "1",
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "prefect.engine"],
+        env=env,
+        cwd=Path(__file__).resolve().parents[2],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         try:
-            sid = wait_until(lambda: next((r.id for r in _sessions_of(store, run_id) if r.steps_used >= 1), None), 120, "step 1")
+            sid = wait_until(
+                lambda: next((r.id for r in _sessions_of(store, run_id) if r.steps_used >= 1), None), 120, "step 1"
+            )
         except AssertionError:
             proc.kill()
             raise AssertionError(proc.communicate()[0][-3000:]) from None
@@ -301,6 +365,7 @@ def test_runs_lost_while_starting_are_rescheduled_and_started_ones_are_not(store
     from tasks_lib.session.reconcile import reschedule_lost_starts
 
     with get_client(sync_client=True) as client:
+
         def run_in(state) -> str:
             run_id = str(client.create_flow_run(agent_task, parameters={"request": {}}).id)
             client.set_flow_run_state(UUID(run_id), state, force=True)

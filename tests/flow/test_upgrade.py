@@ -39,13 +39,20 @@ def old_tree(tmp_path: Path) -> Path:
 
 def python(cwd: Path, code: str, env: dict[str, str], log: Path) -> subprocess.Popen:
     """A Python process running ``code`` with the code found from ``cwd`` first."""
-    return subprocess.Popen([sys.executable, "-c", code], cwd=cwd, stdout=open(log, "w"), stderr=subprocess.STDOUT,
-                            env={**os.environ, **env, "PYTHONPATH": str(cwd)})
+    return subprocess.Popen(
+        [sys.executable, "-c", code],
+        cwd=cwd,
+        stdout=open(log, "w"),
+        stderr=subprocess.STDOUT,
+        env={**os.environ, **env, "PYTHONPATH": str(cwd)},
+    )
 
 
 def serve(cwd: Path, env: dict[str, str], log: Path) -> subprocess.Popen:
     """`agent_task.serve()` of the code at ``cwd``, once its deployment is registered."""
-    code = f"from flows.agent_task import agent_task; agent_task.serve(name={DEPLOYMENT!r}, print_starting_message=False)"
+    code = (
+        f"from flows.agent_task import agent_task; agent_task.serve(name={DEPLOYMENT!r}, print_starting_message=False)"
+    )
     started = time.time()
     proc = python(cwd, code, {**env, "PREFECT_RUNNER_POLL_FREQUENCY": "1"}, log)
     deadline = time.monotonic() + 90
@@ -86,28 +93,50 @@ def stop(proc: subprocess.Popen) -> None:
 
 def review(session_id: str, decision: str, api: str) -> subprocess.CompletedProcess:
     """`agent-tasks review ID DECISION` of this code, waiting until the session acted on it."""
-    return subprocess.run([sys.executable, "-m", "tasks_lib.cli", "review", session_id[:8], decision, "--timeout", "180"],
-                          cwd=ROOT, capture_output=True, text=True, timeout=240,
-                          env={**os.environ, "PREFECT_API_URL": api})
+    return subprocess.run(
+        [sys.executable, "-m", "tasks_lib.cli", "review", session_id[:8], decision, "--timeout", "180"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        env={**os.environ, "PREFECT_API_URL": api},
+    )
 
 
-def test_sessions_paused_and_suspended_before_the_move_are_accepted_after_it(repo, scripted, store, prefect_server,
-                                                                              tmp_path):
-    server = scripted([calls(tool("write_file", path="notes.txt", content="from the old release\n")),
-                       calls(tool("finish", summary="Wrote notes."))] * 2)
+def test_sessions_paused_and_suspended_before_the_move_are_accepted_after_it(
+    repo, scripted, store, prefect_server, tmp_path
+):
+    server = scripted(
+        [
+            calls(tool("write_file", path="notes.txt", content="from the old release\n")),
+            calls(tool("finish", summary="Wrote notes.")),
+        ]
+        * 2
+    )
     old = old_tree(tmp_path)
-    env = {"OPENAI_API_BASE": server.api_base, "PREFECT_API_URL": prefect_server,
-           "AGENT_TASKS_ALLOW_SQLITE_DEPLOYMENTS": "1"}
+    env = {
+        "OPENAI_API_BASE": server.api_base,
+        "PREFECT_API_URL": prefect_server,
+        "AGENT_TASKS_ALLOW_SQLITE_DEPLOYMENTS": "1",
+    }
     since = datetime.now(timezone.utc)
 
     # The old release: a plain run pauses in its own process, a deployment run suspends.
-    plain = python(old, "from flows.agent_task import agent_task\nfrom tasks_lib.models import TaskRequest\n"
-                        f"agent_task(TaskRequest(repository={str(repo)!r}, instructions='Paused before', "
-                        f"model={MODEL!r}))", env, tmp_path / "old-plain.log")
+    plain = python(
+        old,
+        "from flows.agent_task import agent_task\nfrom tasks_lib.models import TaskRequest\n"
+        f"agent_task(TaskRequest(repository={str(repo)!r}, instructions='Paused before', "
+        f"model={MODEL!r}))",
+        env,
+        tmp_path / "old-plain.log",
+    )
     old_served = serve(old, env, tmp_path / "old-serve.log")
     try:
-        run = run_deployment(f"agent-task/{DEPLOYMENT}", timeout=0, parameters={"request": {
-            "repository": str(repo), "instructions": "Suspended before", "model": MODEL}})
+        run = run_deployment(
+            f"agent-task/{DEPLOYMENT}",
+            timeout=0,
+            parameters={"request": {"repository": str(repo), "instructions": "Suspended before", "model": MODEL}},
+        )
         paused = wait_for_review(store, "Paused before", timeout=180, since=since)
         suspended = wait_for_review(store, "Suspended before", timeout=180, since=since)
         with get_client(sync_client=True) as client:

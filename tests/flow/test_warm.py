@@ -38,10 +38,14 @@ def deployment_id(prefect_server) -> str:
     """A deployment of agent_task whose runs load the flow from this checkout, as prefect.yaml's do."""
     with get_client(sync_client=True) as client:
         flow_id = client.create_flow_from_name(agent_task.name)
-        return str(client.create_deployment(
-            flow_id=flow_id, name="warm-test", entrypoint="flows/agent_task.py:agent_task",
-            pull_steps=[{"prefect.deployments.steps.set_working_directory": {"directory": str(ROOT)}}],
-        ))
+        return str(
+            client.create_deployment(
+                flow_id=flow_id,
+                name="warm-test",
+                entrypoint="flows/agent_task.py:agent_task",
+                pull_steps=[{"prefect.deployments.steps.set_working_directory": {"directory": str(ROOT)}}],
+            )
+        )
 
 
 @pytest.fixture
@@ -54,8 +58,13 @@ def warm_server(tmp_path):
     env = {**os.environ, "PREFECT_API_URL": "http://127.0.0.1:9/api", "AGENT_TASKS_HOME": str(tmp_path / "server-home")}
     env.pop("OPENAI_API_BASE", None)
     with open(log, "w") as err:
-        proc = subprocess.Popen([sys.executable, "-m", "tasks_lib.warm", "serve", "--socket", str(path)], env=env,
-                                cwd=ROOT, stdout=subprocess.DEVNULL, stderr=err)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "tasks_lib.warm", "serve", "--socket", str(path)],
+            env=env,
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+        )
     try:
         _wait(lambda: "warm server: ready" in log.read_text() or proc.poll() is not None, 180, "the warm server")
         assert proc.poll() is None, log.read_text()
@@ -74,7 +83,9 @@ def warm_server(tmp_path):
 def _flow_run(deployment: str, repo: Path | str, instructions: str) -> str:
     request = TaskRequest(repository=str(repo), instructions=instructions, model=MODEL, review=False)
     with get_client(sync_client=True) as client:
-        run = client.create_flow_run_from_deployment(UUID(deployment), parameters={"request": request.model_dump(mode="json")})
+        run = client.create_flow_run_from_deployment(
+            UUID(deployment), parameters={"request": request.model_dump(mode="json")}
+        )
     return str(run.id)
 
 
@@ -82,10 +93,21 @@ def _start(run_id: str, socket_path: Path | str, **extra_env: str) -> subprocess
     """The pool's command as a process worker starts it for one flow run."""
     from prefect.settings import PREFECT_API_URL
 
-    env = {**os.environ, "PREFECT__FLOW_RUN_ID": run_id, "PREFECT_API_URL": PREFECT_API_URL.value(),
-           "AGENT_TASKS_ALLOW_SQLITE_DEPLOYMENTS": "1", **extra_env}  # one machine: the store may be SQLite
-    return subprocess.Popen([*CLIENT, "--socket", str(socket_path)], env=env, cwd="/",
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    env = {
+        **os.environ,
+        "PREFECT__FLOW_RUN_ID": run_id,
+        "PREFECT_API_URL": PREFECT_API_URL.value(),
+        "AGENT_TASKS_ALLOW_SQLITE_DEPLOYMENTS": "1",
+        **extra_env,
+    }  # one machine: the store may be SQLite
+    return subprocess.Popen(
+        [*CLIENT, "--socket", str(socket_path)],
+        env=env,
+        cwd="/",
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
 
 
 def _finish(proc: subprocess.Popen, timeout: float = 240) -> str:
@@ -164,11 +186,17 @@ def test_a_failing_warm_run_exits_as_the_cold_engine_does(warm_server, deploymen
     assert bad.returncode == 1 and "Invalid flow run id" in output, output[-3000:]
 
 
-@pytest.mark.parametrize("way, how", [("warm", signal.SIGTERM), ("warm", signal.SIGKILL), ("cold", signal.SIGTERM)],
-                         ids=["warm-sigterm", "warm-sigkill", "cold-sigterm"])
-def test_killing_the_client_stops_its_flow_run_process(way, how, warm_server, deployment_id, repo, scripted, store,
-                                                       tmp_path):
-    scripted([calls(tool("write_file", path="a.txt", content="one\n")), calls(tool("finish", summary="late"), delay=120)])
+@pytest.mark.parametrize(
+    "way, how",
+    [("warm", signal.SIGTERM), ("warm", signal.SIGKILL), ("cold", signal.SIGTERM)],
+    ids=["warm-sigterm", "warm-sigkill", "cold-sigterm"],
+)
+def test_killing_the_client_stops_its_flow_run_process(
+    way, how, warm_server, deployment_id, repo, scripted, store, tmp_path
+):
+    scripted(
+        [calls(tool("write_file", path="a.txt", content="one\n")), calls(tool("finish", summary="late"), delay=120)]
+    )
     run_id = _flow_run(deployment_id, repo, "Write and wait")
     proc = _start(run_id, warm_server.socket if way == "warm" else tmp_path / "nobody-listens.sock")
     try:
@@ -199,26 +227,45 @@ def test_without_a_server_the_client_runs_the_engine_itself(deployment_id, repo,
     assert row.status == "completed" and [f["path"] for f in store.latest_diff(row.id).files] == ["cold.txt"]
 
 
-def test_a_process_worker_with_the_client_as_its_command_runs_flow_runs_warm(warm_server, repo, scripted, store,
-                                                                              tmp_path):
+def test_a_process_worker_with_the_client_as_its_command_runs_flow_runs_warm(
+    warm_server, repo, scripted, store, tmp_path
+):
     import uuid
 
     model = scripted([calls(tool("write_file", path="worker.txt", content="via a worker\n")), FINISH])
     pool = f"warm-{uuid.uuid4().hex[:8]}"
     prefect = str(Path(sys.executable).with_name("prefect"))
-    subprocess.run([prefect, "work-pool", "create", pool, "--type", "process"], check=True, capture_output=True,
-                   env={**os.environ, "PREFECT_API_URL": _api_url()})
+    subprocess.run(
+        [prefect, "work-pool", "create", pool, "--type", "process"],
+        check=True,
+        capture_output=True,
+        env={**os.environ, "PREFECT_API_URL": _api_url()},
+    )
     with get_client(sync_client=True) as client:
         deployment = client.create_deployment(
-            flow_id=client.create_flow_from_name(agent_task.name), name=pool, entrypoint="flows/agent_task.py:agent_task",
-            work_pool_name=pool, job_variables={"command": f"{sys.executable} -m tasks_lib.warm client --socket {warm_server.socket}"},
+            flow_id=client.create_flow_from_name(agent_task.name),
+            name=pool,
+            entrypoint="flows/agent_task.py:agent_task",
+            work_pool_name=pool,
+            job_variables={"command": f"{sys.executable} -m tasks_lib.warm client --socket {warm_server.socket}"},
             pull_steps=[{"prefect.deployments.steps.set_working_directory": {"directory": str(ROOT)}}],
         )
     run_id = _flow_run(str(deployment), repo, "Write worker.txt")
-    env = {**os.environ, "PREFECT_API_URL": _api_url(), "AGENT_TASKS_ALLOW_SQLITE_DEPLOYMENTS": "1",
-           "OPENAI_API_BASE": model.api_base, "PREFECT_WORKER_QUERY_SECONDS": "1"}
-    worker = subprocess.run([prefect, "worker", "start", "--pool", pool, "--run-once"], env=env, cwd=tmp_path,
-                            capture_output=True, text=True, timeout=300)
+    env = {
+        **os.environ,
+        "PREFECT_API_URL": _api_url(),
+        "AGENT_TASKS_ALLOW_SQLITE_DEPLOYMENTS": "1",
+        "OPENAI_API_BASE": model.api_base,
+        "PREFECT_WORKER_QUERY_SECONDS": "1",
+    }
+    worker = subprocess.run(
+        [prefect, "worker", "start", "--pool", pool, "--run-once"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert _state(run_id).is_completed(), worker.stdout[-3000:] + worker.stderr[-3000:]
     assert f"flow run {run_id} started as process" in warm_server.log.read_text()
     row = store.session_for_flow_run(run_id)

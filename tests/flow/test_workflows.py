@@ -40,8 +40,7 @@ def deployments_by_name(names: list[str]) -> dict:
 def triggers_of(deployment_id) -> list[dict]:
     """The automations (deployment triggers) that run this deployment, as the API returns them."""
     response = httpx.post(f"{os.environ.get('PREFECT_API_URL') or _api()}/automations/filter", json={})
-    return [a for a in response.json() if any(
-        act.get("deployment_id") == str(deployment_id) for act in a["actions"])]
+    return [a for a in response.json() if any(act.get("deployment_id") == str(deployment_id) for act in a["actions"])]
 
 
 def _api() -> str:
@@ -79,13 +78,24 @@ def assert_deployments_match_definitions() -> None:
 def test_prefect_yaml_is_accepted_by_prefect_deploy(prefect_server, tmp_path):
     env = {**os.environ, "PREFECT_API_URL": prefect_server, "AGENT_TASKS_PROJECT_DIR": str(ROOT)}
     prefect = [sys.executable, "-m", "prefect"]
-    pool = subprocess.run([*prefect, "work-pool", "create", "local-process", "--type", "process", "--overwrite"],
-                          capture_output=True, text=True, env=env, timeout=120)
+    pool = subprocess.run(
+        [*prefect, "work-pool", "create", "local-process", "--type", "process", "--overwrite"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
     assert pool.returncode == 0, pool.stdout + pool.stderr
     prefect_file = tmp_path / "prefect.yaml"
     shutil.copy(ROOT / "prefect.yaml", prefect_file)
-    deploy = subprocess.run([*prefect, "--no-prompt", "deploy", "--all", "--prefect-file", str(prefect_file)],
-                            capture_output=True, text=True, env=env, cwd=ROOT, timeout=300)
+    deploy = subprocess.run(
+        [*prefect, "--no-prompt", "deploy", "--all", "--prefect-file", str(prefect_file)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=300,
+    )
     assert deploy.returncode == 0, deploy.stdout[-3000:] + deploy.stderr[-3000:]
     assert prefect_file.read_text() == (ROOT / "prefect.yaml").read_text(), "prefect deploy must not need to rewrite it"
     assert_deployments_match_definitions()
@@ -109,15 +119,21 @@ def github_remote(repo, tmp_path, monkeypatch):
 
 
 def test_signed_issue_delivery_starts_the_workflow_with_templated_parameters(  # runs after `prefect deploy` made the same names
-
     prefect_server, scripted, store, github_remote, monkeypatch, tmp_path
 ):
-    server = scripted([calls(tool("write_file", path="GREETING.md", content="hello\n")), calls(tool("finish", summary="ok"))])
+    server = scripted(
+        [calls(tool("write_file", path="GREETING.md", content="hello\n")), calls(tool("finish", summary="ok"))]
+    )
     secret = "workflow-test-secret"
     monkeypatch.setenv("AGENT_TASKS_WEBHOOK_SECRET", secret)
     monkeypatch.setenv("PREFECT_API_URL", prefect_server)
-    env = {**os.environ, "AGENT_TASKS_MODEL": "openai/scripted-model", "OPENAI_API_BASE": server.api_base,
-           "PREFECT_RUNNER_POLL_FREQUENCY": "1", "AGENT_TASKS_ALLOW_SQLITE_DEPLOYMENTS": "1"}
+    env = {
+        **os.environ,
+        "AGENT_TASKS_MODEL": "openai/scripted-model",
+        "OPENAI_API_BASE": server.api_base,
+        "PREFECT_RUNNER_POLL_FREQUENCY": "1",
+        "AGENT_TASKS_ALLOW_SQLITE_DEPLOYMENTS": "1",
+    }
     log = open(tmp_path / "serve.log", "w")
     serve = subprocess.Popen([sys.executable, "-m", "deployments.serve"], env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
@@ -134,39 +150,78 @@ def test_signed_issue_delivery_starts_the_workflow_with_templated_parameters(  #
         assert all(d.pull_steps in (None, []) for d in deployments_by_name([w.name for w in WORKFLOWS]).values())
         time.sleep(2)  # let the trigger service load the new automations
 
-        issue = {"number": 7, "title": "Add a greeting file", "body": "Create GREETING.md saying hello.",
-                 "html_url": "https://github.com/acme/widgets/issues/7", "author_association": "COLLABORATOR"}
+        issue = {
+            "number": 7,
+            "title": "Add a greeting file",
+            "body": "Create GREETING.md saying hello.",
+            "html_url": "https://github.com/acme/widgets/issues/7",
+            "author_association": "COLLABORATOR",
+        }
         payload = {
-            "action": "labeled", "label": {"name": "agent"}, "sender": {"login": "octocat"}, "issue": issue,
-            "repository": {"full_name": "acme/widgets", "clone_url": "https://github.com/acme/widgets.git", "default_branch": "main"},
+            "action": "labeled",
+            "label": {"name": "agent"},
+            "sender": {"login": "octocat"},
+            "issue": issue,
+            "repository": {
+                "full_name": "acme/widgets",
+                "clone_url": "https://github.com/acme/widgets.git",
+                "default_branch": "main",
+            },
         }
         body = json.dumps(payload).encode()
         relay_module = __import__("deployments.relay", fromlist=["app"])
         relay = TestClient(relay_module.app)
         # Prefect itself must not fire for an outsider's event, even one that did not come through the relay.
-        outsider = relay_module.github_event("issues", "delivery-6", {**payload, "issue": {**issue, "author_association": "NONE"}})
-        httpx.post(f"{prefect_server}/events", json=[{"id": str(uuid.uuid4()), "occurred": "2026-01-01T00:00:00Z", **outsider}]
-                   ).raise_for_status()
-        headers = {"X-GitHub-Event": "issues", "X-GitHub-Delivery": "delivery-7", "X-Hub-Signature-256": sign(body, secret)}
+        outsider = relay_module.github_event(
+            "issues", "delivery-6", {**payload, "issue": {**issue, "author_association": "NONE"}}
+        )
+        httpx.post(
+            f"{prefect_server}/events", json=[{"id": str(uuid.uuid4()), "occurred": "2026-01-01T00:00:00Z", **outsider}]
+        ).raise_for_status()
+        headers = {
+            "X-GitHub-Event": "issues",
+            "X-GitHub-Delivery": "delivery-7",
+            "X-Hub-Signature-256": sign(body, secret),
+        }
         first = relay.post("/webhooks/github", content=body, headers=headers)
         duplicate = relay.post("/webhooks/github", content=body, headers=headers)
-        forged = relay.post("/webhooks/github", content=body, headers={**headers, "X-GitHub-Delivery": "delivery-8",
-                                                                         "X-Hub-Signature-256": sign(body, "wrong")})
+        forged = relay.post(
+            "/webhooks/github",
+            content=body,
+            headers={**headers, "X-GitHub-Delivery": "delivery-8", "X-Hub-Signature-256": sign(body, "wrong")},
+        )
         other_label = json.dumps({**payload, "label": {"name": "bug"}}).encode()
-        unlabeled = relay.post("/webhooks/github", content=other_label, headers={
-            **headers, "X-GitHub-Delivery": "delivery-9", "X-Hub-Signature-256": sign(other_label, secret)})
+        unlabeled = relay.post(
+            "/webhooks/github",
+            content=other_label,
+            headers={**headers, "X-GitHub-Delivery": "delivery-9", "X-Hub-Signature-256": sign(other_label, secret)},
+        )
         replayed = relay.post("/webhooks/github", content=body, headers={**headers, "X-GitHub-Delivery": "delivery-10"})
         contributor = json.dumps({**payload, "issue": {**issue, "author_association": "CONTRIBUTOR"}}).encode()
-        ignored = relay.post("/webhooks/github", content=contributor, headers={
-            **headers, "X-GitHub-Delivery": "delivery-11", "X-Hub-Signature-256": sign(contributor, secret)})
-        assert (first.status_code, duplicate.status_code, forged.status_code, unlabeled.status_code) == (202, 200, 401, 202)
+        ignored = relay.post(
+            "/webhooks/github",
+            content=contributor,
+            headers={**headers, "X-GitHub-Delivery": "delivery-11", "X-Hub-Signature-256": sign(contributor, secret)},
+        )
+        assert (first.status_code, duplicate.status_code, forged.status_code, unlabeled.status_code) == (
+            202,
+            200,
+            401,
+            202,
+        )
         assert replayed.json() == {"duplicate": True, "delivery": "delivery-10"} and "ignored" in ignored.json()
 
         deadline = time.monotonic() + 180
         row = None
         while time.monotonic() < deadline and row is None:
-            row = next((r for r in store.list_sessions(limit=50)
-                        if r.workflow == "github-issue-labeled" and r.status == "awaiting_review"), None)
+            row = next(
+                (
+                    r
+                    for r in store.list_sessions(limit=50)
+                    if r.workflow == "github-issue-labeled" and r.status == "awaiting_review"
+                ),
+                None,
+            )
             time.sleep(0.5)
         assert row is not None, (tmp_path / "serve.log").read_text()[-3000:]
         assert row.repository == "https://github.com/acme/widgets.git" and row.branch == "main"
@@ -178,16 +233,30 @@ def test_signed_issue_delivery_starts_the_workflow_with_templated_parameters(  #
         assert trigger["url"] == "https://github.com/acme/widgets/issues/7" and str(trigger["number"]) == "7"
         assert [f["path"] for f in store.latest_diff(row.id).files] == ["GREETING.md"]
         # Why it started is visible to the reviewer: in the form (the run is suspended) and in `show`.
-        description = httpx.get(f"{prefect_server}/flow_runs/{row.flow_run_id}/input/suspended-{row.review_key}-description").json()
-        assert "**Started by:** github.issue.labeled “Add a greeting file” https://github.com/acme/widgets/issues/7" in description
-        shown = subprocess.run([sys.executable, "-m", "tasks_lib.cli", "show", row.id], capture_output=True, text=True).stdout
-        assert "started  by github.issue.labeled “Add a greeting file”" in shown and "(workflow github-issue-labeled)" in shown
+        description = httpx.get(
+            f"{prefect_server}/flow_runs/{row.flow_run_id}/input/suspended-{row.review_key}-description"
+        ).json()
+        assert (
+            "**Started by:** github.issue.labeled “Add a greeting file” https://github.com/acme/widgets/issues/7"
+            in description
+        )
+        shown = subprocess.run(
+            [sys.executable, "-m", "tasks_lib.cli", "show", row.id], capture_output=True, text=True
+        ).stdout
+        assert (
+            "started  by github.issue.labeled “Add a greeting file”" in shown
+            and "(workflow github-issue-labeled)" in shown
+        )
 
-        time.sleep(3)  # a second run (outsider, duplicate, replay, forged, contributor or other label) would have started by now
+        time.sleep(
+            3
+        )  # a second run (outsider, duplicate, replay, forged, contributor or other label) would have started by now
         with get_client(sync_client=True) as client:
             from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterName
 
-            runs = client.read_flow_runs(deployment_filter=DeploymentFilter(name=DeploymentFilterName(any_=["github-issue-labeled"])))
+            runs = client.read_flow_runs(
+                deployment_filter=DeploymentFilter(name=DeploymentFilterName(any_=["github-issue-labeled"]))
+            )
         assert len(runs) == 1
         assert len([r for r in store.list_sessions(limit=50) if r.workflow == "github-issue-labeled"]) == 1
     finally:
@@ -210,16 +279,33 @@ def test_agent_tasks_up_starts_the_stack_and_stops_cleanly(tmp_path):
     env = {**os.environ, "PREFECT_HOME": str(tmp_path / "prefect"), "AGENT_TASKS_HOME": str(tmp_path / "home")}
     env.pop("PREFECT_API_URL", None)
     env.pop("AGENT_TASKS_REVIEW_URL", None)
-    proc = subprocess.Popen([sys.executable, "-m", "tasks_lib.cli", "up", "--port", str(port), "--relay-port", str(relay_port),
-                             "--review-port", str(review_port)],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "tasks_lib.cli",
+            "up",
+            "--port",
+            str(port),
+            "--relay-port",
+            str(relay_port),
+            "--review-port",
+            str(review_port),
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 180
         ready = False
         while time.monotonic() < deadline and not ready:
             try:
-                ready = (httpx.get(f"http://127.0.0.1:{relay_port}/healthz", timeout=2).status_code == 200
-                         and httpx.get(f"http://127.0.0.1:{port}/api/health", timeout=2).status_code == 200)
+                ready = (
+                    httpx.get(f"http://127.0.0.1:{relay_port}/healthz", timeout=2).status_code == 200
+                    and httpx.get(f"http://127.0.0.1:{port}/api/health", timeout=2).status_code == 200
+                )
             except httpx.HTTPError:
                 time.sleep(0.5)
         assert ready, "the stack did not answer on both ports"
@@ -243,7 +329,12 @@ def test_agent_tasks_up_starts_the_stack_and_stops_cleanly(tmp_path):
                 time.sleep(0.5)
         assert inbox is not None and inbox.status_code == 200 and "<h1>Sessions</h1>" in inbox.text
         assert httpx.get(f"http://127.0.0.1:{relay_port}/sessions", timeout=5).status_code == 404
-        assert httpx.get(f"http://127.0.0.1:{review_port}/sessions", headers={"Host": "evil.example"}, timeout=5).status_code == 403
+        assert (
+            httpx.get(
+                f"http://127.0.0.1:{review_port}/sessions", headers={"Host": "evil.example"}, timeout=5
+            ).status_code
+            == 403
+        )
     finally:
         proc.send_signal(__import__("signal").SIGINT)
         stdout, stderr = proc.communicate(timeout=90)

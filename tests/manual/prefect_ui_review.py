@@ -36,8 +36,13 @@ def free_port() -> int:
 
 
 def git(cwd: Path, *args: str) -> str:
-    return subprocess.run(["git", "-c", "user.email=d@e.x", "-c", "user.name=D", *args], cwd=cwd, check=True,
-                          capture_output=True, text=True).stdout.strip()
+    return subprocess.run(
+        ["git", "-c", "user.email=d@e.x", "-c", "user.name=D", *args],
+        cwd=cwd,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
 
 
 def main() -> None:
@@ -52,9 +57,17 @@ def main() -> None:
     shots.mkdir(parents=True, exist_ok=True)
     port = free_port()
     api = f"http://127.0.0.1:{port}/api"
-    env = {**os.environ, "PREFECT_HOME": str(tmp / "prefect"), "AGENT_TASKS_HOME": str(tmp / "home"),
-           "PREFECT_API_URL": api, "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1",
-           "LITELLM_LOCAL_MODEL_COST_MAP": "True", "OPENAI_API_KEY": "sk-ui-check", "AGENT_TASKS_REVIEW_POLL": "1"}
+    env = {
+        **os.environ,
+        "PREFECT_HOME": str(tmp / "prefect"),
+        "AGENT_TASKS_HOME": str(tmp / "home"),
+        "PREFECT_API_URL": api,
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "DO_NOT_TRACK": "1",
+        "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+        "OPENAI_API_KEY": "sk-ui-check",
+        "AGENT_TASKS_REVIEW_POLL": "1",
+    }
     repo = tmp / "source"
     repo.mkdir()
     git(repo, "init", "-q", "-b", "main")
@@ -62,23 +75,46 @@ def main() -> None:
     git(repo, "add", "-A")
     git(repo, "commit", "-qm", "initial")
 
-    server = subprocess.Popen([sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port",
-                               str(port)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    model = ScriptedServer([calls(tool("edit_file", path="README.md", old="Hello world.", new="Hello from the UI check.")),
-                            calls(tool("finish", summary="Changed the greeting."))]).__enter__()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    model = ScriptedServer(
+        [
+            calls(tool("edit_file", path="README.md", old="Hello world.", new="Hello from the UI check.")),
+            calls(tool("finish", summary="Changed the greeting.")),
+        ]
+    ).__enter__()
     env["OPENAI_API_BASE"] = model.api_base
     run = None
     try:
         import httpx
 
         wait_until(lambda: _ok(httpx, f"{api}/health"), 120, "the Prefect server")
-        run = subprocess.Popen([*CLI, "run", str(repo), "--task", "Change the greeting", "--model",
-                                "openai/scripted-model", "--reviewer", "ui-check"], env=env,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        run = subprocess.Popen(
+            [
+                *CLI,
+                "run",
+                str(repo),
+                "--task",
+                "Change the greeting",
+                "--model",
+                "openai/scripted-model",
+                "--reviewer",
+                "ui-check",
+            ],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
 
         def waiting():
-            out = subprocess.run([*CLI, "inbox", "--json", "--status", "awaiting_review"], env=env,
-                                 capture_output=True, text=True).stdout
+            out = subprocess.run(
+                [*CLI, "inbox", "--json", "--status", "awaiting_review"], env=env, capture_output=True, text=True
+            ).stdout
             return next(iter(json.loads(out or "[]")), None)
 
         session = wait_until(waiting, 180, "awaiting_review")

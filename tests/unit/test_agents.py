@@ -47,7 +47,9 @@ def test_lookup_order_path_repository_continue_user_then_builtin(repo, tmp_path,
     assert source("default", shadow_builtins=True) == "repository:.agent-tasks/agents/default.md"
     # A branch is read as committed on it, and a remote through its mirror.
     git(repo, "checkout", "-q", "dev")
-    assert find_agent("helper", repository_reader(str(repo), "dev", settings)).source == str(home / "agents" / "helper.md")
+    assert find_agent("helper", repository_reader(str(repo), "dev", settings)).source == str(
+        home / "agents" / "helper.md"
+    )
     bare = tmp_path / "remote.git"
     git(tmp_path, "clone", "-q", "--bare", str(repo), str(bare))
     assert find_agent("helper", repository_reader(f"file://{bare}", "main", settings)).name == "ours"
@@ -69,7 +71,9 @@ def test_lookup_order_path_repository_continue_user_then_builtin(repo, tmp_path,
 )
 def test_agents_check_reports_the_field_and_the_problem(tmp_path, front, expected):
     path = write_agent(tmp_path / "a.md", front)
-    proc = subprocess.run([sys.executable, "-m", "tasks_lib.cli", "agents", "check", str(path)], capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "tasks_lib.cli", "agents", "check", str(path)], capture_output=True, text=True
+    )
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
     assert proc.stderr.strip().startswith(f"error: {path}: {expected}")
     assert len(proc.stderr.strip().splitlines()) == 1
@@ -80,28 +84,40 @@ def test_conventions_files_go_into_the_prompt_with_headings_and_a_reported_cap(r
 
     (repo / "AGENTS.md").write_text("Use tabs.")
     (repo / ".continue" / "rules").mkdir(parents=True)
-    (repo / ".continue" / "rules" / "style.md").write_text("---\nname: style\nalwaysApply: true\n---\nPrefer small functions.")
+    (repo / ".continue" / "rules" / "style.md").write_text(
+        "---\nname: style\nalwaysApply: true\n---\nPrefer small functions."
+    )
     (repo / "CLAUDE.md").write_text("Explain your plan first.")
     (repo / ".cursorrules").write_text("No globals.")
     (repo / ".github").mkdir()
     (repo / ".github" / "copilot-instructions.md").write_text("Write docstrings.")
 
     prompt, notes = build_system_prompt(find("default"), repo)
-    expected = [("AGENTS.md", "Use tabs."), (".continue/rules/style.md", "Prefer small functions."),
-                ("CLAUDE.md", "Explain your plan first."), (".cursorrules", "No globals."),
-                (".github/copilot-instructions.md", "Write docstrings.")]
+    expected = [
+        ("AGENTS.md", "Use tabs."),
+        (".continue/rules/style.md", "Prefer small functions."),
+        ("CLAUDE.md", "Explain your plan first."),
+        (".cursorrules", "No globals."),
+        (".github/copilot-instructions.md", "Write docstrings."),
+    ]
     positions = [prompt.index(f"## Repository conventions: {heading}\n{body}") for heading, body in expected]
     assert positions == sorted(positions) and notes == []
     assert "alwaysApply" not in prompt and "- Never commit, push or change git branches" in prompt
-    assert prompt.rstrip().endswith("Write docstrings."), "the task is the user's message, not part of the system prompt"
+    assert prompt.rstrip().endswith("Write docstrings."), (
+        "the task is the user's message, not part of the system prompt"
+    )
     messages = initial_messages(prompt, "Do it")
     assert messages[0]["content"] == prompt and messages[1]["content"].startswith("## Task\nDo it\n")
 
     (repo / "CLAUDE.md").write_text("C" * (CONVENTIONS_CAP + 5000))
     prompt, notes = build_system_prompt(find("default"), repo)
-    assert notes[0].startswith("CLAUDE.md cut at ") and notes[0].endswith(f"of {CONVENTIONS_CAP + 5000} characters (conventions cap {CONVENTIONS_CAP})")
-    assert notes[1:] == [f".cursorrules left out: the conventions cap of {CONVENTIONS_CAP} characters was reached",
-                         f".github/copilot-instructions.md left out: the conventions cap of {CONVENTIONS_CAP} characters was reached"]
+    assert notes[0].startswith("CLAUDE.md cut at ") and notes[0].endswith(
+        f"of {CONVENTIONS_CAP + 5000} characters (conventions cap {CONVENTIONS_CAP})"
+    )
+    assert notes[1:] == [
+        f".cursorrules left out: the conventions cap of {CONVENTIONS_CAP} characters was reached",
+        f".github/copilot-instructions.md left out: the conventions cap of {CONVENTIONS_CAP} characters was reached",
+    ]
     assert "CLAUDE.md cut here" in prompt and "No globals." not in prompt
 
 
@@ -109,7 +125,9 @@ def test_conventions_files_go_into_the_prompt_with_headings_and_a_reported_cap(r
 
 
 def test_an_agent_is_found_by_its_name_field_case_insensitively_as_well_as_by_its_file_stem(repo):
-    commit_file(repo, ".continue/agents/explainer.md", "---\nname: Explainer\ndescription: Explains code\n---\nExplain.")
+    commit_file(
+        repo, ".continue/agents/explainer.md", "---\nname: Explainer\ndescription: Explains code\n---\nExplain."
+    )
     commit_file(repo, ".github/agents/planner.agent.md", "---\nname: 'Release Planner'\ndescription: Plans\n---\nPlan.")
     for ref in ("Explainer", "explainer", "EXPLAINER"):
         assert repo_agent(repo, ref).source == "repository:.continue/agents/explainer.md", ref
@@ -131,8 +149,11 @@ def test_claude_subagent_tools_are_the_only_tools_the_agent_gets(repo):
     box = Toolbox(repo, tools=agent.policy)
     assert box.execute("read_file", {"path": "README.md"}).ok
     assert box.execute("search", {"pattern": "greet"}).ok
-    for name, args in (("edit_file", {"path": "README.md", "old": "Hello", "new": "Bye"}),
-                       ("write_file", {"path": "x.txt", "content": "x"}), ("run_command", {"command": "touch y"})):
+    for name, args in (
+        ("edit_file", {"path": "README.md", "old": "Hello", "new": "Bye"}),
+        ("write_file", {"path": "x.txt", "content": "x"}),
+        ("run_command", {"command": "touch y"}),
+    ):
         outcome = box.execute(name, args)
         assert not outcome.ok and f"there is no tool {name!r}" in outcome.output
     assert (repo / "README.md").read_text() == "# Demo\n\nHello world.\n" and not (repo / "y").exists()
@@ -144,9 +165,15 @@ def test_claude_argument_patterns_and_disallowed_tools_hold(tmp_path):
 
     folder = tmp_path / ".claude" / "agents"
     folder.mkdir(parents=True)
-    patterned = read_agent_file(write_agent(folder / "p.md", "name: p\ntools: Read, Edit(/src/**), Bash(git log:*), Task"))
-    assert patterned.policy.allowed == {"finish": None, "read_file": None, "edit_file": ["src/**"],
-                                        "run_command": ["git log:*"]}
+    patterned = read_agent_file(
+        write_agent(folder / "p.md", "name: p\ntools: Read, Edit(/src/**), Bash(git log:*), Task")
+    )
+    assert patterned.policy.allowed == {
+        "finish": None,
+        "read_file": None,
+        "edit_file": ["src/**"],
+        "run_command": ["git log:*"],
+    }
     assert patterned.policy.check("edit_file", {"path": "src/app.py"}) is None
     assert "not allowed" in patterned.policy.check("edit_file", {"path": "README.md"})
     assert patterned.policy.check("run_command", {"command": "git log --oneline"}) is None
@@ -174,7 +201,10 @@ def test_a_claude_model_alias_falls_back_to_the_configured_model_with_a_note(rep
     settings = load_settings()
     alias = repo_agent(repo, "code-reader", settings)
     assert alias.model is None
-    assert "model: sonnet is a Claude Code alias — uses the configured model (--model or AGENT_TASKS_MODEL)" in alias.file_notes
+    assert (
+        "model: sonnet is a Claude Code alias — uses the configured model (--model or AGENT_TASKS_MODEL)"
+        in alias.file_notes
+    )
     request = TaskRequest(repository=str(repo), instructions="x", agent="code-reader")
     assert resolve_model(request, alias, settings) == "openai/configured-model"
     pinned = repo_agent(repo, "pinned", settings)
@@ -183,7 +213,10 @@ def test_a_claude_model_alias_falls_back_to_the_configured_model_with_a_note(rep
 
 
 def test_a_copilot_custom_agent_is_read_with_its_tool_aliases(repo):
-    commit_file(repo, ".github/agents/fixer-bot.agent.md", """---
+    commit_file(
+        repo,
+        ".github/agents/fixer-bot.agent.md",
+        """---
 name: 'Fixer Bot'
 description: 'Fixes small bugs'
 tools: ['read', 'search', 'edit/editFiles', 'execute', 'web', 'github/*']
@@ -196,7 +229,8 @@ mcp-servers:
   custom: {type: local, command: some-server}
 ---
 Fix the bug the task describes.
-""")
+""",
+    )
     commit_file(repo, ".github/agents/reader.md", "---\nname: reader\ntools: ['read', 'search']\n---\nRead.")
     bot = repo_agent(repo, "Fixer Bot")
     assert bot.file_format == "copilot" and bot.prompt == "Fix the bug the task describes."

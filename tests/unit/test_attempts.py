@@ -17,23 +17,33 @@ def candidate(attempt: int, **fields) -> Candidate:
 
 
 def test_ranking_puts_a_passing_check_first_then_fewer_failures_then_the_majority_then_size_and_steps():
-    ranked = rank_candidates([
-        candidate(1, check_passed=False, failing_tests=3),
-        candidate(2, check_passed=False, failing_tests=1),
-        candidate(3, check_passed=True, added=40, steps=9),
-    ])
+    ranked = rank_candidates(
+        [
+            candidate(1, check_passed=False, failing_tests=3),
+            candidate(2, check_passed=False, failing_tests=1),
+            candidate(3, check_passed=True, added=40, steps=9),
+        ]
+    )
     assert [c.attempt for c in ranked] == [3, 2, 1]
     assert ranked[0].why.startswith("check passed") and "check failed, 1 failing test" in ranked[1].why
 
     # no check: the change two attempts agree on beats a smaller one made once
-    ranked = rank_candidates([candidate(1, added=1), candidate(2, added=9, diff_sha="same"),
-                              candidate(3, added=9, diff_sha="same")])
+    ranked = rank_candidates(
+        [candidate(1, added=1), candidate(2, added=9, diff_sha="same"), candidate(3, added=9, diff_sha="same")]
+    )
     assert [c.attempt for c in ranked] == [2, 3, 1]
     assert ranked[0].same_as == [3] and "2 of 3 attempts made this same change" in ranked[0].why
 
     # then the smaller diff, then fewer steps; a loop that broke down and an empty change come last
-    ranked = rank_candidates([candidate(1, added=5, steps=1), candidate(2, added=2, steps=7), candidate(3, added=2, steps=3),
-                              candidate(4, end_reason="model_error", added=0), candidate(5, diff_sha="empty", added=0)])
+    ranked = rank_candidates(
+        [
+            candidate(1, added=5, steps=1),
+            candidate(2, added=2, steps=7),
+            candidate(3, added=2, steps=3),
+            candidate(4, end_reason="model_error", added=0),
+            candidate(5, diff_sha="empty", added=0),
+        ]
+    )
     assert [c.attempt for c in ranked] == [3, 2, 1, 5, 4]
     assert [c.rank for c in ranked] == [1, 2, 3, 4, 5] and "its loop failed (model_error)" in ranked[-1].why
 

@@ -56,7 +56,11 @@ def test_untracked_node_modules_and_venv_are_left_out_but_tracked_files_in_them_
 
     diff = capture_workspace_diff(work, base)
 
-    assert {f.path for f in diff.files} == {"vendor/node_modules/lib/index.js", "vendor/node_modules/lib/extra.js", "web/app.js"}
+    assert {f.path for f in diff.files} == {
+        "vendor/node_modules/lib/index.js",
+        "vendor/node_modules/lib/extra.js",
+        "web/app.js",
+    }
     assert diff.left_out == [".venv/", "node_modules/", "src/__pycache__/", "web/node_modules/"]
     assert b"left-pad" not in diff.patch and b"module.exports = 2;" in diff.patch
 
@@ -120,7 +124,11 @@ def test_the_increment_after_a_trimmed_diff_does_not_claim_the_big_file_is_new(r
     increment = capture_increment(work, base, first.patch, limits)
 
     assert [f.path for f in increment.files] == ["src/app.py"]
-    assert increment.trimmed and "not compared with the last review" in increment.trimmed and "big.txt" in increment.trimmed
+    assert (
+        increment.trimmed
+        and "not compared with the last review" in increment.trimmed
+        and "big.txt" in increment.trimmed
+    )
 
 
 def test_a_workspace_is_not_rebuilt_from_a_trimmed_patch(repo: Path, tmp_path: Path):
@@ -160,8 +168,9 @@ def test_a_50_mb_added_file_is_captured_with_bounded_memory(repo: Path, tmp_path
         for _ in range(625):
             out.write(line * 1000)  # 50 MB in all
 
-    proc = subprocess.run([sys.executable, "-c", MEMORY_PROBE, str(work), base], capture_output=True, text=True,
-                          cwd=ROOT, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-c", MEMORY_PROBE, str(work), base], capture_output=True, text=True, cwd=ROOT, timeout=300
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     figures = json.loads(proc.stdout.strip().splitlines()[-1])
     assert figures["stats_only"] and figures["added"] == 625_000
@@ -185,8 +194,9 @@ def test_read_file_on_a_big_file_reads_a_bounded_amount(tmp_path: Path):
     tracemalloc.stop()
 
     assert len(head.output) < MAX_READ_CHARS + 1000 and head.output.startswith("     1\tentry 0000000 ")
-    assert head.output.endswith("\n[the file is 28.0 MB, too big to count its lines; showing lines 1-2000; "
-                                "use start_line/end_line to read on]")
+    assert head.output.endswith(
+        "\n[the file is 28.0 MB, too big to count its lines; showing lines 1-2000; use start_line/end_line to read on]"
+    )
     assert far.output.splitlines()[0] == "900000\tentry 0899999 some log text"
     assert len(far.output.splitlines()) == 4
     assert "[... line cut at 2000 characters]" in one_line.output and "     2\tvar b=1;" in one_line.output
@@ -217,7 +227,9 @@ time.sleep(60)
 """
 
 
-def test_the_mirror_lock_gives_up_with_a_clear_error_when_another_process_holds_it(repo: Path, tmp_path: Path, monkeypatch):
+def test_the_mirror_lock_gives_up_with_a_clear_error_when_another_process_holds_it(
+    repo: Path, tmp_path: Path, monkeypatch
+):
     mirrors = tmp_path / "mirrors"
     mirror = mirror_dir(mirrors, str(repo))
     mirrors.mkdir()

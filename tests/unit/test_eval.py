@@ -24,7 +24,11 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def eval_data() -> Path | None:
     """The Exercism exercises (../shared/eval-data, read by path, never copied into the repository)."""
-    for base in (os.environ.get("AGENT_TASKS_EVAL_DATA"), ROOT.parent / "shared" / "eval-data", "/work/shared/eval-data"):
+    for base in (
+        os.environ.get("AGENT_TASKS_EVAL_DATA"),
+        ROOT.parent / "shared" / "eval-data",
+        "/work/shared/eval-data",
+    ):
         if base and (Path(base) / "exercism-python").is_dir():
             return Path(base) / "exercism-python"
     return None
@@ -44,7 +48,9 @@ def test_every_bugfix_task_fails_as_shipped_and_passes_with_its_reference_fix(tm
     tasks = load_suite("bugfix")
     assert len(tasks) >= 5
     for task in tasks:
-        assert not judged(task, tmp_path / "before", reference=False)[0], f"{task.name}: the withheld test passes unfixed"
+        assert not judged(task, tmp_path / "before", reference=False)[0], (
+            f"{task.name}: the withheld test passes unfixed"
+        )
         passed, output = judged(task, tmp_path / "after", reference=True)
         assert passed, f"{task.name}: {output}"
 

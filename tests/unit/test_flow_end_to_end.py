@@ -14,9 +14,28 @@ def test_the_run_form_schema_shows_the_task_request_fields():
     schema = parameter_schema(agent_task).model_dump()
     assert schema["required"] == ["request"]
     fields = schema["definitions"]["TaskRequest"]["properties"]
-    assert set(fields) == {"repository", "instructions", "branch", "agent", "model", "reviewer", "review", "on_accept",
-                           "trigger", "temperature", "sandbox", "network", "env", "setup_command", "shadow_builtins",
-                           "concurrency_key", "concurrency_limit", "cancel_superseded", "attempts", "stop_at_first_green"}
+    assert set(fields) == {
+        "repository",
+        "instructions",
+        "branch",
+        "agent",
+        "model",
+        "reviewer",
+        "review",
+        "on_accept",
+        "trigger",
+        "temperature",
+        "sandbox",
+        "network",
+        "env",
+        "setup_command",
+        "shadow_builtins",
+        "concurrency_key",
+        "concurrency_limit",
+        "cancel_superseded",
+        "attempts",
+        "stop_at_first_green",
+    }
     assert fields["attempts"]["default"] == 1 and fields["attempts"]["maximum"] == 8  # best-of-N from the run form
     assert fields["instructions"]["minLength"] == 1 and fields["agent"]["default"] == "default"
     assert "bubblewrap" in fields["sandbox"]["description"] and fields["shadow_builtins"]["default"] is False

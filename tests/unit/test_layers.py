@@ -20,18 +20,25 @@ def test_imports_run_one_way_with_no_cycle_and_no_forbidden_edge():
 
 
 def test_the_walker_finds_a_cycle_and_a_forbidden_edge_where_there_is_one():
-    graph = {"tasks_lib.domain.request": {"tasks_lib.session.context"},
-             "tasks_lib.session.context": {"tasks_lib.domain.request", "flows.agent_task"},
-             "flows.agent_task": {"tasks_lib.session.context", "tasks_lib.cli"}, "tasks_lib.cli": set()}
+    graph = {
+        "tasks_lib.domain.request": {"tasks_lib.session.context"},
+        "tasks_lib.session.context": {"tasks_lib.domain.request", "flows.agent_task"},
+        "flows.agent_task": {"tasks_lib.session.context", "tasks_lib.cli"},
+        "tasks_lib.cli": set(),
+    }
     assert cycles(graph) == [["flows.agent_task", "tasks_lib.domain.request", "tasks_lib.session.context"]]
     assert [(src, dst) for src, dst, _ in forbidden(graph)] == [
-        ("flows.agent_task", "tasks_lib.cli"), ("tasks_lib.domain.request", "tasks_lib.session.context"),
-        ("tasks_lib.session.context", "flows.agent_task")]
+        ("flows.agent_task", "tasks_lib.cli"),
+        ("tasks_lib.domain.request", "tasks_lib.session.context"),
+        ("tasks_lib.session.context", "flows.agent_task"),
+    ]
 
 
 def test_the_walker_reads_type_checking_and_function_local_imports(tmp_path):
-    source = ("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from tasks_lib.store import Store\n"
-              "def f():\n    from tasks_lib.git.repo import slugify\n")
+    source = (
+        "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from tasks_lib.store import Store\n"
+        "def f():\n    from tasks_lib.git.repo import slugify\n"
+    )
     names = {n.module for n in ast.walk(ast.parse(source)) if isinstance(n, ast.ImportFrom)}
     assert {"tasks_lib.store", "tasks_lib.git.repo"} <= names
     assert "tasks_lib.store" in edges()["tasks_lib.session.reconcile"] | edges()["tasks_lib.review.gate"]
@@ -78,12 +85,21 @@ def test_the_cli_s_preflight_imports_no_prefect_before_it_picks_a_server():
 def test_entry_points_set_the_quiet_defaults_before_anything_else_is_imported():
     """Importing tasks_lib turns telemetry off and keeps litellm off the network; Prefect and litellm read those
     settings when they are imported, so every entry point imports tasks_lib first (the formatter keeps it there)."""
-    entries = [*ROOT.glob("flows/*.py"), ROOT / "deployments/relay.py", ROOT / "deployments/serve.py",
-               ROOT / "tasks_lib/cli/__init__.py", ROOT / "tasks_lib/web/__main__.py"]
+    entries = [
+        *ROOT.glob("flows/*.py"),
+        ROOT / "deployments/relay.py",
+        ROOT / "deployments/serve.py",
+        ROOT / "tasks_lib/cli/__init__.py",
+        ROOT / "tasks_lib/web/__main__.py",
+    ]
     for path in entries:
         tree = ast.parse(path.read_text())
-        imports = [n for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom))
-                   and not (isinstance(n, ast.ImportFrom) and n.module == "__future__")]
+        imports = [
+            n
+            for n in tree.body
+            if isinstance(n, (ast.Import, ast.ImportFrom))
+            and not (isinstance(n, ast.ImportFrom) and n.module == "__future__")
+        ]
         if not imports:
             continue
         first = imports[0]

@@ -27,22 +27,38 @@ def fenced(name: str, **arguments) -> str:
     return f"```json\n{json.dumps({'name': name, 'arguments': arguments})}\n```"
 
 
-def loop(repo: Path, replies: list[Any], expects_changes: bool = True, protocol: str = "auto", max_steps: int = 20,
-         context_tokens: int | None = None):
+def loop(
+    repo: Path,
+    replies: list[Any],
+    expects_changes: bool = True,
+    protocol: str = "auto",
+    max_steps: int = 20,
+    context_tokens: int | None = None,
+):
     model = ListModel(replies)
-    result = run_agent_loop(model, Toolbox(repo, command_timeout_s=10), initial_messages("system", "Fix app.py"),
-                            Limits(max_steps=max_steps, context_tokens=context_tokens),
-                            options=LoopOptions(protocol=protocol, expects_changes=expects_changes))
+    result = run_agent_loop(
+        model,
+        Toolbox(repo, command_timeout_s=10),
+        initial_messages("system", "Fix app.py"),
+        Limits(max_steps=max_steps, context_tokens=context_tokens),
+        options=LoopOptions(protocol=protocol, expects_changes=expects_changes),
+    )
     return result, model
 
 
 def test_calls_are_read_from_fences_tags_and_bare_objects():
-    text = ("Let me look.\n```json\n{\"name\": \"list_files\", \"arguments\": {\"path\": \".\"}}\n```\n"
-            "<tool_call>\n{\"name\": \"read_file\", \"arguments\": {\"path\": \"a.py\"}}\n</tool_call>\n"
-            "```json\n[{\"name\": \"search\", \"parameters\": {\"pattern\": \"x\"}}, {'name': 'finish', 'arguments': {'summary': 'ok'}}]\n```")
+    text = (
+        'Let me look.\n```json\n{"name": "list_files", "arguments": {"path": "."}}\n```\n'
+        '<tool_call>\n{"name": "read_file", "arguments": {"path": "a.py"}}\n</tool_call>\n'
+        "```json\n[{\"name\": \"search\", \"parameters\": {\"pattern\": \"x\"}}, {'name': 'finish', 'arguments': {'summary': 'ok'}}]\n```"
+    )
     calls, problems = calls_in_text(text)
     assert [(c.name, json.loads(c.arguments)) for c in calls] == [
-        ("read_file", {"path": "a.py"}), ("list_files", {"path": "."}), ("search", {"pattern": "x"}), ("finish", {"summary": "ok"})]
+        ("read_file", {"path": "a.py"}),
+        ("list_files", {"path": "."}),
+        ("search", {"pattern": "x"}),
+        ("finish", {"summary": "ok"}),
+    ]
     assert problems == []
     bare, _ = calls_in_text('I will call {"name": "run_command", "arguments": {"command": "pytest -q"}} now.')
     assert [(c.name, c.arguments) for c in bare] == [("run_command", '{"command": "pytest -q"}')]
@@ -52,13 +68,17 @@ def test_calls_are_read_from_fences_tags_and_bare_objects():
 
 
 def test_native_calls_win_and_the_protocol_decides_what_is_read():
-    reply = ModelReply(text=fenced("list_files", path="."), tool_calls=[ToolCall(id="1", name="read_file", arguments="{}")])
+    reply = ModelReply(
+        text=fenced("list_files", path="."), tool_calls=[ToolCall(id="1", name="read_file", arguments="{}")]
+    )
     assert [c.name for c in read_calls(reply, "auto").calls] == ["read_file"]
     assert [c.name for c in read_calls(reply, "text").calls] == ["list_files"]
     assert read_calls(ModelReply(text=fenced("list_files")), "native").calls == []
-    tools = {"finish": (frozenset({"summary"}), frozenset({"summary"})),
-             "read_file": (frozenset({"path"}), frozenset({"path", "start_line", "end_line"})),
-             "list_files": (frozenset(), frozenset({"path"}))}
+    tools = {
+        "finish": (frozenset({"summary"}), frozenset({"summary"})),
+        "read_file": (frozenset({"path"}), frozenset({"path", "start_line", "end_line"})),
+        "list_files": (frozenset(), frozenset({"path"})),
+    }
     unnamed = read_calls(ModelReply(text='```json\n{"summary": "Fixed add()"}\n```'), "auto", tools)
     assert [(c.name, json.loads(c.arguments)) for c in unnamed.calls] == [("finish", {"summary": "Fixed add()"})]
     ambiguous = read_calls(ModelReply(text='```json\n{"path": "a.py"}\n```'), "auto", tools)
@@ -66,10 +86,22 @@ def test_native_calls_win_and_the_protocol_decides_what_is_read():
 
 
 def test_a_real_models_batch_runs_up_to_the_first_failure_and_finish_is_not_honoured(repo):
-    batch = "\n".join([fenced("list_files", path="."), fenced("edit_file", path=".", old="old", new="new"),
-                       fenced("run_command", command="touch ran.txt"), fenced("finish", summary="replaced old with new")])
-    result, model = loop(repo, [batch, fenced("edit_file", path="src/app.py", old="'Hello '", new="'Hi '"),
-                                fenced("finish", summary="greeting changed")])
+    batch = "\n".join(
+        [
+            fenced("list_files", path="."),
+            fenced("edit_file", path=".", old="old", new="new"),
+            fenced("run_command", command="touch ran.txt"),
+            fenced("finish", summary="replaced old with new"),
+        ]
+    )
+    result, model = loop(
+        repo,
+        [
+            batch,
+            fenced("edit_file", path="src/app.py", old="'Hello '", new="'Hi '"),
+            fenced("finish", summary="greeting changed"),
+        ],
+    )
     first = result.steps[0].tool_calls
     assert [c.name for c in first] == ["list_files", "edit_file", "run_command", "finish"]
     assert first[0].ok and not first[1].ok and first[2].skipped and first[3].skipped
@@ -82,11 +114,19 @@ def test_a_real_models_batch_runs_up_to_the_first_failure_and_finish_is_not_hono
 
 
 def test_native_calls_each_get_an_answer_even_when_skipped(repo):
-    result, model = loop(repo, [("", [("read_file", {"path": "nope.py"}), ("list_files", {"path": "."})]),
-                                ("", [("finish", {"summary": "nothing to do"})]), ("", [("finish", {"summary": "really"})])],
-                         expects_changes=True)
+    result, model = loop(
+        repo,
+        [
+            ("", [("read_file", {"path": "nope.py"}), ("list_files", {"path": "."})]),
+            ("", [("finish", {"summary": "nothing to do"})]),
+            ("", [("finish", {"summary": "really"})]),
+        ],
+        expects_changes=True,
+    )
     tool_messages = [m for m in model.asked[1] if m["role"] == "tool"]
-    assert [m["tool_call_id"] for m in tool_messages] == ["n0", "n1"] and tool_messages[1]["content"].startswith("skipped")
+    assert [m["tool_call_id"] for m in tool_messages] == ["n0", "n1"] and tool_messages[1]["content"].startswith(
+        "skipped"
+    )
     # finish with nothing changed: one reminder, then accepted
     reminder = result.steps[1].tool_calls[0]
     assert not reminder.ok and "no file has been changed yet" in reminder.result
@@ -102,20 +142,33 @@ def test_a_silent_reply_with_nothing_done_gets_one_reminder(repo):
 
 
 def test_replies_without_a_usable_call_end_the_loop_after_three(repo):
-    result, model = loop(repo, [fenced("delete_everything"), '```json\n{"name": "read_file", "arguments": {"path": \n```',
-                                fenced("read_file", start_line=1)])
+    result, model = loop(
+        repo,
+        [
+            fenced("delete_everything"),
+            '```json\n{"name": "read_file", "arguments": {"path": \n```',
+            fenced("read_file", start_line=1),
+        ],
+    )
     assert result.end_reason == EndReason.malformed and "last 3 replies held no usable tool call" in result.detail
     assert result.malformed_replies == 3
     told = [m["content"] for m in model.asked[-1] if m["role"] == "user"]
-    assert any("there is no tool 'delete_everything'" in t and "edit_file(path, old, new, replace_all?)" in t for t in told)
+    assert any(
+        "there is no tool 'delete_everything'" in t and "edit_file(path, old, new, replace_all?)" in t for t in told
+    )
     assert any("Reply with one tool call as a fenced block" in t for t in told)
     assert "read_file expects read_file(path, start_line?, end_line?)" in result.steps[2].tool_calls[0].result
 
 
 def test_a_tool_that_raises_is_an_observation_and_the_loop_goes_on(repo):
-    result, _ = loop(repo, [("", [("write_file", {"path": "bad.txt", "content": "lone \ud800 surrogate"})]),
-                            ("", [("write_file", {"path": "good.txt", "content": "fine\n"})]),
-                            ("", [("finish", {"summary": "wrote it"})])])
+    result, _ = loop(
+        repo,
+        [
+            ("", [("write_file", {"path": "bad.txt", "content": "lone \ud800 surrogate"})]),
+            ("", [("write_file", {"path": "good.txt", "content": "fine\n"})]),
+            ("", [("finish", {"summary": "wrote it"})]),
+        ],
+    )
     bad = result.steps[0].tool_calls[0]
     assert not bad.ok and "write_file failed: UnicodeEncodeError" in bad.result
     assert result.end_reason == EndReason.finished and (repo / "good.txt").read_text() == "fine\n"
@@ -134,18 +187,28 @@ def test_going_round_in_circles_is_nudged_once_then_stopped(repo):
 
 def test_compaction_follows_the_providers_count_and_a_context_error_is_retried_once(repo):
     (repo / "big.txt").write_text("x" * 3000 + "\n")
-    big = ModelReply(tool_calls=[ToolCall(id="b", name="read_file", arguments='{"path": "big.txt"}')], prompt_tokens=9000)
-    more = [ModelReply(tool_calls=[ToolCall(id=f"r{i}", name="list_files", arguments=json.dumps({"path": p}))],
-                       prompt_tokens=9000) for i, p in enumerate([".", "src"])]
+    big = ModelReply(
+        tool_calls=[ToolCall(id="b", name="read_file", arguments='{"path": "big.txt"}')], prompt_tokens=9000
+    )
+    more = [
+        ModelReply(
+            tool_calls=[ToolCall(id=f"r{i}", name="list_files", arguments=json.dumps({"path": p}))], prompt_tokens=9000
+        )
+        for i, p in enumerate([".", "src"])
+    ]
     # The conversation holds ~1k characters per output, far under the budget by characters/4, but the
     # provider counts 9000 tokens: old outputs are shortened.
-    result, model = loop(repo, [big, *more, ("", [("finish", {"summary": "done"})])], expects_changes=False,
-                         context_tokens=5000)
+    result, model = loop(
+        repo, [big, *more, ("", [("finish", {"summary": "done"})])], expects_changes=False, context_tokens=5000
+    )
     assert sum(s.compacted for s in result.steps) >= 1
     assert "older tool output shortened" in json.dumps(model.asked[-1])
 
-    too_long = ModelError("ContextWindowExceededError: the request exceeds the available context size", permanent=True,
-                          context_exceeded=True)
+    too_long = ModelError(
+        "ContextWindowExceededError: the request exceeds the available context size",
+        permanent=True,
+        context_exceeded=True,
+    )
     retried, model = loop(repo, [big, *more, too_long, ("", [("finish", {"summary": "done"})])], expects_changes=False)
     assert retried.end_reason == EndReason.finished
     assert any("context was too long" in n for s in retried.steps for n in s.notes)
@@ -153,13 +216,21 @@ def test_compaction_follows_the_providers_count_and_a_context_error_is_retried_o
     assert twice.end_reason == EndReason.model_error and "context size" in twice.detail
 
 
-@pytest.mark.parametrize("old, new, replace_all, expected, how", [
-    ("return a - b", "return a + b", False, "def add(a, b):\n    return a + b\n", "exact"),
-    ("    return a - b   ", "    return a + b", False, "def add(a, b):\n    return a + b\n", "whitespace"),
-    ("return a - b\n", "return a + b\n", False, "def add(a, b):\n    return a + b\n", "exact"),
-    ("def add(a, b):\n  return a - b", "def add(a, b):\n  return a + b", False, "def add(a, b):\n    return a + b\n",
-     "indentation"),
-])
+@pytest.mark.parametrize(
+    "old, new, replace_all, expected, how",
+    [
+        ("return a - b", "return a + b", False, "def add(a, b):\n    return a + b\n", "exact"),
+        ("    return a - b   ", "    return a + b", False, "def add(a, b):\n    return a + b\n", "whitespace"),
+        ("return a - b\n", "return a + b\n", False, "def add(a, b):\n    return a + b\n", "exact"),
+        (
+            "def add(a, b):\n  return a - b",
+            "def add(a, b):\n  return a + b",
+            False,
+            "def add(a, b):\n    return a + b\n",
+            "indentation",
+        ),
+    ],
+)
 def test_edit_file_matches_tolerantly_only_when_unique(old, new, replace_all, expected, how):
     edit = apply_edit("def add(a, b):\n    return a - b\n", old, new, replace_all)
     assert edit.text == expected and edit.how == how
@@ -170,9 +241,13 @@ def test_edit_file_failures_say_where_and_what_is_close():
     with pytest.raises(EditError, match=r"occurs 2 times \(at lines 1, 3\).*replace_all"):
         apply_edit(text, "x = 1", "x = 3")
     assert apply_edit(text, "x = 1", "x = 3", replace_all=True).text == "x = 3\ny = 2\nx = 3\n"
-    with pytest.raises(EditError, match=r"not found.*The file holds \(copy `old` from here exactly\):\n     1\tx = 1\n     2\ty = 2"):
+    with pytest.raises(
+        EditError, match=r"not found.*The file holds \(copy `old` from here exactly\):\n     1\tx = 1\n     2\ty = 2"
+    ):
         apply_edit(text, "y = 3", "y = 4")
-    quoted = apply_edit('def get(settings):\n    return int(settings["port"])\n', "settings['port']", "settings.get('port', 80)")
+    quoted = apply_edit(
+        'def get(settings):\n    return int(settings["port"])\n', "settings['port']", "settings.get('port', 80)"
+    )
     assert quoted.how == "quotes" and quoted.text == "def get(settings):\n    return int(settings.get('port', 80))\n"
     with pytest.raises(EditError, match="not found"):
         apply_edit("a = 'x'\nb = \"x\"\n", "c = 'x'", "y")
@@ -203,9 +278,16 @@ def test_files_the_task_names_come_with_it_read_confined(repo, tmp_path):
 
 
 def test_a_command_never_runs_past_the_loops_time_budget(repo):
-    model = ListModel([("", [("run_command", {"command": "sleep 30", "timeout": 600})]), ("", [("finish", {"summary": "x"})])])
-    result = run_agent_loop(model, Toolbox(repo), initial_messages("system", "Wait"), Limits(max_steps=5, wall_time_s=3),
-                            options=LoopOptions(expects_changes=False))
+    model = ListModel(
+        [("", [("run_command", {"command": "sleep 30", "timeout": 600})]), ("", [("finish", {"summary": "x"})])]
+    )
+    result = run_agent_loop(
+        model,
+        Toolbox(repo),
+        initial_messages("system", "Wait"),
+        Limits(max_steps=5, wall_time_s=3),
+        options=LoopOptions(expects_changes=False),
+    )
     call = result.steps[0].tool_calls[0]
     assert "timed out after" in call.result and call.duration_s < 10
     assert result.end_reason == EndReason.wall_time

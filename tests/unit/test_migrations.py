@@ -67,8 +67,10 @@ def test_a_new_store_is_made_by_the_migrations_and_matches_the_models(url: str):
     assert [t.to_status for t in store.transitions(sid)] == ["pending"]
 
 
-OLD_TYPES = {"sqlite": {"when": "DATETIME", "bytes": "BLOB"},
-             "postgresql": {"when": "TIMESTAMP WITH TIME ZONE", "bytes": "BYTEA"}}
+OLD_TYPES = {
+    "sqlite": {"when": "DATETIME", "bytes": "BLOB"},
+    "postgresql": {"when": "TIMESTAMP WITH TIME ZONE", "bytes": "BYTEA"},
+}
 
 
 def make_unversioned_store(url: str) -> None:
@@ -77,9 +79,10 @@ def make_unversioned_store(url: str) -> None:
     engine = create_engine(url)
     kinds = OLD_TYPES[engine.dialect.name]
     with engine.begin() as db:
-        db.execute(text(f"""CREATE TABLE sessions (
-            id VARCHAR(36) PRIMARY KEY, created_at {kinds['when']} NOT NULL, updated_at {kinds['when']} NOT NULL,
-            finished_at {kinds['when']}, status VARCHAR(32) NOT NULL, status_reason TEXT NOT NULL,
+        db.execute(
+            text(f"""CREATE TABLE sessions (
+            id VARCHAR(36) PRIMARY KEY, created_at {kinds["when"]} NOT NULL, updated_at {kinds["when"]} NOT NULL,
+            finished_at {kinds["when"]}, status VARCHAR(32) NOT NULL, status_reason TEXT NOT NULL,
             request JSON NOT NULL, agent VARCHAR(200) NOT NULL, model VARCHAR(200), repository TEXT NOT NULL,
             branch VARCHAR(255), instructions TEXT NOT NULL, reviewer VARCHAR(200), workflow VARCHAR(200),
             base_commit VARCHAR(64), work_branch VARCHAR(255), workspace TEXT, flow_run_id VARCHAR(36),
@@ -87,22 +90,29 @@ def make_unversioned_store(url: str) -> None:
             prompt_tokens INTEGER NOT NULL, completion_tokens INTEGER NOT NULL, cached_tokens INTEGER NOT NULL,
             cost_usd FLOAT, lines_added INTEGER NOT NULL, lines_removed INTEGER NOT NULL,
             files_changed INTEGER NOT NULL, agent_spec JSON, conversation JSON, review_key VARCHAR(64),
-            review_deadline {kinds['when']}, change_rounds INTEGER NOT NULL, delivered_commit VARCHAR(64),
-            delivered_to TEXT)"""))
+            review_deadline {kinds["when"]}, change_rounds INTEGER NOT NULL, delivered_commit VARCHAR(64),
+            delivered_to TEXT)""")
+        )
         db.execute(text("CREATE INDEX ix_sessions_created_at ON sessions (created_at)"))
         db.execute(text("CREATE INDEX ix_sessions_status ON sessions (status)"))
         db.execute(text("CREATE INDEX ix_sessions_reviewer ON sessions (reviewer)"))
-        db.execute(text("""CREATE TABLE steps (id INTEGER PRIMARY KEY, session_id VARCHAR(36) NOT NULL
+        db.execute(
+            text("""CREATE TABLE steps (id INTEGER PRIMARY KEY, session_id VARCHAR(36) NOT NULL
             REFERENCES sessions (id) ON DELETE CASCADE, iteration INTEGER NOT NULL, "index" INTEGER NOT NULL,
-            record JSON NOT NULL)"""))
+            record JSON NOT NULL)""")
+        )
         db.execute(text("CREATE INDEX ix_steps_session_id ON steps (session_id)"))
-        db.execute(text(f"""CREATE TABLE deliveries (id VARCHAR(300) PRIMARY KEY,
-            received_at {kinds['when']} NOT NULL)"""))
-        db.execute(text("""INSERT INTO sessions (id, created_at, updated_at, status, status_reason, request, agent,
+        db.execute(
+            text(f"""CREATE TABLE deliveries (id VARCHAR(300) PRIMARY KEY,
+            received_at {kinds["when"]} NOT NULL)""")
+        )
+        db.execute(
+            text("""INSERT INTO sessions (id, created_at, updated_at, status, status_reason, request, agent,
             repository, instructions, workflow, iteration, steps_used, prompt_tokens, completion_tokens,
             cached_tokens, lines_added, lines_removed, files_changed, change_rounds)
             VALUES ('old-1', '2025-01-02 03:04:05', '2025-01-02 03:04:05', 'accepted', 'done', '{}', 'default',
-            '/srv/repo', 'an old session', 'nightly', 1, 3, 100, 20, 0, 4, 1, 2, 0)"""))
+            '/srv/repo', 'an old session', 'nightly', 1, 3, 100, 20, 0, 4, 1, 2, 0)""")
+        )
     engine.dispose()
 
 
@@ -112,13 +122,20 @@ def test_a_store_made_before_versioning_is_brought_to_the_baseline_and_stamped(u
     assert stored_revisions(url) == [migrations.head()]
     old = store.get_session("old-1")
     assert (old.instructions, old.workflow, old.steps_used, old.runner, old.delivery_target) == (
-        "an old session", "nightly", 3, None, None)
+        "an old session",
+        "nightly",
+        3,
+        None,
+        None,
+    )
     inspector = inspect(store.engine)
     assert {"transitions", "diffs", "summaries", "reviews", "checks"} <= set(inspector.get_table_names())
     assert {"runner", "sandbox", "iteration_start", "agent_seconds", "retry_rounds", "delivery_target"} <= {
-        c["name"] for c in inspector.get_columns("sessions")}
+        c["name"] for c in inspector.get_columns("sessions")
+    }
     assert {"ix_sessions_workflow", "ix_sessions_flow_run_id", "ix_sessions_status"} <= {
-        i["name"] for i in inspector.get_indexes("sessions")}
+        i["name"] for i in inspector.get_indexes("sessions")
+    }
     store.update_session("old-1", runner="host:1", delivery_target="origin/main")
     sid = store.create_session(TaskRequest(repository="/r", instructions="new"))
     assert [t.to_status for t in store.transitions(sid)] == ["pending"]
@@ -151,8 +168,11 @@ def test_an_unversioned_store_missing_a_required_column_is_refused_and_left_as_i
     path = tmp_path / "other.db"
     with sqlite3.connect(path) as db:
         db.execute("CREATE TABLE sessions (id VARCHAR(36) PRIMARY KEY, status VARCHAR(32), runner TEXT)")
-    with pytest.raises(StoreError, match=r"made by another version of agent-tasks \(missing sessions\.created_at, "
-                                         r"sessions\.updated_at"):
+    with pytest.raises(
+        StoreError,
+        match=r"made by another version of agent-tasks \(missing sessions\.created_at, "
+        r"sessions\.updated_at",
+    ):
         Store(f"sqlite:///{path}")
     with sqlite3.connect(path) as db:
         tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
@@ -167,8 +187,11 @@ def test_a_store_at_a_revision_this_version_does_not_know_is_refused_by_name(tmp
         db.execute(text("UPDATE alembic_version SET version_num = '0999'"))
     engine.dispose()
     forget_engine(url)
-    with pytest.raises(StoreError, match=r"is at schema revision 0999, which this version of agent-tasks does "
-                                         rf"not know \(it knows up to {migrations.head()}\)"):
+    with pytest.raises(
+        StoreError,
+        match=r"is at schema revision 0999, which this version of agent-tasks does "
+        rf"not know \(it knows up to {migrations.head()}\)",
+    ):
         Store(url)
     assert stored_revisions(url) == ["0999"]
 
@@ -190,8 +213,16 @@ def start_children(url: str, tmp_path: Path, count: int) -> tuple[list[subproces
     """``count`` processes that each open the store at ``url`` once ``go`` exists, and record a session."""
     go = tmp_path / "go"
     readies = [tmp_path / f"ready-{n}" for n in range(count)]
-    children = [subprocess.Popen([sys.executable, "-c", CHILD, url, str(r), str(go)], cwd=ROOT,
-                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for r in readies]
+    children = [
+        subprocess.Popen(
+            [sys.executable, "-c", CHILD, url, str(r), str(go)],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for r in readies
+    ]
     return children, readies, go
 
 
@@ -216,8 +247,13 @@ def test_a_store_at_head_is_opened_without_waiting_for_the_migration_lock(tmp_pa
     Store(f"sqlite:///{path}")
     with open(f"{path}.migrate.lock", "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        opened = subprocess.run([sys.executable, "-c", f"from tasks_lib.store import Store; Store('sqlite:///{path}')"],
-                                cwd=ROOT, capture_output=True, text=True, timeout=60)
+        opened = subprocess.run(
+            [sys.executable, "-c", f"from tasks_lib.store import Store; Store('sqlite:///{path}')"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
     assert opened.returncode == 0, opened.stderr
 
 
@@ -226,7 +262,9 @@ def test_a_store_behind_waits_for_the_migration_lock(tmp_path: Path):
     import fcntl
 
     path = tmp_path / "behind.db"
-    script = f"from tasks_lib.store import Store; print('imported', flush=True); Store('sqlite:///{path}'); print('opened')"
+    script = (
+        f"from tasks_lib.store import Store; print('imported', flush=True); Store('sqlite:///{path}'); print('opened')"
+    )
     with open(f"{path}.migrate.lock", "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         child = subprocess.Popen([sys.executable, "-c", script], cwd=ROOT, stdout=subprocess.PIPE, text=True)
@@ -242,13 +280,17 @@ def test_a_store_at_the_baseline_is_upgraded_revision_by_revision_keeping_its_ro
     engine = create_engine(url)
     with engine.begin() as db:
         migrations.upgrade(db, "0001")
-        db.execute(text("""INSERT INTO sessions (id, created_at, updated_at, status, status_reason, request, agent,
+        db.execute(
+            text("""INSERT INTO sessions (id, created_at, updated_at, status, status_reason, request, agent,
             repository, instructions, iteration, steps_used, prompt_tokens, completion_tokens, cached_tokens,
             lines_added, lines_removed, files_changed, change_rounds)
             VALUES ('s-1', '2025-01-02 03:04:05', '2025-01-02 03:04:05', 'accepted', 'done', '{}', 'default',
-            '/srv/repo', 'old', 1, 1, 0, 0, 0, 0, 0, 0, 0)"""))
-        db.execute(text("""INSERT INTO reviews (session_id, iteration, decision, feedback, instructions, outcome,
-            decided_at) VALUES ('s-1', 1, 'request_changes', 'more tests', '', 'iteration 2', '2025-01-02 03:05:00')"""))
+            '/srv/repo', 'old', 1, 1, 0, 0, 0, 0, 0, 0, 0)""")
+        )
+        db.execute(
+            text("""INSERT INTO reviews (session_id, iteration, decision, feedback, instructions, outcome,
+            decided_at) VALUES ('s-1', 1, 'request_changes', 'more tests', '', 'iteration 2', '2025-01-02 03:05:00')""")
+        )
     assert "comments" not in {c["name"] for c in inspect(engine).get_columns("reviews")}
     engine.dispose()
 

@@ -22,23 +22,34 @@ from tests.helpers import new_session
 # --- configuration ---------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("entry, expected", [
-    ({"url": "ftp://hooks.example.com/x"}, "notify.0.url: must start with http:// or https://"),
-    ({"url": "https:///x"}, "notify.0.url: needs a host"),
-    ({"url": "https://hooks.example.com/x", "on": ["finished"]}, "notify.0.on: unknown event(s) finished; known: awaiting_review, failed"),
-    ({"url": "https://hooks.example.com/x", "format": "teams"}, "notify.0.format: Input should be 'generic' or 'slack'"),
-    ({"url": "https://hooks.example.com/x", "url_env": "HOOK"}, "notify.0: give exactly one of url or url_env"),
-    ({"format": "slack"}, "notify.0: give exactly one of url or url_env"),
-    ({"url_env": "not a name"}, "notify.0.url_env: must be the name of an environment variable"),
-    ({"url": "https://hooks.example.com/x", "method": "PUT"}, "notify.0.method: Extra inputs are not permitted"),
-    ({"url": "https://hooks.example.com/x", "on": []}, "notify.0.on: expected a non-empty list of events"),
-])
+@pytest.mark.parametrize(
+    "entry, expected",
+    [
+        ({"url": "ftp://hooks.example.com/x"}, "notify.0.url: must start with http:// or https://"),
+        ({"url": "https:///x"}, "notify.0.url: needs a host"),
+        (
+            {"url": "https://hooks.example.com/x", "on": ["finished"]},
+            "notify.0.on: unknown event(s) finished; known: awaiting_review, failed",
+        ),
+        (
+            {"url": "https://hooks.example.com/x", "format": "teams"},
+            "notify.0.format: Input should be 'generic' or 'slack'",
+        ),
+        ({"url": "https://hooks.example.com/x", "url_env": "HOOK"}, "notify.0: give exactly one of url or url_env"),
+        ({"format": "slack"}, "notify.0: give exactly one of url or url_env"),
+        ({"url_env": "not a name"}, "notify.0.url_env: must be the name of an environment variable"),
+        ({"url": "https://hooks.example.com/x", "method": "PUT"}, "notify.0.method: Extra inputs are not permitted"),
+        ({"url": "https://hooks.example.com/x", "on": []}, "notify.0.on: expected a non-empty list of events"),
+    ],
+)
 def test_config_errors_name_the_field_and_never_the_address(tmp_path: Path, entry, expected):
     """Bad entries fail with the field and the reason, globally and in a workflow; the address is not repeated."""
     import yaml
 
-    for document, where in ((({"notify": [entry], "workflows": [{"name": "a"}]}), ""),
-                            ({"workflows": [{"name": "a", "notify": [entry]}]}, "workflow a: ")):
+    for document, where in (
+        (({"notify": [entry], "workflows": [{"name": "a"}]}), ""),
+        ({"workflows": [{"name": "a", "notify": [entry]}]}, "workflow a: "),
+    ):
         path = tmp_path / "workflows.yaml"
         path.write_text(yaml.safe_dump(document))
         with pytest.raises(WorkflowError) as caught:
@@ -50,8 +61,10 @@ def test_config_errors_name_the_field_and_never_the_address(tmp_path: Path, entr
 def test_config_defaults_and_duplicates(tmp_path: Path):
     """Defaults (generic; awaiting_review, failed, accepted); hyphenated event names; an entry twice in a scope is refused."""
     path = tmp_path / "workflows.yaml"
-    path.write_text("notify:\n  - url: https://h.example.com/a\n    on: [awaiting-review, expired]\n"
-                    "  - url: https://h.example.com/b\nworkflows:\n  - name: a\n    notify: [{url: 'https://h.example.com/a'}]\n")
+    path.write_text(
+        "notify:\n  - url: https://h.example.com/a\n    on: [awaiting-review, expired]\n"
+        "  - url: https://h.example.com/b\nworkflows:\n  - name: a\n    notify: [{url: 'https://h.example.com/a'}]\n"
+    )
     first, second = load_global_notify(path)
     assert first.on == ["awaiting_review", "expired"] and first.format == "generic"
     assert second.on == ["awaiting_review", "failed", "accepted"]
@@ -59,15 +72,19 @@ def test_config_defaults_and_duplicates(tmp_path: Path):
     assert [t.scope for t in targets] == [None, None, "a"] and len({t.automation_name for t in targets}) == 3
     assert all("h.example.com" not in t.automation_name for t in targets)
 
-    path.write_text("notify:\n  - {url: 'https://h.example.com/a'}\n  - {url: 'https://h.example.com/a', on: [failed]}\n"
-                    "workflows:\n  - name: a\n")
+    path.write_text(
+        "notify:\n  - {url: 'https://h.example.com/a'}\n  - {url: 'https://h.example.com/a', on: [failed]}\n"
+        "workflows:\n  - name: a\n"
+    )
     with pytest.raises(WorkflowError, match="the global notify list: the same address and format appear twice"):
         load_workflows(path)
 
 
 def test_summary_line():
     """The first line of text of the summary, without headings and markup; the instructions when there is none."""
-    assert summary_line("## Summary\n\n### What was done\n- **Fixed** the `parser`.\n\nMore.", "x") == "Fixed the parser."
+    assert (
+        summary_line("## Summary\n\n### What was done\n- **Fixed** the `parser`.\n\nMore.", "x") == "Fixed the parser."
+    )
     assert summary_line(None, "Fix the parser\nin detail") == "Fix the parser"
     assert len(summary_line("word " * 100)) == 200
 

@@ -18,8 +18,15 @@ def test_show_html_still_writes_a_static_page(store):
     from tasks_lib.session.data import session_json
 
     session_id = _fake_session(store, f"static-{uuid.uuid4().hex[:8]}")
-    store.save_diff(session_id, DiffResult(base_commit="abc123", added=2, patch=_patch_with(1, "<b>"),
-                                           files=[FileChange(path="f0.py", kind="added", added=2)]))
+    store.save_diff(
+        session_id,
+        DiffResult(
+            base_commit="abc123",
+            added=2,
+            patch=_patch_with(1, "<b>"),
+            files=[FileChange(path="f0.py", kind="added", added=2)],
+        ),
+    )
     html = review_page(session_json(store, store.get_session(session_id)))
     assert "<td class='ins'>&lt;b&gt;</td>" in html and "<link" not in html
     view = side_by_side(_patch_with(1, "x"))[0]
@@ -41,9 +48,19 @@ def test_the_quick_file_heads_of_collapsed_files_agree_with_the_full_views(repo)
     (repo / "new.txt").write_text("a\nb\n")
     chunks = patch_chunks(capture_workspace_diff(repo, base).patch)
     views = [file_view(c) for c in chunks]
-    assert {(v.path, v.kind) for v in views} >= {("README.md", "modified"), ("obsolete.txt", "deleted"),
-                                                  ("src/app.py → src/main.py", "renamed"), ("new.txt", "added")}
+    assert {(v.path, v.kind) for v in views} >= {
+        ("README.md", "modified"),
+        ("obsolete.txt", "deleted"),
+        ("src/app.py → src/main.py", "renamed"),
+        ("new.txt", "added"),
+    }
     for chunk, view in zip(chunks, views):
         head = file_head(chunk)
         assert (head.path, head.kind, head.added, head.removed, head.target, head.binary) == (
-            view.path, view.kind, view.added, view.removed, view.target, view.binary)
+            view.path,
+            view.kind,
+            view.added,
+            view.removed,
+            view.target,
+            view.binary,
+        )

@@ -19,10 +19,15 @@ from tasks_lib.session.reconcile import end_orphans
 from tasks_lib.store import Store
 from tests.conftest import git
 
-WAY_TO = {S.pending: [], S.running: [S.running], S.awaiting_review: [S.running, S.awaiting_review],
-          S.delivering: [S.running, S.awaiting_review, S.delivering],
-          S.accepted: [S.running, S.awaiting_review, S.delivering, S.accepted],
-          S.rejected: [S.running, S.awaiting_review, S.rejected], S.expired: [S.running, S.awaiting_review, S.expired]}
+WAY_TO = {
+    S.pending: [],
+    S.running: [S.running],
+    S.awaiting_review: [S.running, S.awaiting_review],
+    S.delivering: [S.running, S.awaiting_review, S.delivering],
+    S.accepted: [S.running, S.awaiting_review, S.delivering, S.accepted],
+    S.rejected: [S.running, S.awaiting_review, S.rejected],
+    S.expired: [S.running, S.awaiting_review, S.expired],
+}
 
 
 def _new_session(store: Store, status: S, **fields) -> str:
@@ -43,7 +48,11 @@ def test_terminal_statuses_are_final_and_every_change_is_recorded(store):
             with pytest.raises(TransitionRefused, match=f"it is {terminal.value}"):
                 move(store, sid, target, "late writer", by="test")
         after = store.get_session(sid)
-        assert (after.status, after.status_reason, after.finished_at) == (before.status, before.status_reason, before.finished_at)
+        assert (after.status, after.status_reason, after.finished_at) == (
+            before.status,
+            before.status_reason,
+            before.finished_at,
+        )
         assert store.transitions(sid)[-1].to_status == terminal.value
     # Only the table's edges are allowed: a pending session cannot be accepted, a running one cannot expire.
     with pytest.raises(TransitionRefused):
@@ -84,13 +93,29 @@ def test_a_session_cut_off_mid_delivery_is_settled_by_looking_for_its_commit(rep
     landed_commit = git(repo, "rev-parse", "HEAD")
     git(repo, "checkout", "-q", "main")
     gone = f"{socket.gethostname()}:999999"  # a process of this host that does not exist
-    on_target = _new_session(store, S.delivering, runner=gone, delivery_target=DeliveryTarget(
-        mode="branch", repository=str(repo), branch="agent/landed", commit=landed_commit).model_dump_json())
-    missing = _new_session(store, S.delivering, runner=gone, delivery_target=DeliveryTarget(
-        mode="merge", repository=str(repo), branch="main", commit=landed_commit).model_dump_json())
+    on_target = _new_session(
+        store,
+        S.delivering,
+        runner=gone,
+        delivery_target=DeliveryTarget(
+            mode="branch", repository=str(repo), branch="agent/landed", commit=landed_commit
+        ).model_dump_json(),
+    )
+    missing = _new_session(
+        store,
+        S.delivering,
+        runner=gone,
+        delivery_target=DeliveryTarget(
+            mode="merge", repository=str(repo), branch="main", commit=landed_commit
+        ).model_dump_json(),
+    )
     ended = end_orphans(store)
     assert sorted(ended) == sorted([on_target, missing])
     row = store.get_session(on_target)
-    assert row.status == "accepted" and row.delivered_commit == landed_commit and "found on the target" in row.status_reason
+    assert (
+        row.status == "accepted"
+        and row.delivered_commit == landed_commit
+        and "found on the target" in row.status_reason
+    )
     row = store.get_session(missing)
     assert row.status == "crashed" and "is not on the target" in row.status_reason

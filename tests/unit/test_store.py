@@ -35,23 +35,38 @@ def backend(request, tmp_path) -> Store:
 
 def test_a_session_round_trips_through_the_store(backend: Store):
     store = backend
-    sid = store.create_session(TaskRequest(repository="/srv/repo", instructions="Fix it", reviewer="ann"),
-                               flow_run_id="run-1", workflow="nightly")
+    sid = store.create_session(
+        TaskRequest(repository="/srv/repo", instructions="Fix it", reviewer="ann"),
+        flow_run_id="run-1",
+        workflow="nightly",
+    )
     store.update_session(sid, agent_spec={"name": "default"}, conversation=[{"role": "user", "content": "hi"}])
     move(store, sid, SessionStatus.running, "started")
     long_result = "r" * (STEP_RESULT_CAP + 100)
-    step = StepRecord(index=1, started_at=utcnow(), prompt_tokens=5,
-                      tool_calls=[ToolCallRecord(id="c1", name="read_file", arguments={"path": "a"}, result=long_result)])
+    step = StepRecord(
+        index=1,
+        started_at=utcnow(),
+        prompt_tokens=5,
+        tool_calls=[ToolCallRecord(id="c1", name="read_file", arguments={"path": "a"}, result=long_result)],
+    )
     store.add_step(sid, step, Usage(steps=1, prompt_tokens=5, completion_tokens=2), 1)
     patch = b"diff --git a/x b/x\n\x00\xff binary-safe"
-    store.save_diff(sid, DiffResult(base_commit="abc", files=[FileChange(path="x", kind="added", added=1)], added=1, patch=patch), 1)
+    store.save_diff(
+        sid, DiffResult(base_commit="abc", files=[FileChange(path="x", kind="added", added=1)], added=1, patch=patch), 1
+    )
     store.save_summary(sid, "## Summary", {"files_changed": 1}, 1)
     store.add_review(sid, 1, "request_changes", feedback="more tests")
     store.add_usage(sid, 10, 3, 1, 0.25)
 
     row = store.get_session(sid[:8])
     assert row.id == sid and row.reviewer == "ann" and row.workflow == "nightly"
-    assert (row.steps_used, row.prompt_tokens, row.completion_tokens, row.cached_tokens, row.cost_usd) == (1, 15, 5, 1, 0.25)
+    assert (row.steps_used, row.prompt_tokens, row.completion_tokens, row.cached_tokens, row.cost_usd) == (
+        1,
+        15,
+        5,
+        1,
+        0.25,
+    )
     assert row.conversation == [{"role": "user", "content": "hi"}] and row.agent_spec == {"name": "default"}
     assert store.latest_diff(sid).patch == patch and store.latest_diff(sid).files[0]["path"] == "x"
     stored = store.steps(sid)[0].tool_calls[0].result
@@ -73,7 +88,11 @@ def test_a_session_round_trips_through_the_store(backend: Store):
     move(store, sid, SessionStatus.awaiting_review, "waiting", review_deadline=utcnow() - timedelta(seconds=1))
     assert expire_overdue(store) == [sid] and store.get_session(sid).status == "expired"
     assert [(t.from_status, t.to_status) for t in store.transitions(sid)] == [
-        (None, "pending"), ("pending", "running"), ("running", "awaiting_review"), ("awaiting_review", "expired")]
+        (None, "pending"),
+        ("pending", "running"),
+        ("running", "awaiting_review"),
+        ("awaiting_review", "expired"),
+    ]
 
 
 def test_a_store_made_by_another_version_is_refused_with_a_clear_message(tmp_path):

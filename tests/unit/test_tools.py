@@ -29,8 +29,12 @@ def box(repo: Path, tmp_path: Path, request) -> Toolbox:
 
 @pytest.mark.parametrize("path", ["../outside.txt", "src/../../outside.txt", "/etc/passwd", ".git/config"])
 def test_paths_outside_the_workspace_are_refused(box, path):
-    for name, args in [("read_file", {"path": path}), ("write_file", {"path": path, "content": "x"}),
-                       ("edit_file", {"path": path, "old": "a", "new": "b"}), ("list_files", {"path": path})]:
+    for name, args in [
+        ("read_file", {"path": path}),
+        ("write_file", {"path": path, "content": "x"}),
+        ("edit_file", {"path": path, "old": "a", "new": "b"}),
+        ("list_files", {"path": path}),
+    ]:
         outcome = box.execute(name, args)
         assert not outcome.ok and outcome.output.startswith("error:"), (name, outcome.output)
     assert not (box.root.parent / "outside.txt").exists()
@@ -50,8 +54,12 @@ def test_symlink_pointing_outside_is_refused(box, tmp_path):
 @pytest.mark.parametrize("path", [".git/config", ".GIT/config", "sub/.git/config", "sub/.Git/hooks/pre-commit", ".git"])
 def test_git_directories_are_refused_at_any_depth_and_in_any_case(box, path):
     (box.root / "sub").mkdir()
-    for name, args in [("write_file", {"path": path, "content": "[core]\n\tfsmonitor = touch pwned\n"}),
-                       ("read_file", {"path": path}), ("list_files", {"path": path}), ("search", {"pattern": "x", "path": path})]:
+    for name, args in [
+        ("write_file", {"path": path, "content": "[core]\n\tfsmonitor = touch pwned\n"}),
+        ("read_file", {"path": path}),
+        ("list_files", {"path": path}),
+        ("search", {"pattern": "x", "path": path}),
+    ]:
         outcome = box.execute(name, args)
         assert not outcome.ok and "git directories (.git) are off limits" in outcome.output, (name, outcome.output)
     assert not (box.root / "sub" / ".git").exists() and not (box.root / ".GIT").exists()
@@ -195,8 +203,21 @@ def test_command_environment_is_an_allow_list(box, monkeypatch):
         assert value not in env_dump
     names = {line.split("=", 1)[0] for line in env_dump.splitlines()[1:] if "=" in line}
     assert "HARMLESS_SETTING=visible" in env_dump and "LC_TIME=C" in env_dump  # listed under env:, and LC_*
-    assert names <= {"PATH", "HOME", "LANG", "TERM", "LC_TIME", "HARMLESS_SETTING", "PWD", "SHLVL", "_", "OLDPWD",
-                     "GIT_TERMINAL_PROMPT", "PAGER", "GIT_PAGER"}, names
+    assert names <= {
+        "PATH",
+        "HOME",
+        "LANG",
+        "TERM",
+        "LC_TIME",
+        "HARMLESS_SETTING",
+        "PWD",
+        "SHLVL",
+        "_",
+        "OLDPWD",
+        "GIT_TERMINAL_PROMPT",
+        "PAGER",
+        "GIT_PAGER",
+    }, names
     assert os.environ["OPENAI_API_KEY"] == SECRET  # the orchestrator itself keeps its credentials
 
 

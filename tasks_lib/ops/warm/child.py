@@ -75,8 +75,9 @@ def _run_engine(argv: list[str]) -> int:
     import warnings
 
     sys.argv = ["-m", *argv]
-    warnings.filterwarnings("ignore", message=".*found in sys.modules after import of package.*",
-                            category=RuntimeWarning)
+    warnings.filterwarnings(
+        "ignore", message=".*found in sys.modules after import of package.*", category=RuntimeWarning
+    )
     try:
         runpy.run_module("prefect.engine", run_name="__main__", alter_sys=True)
     except SystemExit as exc:

@@ -11,11 +11,21 @@ import os
 import sys
 
 # Modules a flow run imports on its way (deployment pull steps, tasks, the sandboxes, litellm's service logger).
-RUN_MODULES = ("prefect.runner", "prefect.deployments.steps", "prefect.task_engine", "prefect.concurrency.sync",
-               "prefect.concurrency.services", "prefect.utilities.visualization", "prefect._internal.observers",
-               "prefect._internal.installation", "prefect._internal.infrastructure_exit_codes",
-               "tasks_lib.environments.bwrap", "tasks_lib.environments.local", "litellm._service_logger",
-               "litellm.integrations.prometheus_services")
+RUN_MODULES = (
+    "prefect.runner",
+    "prefect.deployments.steps",
+    "prefect.task_engine",
+    "prefect.concurrency.sync",
+    "prefect.concurrency.services",
+    "prefect.utilities.visualization",
+    "prefect._internal.observers",
+    "prefect._internal.installation",
+    "prefect._internal.infrastructure_exit_codes",
+    "tasks_lib.environments.bwrap",
+    "tasks_lib.environments.local",
+    "litellm._service_logger",
+    "litellm.integrations.prometheus_services",
+)
 
 
 def preload() -> list[str]:
@@ -45,8 +55,12 @@ def _first_call_modules() -> list[str]:
             from tasks_lib.agent.model import litellm
 
             before = set(sys.modules)
-            litellm().completion(model="openai/warm-up", messages=[{"role": "user", "content": "hi"}],
-                                 mock_response="hi", api_key="sk-warm-up")
+            litellm().completion(
+                model="openai/warm-up",
+                messages=[{"role": "user", "content": "hi"}],
+                mock_response="hi",
+                api_key="sk-warm-up",
+            )
             os.write(write_end, "\n".join(sorted(set(sys.modules) - before)).encode())
         except BaseException:  # the warm-up is an optimisation: a failure leaves the first call cold
             code = 1

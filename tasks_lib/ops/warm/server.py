@@ -198,8 +198,15 @@ class WarmServer:
             if run is None or run.conn.fileno() < 0:
                 continue
             try:
-                send_line(run.conn, {"exit": code, "cpu_user_s": usage.ru_utime,
-                                     "cpu_system_s": usage.ru_stime, "max_rss_kb": usage.ru_maxrss})
+                send_line(
+                    run.conn,
+                    {
+                        "exit": code,
+                        "cpu_user_s": usage.ru_utime,
+                        "cpu_system_s": usage.ru_stime,
+                        "max_rss_kb": usage.ru_maxrss,
+                    },
+                )
             except OSError:
                 pass
             self._forget_conn(run)
