@@ -11,13 +11,8 @@ with an empty environment, so no process inside can read the orchestrator's envi
 
 from __future__ import annotations
 
-import glob
-import os
 import shutil
-import subprocess
-import tempfile
 from collections.abc import Sequence
-from functools import lru_cache
 from pathlib import Path
 
 from tasks_lib.config import load_settings
@@ -30,42 +25,14 @@ from tasks_lib.environments.base import (
     run_process,
     shown,
 )
-from tasks_lib.errors import AgentTasksError
+from tasks_lib.security.jail import SandboxUnavailable, find_bwrap, jail_arguments, probe
 
 SANDBOX_HOME = "/tmp/home"
-# Directories replaced by an empty tmpfs inside the sandbox (when they exist).
-HIDDEN_DIRS = ("/home", "/root", "/run", "/var/run", "/var/tmp", "/mnt", "/media", "/srv")
-# Files replaced by an empty one (when they exist).
-HIDDEN_FILE_PATTERNS = ("/etc/shadow", "/etc/shadow-", "/etc/gshadow", "/etc/gshadow-", "/etc/ssh/ssh_host_*_key")
-
-
-class SandboxUnavailable(AgentTasksError, RuntimeError):
-    """bubblewrap is missing or cannot create its namespaces here; the message says why."""
 
 
 def bwrap_binary() -> str | None:
     """The bubblewrap executable: ``AGENT_TASKS_BWRAP`` if set, else ``bwrap`` on the PATH."""
-    chosen = load_settings().bwrap
-    if chosen:
-        return chosen if os.path.isfile(chosen) and os.access(chosen, os.X_OK) else None
-    return shutil.which("bwrap")
-
-
-@lru_cache(maxsize=4)
-def _probe(binary: str) -> str:
-    try:
-        version = subprocess.run(
-            [binary, "--version"], capture_output=True, text=True, timeout=10, env={}
-        ).stdout.strip()
-    except OSError as exc:
-        raise SandboxUnavailable(f"{binary} cannot be run: {exc.strerror or exc}") from None
-    with tempfile.TemporaryDirectory(prefix="agent-sandbox-probe-") as tmp:
-        box = BwrapEnvironment(tmp, Path(tmp) / "scratch", binary=binary)
-        result = box.execute("true", timeout_s=30)
-    if result.exit_code != 0:
-        detail = result.output.strip().splitlines()[-1] if result.output.strip() else f"exit code {result.exit_code}"
-        raise SandboxUnavailable(f"{binary} is installed but cannot create a sandbox here: {detail}")
-    return version or "bubblewrap"
+    return find_bwrap(load_settings().bwrap)
 
 
 def sandbox_version() -> str:
@@ -76,11 +43,7 @@ def sandbox_version() -> str:
         raise SandboxUnavailable(
             f"bubblewrap not found at AGENT_TASKS_BWRAP={where}" if where else "bubblewrap is not installed"
         )
-    return _probe(binary)
-
-
-def _under(path: str, parents: Sequence[str]) -> bool:
-    return any(path == p or path.startswith(p.rstrip("/") + "/") for p in parents)
+    return probe(binary)
 
 
 class BwrapEnvironment:
@@ -119,45 +82,16 @@ class BwrapEnvironment:
 
     def arguments(self, network: bool) -> list[str]:
         """The bwrap command line (without the command) for one run."""
-        args = [self.binary, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
-        home = os.environ.get("HOME")
-        hidden = {d for d in HIDDEN_DIRS if os.path.isdir(d) and not os.path.islink(d)}
-        if home and home != "/" and os.path.isdir(home):
-            hidden.add(str(Path(home).resolve()))
-        hidden.update(p for p in self.hidden_paths if os.path.isdir(p))
-        hidden = {d for d in hidden if not _under(d, ["/tmp"])}  # /tmp is replaced as a whole below
-        # Parents before children, so a later mount is not hidden by an earlier one.
-        tops = sorted(d for d in hidden if not _under(d, [h for h in hidden if h != d]))
-        for d in tops:
-            args += ["--tmpfs", d]
-        for pattern in HIDDEN_FILE_PATTERNS:
-            for path in glob.glob(pattern):
-                if not _under(path, tops):
-                    args += ["--ro-bind", "/dev/null", path]
-        if network:  # DNS may live under a hidden /run (systemd-resolved)
-            resolv = os.path.realpath("/etc/resolv.conf")
-            if os.path.isfile(resolv) and _under(resolv, tops):
-                args += ["--ro-bind", resolv, resolv]
-        args += ["--bind", str(self.scratch), "/tmp"]
         ws = str(self.workspace)
-        args += ["--ro-bind" if self.read_only else "--bind", ws, ws]
-        if (self.workspace / ".git").exists() and not self.read_only:
-            args += ["--ro-bind", f"{ws}/.git", f"{ws}/.git"]
-        for path in self.read_only_paths:
-            if os.path.exists(path):
-                args += ["--ro-bind", path, path]
-        args += [
-            "--unshare-pid",
-            "--unshare-ipc",
-            "--unshare-uts",
-            "--unshare-cgroup-try",
-            "--hostname",
-            "agent-sandbox",
-        ]
-        if not network:
-            args.append("--unshare-net")
-        args += ["--die-with-parent", "--new-session", "--cap-drop", "ALL", "--clearenv"]
-        for key, value in command_env(self.env_names, home=SANDBOX_HOME).items():
-            args += ["--setenv", key, value]
-        args += ["--chdir", ws]
-        return args
+        writable = [] if self.read_only else [ws]
+        read_only = [ws] if self.read_only else [f"{ws}/.git"]
+        return jail_arguments(
+            self.binary,
+            chdir=ws,
+            writable=writable,
+            read_only=[*read_only, *self.read_only_paths],
+            hidden=self.hidden_paths,
+            tmp=str(self.scratch),
+            network=network,
+            env=command_env(self.env_names, home=SANDBOX_HOME),
+        )

@@ -60,7 +60,10 @@ def choose_kind(requested: SandboxKind, unattended: bool) -> tuple[Literal["bwra
             f"refusing to run an agent started by a schedule or an event without a sandbox: {problem}; "
             f"{INSTALL_HINT}, or opt out explicitly with sandbox: none in the workflow or agent"
         )
-    return "none", f"{problem}, so agent commands run unconfined ({INSTALL_HINT}, or set sandbox: none)"
+    return "none", (
+        f"{problem}, so agent commands run unconfined, and so does the orchestrator's own git on what they write "
+        f"({INSTALL_HINT}, or set sandbox: none)"
+    )
 
 
 def make_environment(
@@ -93,15 +96,19 @@ def sandbox_status(default: SandboxKind = "auto") -> str:
     from tasks_lib.environments.bwrap import SandboxUnavailable, sandbox_version
 
     if default == "none":
-        return "none (AGENT_TASKS_SANDBOX=none): agent commands run unconfined"
+        return (
+            "none (AGENT_TASKS_SANDBOX=none): agent commands run unconfined (the orchestrator's git on their "
+            "workspaces is still jailed where bubblewrap works)"
+        )
     try:
         return (
-            f"bwrap ({sandbox_version()}): agent commands are confined; network off unless a workflow or agent opens it"
+            f"bwrap ({sandbox_version()}): agent commands are confined, and the orchestrator's git on their "
+            "workspaces too; network off unless a workflow or agent opens it"
         )
     except SandboxUnavailable as exc:
         if default == "bwrap":
             return f"bwrap required (AGENT_TASKS_SANDBOX=bwrap), but {exc}: every run will be refused; {INSTALL_HINT}"
         return (
-            f"none: {exc} — runs started by schedules or events will be refused, manual runs go unconfined; "
-            f"{INSTALL_HINT}"
+            f"none: {exc} — runs started by schedules or events will be refused, manual runs go unconfined, and "
+            f"so does the orchestrator's own git on what they write; {INSTALL_HINT}"
         )

@@ -73,7 +73,15 @@ def commit_workspace(workspace: str | Path, message: str, session_id: str) -> st
 
 def hand_to_mirror(workspace: str | Path, mirror: str | Path, commit: str, work_branch: str) -> None:
     """Put the session's commit on ``work_branch`` in the mirror, from where it is delivered."""
-    run_git("push", "-q", "--no-verify", str(mirror), f"+{commit}:refs/heads/{work_branch}", cwd=workspace)
+    run_git(
+        "push",
+        "-q",
+        "--no-verify",
+        str(mirror),
+        f"+{commit}:refs/heads/{work_branch}",
+        cwd=workspace,
+        writable=[mirror],
+    )
 
 
 def push_branch(mirror: str | Path, commit: str, branch: str) -> None:

@@ -23,7 +23,7 @@ from typing import IO, NamedTuple
 from tasks_lib.config import DIFF_MAX_BYTES, DIFF_MAX_FILE_BYTES, DIFF_MAX_FILES, load_settings
 from tasks_lib.domain.records import DiffResult, FileChange
 from tasks_lib.errors import AgentTasksError
-from tasks_lib.git.cli import HARDENING, GitError, git_env, run_git
+from tasks_lib.git.cli import GitError, git_command, run_git
 
 DIFF_TIMEOUT_S = 300
 DIFF_OPTIONS = ("--binary", "-M", "--no-color", "--no-ext-diff", "--no-textconv")
@@ -167,13 +167,9 @@ def file_stats(workspace: str | Path, diff_args: list[str], env: dict[str, str] 
 def _chunks(workspace: str | Path, args: list[str], env: dict[str, str] | None) -> Iterator[bytes]:
     """stdout of a git call, as it comes; DiffError when it fails or outlives DIFF_TIMEOUT_S."""
     with tempfile.TemporaryFile() as err:
+        command, environment = git_command(args, workspace, env)
         proc = subprocess.Popen(
-            ["git", *HARDENING, *args],
-            cwd=str(workspace),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=err,
-            env=git_env(False, env),
+            command, cwd=str(workspace), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=err, env=environment
         )
         timed_out = threading.Event()
         timer = threading.Timer(DIFF_TIMEOUT_S, lambda: (timed_out.set(), proc.kill()))
