@@ -203,3 +203,19 @@ def test_the_review_page_benchmark_serves_both_pages_and_reports_their_ttfb(tmp_
     ):
         assert float(lines[f"{page}, TTFB"].removesuffix(" ms")) > 0
         assert lines[f"{page}, whole"].endswith(" kB)")
+
+
+def test_the_git_jail_benchmark_completes_and_reports_both_calls(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "bench_git_jail.py"), "--files", "40", "--rounds", "2"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    lines = proc.stdout.splitlines()
+    assert lines[0] == "40 files, median of 2:"
+    for what in ("git status", "diff capture"):
+        row = next(line for line in lines if line.strip().startswith(what))
+        assert float(row.split("ratio")[1].strip().removesuffix("x")) > 0
