@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from deployments.notify import Notify, NotifyError, notify_targets
 from tasks_lib.config import load_settings
 from tasks_lib.domain.fields import EnvNames, NetworkSetting
+from tasks_lib.domain.limits import LimitsLayer
 from tasks_lib.errors import AgentTasksError
 
 ENTRYPOINT = "flows/agent_task.py:agent_task"
@@ -138,6 +139,7 @@ class Workflow(BaseModel):
     network: NetworkSetting = None
     env: EnvNames = Field(default_factory=list)
     setup_command: str | None = None
+    limits: LimitsLayer = None
     shadow_builtins: bool = False
     # Webhooks to POST to when this workflow's sessions wait for review, fail, are accepted… (deployments/notify.py)
     notify: list[Notify] = Field(default_factory=list)
@@ -166,6 +168,7 @@ class Workflow(BaseModel):
             "network": self.network,
             "env": self.env or None,
             "setup_command": self.setup_command,
+            "limits": self.limits,
             "shadow_builtins": self.shadow_builtins or None,
         }
         return {k: v for k, v in values.items() if v is not None}

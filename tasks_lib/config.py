@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
+from tasks_lib.domain.limits import LimitsLayer
 from tasks_lib.errors import AgentTasksError
 
 LOCAL_API = "http://127.0.0.1:4200/api"  # where `agent-tasks up` serves by default
@@ -92,6 +93,11 @@ class Settings(BaseModel):
     )
     sandbox_expose: list[str] = setting(
         [], env="AGENT_TASKS_SANDBOX_EXPOSE", about="Host paths (':'-separated) agents may read in the sandbox."
+    )
+    limits: LimitsLayer = setting(
+        None,
+        env="AGENT_TASKS_LIMITS",
+        about="Default limits of agent commands, e.g. memory=8GiB,processes=2048 (see `limits:` in agent files).",
     )
     bwrap: str | None = setting(
         env="AGENT_TASKS_BWRAP", about="The bubblewrap executable (default: bwrap on the PATH)."
@@ -175,6 +181,19 @@ class Settings(BaseModel):
         if isinstance(value, str):
             value = value.split(":")
         return [str(Path(p.strip()).expanduser()) for p in value or [] if p.strip()]
+
+    @field_validator("limits", mode="before")
+    @classmethod
+    def _limit_pairs(cls, value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        pairs = [p.strip() for p in value.split(",") if p.strip()]
+        bad = [p for p in pairs if "=" not in p]
+        if bad:
+            raise ValueError(
+                f"expected name=value pairs separated by commas, e.g. memory=8GiB,processes=2048: {bad[0]!r}"
+            )
+        return {k.strip(): v.strip() for k, v in (p.split("=", 1) for p in pairs)} or None
 
     @field_validator("diff_max_files", "diff_max_bytes", "diff_max_file_bytes", mode="before")
     @classmethod

@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from tasks_lib.agent.formats import FormatName
 from tasks_lib.agent.policy import ToolPolicy
 from tasks_lib.domain.fields import EnvNames, NetworkSetting, OnAccept, SandboxKind
+from tasks_lib.domain.limits import LimitsLayer
 from tasks_lib.errors import AgentTasksError
 
 # Fields that widen what an agent can reach (another model host, the network, the orchestrator's
@@ -18,6 +19,7 @@ OPERATOR_FIELDS = {
     "sandbox": "only the operator chooses how agents are confined",
     "network": "only the operator opens the network to agents",
     "env": "only the operator passes variables to agents",
+    "limits": "only the operator sets what an agent's commands may use",
 }
 # Set by the loader, not by a file's front matter.
 LOADER_FIELDS = ("prompt", "source", "file_format", "ignored_fields", "file_notes")
@@ -55,6 +57,7 @@ class AgentSpec(BaseModel):
     env: EnvNames = Field(default_factory=list)
     setup_command: str | None = None
     setup_timeout_minutes: float = Field(default=15, gt=0)
+    limits: LimitsLayer = None
     workspace: Literal["auto", "read-only", "read-write"] = "auto"
     tool_protocol: Literal["auto", "native", "text"] = "auto"
     prompt: str = ""

@@ -123,6 +123,7 @@ def run(
     err.print(Text.assemble("running agent ", (agent, "bold"), f" on {repo}" + (f"@{branch}" if branch else "")))
     err.print(Text(api_line, style="dim"))
     err.print(Text(f"sandbox: {plan.sandbox.describe()}", style="yellow" if plan.sandbox.kind == "none" else "dim"))
+    err.print(Text(f"limits: {plan.sandbox.describe_limits()}", style="dim"))
     try:
         result = agent_task(request)
     except SessionFailed as exc:

@@ -39,11 +39,13 @@ def up(
     Ctrl-C stops everything.
     """
     from tasks_lib.config import SettingsError, load_settings
-    from tasks_lib.environments import sandbox_status
+    from tasks_lib.environments import limits_status, sandbox_status
     from tasks_lib.ops.stack import Stack, StackError
 
     try:
-        sandbox = sandbox_status(load_settings().sandbox)  # type: ignore[arg-type]
+        settings = load_settings()
+        sandbox = sandbox_status(settings.sandbox)  # type: ignore[arg-type]
+        limits = limits_status(settings.limits)
     except SettingsError as exc:
         raise CliError(str(exc)) from None
     stack = Stack(host, port, relay_port, review_port)
@@ -55,6 +57,7 @@ def up(
         out.print(f"Review pages   http://{host}:{review_port}/sessions")
         out.print(f"Workflows      {', '.join(w.name for w in load_or_fail())}")
         out.print(f"Sandbox        {sandbox}")
+        out.print(f"Limits         {limits}")
         out.print("Ctrl-C to stop.")
         stack.wait()
     except StackError as exc:

@@ -7,6 +7,7 @@ from typing import Any
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
 from tasks_lib.domain.fields import EnvNames, NetworkSetting, OnAccept, SandboxKind
+from tasks_lib.domain.limits import LimitsLayer
 from tasks_lib.errors import AgentTasksError
 
 
@@ -56,6 +57,11 @@ class TaskRequest(BaseModel):
     setup_command: str | None = Field(
         default=None,
         description="Runs in the sandbox with the network on before the agent starts (e.g. installing dependencies).",
+    )
+    limits: LimitsLayer = Field(
+        default=None,
+        description="What the agent's commands may use, e.g. {memory: 2GiB, processes: 512}; fields left out keep "
+        "the agent's, then AGENT_TASKS_LIMITS, then the defaults (4 GiB, 1,024 processes, 30 min CPU, 1 GiB files).",
     )
     shadow_builtins: bool = Field(
         default=False, description="Let the repository's agent file replace a built-in agent of the same name."

@@ -1,7 +1,7 @@
 """Where the agent's commands run: the Environment protocol, its `none` and `bwrap` implementations, and the choice."""
 
 from tasks_lib.environments.base import DEFAULT_OUTPUT_CAP, CommandResult, Environment
-from tasks_lib.environments.spec import SandboxRefused, SandboxSpec, make_environment, sandbox_status
+from tasks_lib.environments.spec import SandboxRefused, SandboxSpec, limits_status, make_environment, sandbox_status
 
 __all__ = [
     "DEFAULT_OUTPUT_CAP",
@@ -11,4 +11,5 @@ __all__ = [
     "SandboxSpec",
     "make_environment",
     "sandbox_status",
+    "limits_status",
 ]

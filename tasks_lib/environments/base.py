@@ -20,6 +20,8 @@ from typing import Protocol
 
 from pydantic import BaseModel
 
+from tasks_lib.environments.limits import LimitGuard
+
 DEFAULT_OUTPUT_CAP = 16_000  # bytes kept: half from the head, half from the tail
 # Variables every agent command gets (when the orchestrator has them); anything else must be listed under `env:`.
 ALLOWED_ENV = ("PATH", "LANG", "LANGUAGE", "TERM", "TZ")
@@ -38,11 +40,17 @@ class CommandResult(BaseModel):
     timed_out: bool = False
     truncated_bytes: int = 0
     duration_s: float = 0.0
+    limit: str | None = None  # the limit that stopped it ("memory limit 4 GiB"), when one did
+    note: str | None = None  # what its exit code means, when a limit's signal ended a process
 
     def render(self) -> str:
         """The result as the text the model reads."""
-        if self.timed_out:
+        if self.limit:
+            head = f"[killed: {self.limit}; the command and everything it started were stopped]"
+        elif self.timed_out:
             head = f"[command timed out after {self.duration_s:.1f}s and was killed]"
+        elif self.note:
+            head = f"[exit code {self.exit_code}: {self.note}]"
         else:
             head = f"[exit code {self.exit_code}]"
         return f"{head}\n{self.output}" if self.output else head
@@ -121,19 +129,33 @@ class _CappedReader:
 
 
 def run_process(
-    args: list[str], cwd: str | Path, env: Mapping[str, str], timeout_s: float, output_cap: int, shown_as: str
+    args: list[str],
+    cwd: str | Path,
+    env: Mapping[str, str],
+    timeout_s: float,
+    output_cap: int,
+    shown_as: str,
+    guard: LimitGuard | None = None,
 ) -> CommandResult:
-    """Run ``args`` in its own process group; kill the whole group when it runs too long; cap its output."""
+    """Run ``args`` in its own process group; kill the whole group when it runs too long or ``guard`` finds it over
+    a limit; cap its output."""
     started = time.monotonic()
-    proc = subprocess.Popen(
-        args,
-        cwd=str(cwd),
-        env=dict(env),
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
+    try:
+        proc = subprocess.Popen(
+            guard.wrap(args) if guard else args,
+            cwd=str(cwd),
+            env=dict(env),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    except BaseException:
+        if guard:
+            guard.finish(None)
+        raise
+    if guard:
+        guard.watch(lambda: _signal_group(proc))
     reader = _CappedReader(proc.stdout, output_cap)
     timed_out = False
     try:
@@ -144,20 +166,27 @@ def run_process(
     # A background child that left the group may keep the pipe open: don't wait for it forever.
     reader.thread.join(timeout=2)
     _kill_group(proc)
+    limit = guard.finish(proc.returncode) if guard else None
     output, omitted = reader.text()
     return CommandResult(
         command=shown_as,
-        exit_code=None if timed_out else proc.returncode,
+        exit_code=None if timed_out or limit else proc.returncode,
         output=output,
         timed_out=timed_out,
         truncated_bytes=omitted,
         duration_s=time.monotonic() - started,
+        limit=limit,
+        note=guard.hint(proc.returncode) if guard and not limit else None,
     )
 
 
-def _kill_group(proc: subprocess.Popen) -> None:
+def _signal_group(proc: subprocess.Popen) -> None:
     try:
         os.killpg(proc.pid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
         pass
+
+
+def _kill_group(proc: subprocess.Popen) -> None:
+    _signal_group(proc)
     proc.wait()

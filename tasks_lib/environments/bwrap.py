@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from tasks_lib.config import load_settings
+from tasks_lib.domain.limits import Limits
 from tasks_lib.environments.base import (
     DEFAULT_OUTPUT_CAP,
     Command,
@@ -25,6 +26,7 @@ from tasks_lib.environments.base import (
     run_process,
     shown,
 )
+from tasks_lib.environments.limits import DiskBudget, LimitGuard
 from tasks_lib.security.jail import SandboxUnavailable, find_bwrap, jail_arguments, probe
 
 SANDBOX_HOME = "/tmp/home"
@@ -61,6 +63,7 @@ class BwrapEnvironment:
         read_only_paths: Sequence[str | Path] = (),
         hidden_paths: Sequence[str | Path] = (),
         binary: str | None = None,
+        limits: Limits | None = None,
     ):
         self.workspace = Path(workspace).resolve()
         self.scratch = Path(scratch)
@@ -70,6 +73,8 @@ class BwrapEnvironment:
         self.hidden_paths = [str(Path(p).expanduser().resolve()) for p in hidden_paths]
         self.binary = binary or bwrap_binary() or "bwrap"
         self.shell = shutil.which("bash") or "/bin/bash"
+        self.limits = limits
+        self.disk = DiskBudget(limits, self.workspace, self.scratch) if limits else None
 
     def execute(
         self, command: Command, timeout_s: float, output_cap: int = DEFAULT_OUTPUT_CAP, network: bool | None = None
@@ -78,7 +83,8 @@ class BwrapEnvironment:
         (self.scratch / "home").mkdir(parents=True, exist_ok=True)
         args = self.arguments(self.network if network is None else network) + argv(command, self.shell)
         # bubblewrap starts with an empty environment: /proc/1/environ inside shows nothing.
-        return run_process(args, self.workspace, {}, timeout_s, output_cap, shown(command))
+        guard = LimitGuard(self.limits, self.disk) if self.limits else None
+        return run_process(args, self.workspace, {}, timeout_s, output_cap, shown(command), guard)
 
     def arguments(self, network: bool) -> list[str]:
         """The bwrap command line (without the command) for one run."""

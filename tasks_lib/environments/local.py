@@ -10,6 +10,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
+from tasks_lib.domain.limits import Limits
 from tasks_lib.environments.base import (
     DEFAULT_OUTPUT_CAP,
     Command,
@@ -19,6 +20,7 @@ from tasks_lib.environments.base import (
     run_process,
     shown,
 )
+from tasks_lib.environments.limits import DiskBudget, LimitGuard
 
 
 class LocalEnvironment:
@@ -26,13 +28,16 @@ class LocalEnvironment:
 
     name = "none"
 
-    def __init__(self, workspace: str | Path, env_names: Sequence[str] = ()):
+    def __init__(self, workspace: str | Path, env_names: Sequence[str] = (), limits: Limits | None = None):
         self.workspace = Path(workspace)
         self.env_names = tuple(env_names)
+        self.limits = limits
+        self.disk = DiskBudget(limits, self.workspace, None) if limits else None
 
     def execute(
         self, command: Command, timeout_s: float, output_cap: int = DEFAULT_OUTPUT_CAP, network: bool | None = None
     ) -> CommandResult:
         """Run the command in the workspace; ``network`` cannot be taken away here and is ignored."""
         env = command_env(self.env_names, home=os.environ.get("HOME"))
-        return run_process(argv(command), self.workspace, env, timeout_s, output_cap, shown(command))
+        guard = LimitGuard(self.limits, self.disk) if self.limits else None
+        return run_process(argv(command), self.workspace, env, timeout_s, output_cap, shown(command), guard)

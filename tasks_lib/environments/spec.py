@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from tasks_lib.domain.fields import SandboxKind
+from tasks_lib.domain.limits import Limits
 from tasks_lib.environments.base import Environment
 from tasks_lib.errors import AgentTasksError
 
@@ -27,6 +28,7 @@ class SandboxSpec(BaseModel):
     env: list[str] = Field(default_factory=list)
     setup_command: str | None = None
     setup_timeout_s: float = 900
+    limits: Limits = Field(default_factory=Limits)
     note: str = ""  # why this kind, when it was not simply asked for
 
     def describe(self) -> str:
@@ -36,6 +38,12 @@ class SandboxSpec(BaseModel):
         mode = "read-only" if self.read_only else "writable"
         env = f", env {', '.join(self.env)}" if self.env else ""
         return f"bwrap (workspace {mode}, network {'on' if self.network else 'off'}{env})"
+
+    def describe_limits(self) -> str:
+        """The limits each command is held to, and how, in one line."""
+        from tasks_lib.environments.limits import describe_limits
+
+        return describe_limits(self.limits)
 
 
 def choose_kind(requested: SandboxKind, unattended: bool) -> tuple[Literal["bwrap", "none"], str]:
@@ -77,7 +85,7 @@ def make_environment(
     if spec.kind == "none":
         from tasks_lib.environments.local import LocalEnvironment
 
-        return LocalEnvironment(workspace, spec.env)
+        return LocalEnvironment(workspace, spec.env, limits=spec.limits)
     from tasks_lib.environments.bwrap import BwrapEnvironment
 
     return BwrapEnvironment(
@@ -88,7 +96,15 @@ def make_environment(
         env_names=spec.env,
         read_only_paths=read_only_paths or [],
         hidden_paths=hidden_paths or [],
+        limits=spec.limits,
     )
+
+
+def limits_status(layer: dict | None = None) -> str:
+    """One line on the limits commands get here by default (AGENT_TASKS_LIMITS over the built-in ones), for `up`."""
+    from tasks_lib.environments.limits import describe_limits
+
+    return describe_limits(Limits().over(layer))
 
 
 def sandbox_status(default: SandboxKind = "auto") -> str:

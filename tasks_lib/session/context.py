@@ -116,6 +116,7 @@ class SessionContext:
         self.redact = Redactor.from_env()
         log = self.logger.warning if self.sandbox.kind == "none" else self.logger.info
         log("sandbox: %s", self.sandbox.describe())
+        self.logger.info("limits: %s", self.sandbox.describe_limits())
 
     def fresh_conversation(self) -> list[dict[str, Any]]:
         """The opening messages for the current instructions; reports what the conventions cap cut."""

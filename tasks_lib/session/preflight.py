@@ -103,7 +103,7 @@ def prepare(request: TaskRequest, settings: Settings, verify_branch: bool = Fals
         agent = agent.model_copy(update={"temperature": request.temperature})
     model = resolve_model(request, agent, settings)
     try:
-        sandbox = session_sandbox(request, agent, settings.sandbox)  # type: ignore[arg-type]
+        sandbox = session_sandbox(request, agent, settings.sandbox, settings.limits)  # type: ignore[arg-type]
     except SandboxRefused as exc:
         raise BadRequest(str(exc)) from None
     return Plan(agent, model, repository, sandbox)

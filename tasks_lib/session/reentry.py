@@ -22,7 +22,13 @@ def restore(ctx: SessionContext) -> None:
     row = ctx.store.get_session(ctx.session_id)
     ctx.agent = AgentSpec.model_validate(row.agent_spec)
     try:
-        ctx.sandbox = resumed_sandbox(row.sandbox, ctx.request, ctx.agent, ctx.settings.sandbox)  # type: ignore[arg-type]
+        ctx.sandbox = resumed_sandbox(
+            row.sandbox,
+            ctx.request,
+            ctx.agent,
+            ctx.settings.sandbox,  # type: ignore[arg-type]
+            ctx.settings.limits,
+        )
     except SandboxRefused as exc:
         raise ctx.fail(f"cannot continue on this worker: {exc}") from None
     ctx.announce_sandbox()

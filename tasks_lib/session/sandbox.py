@@ -4,12 +4,16 @@ from __future__ import annotations
 
 from tasks_lib.agent.spec import AgentSpec
 from tasks_lib.domain.fields import SandboxKind
+from tasks_lib.domain.limits import Limits
 from tasks_lib.domain.request import TaskRequest
 from tasks_lib.environments.spec import INSTALL_HINT, SandboxRefused, SandboxSpec, choose_kind
 
 
-def session_sandbox(request: TaskRequest, agent: AgentSpec, default: SandboxKind = "auto") -> SandboxSpec:
-    """The sandbox of a session: the run's settings first, then the agent's, then the default.
+def session_sandbox(
+    request: TaskRequest, agent: AgentSpec, default: SandboxKind = "auto", limits_default: dict | None = None
+) -> SandboxSpec:
+    """The sandbox of a session: the run's settings first, then the agent's, then the default (``limits_default``:
+    AGENT_TASKS_LIMITS).
 
     Raises SandboxRefused when the run may not start with what is available.
     """
@@ -22,19 +26,27 @@ def session_sandbox(request: TaskRequest, agent: AgentSpec, default: SandboxKind
         env=list(dict.fromkeys([*agent.env, *request.env])),
         setup_command=request.setup_command or agent.setup_command,
         setup_timeout_s=agent.setup_timeout_minutes * 60,
+        limits=Limits().over(limits_default).over(agent.limits).over(request.limits),
         note=note,
     )
 
 
 def resumed_sandbox(
-    stored: dict | None, request: TaskRequest, agent: AgentSpec, default: SandboxKind = "auto"
+    stored: dict | None,
+    request: TaskRequest,
+    agent: AgentSpec,
+    default: SandboxKind = "auto",
+    limits_default: dict | None = None,
 ) -> SandboxSpec:
     """The sandbox a resumed session continues in: the one it started with (resolved again for sessions
-    stored before sandboxes existed); SandboxRefused when this machine cannot provide it.
+    stored before sandboxes existed, and its limits for sessions stored before limits existed); SandboxRefused
+    when this machine cannot provide it.
     """
     if stored is None:
-        return session_sandbox(request, agent, default)
+        return session_sandbox(request, agent, default, limits_default)
     spec = SandboxSpec.model_validate(stored)
+    if "limits" not in stored:
+        spec.limits = Limits().over(limits_default).over(agent.limits).over(request.limits)
     if spec.kind == "bwrap":
         from tasks_lib.environments.bwrap import SandboxUnavailable, sandbox_version
 

@@ -87,6 +87,13 @@ def session_facts(
         "check": check.model_dump() if check else None,
         "sandbox": sandbox.describe() if sandbox else None,
         "unconfined": bool(sandbox and sandbox.kind == "none"),
+        "limits": sandbox.describe_limits() if sandbox else None,
+        "limits_hit": [
+            c.result.split("]", 1)[0].removeprefix("[killed: ").split(";")[0]
+            for s in loop.steps
+            for c in s.tool_calls
+            if c.name == "run_command" and c.result.startswith("[killed: ")
+        ],
         "stuck_events": loop.stuck_events,
         "malformed_replies": loop.malformed_replies,
         "edit_failures": sum(
@@ -128,6 +135,8 @@ def render_facts(facts: dict[str, Any]) -> str:
     if facts.get("sandbox"):
         warning = "⚠ commands ran unconfined — " if facts.get("unconfined") else ""
         lines.append(f"- **Sandbox:** {warning}{facts['sandbox']}")
+    if facts.get("limits_hit"):
+        lines.append(f"- **⚠ Commands stopped by a limit:** {'; '.join(facts['limits_hit'])}")
     if facts.get("summary_files_not_in_diff"):
         named = ", ".join(f"`{n}`" for n in facts["summary_files_not_in_diff"])
         lines.append(f"- **⚠ The summary names files the diff does not touch:** {named}")

@@ -35,6 +35,7 @@ def test_the_run_form_schema_shows_the_task_request_fields():
         "cancel_superseded",
         "attempts",
         "stop_at_first_green",
+        "limits",
     }
     assert fields["attempts"]["default"] == 1 and fields["attempts"]["maximum"] == 8  # best-of-N from the run form
     assert fields["instructions"]["minLength"] == 1 and fields["agent"]["default"] == "default"
