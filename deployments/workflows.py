@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from deployments.notify import Notify, NotifyError, notify_targets
 from tasks_lib.config import load_settings
+from tasks_lib.domain.egress import EgressLayer
 from tasks_lib.domain.fields import EnvNames, NetworkSetting
 from tasks_lib.domain.limits import LimitsLayer
 from tasks_lib.errors import AgentTasksError
@@ -140,6 +141,8 @@ class Workflow(BaseModel):
     env: EnvNames = Field(default_factory=list)
     setup_command: str | None = None
     limits: LimitsLayer = None
+    egress: EgressLayer = None
+    setup_network: NetworkSetting = None
     shadow_builtins: bool = False
     # Webhooks to POST to when this workflow's sessions wait for review, fail, are accepted… (deployments/notify.py)
     notify: list[Notify] = Field(default_factory=list)
@@ -169,6 +172,8 @@ class Workflow(BaseModel):
             "env": self.env or None,
             "setup_command": self.setup_command,
             "limits": self.limits,
+            "egress": self.egress.model_dump() if self.egress else None,
+            "setup_network": self.setup_network,
             "shadow_builtins": self.shadow_builtins or None,
         }
         return {k: v for k, v in values.items() if v is not None}

@@ -8,6 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from tasks_lib.agent.formats import FormatName
 from tasks_lib.agent.policy import ToolPolicy
+from tasks_lib.domain.egress import EgressLayer
 from tasks_lib.domain.fields import EnvNames, NetworkSetting, OnAccept, SandboxKind
 from tasks_lib.domain.limits import LimitsLayer
 from tasks_lib.errors import AgentTasksError
@@ -20,6 +21,8 @@ OPERATOR_FIELDS = {
     "network": "only the operator opens the network to agents",
     "env": "only the operator passes variables to agents",
     "limits": "only the operator sets what an agent's commands may use",
+    "egress": "only the operator says which hosts agents may reach",
+    "setup_network": "only the operator opens the network to agents",
 }
 # Set by the loader, not by a file's front matter.
 LOADER_FIELDS = ("prompt", "source", "file_format", "ignored_fields", "file_notes")
@@ -58,6 +61,8 @@ class AgentSpec(BaseModel):
     setup_command: str | None = None
     setup_timeout_minutes: float = Field(default=15, gt=0)
     limits: LimitsLayer = None
+    egress: EgressLayer = None
+    setup_network: NetworkSetting = None
     workspace: Literal["auto", "read-only", "read-write"] = "auto"
     tool_protocol: Literal["auto", "native", "text"] = "auto"
     prompt: str = ""

@@ -41,8 +41,26 @@ app.command("up")(stack.up)
 app.command("config")(config)
 
 
+NETWORK_MODES = ("off", "allow", "on")
+
+
+def network_words(args: list[str]) -> list[str]:
+    """`--network` alone as `--network on` and `--no-network` as `--network off` (the flags of old), so
+    `--network off|allow|on` can take a value."""
+    out: list[str] = []
+    for i, arg in enumerate(args):
+        if arg == "--no-network":
+            out += ["--network", "off"]
+        elif arg == "--network" and (i + 1 == len(args) or args[i + 1] not in NETWORK_MODES):
+            out += ["--network", "on"]
+        else:
+            out.append(arg)
+    return out
+
+
 def main() -> None:
     """Entry point: run the app; known errors become one line on stderr and exit code 1."""
+    sys.argv[1:] = network_words(sys.argv[1:])
     try:
         app()
     except CliError as exc:

@@ -53,13 +53,24 @@ def run(
         None, "--temperature", help="Sampling temperature (overrides the agent's)."
     ),
     sandbox: str | None = typer.Option(None, "--sandbox", help="auto (default), bwrap or none."),
-    network: bool | None = typer.Option(
-        None, "--network/--no-network", help="Let the agent's commands use the network."
+    network: str | None = typer.Option(
+        None,
+        "--network",
+        help="off, allow (only --allow-host hosts, through the egress proxy) or on; --network alone is on, "
+        "--no-network is off.",
+    ),
+    allow_host: list[str] = typer.Option(
+        [], "--allow-host", help="With --network allow: a host, *.host, host:port or address (repeatable)."
+    ),
+    preset: list[str] = typer.Option(
+        [], "--preset", help="With --network allow: the registries of python, node, debian, rust or go (repeatable)."
     ),
     env: list[str] = typer.Option(
         [], "--env", "-e", help="Pass this environment variable to the agent's commands (repeatable)."
     ),
-    setup: str | None = typer.Option(None, "--setup", help="Command run before the agent, with the network on."),
+    setup: str | None = typer.Option(
+        None, "--setup", help="Command run before the agent, reaching the package registries the repository uses."
+    ),
     shadow_builtins: bool = typer.Option(
         False, "--shadow-builtins", help="Let a repository agent replace a built-in of the same name."
     ),
@@ -92,7 +103,8 @@ def run(
             on_accept=on_accept,
             temperature=temperature,
             sandbox=sandbox,
-            network=network,
+            network=network or ("allow" if allow_host or preset else None),
+            egress={"allow": allow_host, "presets": preset} if allow_host or preset else None,
             env=env,
             setup_command=setup,
             shadow_builtins=shadow_builtins,

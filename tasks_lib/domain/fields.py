@@ -13,10 +13,13 @@ Decision = Literal["accept", "request_changes", "reject", "retry"]
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
-def on_off(value: Any) -> Any:
-    """`on`/`off` (as people write network settings) as True/False; anything else unchanged."""
-    if isinstance(value, str) and value.strip().lower() in ("on", "off"):
-        return value.strip().lower() == "on"
+def network_word(value: Any) -> Any:
+    """A network setting as people write it — on/off/allow, true/false, yes/no — as `on`, `off` or `allow`."""
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if isinstance(value, str):
+        word = value.strip().lower()
+        return {"true": "on", "yes": "on", "false": "off", "no": "off", "": None}.get(word, word)
     return value
 
 
@@ -29,7 +32,9 @@ def env_names(value: Any) -> Any:
     return [n for n in names if n]
 
 
-# A network setting: true/false or on/off; None leaves it to the next level (run → workflow → agent).
-NetworkSetting = Annotated[bool | None, BeforeValidator(on_off)]
+# What an agent's commands may reach: nothing, only allowed hosts through the egress proxy, or everything.
+NetworkMode = Literal["off", "allow", "on"]
+# A network setting: off/allow/on (true/false for on/off); None leaves it to the next level (run → workflow → agent).
+NetworkSetting = Annotated[NetworkMode | None, BeforeValidator(network_word)]
 # Variables passed to agent commands (`env:`), by name.
 EnvNames = Annotated[list[str], BeforeValidator(env_names)]

@@ -160,10 +160,14 @@ class CheckResult(BaseModel):
     timed_out: bool = False
     output_tail: str = ""
     fix_rounds: int = 0
+    limit: str | None = None  # the limit that stopped it, when one did
+    blocked: list[str] = Field(default_factory=list)  # requests the egress proxy refused
 
     def headline(self) -> str:
         """One line: the command, the verdict and the time."""
-        if self.timed_out:
+        if self.limit:
+            verdict = f"killed ({self.limit})"
+        elif self.timed_out:
             verdict = "timed out"
         else:
             verdict = "passed" if self.passed else f"failed (exit {self.exit_code})"

@@ -6,6 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
+from tasks_lib.domain.egress import EgressLayer
 from tasks_lib.domain.fields import EnvNames, NetworkSetting, OnAccept, SandboxKind
 from tasks_lib.domain.limits import LimitsLayer
 from tasks_lib.errors import AgentTasksError
@@ -48,7 +49,17 @@ class TaskRequest(BaseModel):
         "(bwrap when installed). Empty: the agent's setting, else AGENT_TASKS_SANDBOX, else auto.",
     )
     network: NetworkSetting = Field(
-        default=None, description="Let the agent's commands use the network. Empty: the agent's setting (default off)."
+        default=None,
+        description="What the agent's commands may reach: off, allow (only the hosts in egress, through the "
+        "egress proxy) or on (everything the worker reaches). Empty: the agent's setting (default off).",
+    )
+    egress: EgressLayer = Field(
+        default=None,
+        description="With network allow: {allow: [hosts], deny: [hosts], presets: [python, node, debian, rust, go], "
+        "methods: read-only}; added to the workflow's and the agent's.",
+    )
+    setup_network: NetworkSetting = Field(
+        default=None, description="The setup command's network: allow (default: the registries it needs) or on."
     )
     env: EnvNames = Field(
         default_factory=list,
@@ -56,7 +67,8 @@ class TaskRequest(BaseModel):
     )
     setup_command: str | None = Field(
         default=None,
-        description="Runs in the sandbox with the network on before the agent starts (e.g. installing dependencies).",
+        description="Runs in the sandbox before the agent starts (e.g. installing dependencies), reaching the "
+        "package registries its repository uses (setup_network: on for everything).",
     )
     limits: LimitsLayer = Field(
         default=None,

@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Protocol
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from tasks_lib.environments.limits import LimitGuard
 
@@ -42,6 +42,7 @@ class CommandResult(BaseModel):
     duration_s: float = 0.0
     limit: str | None = None  # the limit that stopped it ("memory limit 4 GiB"), when one did
     note: str | None = None  # what its exit code means, when a limit's signal ended a process
+    blocked: list[str] = Field(default_factory=list)  # requests the egress proxy refused ("CONNECT host:443: why")
 
     def render(self) -> str:
         """The result as the text the model reads."""
@@ -53,7 +54,10 @@ class CommandResult(BaseModel):
             head = f"[exit code {self.exit_code}: {self.note}]"
         else:
             head = f"[exit code {self.exit_code}]"
-        return f"{head}\n{self.output}" if self.output else head
+        text = f"{head}\n{self.output}" if self.output else head
+        for line in self.blocked[:20]:
+            text += f"\n[network blocked: {line}]"
+        return text
 
 
 class Environment(Protocol):

@@ -16,6 +16,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from tasks_lib.config import load_settings
+from tasks_lib.domain.egress import Egress
+from tasks_lib.domain.fields import NetworkMode
 from tasks_lib.domain.limits import Limits
 from tasks_lib.environments.base import (
     DEFAULT_OUTPUT_CAP,
@@ -26,6 +28,7 @@ from tasks_lib.environments.base import (
     run_process,
     shown,
 )
+from tasks_lib.environments.egress import SOCKET_INSIDE, EgressGate, bridge_python, bridged
 from tasks_lib.environments.limits import DiskBudget, LimitGuard
 from tasks_lib.security.jail import SandboxUnavailable, find_bwrap, jail_arguments, probe
 
@@ -58,12 +61,13 @@ class BwrapEnvironment:
         workspace: str | Path,
         scratch: str | Path,
         read_only: bool = False,
-        network: bool = False,
+        network: NetworkMode = "off",
         env_names: Sequence[str] = (),
         read_only_paths: Sequence[str | Path] = (),
         hidden_paths: Sequence[str | Path] = (),
         binary: str | None = None,
         limits: Limits | None = None,
+        egress: Egress | None = None,
     ):
         self.workspace = Path(workspace).resolve()
         self.scratch = Path(scratch)
@@ -74,23 +78,46 @@ class BwrapEnvironment:
         self.binary = binary or bwrap_binary() or "bwrap"
         self.shell = shutil.which("bash") or "/bin/bash"
         self.limits = limits
+        self.egress = EgressGate(egress or Egress(), self.workspace)
         self.disk = DiskBudget(limits, self.workspace, self.scratch) if limits else None
 
     def execute(
-        self, command: Command, timeout_s: float, output_cap: int = DEFAULT_OUTPUT_CAP, network: bool | None = None
+        self,
+        command: Command,
+        timeout_s: float,
+        output_cap: int = DEFAULT_OUTPUT_CAP,
+        network: NetworkMode | None = None,
     ) -> CommandResult:
-        """Run the command in a new sandbox; the whole sandbox dies when it ends or times out."""
+        """Run the command in a new sandbox; the whole sandbox dies when it ends or times out.
+
+        ``network`` is given for the setup command: its `allow` also admits the registries the repository's
+        manifests name."""
         (self.scratch / "home").mkdir(parents=True, exist_ok=True)
-        args = self.arguments(self.network if network is None else network) + argv(command, self.shell)
+        mode = self.network if network is None else network
+        proxy = self.egress.proxy(setup=network is not None) if mode == "allow" else None
+        args = self.arguments(mode, proxy.socket_path if proxy else None, setup=network is not None)
+        if proxy is not None:
+            python = bridge_python()
+            if python is None:
+                raise SandboxUnavailable("network: allow needs a python3 the sandbox can see (e.g. /usr/bin/python3)")
+            args += bridged(python, argv(command, self.shell))
+        else:
+            args += argv(command, self.shell)
         # bubblewrap starts with an empty environment: /proc/1/environ inside shows nothing.
         guard = LimitGuard(self.limits, self.disk) if self.limits else None
-        return run_process(args, self.workspace, {}, timeout_s, output_cap, shown(command), guard)
+        result = run_process(args, self.workspace, {}, timeout_s, output_cap, shown(command), guard)
+        if proxy is not None:
+            result.blocked = [b.line() for b in proxy.take_blocked()]
+        return result
 
-    def arguments(self, network: bool) -> list[str]:
+    def arguments(self, network: NetworkMode, proxy_socket: Path | None = None, setup: bool = False) -> list[str]:
         """The bwrap command line (without the command) for one run."""
         ws = str(self.workspace)
         writable = [] if self.read_only else [ws]
         read_only = [ws] if self.read_only else [f"{ws}/.git"]
+        env = command_env(self.env_names, home=SANDBOX_HOME)
+        if proxy_socket is not None:
+            env.update(self.egress.variables(setup))
         return jail_arguments(
             self.binary,
             chdir=ws,
@@ -98,6 +125,7 @@ class BwrapEnvironment:
             read_only=[*read_only, *self.read_only_paths],
             hidden=self.hidden_paths,
             tmp=str(self.scratch),
-            network=network,
-            env=command_env(self.env_names, home=SANDBOX_HOME),
+            network=network == "on",
+            env=env,
+            sockets={str(proxy_socket): SOCKET_INSIDE} if proxy_socket is not None else None,
         )

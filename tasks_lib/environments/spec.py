@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, BeforeValidator, Field
 
-from tasks_lib.domain.fields import SandboxKind
+from tasks_lib.domain.egress import Egress
+from tasks_lib.domain.fields import NetworkMode, SandboxKind, network_word
 from tasks_lib.domain.limits import Limits
 from tasks_lib.environments.base import Environment
 from tasks_lib.errors import AgentTasksError
@@ -23,7 +24,9 @@ class SandboxSpec(BaseModel):
     """How one session's commands are confined, resolved from the request, the agent and the settings."""
 
     kind: Literal["bwrap", "none"]
-    network: bool = False
+    network: Annotated[NetworkMode, BeforeValidator(network_word)] = "off"
+    setup_network: Annotated[NetworkMode, BeforeValidator(network_word)] = "allow"
+    egress: Egress = Field(default_factory=Egress)
     read_only: bool = False
     env: list[str] = Field(default_factory=list)
     setup_command: str | None = None
@@ -37,7 +40,8 @@ class SandboxSpec(BaseModel):
             return "none (unconfined)" + (f": {self.note}" if self.note else "")
         mode = "read-only" if self.read_only else "writable"
         env = f", env {', '.join(self.env)}" if self.env else ""
-        return f"bwrap (workspace {mode}, network {'on' if self.network else 'off'}{env})"
+        network = f"allow: {self.egress.describe()}" if self.network == "allow" else self.network
+        return f"bwrap (workspace {mode}, network {network}{env})"
 
     def describe_limits(self) -> str:
         """The limits each command is held to, and how, in one line."""
@@ -97,6 +101,7 @@ def make_environment(
         read_only_paths=read_only_paths or [],
         hidden_paths=hidden_paths or [],
         limits=spec.limits,
+        egress=spec.egress,
     )
 
 

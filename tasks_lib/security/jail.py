@@ -52,6 +52,7 @@ def jail_arguments(
     network: bool = False,
     env: Mapping[str, str] | None = None,
     hostname: str = "agent-sandbox",
+    sockets: Mapping[str, str] | None = None,
 ) -> list[str]:
     """The bwrap command line (without the command) for one jailed process.
 
@@ -59,7 +60,7 @@ def jail_arguments(
     (a host directory) is the jail's /tmp, else /tmp is an empty tmpfs; ``writable`` paths are bound read-write and
     then ``read_only`` paths read-only, in that order (so a read-only path inside a writable one stays read-only).
     New PID, IPC, UTS and cgroup namespaces, and a new network namespace unless ``network``; every capability
-    dropped; the environment is exactly ``env``.
+    dropped; the environment is exactly ``env``. ``sockets`` (host path → path inside) are bound in last.
     """
     args = [binary, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
     home = os.environ.get("HOME")
@@ -86,6 +87,8 @@ def jail_arguments(
     for path in read_only:
         if os.path.exists(path):
             args += ["--ro-bind", path, path]
+    for host_path, inside in (sockets or {}).items():
+        args += ["--bind", host_path, inside]
     args += ["--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try", "--hostname", hostname]
     if not network:
         args.append("--unshare-net")

@@ -130,7 +130,9 @@ def _one(ctx: SessionContext, number: int, shared: SharedBudget, prior: Usage, l
         )
         environment = ctx.make_environment(path, f"attempt-{number}")
         if ctx.sandbox.setup_command:
-            setup = run_setup(environment, ctx.sandbox.setup_command, ctx.sandbox.setup_timeout_s)
+            setup = run_setup(
+                environment, ctx.sandbox.setup_command, ctx.sandbox.setup_timeout_s, ctx.sandbox.setup_network
+            )
             if not setup.passed:
                 raise RuntimeError(f"the setup command {setup.headline()} in attempt {number}'s workspace")
     attempt = Attempt(number, path, environment, shared)

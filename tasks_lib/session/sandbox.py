@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from tasks_lib.agent.spec import AgentSpec
+from tasks_lib.domain.egress import Egress
 from tasks_lib.domain.fields import SandboxKind
 from tasks_lib.domain.limits import Limits
 from tasks_lib.domain.request import TaskRequest
@@ -21,7 +22,9 @@ def session_sandbox(
     kind, note = choose_kind(requested, request.unattended)
     return SandboxSpec(
         kind=kind,
-        network=request.network if request.network is not None else bool(agent.network),
+        network=request.network or agent.network or "off",
+        setup_network=request.setup_network or agent.setup_network or "allow",
+        egress=Egress().over(agent.egress).over(request.egress),
         read_only=agent.read_only_workspace,
         env=list(dict.fromkeys([*agent.env, *request.env])),
         setup_command=request.setup_command or agent.setup_command,

@@ -92,7 +92,12 @@ def setup(ctx: SessionContext, environment: Environment | None = None) -> None:
     """Run the setup command, if any (in ``environment``, default the session's); the session fails when it does."""
     if not ctx.sandbox.setup_command:
         return
-    result = run_setup(environment or ctx.environment, ctx.sandbox.setup_command, ctx.sandbox.setup_timeout_s)
+    result = run_setup(
+        environment or ctx.environment,
+        ctx.sandbox.setup_command,
+        ctx.sandbox.setup_timeout_s,
+        ctx.sandbox.setup_network,
+    )
     if not result.passed:
         tail = "\n".join(result.output_tail.strip().splitlines()[-15:])
         raise ctx.fail(f"the setup command {result.headline()}; the agent did not start. Its output ended:\n{tail}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from prefect import get_run_logger
 
+from tasks_lib.domain.fields import NetworkMode
 from tasks_lib.domain.records import CheckResult
 from tasks_lib.environments import Environment
 from tasks_lib.security.secrets import Redactor
@@ -14,7 +15,7 @@ TAIL_CHARS = 3000
 
 
 def run_check_command(
-    command: str, environment: Environment, timeout_s: float, network: bool | None = None
+    command: str, environment: Environment, timeout_s: float, network: NetworkMode | None = None
 ) -> CheckResult:
     """Run the check where the agent's commands run, with the same confinement, timeout and output cap."""
     result = environment.execute(command, timeout_s=timeout_s, output_cap=2 * TAIL_CHARS + 2000, network=network)
@@ -26,6 +27,8 @@ def run_check_command(
         duration_s=result.duration_s,
         timed_out=result.timed_out,
         output_tail=tail,
+        limit=result.limit,
+        blocked=result.blocked,
     )
 
 

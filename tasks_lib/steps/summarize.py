@@ -94,6 +94,14 @@ def session_facts(
             for c in s.tool_calls
             if c.name == "run_command" and c.result.startswith("[killed: ")
         ],
+        "network_blocked": [
+            line.removeprefix("[network blocked: ").removesuffix("]")
+            for s in loop.steps
+            for c in s.tool_calls
+            if c.name == "run_command"
+            for line in c.result.splitlines()
+            if line.startswith("[network blocked: ")
+        ][:50],
         "stuck_events": loop.stuck_events,
         "malformed_replies": loop.malformed_replies,
         "edit_failures": sum(
@@ -135,6 +143,10 @@ def render_facts(facts: dict[str, Any]) -> str:
     if facts.get("sandbox"):
         warning = "⚠ commands ran unconfined — " if facts.get("unconfined") else ""
         lines.append(f"- **Sandbox:** {warning}{facts['sandbox']}")
+    if facts.get("network_blocked"):
+        blocked = facts["network_blocked"]
+        lines.append(f"- **⚠ Network requests blocked:** {len(blocked)}")
+        lines += [f"  - `{line[:200]}`" for line in blocked[:10]]
     if facts.get("limits_hit"):
         lines.append(f"- **⚠ Commands stopped by a limit:** {'; '.join(facts['limits_hit'])}")
     if facts.get("summary_files_not_in_diff"):

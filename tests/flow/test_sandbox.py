@@ -159,10 +159,15 @@ def test_agent_commands_reach_no_secret_no_other_session_and_no_network(
     assert store.get_session(result.session_id).files_changed == 0
 
 
-def test_setup_gets_the_network_and_the_agent_only_when_it_is_on(repo, scripted, store, listener):
+def test_setup_gets_the_network_it_is_given_and_the_agent_only_when_it_is_on(repo, scripted, store, listener):
+    scripted([FINISH])
+    allowed = run_task(repo, "Fetch nothing", setup_command=f"{listener.probe} || true")
+    assert listener.hits == [], "by default the setup command reaches only its registries (tests/flow/test_egress.py)"
+    assert allowed.status.value == "completed", allowed.reason
+
     scripted([calls(tool("run_command", command=listener.probe)), FINISH])
-    closed = run_task(repo, "Fetch something", setup_command=listener.probe)
-    assert len(listener.hits) == 1, "the setup command runs with the network on"
+    closed = run_task(repo, "Fetch something", setup_command=listener.probe, setup_network="on")
+    assert len(listener.hits) == 1, "setup_network: on opens everything to the setup command"
     assert "[exit code 0]" not in results(store, closed.session_id)[0], "the agent's own command had no network"
 
     scripted([calls(tool("run_command", command=listener.probe)), FINISH])

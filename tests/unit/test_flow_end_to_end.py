@@ -29,6 +29,8 @@ def test_the_run_form_schema_shows_the_task_request_fields():
         "network",
         "env",
         "setup_command",
+        "setup_network",
+        "egress",
         "shadow_builtins",
         "concurrency_key",
         "concurrency_limit",

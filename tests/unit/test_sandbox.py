@@ -20,7 +20,7 @@ def test_agent_file_sandbox_settings_are_read_and_checked(tmp_path):
             "name: a\nnetwork: on\nenv: [NPM_TOKEN, CI]\nsandbox: bwrap\nsetup_command: npm ci\nworkspace: read-only",
         )
     )
-    assert agent.network is True and agent.env == ["NPM_TOKEN", "CI"] and agent.read_only_workspace
+    assert agent.network == "on" and agent.env == ["NPM_TOKEN", "CI"] and agent.read_only_workspace
     assert "edit_file" not in agent.tool_names and "write_file" not in agent.tool_names
     limited = read_agent_file(write_agent(tmp_path / "b.md", "name: b\ntools: Read, Bash(npm run lint)"))
     shell = read_agent_file(write_agent(tmp_path / "c.md", "name: c\ntools: Read, Bash"))

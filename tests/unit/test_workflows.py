@@ -264,7 +264,7 @@ def test_workflow_sandbox_settings_reach_the_run_and_scheduled_runs_count_as_una
     request = TaskRequest.model_validate(nightly.request_parameters())
     assert (request.sandbox, request.network, request.env, request.setup_command) == (
         "bwrap",
-        True,
+        "on",
         ["NPM_TOKEN"],
         "npm ci",
     )
