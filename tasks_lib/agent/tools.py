@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import time
 from collections.abc import Callable
@@ -28,6 +29,7 @@ from tasks_lib.agent.tool_specs import (
 from tasks_lib.environments import DEFAULT_OUTPUT_CAP, CommandResult, Environment
 from tasks_lib.errors import AgentTasksError
 from tasks_lib.git.cli import HARDENING
+from tasks_lib.git.paths import shown_name, unquote
 from tasks_lib.security.confine import PathRefused, relative, resolve_inside
 
 MAX_LIST_ENTRIES = 1000
@@ -185,8 +187,19 @@ class Toolbox:
             raise ToolError(f"{args.path}: no such directory")
         if target.is_file():
             return ToolOutcome(output=self._rel(target))
-        proc = self._git("ls-files", "-z", "--cached", "--others", "--exclude-standard", "--", self._rel(target))
-        files = sorted({f for f in proc.output.split("\0") if f and (self.root / f).exists()})
+        proc = self._git(
+            "-c",
+            "core.quotePath=true",
+            "ls-files",
+            "--cached",
+            "--others",
+            "--exclude-standard",
+            "--",
+            self._rel(target),
+        )
+        # An entry is listed when it is there, whatever a link points to (the host's files are not the sandbox's).
+        names = {unquote(line) for line in proc.output.splitlines() if line}
+        files = sorted(shown_name(n) for n in names if os.path.lexists(os.fsencode(self.root) + b"/" + n))
         if not files:
             return ToolOutcome(output="(no files)")
         shown = files[:MAX_LIST_ENTRIES]

@@ -24,6 +24,7 @@ from tasks_lib.config import DIFF_MAX_BYTES, DIFF_MAX_FILE_BYTES, DIFF_MAX_FILES
 from tasks_lib.domain.records import DiffResult, FileChange
 from tasks_lib.errors import AgentTasksError
 from tasks_lib.git.cli import GitError, git_command, run_git
+from tasks_lib.git.paths import shown_name
 
 DIFF_TIMEOUT_S = 300
 DIFF_OPTIONS = ("--binary", "-M", "--no-color", "--no-ext-diff", "--no-textconv")
@@ -155,7 +156,12 @@ def file_stats(workspace: str | Path, diff_args: list[str], env: dict[str, str] 
         raise DiffError(f"git diff listed {len(raw)} files but counted lines of {len(nums)}")
     return [
         FileChange(
-            path=path, old_path=old, kind=KINDS.get(status, "modified"), added=added, removed=removed, binary=binary
+            path=shown_name(path),
+            old_path=shown_name(old) if old is not None else None,
+            kind=KINDS.get(status, "modified"),
+            added=added,
+            removed=removed,
+            binary=binary,
         )
         for (status, path, old), (added, removed, binary) in zip(raw, nums)
     ]

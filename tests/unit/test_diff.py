@@ -54,3 +54,14 @@ def test_added_deleted_renamed_modified_and_binary_files(repo: Path, tmp_path: P
 def test_no_change_is_an_empty_diff(repo: Path):
     diff = capture_workspace_diff(repo, git(repo, "rev-parse", "HEAD"))
     assert diff.empty and diff.patch == b"" and diff.diffstat() == "0 files changed, +0 -0"
+
+
+def test_names_that_are_not_utf8_are_shown_escaped_and_git_quoting_reads_back_to_the_bytes():
+    from tasks_lib.git.paths import shown_name, unquote
+
+    assert shown_name(b"caf\xe9.txt") == "caf\\xe9.txt" and shown_name("caf\udce9.txt") == "caf\\xe9.txt"
+    assert shown_name("café.txt".encode()) == "café.txt"
+    assert unquote('"caf\\351 menu.txt"') == b"caf\xe9 menu.txt"
+    assert unquote('"caf\\303\\251.txt"') == "café.txt".encode()
+    assert unquote('"tab\\there \\"q\\" back\\\\slash\\nnl"') == b'tab\there "q" back\\slash\nnl'
+    assert unquote("plain name.txt") == b"plain name.txt"
