@@ -77,17 +77,19 @@ class DiskBudget:
         self.limits, self.workspace, self.tmp = limits, workspace, tmp
         self.baseline: int | None = None
         self.at_start = (0, 0)
+        self.last: tuple[int, int] | None = None  # the latest measure (the end of the last command)
 
     def measure(self) -> tuple[int, int]:
         """Bytes in the workspace and /tmp together, and in /tmp alone."""
         tmp = disk_usage(self.tmp) if self.tmp else 0
-        return disk_usage(self.workspace) + tmp, tmp
+        self.last = (disk_usage(self.workspace) + tmp, tmp)
+        return self.last
 
     def start(self) -> None:
         """Before each command: take the baseline (the first time) and what the command starts from."""
         if not (self.limits.disk or self.limits.tmp):
             return
-        self.at_start = self.measure()
+        self.at_start = self.last or self.measure()  # what the last command left: one walk per command
         if self.baseline is None:
             self.baseline = self.at_start[0]
 

@@ -219,3 +219,16 @@ def test_the_git_jail_benchmark_completes_and_reports_both_calls(tmp_path):
     for what in ("git status", "diff capture"):
         row = next(line for line in lines if line.strip().startswith(what))
         assert float(row.split("ratio")[1].strip().removesuffix("x")) > 0
+
+
+def test_the_boundary_benchmark_completes_and_reports_three_ratios():
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "bench_boundary.py"), "--rounds", "2", "--requests", "3"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    ratios = [line for line in proc.stdout.splitlines() if "ratio" in line]
+    assert len(ratios) == 3 and all(float(r.split("ratio")[1].strip().removesuffix("x")) > 0 for r in ratios)
