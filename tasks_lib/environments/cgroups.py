@@ -36,11 +36,11 @@ class CgroupSupport:
         return f"cgroup v{self.version}" if self.version else "no cgroup"
 
 
-def _own_paths() -> dict[str, str]:
+def _own_paths(listing: Path = Path("/proc/self/cgroup")) -> dict[str, str]:
     """This process's cgroup path per controller ('' for the v2 unified line)."""
     paths = {}
     try:
-        for line in Path("/proc/self/cgroup").read_text().splitlines():
+        for line in listing.read_text().splitlines():
             _, controllers, path = line.split(":", 2)
             for controller in controllers.split(",") if controllers else [""]:
                 paths[controller] = path
@@ -53,19 +53,19 @@ def _writable(folder: Path) -> bool:
     return folder.is_dir() and os.access(folder, os.W_OK) and os.access(folder / "cgroup.procs", os.W_OK)
 
 
-def _v2_parent(own: str) -> Path | None:
+def _v2_parent(own: str, root: Path = ROOT) -> Path | None:
     """A v2 folder whose children get memory and pids limits: this process's own group when delegated with both
     controllers on, else (as root at the root) an `agent-tasks` group made for them."""
-    mine = ROOT / own.lstrip("/")
+    mine = root / own.lstrip("/")
     if _writable(mine) and {"memory", "pids"} <= set((mine / "cgroup.subtree_control").read_text().split()):
         return mine
-    if own != "/" or not _writable(ROOT):
+    if own != "/" or not _writable(root):
         return None
     try:
-        if not {"memory", "pids"} <= set((ROOT / "cgroup.controllers").read_text().split()):
+        if not {"memory", "pids"} <= set((root / "cgroup.controllers").read_text().split()):
             return None
-        (ROOT / "cgroup.subtree_control").write_text("+memory +pids")
-        parent = ROOT / "agent-tasks"
+        (root / "cgroup.subtree_control").write_text("+memory +pids")
+        parent = root / "agent-tasks"
         parent.mkdir(exist_ok=True)
         (parent / "cgroup.subtree_control").write_text("+memory +pids")
         return parent
@@ -76,16 +76,20 @@ def _v2_parent(own: str) -> Path | None:
 @lru_cache(maxsize=1)
 def cgroup_support() -> CgroupSupport:
     """Which cgroups this process can make for its commands (found once per process)."""
-    own = _own_paths()
-    if (ROOT / "cgroup.controllers").is_file():
-        parent = _v2_parent(own.get("", "/"))
+    return find_support(ROOT, _own_paths())
+
+
+def find_support(root: Path, own: dict[str, str]) -> CgroupSupport:
+    """Which cgroups can be made under the cgroup file system at ``root`` by a process in the groups ``own``."""
+    if (root / "cgroup.controllers").is_file():
+        parent = _v2_parent(own.get("", "/"), root)
         if parent is None:
             return CgroupSupport(problem="cgroup v2 is not delegated to this user with the memory and pids controllers")
         _sweep([parent])
         return CgroupSupport(version=2, memory=parent, pids=parent)
     found = {}
     for controller in ("memory", "pids"):
-        folder = ROOT / controller / own.get(controller, "/").lstrip("/")
+        folder = root / controller / own.get(controller, "/").lstrip("/")
         if _writable(folder):
             found[controller] = folder
     if not found:

@@ -9,8 +9,11 @@ import json
 import subprocess
 from pathlib import Path
 
+import httpx
+
 from tasks_lib.testing.scripted_server import calls, tool
 from tests.conftest import SECRET, git
+from tests.flow.test_review_page import AppServer
 from tests.helpers import Background, decide, run_task, wait_for_review
 
 FINISH = calls(tool("finish", summary="Made the folders repositories and changed their files."))
@@ -68,6 +71,9 @@ def test_a_submodule_or_nested_repository_the_agent_rigs_never_runs_a_command_as
     row = wait_for_review(store, "Rig the submodules", timeout=180, since=run.started)
     paths = {f["path"] for f in store.latest_diff(row.id).files}
     assert {"sub", "nested", ".gitmodules"} <= paths, paths
+    with AppServer(store) as app:  # the review page, its side-by-side view included
+        for view in ("", "?view=split"):
+            assert httpx.get(f"{app.base}/sessions/{row.id}{view}", timeout=30).status_code == 200
     decide(row, "accept")
     done = run.join(180)
     assert done.status.value == "accepted", done.reason

@@ -100,3 +100,33 @@ def tmp_dir():
     from pathlib import Path
 
     return Path(tempfile.gettempdir())
+
+
+def test_cgroup_v2_is_used_where_delegated_and_v1_where_writable(tmp_path):
+    """The detection and the files written, on folders laid out as the kernel lays them out (this machine runs v1;
+    the kernel's own enforcement is in tests/flow/test_limits.py)."""
+    from tasks_lib.environments.cgroups import CommandCgroup, find_support
+
+    v2 = tmp_path / "v2"
+    mine = v2 / "user.slice" / "me.scope"
+    mine.mkdir(parents=True)
+    (v2 / "cgroup.controllers").write_text("cpu memory pids\n")
+    for name, text in (("cgroup.procs", ""), ("cgroup.subtree_control", "memory pids\n")):
+        (mine / name).write_text(text)
+    support = find_support(v2, {"": "/user.slice/me.scope"})
+    assert (support.version, support.memory, support.pids) == (2, mine, mine)
+    group = CommandCgroup(support, 2 * GiB, 64)
+    assert (group.memory / "memory.max").read_text() == str(2 * GiB) and (group.pids / "pids.max").read_text() == "64"
+    assert group.join_files == [str(group.memory / "cgroup.procs")]
+    (mine / "cgroup.subtree_control").write_text("cpu\n")  # not delegated with memory and pids
+    assert find_support(v2, {"": "/user.slice/me.scope"}).version is None
+
+    v1 = tmp_path / "v1"
+    for controller, own in (("memory", "process_api/x"), ("pids", "")):
+        (v1 / controller / own).mkdir(parents=True, exist_ok=True)
+        (v1 / controller / own / "cgroup.procs").write_text("")
+    support = find_support(v1, {"memory": "/process_api/x", "pids": "/"})
+    assert (support.version, support.memory, support.pids) == (1, v1 / "memory/process_api/x", v1 / "pids")
+    group = CommandCgroup(support, GiB, 10)
+    assert (group.memory / "memory.limit_in_bytes").read_text() == str(GiB)
+    assert len(group.join_files) == 2
