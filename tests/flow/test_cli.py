@@ -113,11 +113,17 @@ def test_run_then_inbox_then_show(repo, scripted, prefect_server, tmp_path):
         "--reviewer",
         "bob",
         "--no-review",
+        "--network",
+        "allow",
+        "--allow-host",
+        "pypi.org",
         env=env,
     )
     assert proc.returncode == 0, proc.stderr
     assert "step 1/40: edit_file" in proc.stderr and "step 3/40: finish" in proc.stderr
-    assert "sandbox: bwrap (workspace writable, network off)" in proc.stderr, "run says which sandbox is in force"
+    sandbox_line = "sandbox: bwrap (workspace writable, network allow: allowed pypi.org)"
+    assert sandbox_line in proc.stderr, "run says which sandbox is in force"
+    assert "limits: memory 4 GiB (cgroup v" in proc.stderr, "run says which limits are in force, and how"
     session_id = proc.stdout.split("session ", 1)[1].split()[0]
     assert "status   completed" in proc.stdout
     assert "diffstat 2 files changed, +1 -2" in proc.stdout
