@@ -12,6 +12,7 @@ with an empty environment, so no process inside can read the orchestrator's envi
 from __future__ import annotations
 
 import shutil
+import weakref
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -79,6 +80,7 @@ class BwrapEnvironment:
         self.shell = shutil.which("bash") or "/bin/bash"
         self.limits = limits
         self.egress = EgressGate(egress or Egress(), self.workspace)
+        weakref.finalize(self, self.egress.stop)  # the proxies live as long as the environment
         self.disk = DiskBudget(limits, self.workspace, self.scratch) if limits else None
 
     def execute(

@@ -118,7 +118,10 @@ class EgressGate:
         return self.proxies[key]
 
     def stop(self) -> None:
-        """Stop the proxies."""
+        """Stop the proxies and remove their folder."""
         for proxy in self.proxies.values():
             proxy.stop()
         self.proxies.clear()
+        if self.folder is not None:
+            shutil.rmtree(self.folder, ignore_errors=True)
+            self.folder = None

@@ -128,6 +128,8 @@ class EgressProxy:
             request = "\r\n".join([f"{method} {path} {version}", *kept, "Connection: close", "", ""])
             up_writer.write(request.encode("latin-1"))
         await asyncio.gather(_pipe(reader, up_writer), _pipe(up_reader, writer))
+        for stream in (writer, up_writer):
+            stream.close()
 
     async def _resolve(self, host: str, port: int) -> tuple[str | None, str | None]:
         """The address to connect to, or why none may be used: every address the name has must be allowed."""
