@@ -123,6 +123,9 @@ def run_agent(
                 )
             elif not call.ok:
                 logger.warning("step %d: %s failed: %s", step.index, call.name, call.result[:500])
+            for line in call.result.splitlines()[-20:] if call.name == "run_command" else []:
+                if line.startswith("[network blocked: "):
+                    logger.warning("step %d: %s", step.index, line.strip("[]"))
         if step.error:
             logger.error("step %d: %s", step.index, step.error)
         bar.update(first_index - 1 + usage.steps)

@@ -17,7 +17,7 @@ import pytest
 from tasks_lib.domain.egress import Egress
 from tasks_lib.testing.scripted_server import calls, tool
 from tests.conftest import git
-from tests.helpers import run_task
+from tests.helpers import run_logs_and_artifacts, run_task
 
 PIP = "python3 -m pip download demo-pkg --no-deps --no-cache-dir --disable-pip-version-check -d /tmp/dl -q"
 
@@ -160,4 +160,6 @@ def test_setup_reaches_its_registries_by_default_and_the_agents_refusals_reach_t
     assert facts["network_blocked"] == [f"GET 127.0.0.1:{other}: not in the allow-list"]
     assert "Network requests blocked" in store.latest_summary(result.session_id).markdown
     assert "network allow: allowed pypi.org" in facts["sandbox"]
+    logs, _ = run_logs_and_artifacts(store.get_session(result.session_id).flow_run_id, until="completed")
+    assert any(f"network blocked: GET 127.0.0.1:{other}: not in the allow-list" in m for m in logs), logs
     assert bystander.hits == []
