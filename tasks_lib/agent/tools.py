@@ -281,6 +281,11 @@ class Toolbox:
             edit = apply_edit(text, args.old, args.new, args.replace_all)
         except EditError as exc:
             raise ToolError(f"{args.path}: {exc}") from None
+        if edit.text == text:
+            raise ToolError(
+                f"{args.path}: no change — the new text is the same as the old, so the file is as it was. "
+                "Write the text the task needs as new."
+            )
         target.write_text(edit.text, encoding="utf-8", errors="surrogateescape")
         note = {
             "whitespace": " (matched ignoring trailing whitespace)",
@@ -299,6 +304,8 @@ class Toolbox:
             raise ToolError(f"{args.path}: is a directory")
         target.parent.mkdir(parents=True, exist_ok=True)
         existed = target.exists()
+        if existed and target.read_bytes() == args.content.encode("utf-8"):
+            raise ToolError(f"{args.path}: no change — the file already holds exactly this content")
         target.write_text(args.content, encoding="utf-8")
         return ToolOutcome(
             output=f"{'overwrote' if existed else 'created'} {self._rel(target)} ({len(args.content)} characters)"

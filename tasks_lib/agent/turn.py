@@ -75,6 +75,9 @@ class Turn:
                     continue
                 outcome = self.toolbox.execute(call.name, call.arguments)
                 self._answer(step, call, outcome.output, outcome.ok, call_started, denied=outcome.denied)
+                if outcome.ok and self._gave_up():
+                    detail = "the agent finished again without changing a file after it was told nothing had changed"
+                    return EndReason.gave_up, detail, outcome.output
                 if outcome.ok:
                     finish = outcome.output
                 else:
@@ -120,6 +123,10 @@ class Turn:
             self._note(step, reminder + f" To use a tool, reply with {CALL_FORMAT}")
             return None
         return EndReason.no_tool_call, "the model answered without calling a tool", step.text
+
+    def _gave_up(self) -> bool:
+        """True for a second finish of an agent expected to change files, with still nothing changed."""
+        return self.options.expects_changes and self.state.reminded_finish and not self.toolbox.has_changes()
 
     def _empty_diff_reminder(self, what: str, once: str) -> str | None:
         """Once per loop and kind, for an agent expected to change files: a reminder when nothing has changed yet."""

@@ -28,6 +28,7 @@ class EndReason(str, Enum):
     stuck = "stuck"  # the agent repeated itself after being told to stop
     malformed = "malformed"  # the model's replies held no usable tool call, several times in a row
     superseded = "superseded"  # best-of-N: another attempt passed its check first
+    gave_up = "gave_up"  # finished again without changing a file after being told nothing had changed
 
     @property
     def is_limit(self) -> bool:
@@ -37,7 +38,7 @@ class EndReason(str, Enum):
     @property
     def ended_early(self) -> bool:
         """True when the loop stopped the agent (a budget, or an agent going nowhere) rather than the agent finishing."""
-        return self.is_limit or self in {EndReason.stuck, EndReason.malformed, EndReason.superseded}
+        return self.is_limit or self in {EndReason.stuck, EndReason.malformed, EndReason.superseded, EndReason.gave_up}
 
 
 class ToolCallRecord(BaseModel):

@@ -13,6 +13,7 @@ from tasks_lib.agent.loop import LoopResult
 from tasks_lib.agent.model import Model, ModelError, ModelReply
 from tasks_lib.domain.records import CheckResult, DiffResult
 from tasks_lib.environments import SandboxSpec
+from tasks_lib.git.placeholders import placeholder_files
 from tasks_lib.security.secrets import Redactor
 from tasks_lib.steps import step
 from tasks_lib.steps.artifacts import diff_notes, publish_summary_artifact
@@ -149,6 +150,12 @@ def render_facts(facts: dict[str, Any]) -> str:
         lines += [f"  - `{line[:200]}`" for line in blocked[:10]]
     if facts.get("limits_hit"):
         lines.append(f"- **⚠ Commands stopped by a limit:** {'; '.join(facts['limits_hit'])}")
+    if facts.get("placeholder_only"):
+        named = ", ".join(f"`{n}`" for n in facts["placeholder_only"])
+        lines.append(
+            f"- **⚠ Only placeholders were added to** {named} (`pass`, `...`, TODO): whatever the summary says was "
+            "written there is not in the diff"
+        )
     if facts.get("summary_files_not_in_diff"):
         named = ", ".join(f"`{n}`" for n in facts["summary_files_not_in_diff"])
         lines.append(f"- **⚠ The summary names files the diff does not touch:** {named}")
@@ -224,6 +231,7 @@ def summarize(
         own = loop.finish_summary or "(the agent left no summary)"
         narrative = f"### What was done\n{own}\n\n_The summary model call was not available; facts below are exact._"
     facts["summary_files_not_in_diff"] = files_not_in_diff(narrative, diff) if diff and not diff.empty else []
+    facts["placeholder_only"] = placeholder_files(diff.patch) if diff and not diff.empty else []
     markdown = redact(f"## Summary\n\n{narrative}\n\n{render_facts(facts)}")
     store.save_summary(session_id, markdown, facts, iteration)
     publish_summary_artifact(session_id, markdown)

@@ -357,3 +357,16 @@ def test_the_flow_takes_its_model_from_the_session_s_model_factory(repo, store, 
     assert "from the list model" in result.summary
     assert len(model.asked) == 3 and model.replies == [], "two agent steps and the summary, all from the list"
     assert made and all(m == ("default", "openai/scripted-model") for m in made)
+
+
+def test_a_body_replaced_by_pass_is_flagged_whatever_the_summary_claims(repo, scripted, store):
+    scripted(
+        [
+            calls(tool("edit_file", path="src/app.py", old="    return 'Hello ' + name", new="    pass")),
+            calls(tool("finish", summary="Implemented the greeting with punctuation removed.")),
+        ]
+    )
+    result = run_task(repo, "Remove punctuation from the greeting")
+    summary = store.latest_summary(result.session_id)
+    assert summary.facts["placeholder_only"] == ["src/app.py"]
+    assert "Only placeholders were added to** `src/app.py`" in summary.markdown

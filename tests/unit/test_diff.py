@@ -65,3 +65,18 @@ def test_names_that_are_not_utf8_are_shown_escaped_and_git_quoting_reads_back_to
     assert unquote('"caf\\303\\251.txt"') == "café.txt".encode()
     assert unquote('"tab\\there \\"q\\" back\\\\slash\\nnl"') == b'tab\there "q" back\\slash\nnl'
     assert unquote("plain name.txt") == b"plain name.txt"
+
+
+def test_a_change_that_adds_only_placeholders_is_named_so_a_summary_is_not_taken_on_trust():
+    from tasks_lib.git.placeholders import placeholder_files
+
+    stub = (
+        b"diff --git a/punct.py b/punct.py\n--- a/punct.py\n+++ b/punct.py\n@@ -1,2 +1,2 @@\n"
+        b" def strip(text):\n-    return text.translate(TABLE)\n+    pass\n"
+        b"diff --git a/notes.py b/notes.py\nnew file mode 100644\n--- /dev/null\n+++ b/notes.py\n@@ -0,0 +1,3 @@\n"
+        b"+def later():\n+    # TODO write this\n+    raise NotImplementedError\n"
+        b"diff --git a/gone.py b/gone.py\ndeleted file mode 100644\n--- a/gone.py\n+++ /dev/null\n@@ -1 +0,0 @@\n-x = 1\n"
+    )
+    assert placeholder_files(stub) == ["punct.py"]  # notes.py adds a def: real code; gone.py adds nothing
+    real = b"diff --git a/p.py b/p.py\n--- a/p.py\n+++ b/p.py\n@@ -1 +1 @@\n-    pass\n+    return text.strip('.')\n"
+    assert placeholder_files(real) == []

@@ -127,10 +127,22 @@ def test_native_calls_each_get_an_answer_even_when_skipped(repo):
     assert [m["tool_call_id"] for m in tool_messages] == ["n0", "n1"] and tool_messages[1]["content"].startswith(
         "skipped"
     )
-    # finish with nothing changed: one reminder, then accepted
+    # finish with nothing changed: one reminder; a second finish with still nothing changed is giving up
     reminder = result.steps[1].tool_calls[0]
     assert not reminder.ok and "no file has been changed yet" in reminder.result
-    assert result.end_reason == EndReason.finished and result.finish_summary == "really"
+    assert result.end_reason == EndReason.gave_up and result.finish_summary == "really"
+    assert result.end_reason.ended_early and "without changing a file" in result.detail
+    changed, _ = loop(
+        repo,
+        [
+            ("", [("finish", {"summary": "nothing to do"})]),
+            ("", [("write_file", {"path": "new.txt", "content": "x\n"})]),
+            ("", [("finish", {"summary": "wrote it"})]),
+        ],
+    )
+    assert changed.end_reason == EndReason.finished, "a finish after a change is a finish"
+    reader, _ = loop(repo, [("", [("finish", {"summary": "looks fine"})])], expects_changes=False)
+    assert reader.end_reason == EndReason.finished, "a read-only agent finishes without changes"
 
 
 def test_a_silent_reply_with_nothing_done_gets_one_reminder(repo):
@@ -183,6 +195,42 @@ def test_going_round_in_circles_is_nudged_once_then_stopped(repo):
     a, b = ("", [("read_file", {"path": "README.md"})]), ("", [("list_files", {"path": "src"})])
     cycle, _ = loop(repo, [a, b, a, b, a, b, a, b, a, b])
     assert cycle.end_reason == EndReason.stuck and "alternate with the same results" in cycle.detail
+
+
+def test_a_cycle_of_up_to_ten_different_calls_is_noticed_when_it_comes_round_again(repo):
+    searches = [("", [("search", {"pattern": f"line {i}"})]) for i in range(7)]
+    result, model = loop(repo, searches * 4, max_steps=40)
+    assert result.end_reason == EndReason.stuck, result.detail
+    assert "the same 7 calls" in result.detail and len(result.steps) == 28  # nudged after 14, stopped after 28
+    assert any("going round in circles" in m["content"] for m in model.asked[14] if m["role"] == "user")
+    varied = [("", [("search", {"pattern": f"term {i}"})]) for i in range(12)]
+    moving, _ = loop(repo, [*varied, ("", [("finish", {"summary": "searched"})])], expects_changes=False)
+    assert moving.end_reason == EndReason.finished and moving.stuck_events == 0, "different calls are not a circle"
+
+
+def test_an_edit_or_write_that_changes_nothing_is_reported_as_one(repo):
+    before = (repo / "src" / "app.py").read_text()
+    result, _ = loop(
+        repo,
+        [
+            (
+                "",
+                [
+                    (
+                        "edit_file",
+                        {"path": "src/app.py", "old": "return 'Hello ' + name", "new": "return 'Hello ' + name"},
+                    )
+                ],
+            ),
+            ("", [("write_file", {"path": "README.md", "content": (repo / "README.md").read_text()})]),
+            ("", [("finish", {"summary": "done"})]),
+            ("", [("finish", {"summary": "done"})]),
+        ],
+    )
+    edit, write = result.steps[0].tool_calls[0], result.steps[1].tool_calls[0]
+    assert not edit.ok and "no change" in edit.result and "edited" not in edit.result
+    assert not write.ok and "no change" in write.result and "already holds exactly this content" in write.result
+    assert (repo / "src" / "app.py").read_text() == before and result.end_reason == EndReason.gave_up
 
 
 def test_compaction_follows_the_providers_count_and_a_context_error_is_retried_once(repo):
