@@ -25,6 +25,7 @@ def agent_eval(
     attempts: int = 1,
     jobs: int = 1,
     temperature: float | None = None,
+    fix_rounds: int = 1,
 ) -> dict[str, Any]:
     """Run a suite's tasks (each ``attempts`` times, ``jobs`` at once) and report per task and in total."""
     logger = get_run_logger()
@@ -33,7 +34,7 @@ def agent_eval(
 
     def one(item) -> TaskOutcome:
         task, attempt = item
-        outcome = run_task(task, model, agent, attempt, temperature)
+        outcome = run_task(task, model, agent, attempt, temperature, fix_rounds)
         logger.info(
             "%s #%d: %s in %d steps, %.0f s (%s)",
             task.name,
@@ -55,7 +56,8 @@ def agent_eval(
     key = "agent-eval-" + "".join(c if c.isalnum() else "-" for c in suite.lower()).strip("-")[:40]
     create_table_artifact(table_rows(outcomes), key=key or "agent-eval", description=f"eval of {suite} with {model}")
     create_markdown_artifact(
-        f"**{summary['solved']} of {summary['tasks']} tasks solved** ({suite}, {model}, agent {agent}); "
+        f"**{summary['solved']} of {summary['tasks']} tasks solved** after up to {fix_rounds} fix rounds, "
+        f"{summary['solved_first_round']} at the first round ({suite}, {model}, agent {agent}); "
         f"median {summary['median_steps']} steps, {summary['median_wall_s']} s; "
         f"{summary['failed_sessions']} failed sessions, {summary['crashed']} crashed.",
         key=f"{key}-summary",
@@ -65,6 +67,7 @@ def agent_eval(
         "suite": suite,
         "model": model,
         "agent": agent,
+        "fix_rounds": fix_rounds,
         "summary": summary,
         "outcomes": [o.model_dump() for o in outcomes],
     }

@@ -24,6 +24,13 @@ def eval_command(
     ),
     jobs: int = typer.Option(1, "--jobs", "-j", min=1, help="Tasks run at once."),
     temperature: float | None = typer.Option(None, "--temperature", help="Sampling temperature (0: repeatable)."),
+    fix_rounds: int = typer.Option(
+        1,
+        "--fix-rounds",
+        min=0,
+        max=20,
+        help="Times the withheld tests' failing output goes back to the agent (as Aider's benchmark: 1).",
+    ),
     json_file: str | None = typer.Option(None, "--json", help="Also write the results to this JSON file."),
 ) -> None:
     """Run every task of a suite through the real flow (no review) and judge it with its withheld tests."""
@@ -62,6 +69,7 @@ def eval_command(
             attempts=attempts,
             jobs=jobs,
             temperature=temperature,
+            fix_rounds=fix_rounds,
         )
     finally:
         progress.unsubscribe(show)
@@ -81,7 +89,9 @@ def print_report(report: dict[str, Any]) -> None:
     for col in (
         "task",
         "attempt",
+        "first",
         "solved",
+        "fixes",
         "end",
         "steps",
         "tokens",
@@ -91,13 +101,15 @@ def print_report(report: dict[str, Any]) -> None:
         "stuck",
         "session",
     ):
-        table.add_column(col, justify="left" if col in ("task", "end", "session", "solved") else "right")
+        table.add_column(col, justify="left" if col in ("task", "end", "session", "solved", "first") else "right")
     for row in rows:
         table.add_row(*(str(v) for v in row.values()))
     wide.print(table)
     s = report["summary"]
+    well_formed = "-" if s.get("well_formed_edit_rate") is None else f"{s['well_formed_edit_rate']:.0%}"
     out.print(
-        f"solved {s['solved']} of {s['tasks']} tasks ({s['attempts']} attempts); median {s['median_steps']} steps, "
+        f"solved {s['solved']} of {s['tasks']} tasks after the fix rounds, {s.get('solved_first_round', 0)} at the "
+        f"first round ({s['attempts']} attempts); well-formed edits {well_formed}; median {s['median_steps']} steps, "
         f"{s['median_wall_s']} s; {s['failed_sessions']} failed sessions ({s['crashed']} crashed); "
         f"{s['edit_failures']} edit failures; {s['stuck_events']} stuck events; "
         f"{s['empty_diff_claimed_changes']} summaries claiming changes with an empty diff; first request "

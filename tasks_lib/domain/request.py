@@ -6,6 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
+from tasks_lib.domain.checks import HiddenCheck
 from tasks_lib.domain.egress import EgressLayer
 from tasks_lib.domain.fields import EnvNames, NetworkSetting, OnAccept, SandboxKind
 from tasks_lib.domain.limits import LimitsLayer
@@ -74,6 +75,11 @@ class TaskRequest(BaseModel):
         default=None,
         description="What the agent's commands may use, e.g. {memory: 2GiB, processes: 512}; fields left out keep "
         "the agent's, then AGENT_TASKS_LIMITS, then the defaults (4 GiB, 1,024 processes, 30 min CPU, 1 GiB files).",
+    )
+    hidden_check: HiddenCheck | None = Field(
+        default=None,
+        description="Acceptance tests the agent must pass but may not read or change: {command, files (a folder on "
+        "the worker laid over a copy of the workspace), fix_rounds}. Replaces the agent's check_command.",
     )
     shadow_builtins: bool = Field(
         default=False, description="Let the repository's agent file replace a built-in agent of the same name."

@@ -32,7 +32,9 @@ class TaskOutcome(BaseModel):
 
     task: str
     attempt: int = 1
-    solved: bool = False
+    solved: bool = False  # after the fix rounds, judged again on the session's final patch
+    solved_first_round: bool = False  # the hidden check passed on the agent's first finish
+    fix_rounds_used: int = 0
     status: str = ""
     end_reason: str | None = None
     reason: str = ""
@@ -44,6 +46,7 @@ class TaskOutcome(BaseModel):
     wall_s: float = 0.0
     first_prompt_tokens: int = 0  # the first request as the provider counted it: system prompt, tools and task
     edit_failures: int = 0
+    edits: int = 0  # edit_file and write_file calls, for the well-formed rate
     tool_errors: int = 0
     stuck_events: int = 0
     files_changed: list[str] = Field(default_factory=list)
@@ -96,10 +99,17 @@ def run_check(task: EvalTask, tree: Path, scratch: Path) -> tuple[bool, str]:
 
 
 def run_task(
-    task: EvalTask, model: str | None, agent: str, attempt: int = 1, temperature: float | None = None
+    task: EvalTask,
+    model: str | None,
+    agent: str,
+    attempt: int = 1,
+    temperature: float | None = None,
+    fix_rounds: int = 1,
 ) -> TaskOutcome:
-    """One attempt: a session on a fresh repository of the task, then the judge."""
+    """One attempt: a session on a fresh repository of the task whose withheld tests are its hidden check (their
+    output goes back to the agent for ``fix_rounds`` more rounds while they fail), then the judge."""
     from flows.agent_task import SessionFailed, agent_task
+    from tasks_lib.domain.checks import HiddenCheck
     from tasks_lib.domain.request import TaskRequest
     from tasks_lib.store import open_store
 
@@ -107,6 +117,9 @@ def run_task(
     with tempfile.TemporaryDirectory(prefix=f"agent-eval-{task.name}-") as tmp:
         work = Path(tmp)
         repo = task_repository(task, work)
+        withheld = work / "withheld"
+        withheld.mkdir()
+        restore_withheld(task, withheld)
         request = TaskRequest(
             repository=str(repo),
             instructions=task.prompt(),
@@ -114,6 +127,7 @@ def run_task(
             model=model,
             review=False,
             temperature=temperature,
+            hidden_check=HiddenCheck(command=task.check, files=str(withheld), fix_rounds=fix_rounds),
         )
         started = time.monotonic()
         try:
@@ -134,6 +148,10 @@ def run_task(
         outcome.steps, outcome.cost_usd = row.steps_used, row.cost_usd
         outcome.prompt_tokens, outcome.completion_tokens = row.prompt_tokens, row.completion_tokens
         outcome.edit_failures = sum(1 for c in calls if c.name == "edit_file" and not c.ok)
+        outcome.edits = sum(1 for c in calls if c.name in ("edit_file", "write_file"))
+        checks = store.checks(session_id)
+        outcome.solved_first_round = bool(checks and checks[0].passed)
+        outcome.fix_rounds_used = max((c.fix_round for c in checks), default=0)
         outcome.tool_errors = sum(1 for c in calls if not c.ok)
         outcome.stuck_events = int(facts.get("stuck_events") or 0)
         outcome.files_changed = [f["path"] for f in (diff.files if diff else [])]
@@ -149,11 +167,16 @@ def summarize_outcomes(outcomes: list[TaskOutcome]) -> dict[str, Any]:
     """Totals over a run: solved tasks (any attempt), medians, and what went wrong."""
     tasks = sorted({o.task for o in outcomes})
     solved = [t for t in tasks if any(o.solved for o in outcomes if o.task == t)]
+    first = [t for t in tasks if any(o.solved_first_round for o in outcomes if o.task == t)]
+    edits, failures = sum(o.edits for o in outcomes), sum(o.edit_failures for o in outcomes)
     return {
         "tasks": len(tasks),
         "attempts": len(outcomes),
         "solved": len(solved),
         "solve_rate": round(len(solved) / len(tasks), 3) if tasks else 0.0,
+        "solved_first_round": len(first),
+        "first_round_rate": round(len(first) / len(tasks), 3) if tasks else 0.0,
+        "well_formed_edit_rate": round(1 - failures / edits, 3) if edits else None,
         "median_steps": statistics.median(o.steps for o in outcomes) if outcomes else 0,
         "median_wall_s": round(statistics.median(o.wall_s for o in outcomes), 1) if outcomes else 0,
         "median_first_prompt_tokens": statistics.median(o.first_prompt_tokens for o in outcomes) if outcomes else 0,
@@ -174,7 +197,9 @@ def table_rows(outcomes: list[TaskOutcome]) -> list[dict[str, Any]]:
         {
             "task": o.task,
             "attempt": o.attempt,
+            "first": "yes" if o.solved_first_round else "no",
             "solved": "yes" if o.solved else "no",
+            "fixes": o.fix_rounds_used,
             "end": o.end_reason or o.status,
             "steps": o.steps,
             "tokens": o.prompt_tokens + o.completion_tokens,

@@ -152,7 +152,7 @@ def _one(ctx: SessionContext, number: int, shared: SharedBudget, prior: Usage, l
         number,
     )
     check = None
-    if ctx.agent.check_command and loop.end_reason not in (EndReason.model_error, EndReason.crashed):
+    if ctx.has_check() and loop.end_reason not in (EndReason.model_error, EndReason.crashed):
         loop, check = check_and_fix(ctx, loop, prior, seconds, attempt)
         if check.passed:
             shared.passed(number)

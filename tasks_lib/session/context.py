@@ -107,8 +107,18 @@ class SessionContext:
             path or self.ws.path,
             self.settings.sandboxes_dir / self.session_id / tmp,
             read_only_paths=[f"{self.ws.mirror}/objects", *self.settings.sandbox_expose],
-            hidden_paths=[str(self.settings.home)],
+            hidden_paths=self.hidden_paths(),
         )
+
+    def hidden_paths(self) -> list[str]:
+        """What the agent's sandbox hides besides the usual: the home (store, mirrors, other sessions) and the
+        hidden check's files."""
+        check = self.request.hidden_check
+        return [str(self.settings.home), *([check.files] if check else [])]
+
+    def has_check(self) -> bool:
+        """True when the agent's work is checked after its loop (its check_command, or the run's hidden check)."""
+        return bool(self.agent.check_command or self.request.hidden_check)
 
     def announce_sandbox(self) -> None:
         """Say which sandbox is in force (a warning when commands run unconfined), and mask the agent's `env:` values."""

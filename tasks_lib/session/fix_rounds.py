@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from tasks_lib.agent.budget import SharedBudget, session_limits
@@ -12,6 +13,7 @@ from tasks_lib.session.context import SessionContext
 from tasks_lib.session.outcome import loop_failed
 from tasks_lib.steps.agent_loop import run_agent
 from tasks_lib.steps.check import fix_request, run_check
+from tasks_lib.steps.hidden_check import run_hidden_check
 
 
 @dataclass
@@ -38,9 +40,9 @@ def check_and_fix(
     """
     path, environment = (attempt.path, attempt.environment) if attempt else (ctx.ws.path, ctx.environment)
     shared, number = (attempt.shared, attempt.number) if attempt else (None, None)
-    timeout = ctx.agent.check_timeout_minutes * 60
-    check = run_check(ctx.store, ctx.session_id, environment, ctx.agent.check_command, timeout, ctx.iteration)
-    for fix_round in range(1, ctx.agent.fix_until_green + 1):
+    checking, rounds = _checker(ctx, path, environment, number)
+    check = checking(0)
+    for fix_round in range(1, rounds + 1):
         if check.passed:
             break
         used = shared.total() if shared else loop.usage
@@ -48,7 +50,7 @@ def check_and_fix(
         if left is None or loop.end_reason.ended_early:
             ctx.logger.warning("check failed, but the budget is used up: no fix round")
             break
-        ctx.logger.info("check failed: fix round %d of %d", fix_round, ctx.agent.fix_until_green)
+        ctx.logger.info("check failed: fix round %d of %d", fix_round, rounds)
         loop.messages.append({"role": "user", "content": fix_request(check)})
         more = run_agent(
             ctx.store,
@@ -76,7 +78,29 @@ def check_and_fix(
         )
         if loop_failed(more):
             break
-        check = run_check(
-            ctx.store, ctx.session_id, environment, ctx.agent.check_command, timeout, ctx.iteration, fix_round
-        )
+        check = checking(fix_round)
     return loop, check
+
+
+def _checker(
+    ctx: SessionContext, path: str, environment: Environment, number: int | None
+) -> tuple[Callable[[int], CheckResult], int]:
+    """How a round's check runs, and how many fix rounds it gets: the run's hidden check (on a copy, with its own
+    files laid over it) when there is one, else the agent's check_command in the workspace."""
+    hidden = ctx.request.hidden_check
+    if hidden is not None:
+        area = ctx.settings.sandboxes_dir / ctx.session_id / f"hidden-check-{number or 0}"
+
+        def hidden_round(fix_round: int) -> CheckResult:
+            return run_hidden_check(
+                ctx.store, ctx.session_id, path, hidden, ctx.sandbox, area, ctx.hidden_paths(), ctx.iteration, fix_round
+            )
+
+        return hidden_round, hidden.fix_rounds
+    timeout = ctx.agent.check_timeout_minutes * 60
+
+    def agent_round(fix_round: int) -> CheckResult:
+        command = ctx.agent.check_command or ""
+        return run_check(ctx.store, ctx.session_id, environment, command, timeout, ctx.iteration, fix_round)
+
+    return agent_round, ctx.agent.fix_until_green

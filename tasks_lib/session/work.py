@@ -70,7 +70,7 @@ def agent_work(
         start.left,
         start.first_step,
     )
-    if ctx.agent.check_command and not loop_failed(loop):
+    if ctx.has_check() and not loop_failed(loop):
         return check_and_fix(ctx, loop, start.prior, start.seconds)
     return loop, None
 

@@ -77,3 +77,12 @@ def test_the_agent_sees_no_tests_no_meta_and_no_docs(tmp_path):
         load_suite("bugfix", ["nope"])
     with pytest.raises(SuiteError, match="no such suite"):
         load_suite(str(tmp_path / "missing"))
+
+
+def test_a_hidden_check_with_a_missing_folder_is_one_clear_error(repo):
+    from pydantic import ValidationError
+
+    from tasks_lib.domain.request import TaskRequest
+
+    with pytest.raises(ValidationError, match="the hidden check's files must be a folder on this worker"):
+        TaskRequest(repository=str(repo), instructions="x", hidden_check={"command": "pytest", "files": "/nope/x"})

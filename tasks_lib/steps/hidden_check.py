@@ -1,0 +1,56 @@
+"""Prefect task: run a hidden check on a copy of the workspace with its files laid over it, confined like the
+agent's commands, and record the outcome. The agent's sandbox hides the check's folder (tasks_lib/session/context.py),
+and the copy lives in the session's private area, so the agent can neither read the check's files nor change what
+the check runs against — only see its output when it fails."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from prefect import get_run_logger
+
+from tasks_lib.domain.checks import HiddenCheck
+from tasks_lib.domain.records import CheckResult
+from tasks_lib.environments import SandboxSpec, make_environment
+from tasks_lib.security.secrets import Redactor
+from tasks_lib.steps import step
+from tasks_lib.steps.check import run_check_command
+from tasks_lib.store import Store
+
+
+def checked_copy(workspace: str | Path, files: str | Path, dest: Path) -> Path:
+    """A copy of the workspace (without its git directory) with the check's files laid over it."""
+    shutil.rmtree(dest, ignore_errors=True)
+    shutil.copytree(workspace, dest, symlinks=True, ignore=shutil.ignore_patterns(".git"))
+    shutil.copytree(files, dest, symlinks=False, dirs_exist_ok=True)
+    return dest
+
+
+@step("run-hidden-check")
+def run_hidden_check(
+    store: Store,
+    session_id: str,
+    workspace: str | Path,
+    check: HiddenCheck,
+    sandbox: SandboxSpec,
+    area: Path,
+    hidden: list[str],
+    iteration: int = 1,
+    fix_round: int = 0,
+) -> CheckResult:
+    """Run the hidden check on a fresh copy in ``area`` (the session's private folder), store the outcome, log it."""
+    copy = checked_copy(workspace, check.files, area / "tree")
+    spec = sandbox.model_copy(update={"network": "off", "read_only": False})
+    environment = make_environment(spec, copy, area / "tmp", hidden_paths=hidden)
+    (area / "tmp").mkdir(parents=True, exist_ok=True)
+    try:
+        result = run_check_command(check.command, environment, check.timeout_minutes * 60)
+    finally:
+        shutil.rmtree(copy, ignore_errors=True)
+    result.fix_rounds = fix_round
+    result.output_tail = Redactor.from_env()(result.output_tail)
+    store.save_check(session_id, iteration, result)
+    log = get_run_logger().info if result.passed else get_run_logger().warning
+    log("hidden check %s", result.headline())
+    return result
