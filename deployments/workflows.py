@@ -31,6 +31,7 @@ REQUEST_FIELDS = {
     "on_accept",
     "attempts",
     "stop_at_first_green",
+    "hidden_check",
 }
 # What every event-started session records about the event that started it.
 TRIGGER_RECORD = {
