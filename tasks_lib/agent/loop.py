@@ -137,11 +137,11 @@ def run_agent_loop(
             reply = ask(model, messages, schemas, step, tokens_now)
         except ModelError as exc:
             step.error, step.retries = redact(str(exc)), exc.retries
-            _record(step, step_started, steps, usage, on_step)
+            record_step(step, step_started, steps, usage, on_step)
             return done(EndReason.model_error, str(exc))
         except Exception as exc:  # a bug or an unexpected library failure: end cleanly, keep the work
             step.error = redact(f"{type(exc).__name__}: {exc}")
-            _record(step, step_started, steps, usage, on_step)
+            record_step(step, step_started, steps, usage, on_step)
             return done(EndReason.crashed, f"{type(exc).__name__}: {exc}")
         usage.model_calls += 1
         step.text = redact(reply.text)
@@ -158,12 +158,13 @@ def run_agent_loop(
         turn = Turn(toolbox, options, state, stuck, redact)
         ending = turn.run(found, step)
         turn.answer(messages, found)
-        _record(step, step_started, steps, usage, on_step)
+        record_step(step, step_started, steps, usage, on_step)
         if ending is not None:
             return done(*ending)
 
 
-def _record(step: StepRecord, started: float, steps: list[StepRecord], usage: Usage, on_step) -> None:
+def record_step(step: StepRecord, started: float, steps: list[StepRecord], usage: Usage, on_step) -> None:
+    """Close a step: its time, the totals, and the listener (which stores and logs it)."""
     step.duration_s = time.monotonic() - started
     steps.append(step)
     usage.steps += 1

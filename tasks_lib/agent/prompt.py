@@ -75,7 +75,11 @@ def tools_section(tool_names: tuple[str, ...]) -> str:
 def build_system_prompt(agent: AgentSpec, workspace: str | Path) -> tuple[str, list[str]]:
     """The system prompt for one session (the agent, its rules, the repository's conventions), and notes on what was cut."""
     parts = [agent.prompt.strip() or "You are a careful software engineer working in a git repository."]
-    if agent.tool_protocol == "text":
+    if agent.loop == "edit":
+        from tasks_lib.agent.edit_loop import EDIT_FORMAT
+
+        parts.append(EDIT_FORMAT)
+    elif agent.tool_protocol == "text":
         parts.append(tools_section(agent.tool_names))
     if agent.rule_list:
         parts.append("## Rules\n" + "\n".join(f"- {rule.strip()}" for rule in agent.rule_list))
@@ -105,8 +109,11 @@ def named_files(workspace: str | Path, instructions: str) -> list[tuple[str, str
     return found
 
 
+TOOLS_CLOSING = "Use the tools one call at a time. When the task is done, call finish with a short summary."
+
+
 def initial_messages(
-    system_prompt: str, instructions: str, files: list[tuple[str, str]] | None = None
+    system_prompt: str, instructions: str, files: list[tuple[str, str]] | None = None, closing: str = TOOLS_CLOSING
 ) -> list[dict[str, str]]:
     """The conversation the loop starts from: the system prompt, then the task (with the files it names)."""
     task = f"## Task\n{instructions.strip()}"
@@ -116,7 +123,6 @@ def initial_messages(
         {"role": "system", "content": system_prompt},
         {
             "role": "user",
-            "content": f"{task}\n\nUse the tools one call at a time. When the task is done, call finish "
-            "with a short summary.",
+            "content": f"{task}\n\n{closing}",
         },
     ]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from tasks_lib.agent.formats import FormatName
 from tasks_lib.agent.policy import ToolPolicy
@@ -65,11 +65,18 @@ class AgentSpec(BaseModel):
     setup_network: NetworkSetting = None
     workspace: Literal["auto", "read-only", "read-write"] = "auto"
     tool_protocol: Literal["auto", "native", "text"] = "auto"
+    loop: Literal["tools", "edit"] = "tools"  # edit: no tools, the model answers with whole files (small models)
     prompt: str = ""
     source: str = ""
     file_format: FormatName = "agent-tasks"
     ignored_fields: list[str] = Field(default_factory=list)  # fields of another tool's format with no meaning here
     file_notes: list[str] = Field(default_factory=list)  # how the file was read (a model alias, tools left out)
+
+    @model_validator(mode="after")
+    def _edit_loop_writes(self) -> AgentSpec:
+        if self.loop == "edit" and self.workspace == "read-only":
+            raise ValueError("loop: edit writes files, so the agent cannot have workspace: read-only")
+        return self
 
     @field_validator("tools")
     @classmethod
@@ -103,6 +110,8 @@ class AgentSpec(BaseModel):
         """
         if self.workspace != "auto":
             return self.workspace == "read-only"
+        if self.loop == "edit":
+            return False
         allowed = ToolPolicy.parse(self.tools).allowed
         writes = "edit_file" in allowed or "write_file" in allowed
         return not writes and ("run_command" not in allowed or allowed["run_command"] is not None)

@@ -133,7 +133,12 @@ class SessionContext:
         prompt, notes = build_system_prompt(self.agent, self.ws.path)
         for note in notes:
             self.logger.warning("system prompt: %s", note)
-        return initial_messages(prompt, self.instructions, named_files(self.ws.path, self.instructions))
+        files = named_files(self.ws.path, self.instructions)
+        if self.agent.loop == "edit":
+            from tasks_lib.agent.edit_loop import CLOSING
+
+            return initial_messages(prompt, self.instructions, files, CLOSING)
+        return initial_messages(prompt, self.instructions, files)
 
     # --- how it ends -----------------------------------------------------------------------------
 

@@ -51,7 +51,7 @@ def check_and_fix(
             ctx.logger.warning("check failed, but the budget is used up: no fix round")
             break
         ctx.logger.info("check failed: fix round %d of %d", fix_round, rounds)
-        loop.messages.append({"role": "user", "content": fix_request(check)})
+        loop.messages.append({"role": "user", "content": fix_request(check, ctx.agent.loop)})
         more = run_agent(
             ctx.store,
             ctx.session_id,

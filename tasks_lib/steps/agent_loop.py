@@ -8,6 +8,7 @@ from prefect import get_run_logger
 
 from tasks_lib import progress
 from tasks_lib.agent.budget import SharedBudget, agent_limits
+from tasks_lib.agent.edit_loop import run_edit_loop
 from tasks_lib.agent.loop import Limits, LoopResult, run_agent_loop
 from tasks_lib.agent.model import Model
 from tasks_lib.agent.spec import AgentSpec
@@ -131,10 +132,13 @@ def run_agent(
         bar.update(first_index - 1 + usage.steps)
         progress.publish("step", session_id=session_id, step=step, usage=usage, max_steps=total_steps)
 
-    toolbox = Toolbox(workspace, tools=agent.policy, environment=environment)
-    options = LoopOptions(protocol=agent.tool_protocol, expects_changes=not agent.read_only_workspace)
-    stop = (lambda: shared.stop_reason(attempt or 1)) if shared is not None else None
-    result = run_agent_loop(model, toolbox, messages, limits, on_step, redact, first_index, options, stop)
+    if agent.loop == "edit":
+        result = run_edit_loop(model, workspace, messages, limits, on_step, redact, first_index)
+    else:
+        toolbox = Toolbox(workspace, tools=agent.policy, environment=environment)
+        options = LoopOptions(protocol=agent.tool_protocol, expects_changes=not agent.read_only_workspace)
+        stop = (lambda: shared.stop_reason(attempt or 1)) if shared is not None else None
+        result = run_agent_loop(model, toolbox, messages, limits, on_step, redact, first_index, options, stop)
     bar.update(first_index - 1 + result.usage.steps, final=True)
     publish_usage_artifact(session_id, result.steps)
     failed = result.end_reason in ("model_error", "crashed")

@@ -53,3 +53,34 @@ def test_the_agent_can_neither_read_nor_change_the_hidden_check_and_gets_its_out
     told = [m for r in server.agent_requests() for m in r["messages"] if "The check" in str(m.get("content"))]
     assert told and "AssertionError" in str(told[-1]["content"])
     assert "ACCEPTANCE-MARKER" in str(told[-1]["content"]) or "greet('x')" in str(told[-1]["content"])
+
+
+def test_an_edit_loop_agent_answers_with_whole_files_and_its_fix_round_passes_the_hidden_check(
+    repo, scripted, store, tmp_path
+):
+    from tests.helpers import write_agent
+
+    wrong = "def greet(name):\n    return 'Hey ' + name\n"
+    right = "def greet(name):\n    return 'Hi ' + name\n"
+
+    def editor(body):
+        system = body["messages"][0]["content"]
+        if "## How to answer" not in system:
+            return {"content": "### What was done\nRewrote src/app.py."}
+        told = any("The check" in str(m.get("content")) for m in body["messages"] if m["role"] == "user")
+        return {"content": f"src/app.py\n```python\n{right if told else wrong}```\n"}
+
+    server = scripted(responder=editor)
+    folder = tmp_path / "acceptance"
+    folder.mkdir()
+    (folder / "test_accept.py").write_text(ACCEPTANCE)
+    agent = write_agent(tmp_path / "editor.md", "name: editor\nloop: edit")
+    check = {"command": "python3 -m unittest -q test_accept", "files": str(folder)}
+    result = run_task(repo, "Greet with Hi in src/app.py", agent=str(agent), hidden_check=check)
+    assert result.status.value == "completed", result.reason
+    first, second = store.checks(result.session_id)
+    assert not first.passed and second.passed
+    writes = [c for s in store.steps(result.session_id) for c in s.tool_calls]
+    assert [(c.name, c.ok) for c in writes] == [("write_file", True), ("write_file", True)]
+    assert all(not r.get("tools") for r in server.requests), "the edit loop offers no tools"
+    assert "+    return 'Hi ' + name" in store.latest_diff(result.session_id).patch.decode()
