@@ -71,7 +71,7 @@ def agents_show(
         ("source", agent.source),
         ("format", FORMAT_LABELS[agent.file_format]),
         ("model", agent.model or "(from --model or AGENT_TASKS_MODEL)"),
-        ("tools", _tools_text(agent)),
+        ("tools", "none: loop edit, whole files in the reply" if agent.loop == "edit" else _tools_text(agent)),
         (
             "budgets",
             f"{agent.max_steps} steps, {agent.timeout_minutes:g} min, "

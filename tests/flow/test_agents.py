@@ -123,7 +123,7 @@ def test_agents_check_list_and_show(tmp_path, repo):
         [sys.executable, "-m", "tasks_lib.cli", "agents", "list", "--repo", str(repo)], capture_output=True, text=True
     ).stdout
     assert "pr-checker  repository:.continue/agents/pr-checker.md" in listing
-    for builtin in ("default", "fixer", "reviewer"):
+    for builtin in ("default", "editor", "fixer", "reviewer"):
         assert f"built-in:{builtin}" in listing
     shown = subprocess.run(
         [sys.executable, "-m", "tasks_lib.cli", "agents", "show", "reviewer"], capture_output=True, text=True
