@@ -5,8 +5,10 @@ a read-only agent) with the workspace's `.git` always read-only, a private `/tmp
 the session (with `HOME=/tmp/home` in it), and nothing of the user's home, `AGENT_TASKS_HOME`
 (store, mirrors, other sessions), `/run` (sockets) or a few secret system files. It runs in new
 PID, IPC, UTS and cgroup namespaces — and a new network namespace (no network at all, not even
-127.0.0.1) unless the network is on — with every capability dropped. bubblewrap itself is started
-with an empty environment, so no process inside can read the orchestrator's environment.
+127.0.0.1) unless the network is on; with `allow`, only the egress proxy's socket, bridged to
+127.0.0.1:3128 inside (environments/egress.py) — with every capability dropped, and held to its limits
+(environments/limits.py). bubblewrap itself is started with an empty environment, so no process inside
+can read the orchestrator's environment.
 """
 
 from __future__ import annotations
