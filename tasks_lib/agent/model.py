@@ -8,6 +8,7 @@ from __future__ import annotations
 import random
 import re
 import time
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Protocol
 
 from pydantic import BaseModel, Field
@@ -15,6 +16,7 @@ from pydantic import BaseModel, Field
 from tasks_lib.errors import AgentTasksError
 
 if TYPE_CHECKING:
+    from tasks_lib.agent.profile import ModelProfile
     from tasks_lib.agent.spec import AgentSpec
     from tasks_lib.config import Settings
 
@@ -147,8 +149,10 @@ class LitellmModel:
         max_retries: int = 4,
         retry_delay_s: float = 2.0,
         max_retry_delay_s: float = 60.0,
+        profile: ModelProfile | None = None,
     ):
         self.name = name
+        self.profile = profile
         self.api_base = api_base
         self.temperature = temperature
         self.max_reply_tokens = max_reply_tokens
@@ -158,7 +162,10 @@ class LitellmModel:
         self.max_retry_delay_s = max_retry_delay_s
 
     def facts(self) -> tuple[int | None, bool]:
-        """(context window in tokens or None, whether litellm knows the model's price)."""
+        """(context window in tokens or None, whether litellm knows the model's price); the window as the server
+        says when it does (llama.cpp, Ollama), else litellm's table."""
+        if self.profile is not None:
+            return self.profile.window(), self.profile.priced
         return model_facts(self.name)
 
     def query(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None) -> ModelReply:
@@ -173,6 +180,8 @@ class LitellmModel:
             kwargs["temperature"] = self.temperature
         if self.max_reply_tokens:
             kwargs["max_tokens"] = self.max_reply_tokens
+        if self.profile is not None and self.profile.num_ctx:
+            kwargs["num_ctx"] = self.profile.num_ctx  # Ollama: a context that fits the agent, not its 2k default
         transient = _transient_errors(lib)
         attempt = 0
         while True:
@@ -221,8 +230,19 @@ class LitellmModel:
         )
 
 
+@lru_cache(maxsize=32)
+def served_profile(model_name: str, api_base: str | None) -> ModelProfile | None:
+    """What a self-hosted model's server says about itself (read once per process); None for hosted models."""
+    from tasks_lib.agent.profile import base_url, read_profile
+
+    if base_url(model_name, api_base) is None:
+        return None
+    return read_profile(model_name, api_base)
+
+
 def litellm_model(agent: AgentSpec, model_name: str, settings: Settings) -> LitellmModel:
-    """The litellm model a session uses: the agent's call settings, the process's timeouts and retries."""
+    """The litellm model a session uses: the agent's call settings, the process's timeouts and retries, and what
+    its server says about itself."""
     return LitellmModel(
         model_name,
         api_base=agent.api_base,
@@ -231,4 +251,5 @@ def litellm_model(agent: AgentSpec, model_name: str, settings: Settings) -> Lite
         timeout_s=settings.model_timeout_s,
         max_retries=settings.model_max_retries,
         retry_delay_s=settings.model_retry_delay_s,
+        profile=served_profile(model_name, agent.api_base),
     )

@@ -1,7 +1,7 @@
 """The `agent-tasks` command line: the typer app, which command lives where, and `main`, its entry point.
 
 The commands live in their own modules: run (run), sessions (inbox, show, usage), review (review),
-stack (gc, up), config (config), eval (eval), and the command groups in agents and workflows. Heavy imports (Prefect,
+stack (gc, up), config (config), eval (eval), and the command groups in agents, workflows and models. Heavy imports (Prefect,
 litellm, the store) happen inside the commands, so `agent-tasks --help` stays quick.
 """
 
@@ -19,6 +19,7 @@ from tasks_lib.cli.agents import agents_app
 from tasks_lib.cli.common import CliError, err
 from tasks_lib.cli.config import config
 from tasks_lib.cli.eval import eval_command
+from tasks_lib.cli.models import models_app
 from tasks_lib.cli.workflows import workflows_app
 
 app = typer.Typer(
@@ -29,6 +30,7 @@ app = typer.Typer(
 )
 app.add_typer(agents_app, name="agents")
 app.add_typer(workflows_app, name="workflows")
+app.add_typer(models_app, name="models")
 # Commands are listed in `agent-tasks --help` in the order they are registered here.
 app.command("eval")(eval_command)
 app.command("run")(run.run)

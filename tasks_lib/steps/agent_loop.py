@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from prefect import get_run_logger
@@ -85,6 +86,11 @@ def run_agent(
             "litellm has no price for %s: max_cost_usd cannot be enforced; tokens are counted (set max_tokens to cap them)",
             model.name,
         )
+    profile = getattr(model, "profile", None)
+    if profile is not None and first_index == 1:
+        too_small = profile.too_small(len(json.dumps(messages)) // 4)
+        if too_small:
+            logger.warning(too_small)
     total_steps = first_index - 1 + limits.max_steps
     bar = ProgressArtifact(session_id, total_steps)
 

@@ -1,0 +1,120 @@
+"""What a model's server says about itself — llama.cpp's `/props` (the context it was started with), Ollama's
+`/api/show` (the model's trained context and any `num_ctx` it sets) — beside litellm's table, and what follows:
+the context the agent can count on, the `num_ctx` to ask Ollama for instead of its small default, and a warning when
+the agent's first prompt does not fit."""
+
+from __future__ import annotations
+
+import os
+import re
+
+import httpx
+from pydantic import BaseModel, Field
+
+OLLAMA_DEFAULT_CONTEXT = 2048  # what Ollama gives a request that names no num_ctx (before 0.6; later 4096)
+OLLAMA_WANTED_CONTEXT = 16384  # what we ask Ollama for when the model was trained for at least that much
+PROBE_TIMEOUT_S = 3.0
+
+
+class ModelProfile(BaseModel):
+    """What is known about a model and its server, and where each fact came from."""
+
+    model: str
+    server: str = "unknown"  # llama.cpp | ollama | unknown
+    base_url: str | None = None
+    context: int | None = None  # tokens a request can use, as served
+    trained_context: int | None = None  # what the model was trained for (Ollama's model_info)
+    num_ctx: int | None = None  # what to ask Ollama for
+    table_context: int | None = None  # litellm's table
+    priced: bool = False
+    found: list[str] = Field(default_factory=list)  # one line per fact, with its source
+    problems: list[str] = Field(default_factory=list)
+
+    def window(self) -> int | None:
+        """The context the agent can count on: the served one when the server says, else litellm's table."""
+        return self.num_ctx or self.context or self.table_context
+
+    def too_small(self, prompt_tokens: int) -> str | None:
+        """One line when ``prompt_tokens`` (the agent's first request) would not leave room to work, else None."""
+        window = self.window()
+        if window is None or prompt_tokens < window * 0.6:
+            return None
+        return (
+            f"{self.model}'s context is {window:,} tokens ({self.server}) but the agent's first request is about "
+            f"{prompt_tokens:,}: replies will be cut or fail — start the server with a larger context "
+            "(llama-server -c, Ollama num_ctx) or use a shorter agent prompt"
+        )
+
+
+def base_url(model: str, api_base: str | None = None, environ: dict[str, str] | None = None) -> str | None:
+    """Where the model is served: the agent's api_base, else the provider's variable (OPENAI_API_BASE for
+    openai/..., OLLAMA_API_BASE or localhost:11434 for ollama/...); without a trailing /v1."""
+    environ = dict(os.environ) if environ is None else environ
+    provider = model.split("/", 1)[0] if "/" in model else ""
+    url = api_base
+    if url is None and provider in ("ollama", "ollama_chat"):
+        url = environ.get("OLLAMA_API_BASE") or "http://localhost:11434"
+    if url is None and provider in ("openai", "hosted_vllm", "llamafile"):
+        url = environ.get("OPENAI_API_BASE") or environ.get("OPENAI_BASE_URL")
+    return re.sub(r"/v1/?$", "", url.rstrip("/")) if url else None
+
+
+def read_profile(model: str, api_base: str | None = None, timeout_s: float = PROBE_TIMEOUT_S) -> ModelProfile:
+    """Ask the model's server what it is, and litellm's table what it knows; never raises (problems are listed)."""
+    from tasks_lib.agent.model import model_facts
+
+    profile = ModelProfile(model=model, base_url=base_url(model, api_base))
+    profile.table_context, profile.priced = model_facts(model)
+    if profile.table_context:
+        profile.found.append(f"litellm's table: context {profile.table_context:,} tokens")
+    if profile.base_url is None:
+        return profile
+    name = model.split("/", 1)[1] if "/" in model else model
+    with httpx.Client(timeout=timeout_s) as client:
+        if model.startswith(("ollama/", "ollama_chat/")):
+            _ollama(client, profile, name)
+        else:
+            _llama_cpp(client, profile)
+    return profile
+
+
+def _llama_cpp(client: httpx.Client, profile: ModelProfile) -> None:
+    try:
+        reply = client.get(f"{profile.base_url}/props")
+        props = reply.json() if reply.status_code == 200 else None
+    except (httpx.HTTPError, ValueError) as exc:
+        profile.problems.append(f"{profile.base_url}/props: {type(exc).__name__}")
+        return
+    if not isinstance(props, dict):
+        return  # not llama.cpp (an OpenAI-compatible server without /props)
+    settings = props.get("default_generation_settings") or {}
+    n_ctx = settings.get("n_ctx") or props.get("n_ctx")
+    if n_ctx:
+        profile.server, profile.context = "llama.cpp", int(n_ctx)
+        slots = props.get("total_slots") or 1
+        profile.found.append(f"llama.cpp /props: context {int(n_ctx):,} tokens ({slots} slot{'s' * (slots != 1)})")
+
+
+def _ollama(client: httpx.Client, profile: ModelProfile, name: str) -> None:
+    try:
+        reply = client.post(f"{profile.base_url}/api/show", json={"model": name})
+        shown = reply.json() if reply.status_code == 200 else None
+    except (httpx.HTTPError, ValueError) as exc:
+        profile.problems.append(f"{profile.base_url}/api/show: {type(exc).__name__}")
+        return
+    if not isinstance(shown, dict):
+        profile.problems.append(f"{profile.base_url}/api/show: the server does not know {name}")
+        return
+    profile.server = "ollama"
+    info = shown.get("model_info") or {}
+    trained = next((int(v) for k, v in info.items() if k.endswith(".context_length")), None)
+    match = re.search(r"^num_ctx\s+(\d+)", shown.get("parameters") or "", re.MULTILINE)
+    profile.trained_context = trained
+    profile.context = int(match.group(1)) if match else OLLAMA_DEFAULT_CONTEXT
+    where = "its Modelfile's num_ctx" if match else "Ollama's default for a request without num_ctx"
+    profile.found.append(
+        f"ollama /api/show: trained for {trained or 'an unknown number of'} tokens; {where} is {profile.context:,}"
+    )
+    if trained and trained > profile.context:
+        profile.num_ctx = min(trained, OLLAMA_WANTED_CONTEXT)
+        profile.found.append(f"each request will ask for num_ctx {profile.num_ctx:,}")
