@@ -103,17 +103,6 @@ def check_model_name(model: str) -> None:
         ) from exc
 
 
-def model_facts(model: str) -> tuple[int | None, bool]:
-    """(context window in tokens or None, whether litellm knows the model's price)."""
-    try:
-        info = litellm().get_model_info(model)
-    except Exception:  # not in litellm's table
-        return None, False
-    window = info.get("max_input_tokens") or info.get("max_tokens")
-    priced = bool(info.get("input_cost_per_token") or info.get("output_cost_per_token"))
-    return (int(window) if window else None), priced
-
-
 def _transient_errors(lib) -> tuple[type[BaseException], ...]:
     return (
         lib.RateLimitError,
@@ -166,6 +155,8 @@ class LitellmModel:
         says when it does (llama.cpp, Ollama), else litellm's table."""
         if self.profile is not None:
             return self.profile.window(), self.profile.priced
+        from tasks_lib.agent.profile import model_facts
+
         return model_facts(self.name)
 
     def query(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None) -> ModelReply:

@@ -46,6 +46,20 @@ class ModelProfile(BaseModel):
         )
 
 
+def model_facts(model: str) -> tuple[int | None, bool]:
+    """(context window in tokens or None, whether litellm knows the model's price)."""
+    import litellm  # seconds to import: only when a model is first looked up
+
+    litellm.suppress_debug_info = True
+    try:
+        info = litellm.get_model_info(model)
+    except Exception:  # not in litellm's table
+        return None, False
+    window = info.get("max_input_tokens") or info.get("max_tokens")
+    priced = bool(info.get("input_cost_per_token") or info.get("output_cost_per_token"))
+    return (int(window) if window else None), priced
+
+
 def base_url(model: str, api_base: str | None = None, environ: dict[str, str] | None = None) -> str | None:
     """Where the model is served: the agent's api_base, else the provider's variable (OPENAI_API_BASE for
     openai/..., OLLAMA_API_BASE or localhost:11434 for ollama/...); without a trailing /v1."""
@@ -61,8 +75,6 @@ def base_url(model: str, api_base: str | None = None, environ: dict[str, str] | 
 
 def read_profile(model: str, api_base: str | None = None, timeout_s: float = PROBE_TIMEOUT_S) -> ModelProfile:
     """Ask the model's server what it is, and litellm's table what it knows; never raises (problems are listed)."""
-    from tasks_lib.agent.model import model_facts
-
     profile = ModelProfile(model=model, base_url=base_url(model, api_base))
     profile.table_context, profile.priced = model_facts(model)
     if profile.table_context:
