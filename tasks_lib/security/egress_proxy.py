@@ -97,10 +97,14 @@ class EgressProxy:
             path = ""
         else:
             url = urlsplit(target)
+            try:
+                port_text = str(url.port or 80)
+            except ValueError:
+                port_text = "?"
             if url.scheme != "http" or not url.hostname:
                 await self._refuse(writer, method, target, "only http:// URLs and CONNECT tunnels go through")
                 return
-            host, port_text = url.hostname, str(url.port or 80)
+            host = url.hostname
             path = (url.path or "/") + (f"?{url.query}" if url.query else "")
         try:
             port = int(port_text)
