@@ -6,6 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from tasks_lib.agent.budget import SharedBudget, session_limits
+from tasks_lib.agent.edit_loop import shown_files
 from tasks_lib.agent.loop import LoopResult
 from tasks_lib.domain.records import CheckResult, Usage
 from tasks_lib.environments import Environment
@@ -51,7 +52,9 @@ def check_and_fix(
             ctx.logger.warning("check failed, but the budget is used up: no fix round")
             break
         ctx.logger.info("check failed: fix round %d of %d", fix_round, rounds)
-        loop.messages.append({"role": "user", "content": fix_request(check, ctx.agent.loop)})
+        loop.messages.append(
+            {"role": "user", "content": fix_request(check, ctx.agent.loop, shown_files(loop.messages))}
+        )
         more = run_agent(
             ctx.store,
             ctx.session_id,

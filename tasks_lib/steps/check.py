@@ -32,13 +32,17 @@ def run_check_command(
     )
 
 
-def fix_request(check: CheckResult, loop: str = "tools") -> str:
-    """The message that hands a failing check back to the agent (``loop``: the agent's loop, tools or edit)."""
-    then = (
-        "Fix the cause: answer with the whole new content of each file you change."
-        if loop == "edit"
-        else "Fix the cause (do not weaken or skip the check), run it yourself to confirm, then call finish."
-    )
+def fix_request(check: CheckResult, loop: str = "tools", files: list[str] | None = None) -> str:
+    """The message that hands a failing check back to the agent (``loop``: the agent's loop, tools or edit;
+    ``files``: the files the task showed it, which an edit-loop agent is pointed back to)."""
+    if loop == "edit":
+        named = f" in {', '.join(files)}" if files else ""
+        then = (
+            f"Fix the cause{named}: answer with the whole new content of each file you change. The tests are "
+            "fixed; do not write test files."
+        )
+    else:
+        then = "Fix the cause (do not weaken or skip the check), run it yourself to confirm, then call finish."
     return f"The check {check.headline()}. The end of its output:\n\n```\n{check.output_tail}\n```\n\n{then}"
 
 

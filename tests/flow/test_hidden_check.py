@@ -83,4 +83,7 @@ def test_an_edit_loop_agent_answers_with_whole_files_and_its_fix_round_passes_th
     writes = [c for s in store.steps(result.session_id) for c in s.tool_calls]
     assert [(c.name, c.ok) for c in writes] == [("write_file", True), ("write_file", True)]
     assert all(not r.get("tools") for r in server.requests), "the edit loop offers no tools"
+    told = [m["content"] for r in server.requests for m in r["messages"] if "The check" in str(m.get("content"))]
+    assert "Fix the cause in src/app.py: answer with the whole new content" in told[-1]
+    assert "do not write test files" in told[-1]
     assert "+    return 'Hi ' + name" in store.latest_diff(result.session_id).patch.decode()
