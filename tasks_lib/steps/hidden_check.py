@@ -20,11 +20,31 @@ from tasks_lib.store import Store
 
 
 def checked_copy(workspace: str | Path, files: str | Path, dest: Path) -> Path:
-    """A copy of the workspace (without its git directory) with the check's files laid over it."""
+    """A copy of the workspace (without its git directory; links copied as links) with the check's files laid
+    over it."""
     shutil.rmtree(dest, ignore_errors=True)
     shutil.copytree(workspace, dest, symlinks=True, ignore=shutil.ignore_patterns(".git"))
-    shutil.copytree(files, dest, symlinks=False, dirs_exist_ok=True)
+    lay_over(Path(files), dest)
     return dest
+
+
+def lay_over(files: Path, dest: Path) -> None:
+    """Copy each of the check's files to the same place under ``dest``, replacing whatever the agent left there:
+    a link in its place, or in place of a folder on its way, is removed, never written through."""
+    for source in sorted(p for p in files.rglob("*") if p.is_file()):
+        rel = source.relative_to(files)
+        target = dest
+        for part in rel.parts[:-1]:  # the folders on the way: real folders, never links
+            target = target / part
+            if target.is_symlink() or (target.exists() and not target.is_dir()):
+                target.unlink()
+            target.mkdir(exist_ok=True)
+        target = target / rel.parts[-1]
+        if target.is_symlink() or target.is_file():
+            target.unlink()
+        elif target.is_dir():
+            shutil.rmtree(target)
+        shutil.copyfile(source, target)
 
 
 @step("run-hidden-check")

@@ -86,3 +86,21 @@ def test_a_hidden_check_with_a_missing_folder_is_one_clear_error(repo):
 
     with pytest.raises(ValidationError, match="the hidden check's files must be a folder on this worker"):
         TaskRequest(repository=str(repo), instructions="x", hidden_check={"command": "pytest", "files": "/nope/x"})
+
+
+def test_the_hidden_checks_files_replace_links_the_agent_left_and_never_write_through_them(tmp_path):
+    from tasks_lib.steps.hidden_check import checked_copy
+
+    workspace, files, outside = tmp_path / "ws", tmp_path / "check", tmp_path / "outside"
+    for folder in (workspace, files / "tests", outside):
+        folder.mkdir(parents=True)
+    (files / "test_accept.py").write_text("REAL TEST\n")
+    (files / "tests" / "test_more.py").write_text("MORE\n")
+    (workspace / "leak.txt").write_text("agent's\n")
+    (workspace / "test_accept.py").symlink_to(workspace / "leak.txt")  # a link where a test goes
+    (workspace / "tests").symlink_to(outside)  # a link where a folder of tests goes
+    copy = checked_copy(workspace, files, tmp_path / "copy")
+    assert (copy / "test_accept.py").read_text() == "REAL TEST\n" and not (copy / "test_accept.py").is_symlink()
+    assert (copy / "tests" / "test_more.py").read_text() == "MORE\n" and not (copy / "tests").is_symlink()
+    assert (workspace / "leak.txt").read_text() == "agent's\n" and list(outside.iterdir()) == []
+    assert not (copy / ".git").exists()
