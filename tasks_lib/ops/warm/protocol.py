@@ -105,11 +105,19 @@ def read_request(conn: socket.socket) -> tuple[Message, list[int]]:
 
 
 def forwarded_signals(data: bytes) -> Iterator[int]:
-    """The forwardable signals named by the ``{"signal": N}`` lines in ``data``; other lines are skipped."""
+    """The forwardable signals named by the ``{"signal": N}`` lines in ``data``; other lines (not JSON, not an
+    object, no number) are skipped."""
     for line in data.splitlines():
         try:
             signum = int(json.loads(line).get("signal", 0))
-        except (ValueError, AttributeError):
+        except (ValueError, AttributeError, TypeError):
             continue
         if signum in FORWARDED:
             yield signum
+
+
+def whole_lines(pending: bytes, data: bytes) -> tuple[bytes, bytes]:
+    """The complete lines of ``pending + data``, and the start of a line still to come (kept for the next read)."""
+    joined = pending + data
+    cut = joined.rfind(b"\n") + 1
+    return joined[:cut], joined[cut:][-4096:]

@@ -15,7 +15,7 @@ import sys
 
 from tasks_lib.ops.warm.child import become_flow_run
 from tasks_lib.ops.warm.preload import fork_hazards, preload
-from tasks_lib.ops.warm.protocol import FORWARDED, forwarded_signals, read_request, send_line
+from tasks_lib.ops.warm.protocol import FORWARDED, forwarded_signals, read_request, send_line, whole_lines
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (milliseconds the client does not spend)
 if TYPE_CHECKING:
@@ -34,6 +34,7 @@ class _Run:
         self.pid = pid
         self.conn = conn
         self.kill_at: float | None = None
+        self.pending = b""  # the start of a line the client has not finished sending
 
 
 class WarmServer:
@@ -156,7 +157,8 @@ class WarmServer:
         if not data:
             self._client_gone(run)
             return
-        for signum in forwarded_signals(data):
+        lines, run.pending = whole_lines(run.pending, data)
+        for signum in forwarded_signals(lines):
             _signal_child(run.pid, signum)
 
     def _client_gone(self, run: _Run) -> None:
