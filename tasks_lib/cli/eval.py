@@ -107,6 +107,8 @@ def print_report(report: dict[str, Any]) -> None:
     wide.print(table)
     s = report["summary"]
     well_formed = "-" if s.get("well_formed_edit_rate") is None else f"{s['well_formed_edit_rate']:.0%}"
+    if s.get("pass_at_k") is not None:
+        out.print(f"pass@1 {s['pass_at_1']:.0%}, pass@{s['k']} {s['pass_at_k']:.0%} ({s['k']} attempts per task)")
     out.print(
         f"solved {s['solved']} of {s['tasks']} tasks after the fix rounds, {s.get('solved_first_round', 0)} at the "
         f"first round ({s['attempts']} attempts); well-formed edits {well_formed}; median {s['median_steps']} steps, "

@@ -169,11 +169,15 @@ def summarize_outcomes(outcomes: list[TaskOutcome]) -> dict[str, Any]:
     solved = [t for t in tasks if any(o.solved for o in outcomes if o.task == t)]
     first = [t for t in tasks if any(o.solved_first_round for o in outcomes if o.task == t)]
     edits, failures = sum(o.edits for o in outcomes), sum(o.edit_failures for o in outcomes)
+    k = min((sum(1 for o in outcomes if o.task == t) for t in tasks), default=1)
     return {
         "tasks": len(tasks),
         "attempts": len(outcomes),
         "solved": len(solved),
         "solve_rate": round(len(solved) / len(tasks), 3) if tasks else 0.0,
+        "pass_at_1": pass_at(outcomes, 1),
+        "pass_at_k": pass_at(outcomes, k) if k > 1 else None,
+        "k": k,
         "solved_first_round": len(first),
         "first_round_rate": round(len(first) / len(tasks), 3) if tasks else 0.0,
         "well_formed_edit_rate": round(1 - failures / edits, 3) if edits else None,
@@ -189,6 +193,19 @@ def summarize_outcomes(outcomes: list[TaskOutcome]) -> dict[str, Any]:
         "stuck_events": sum(o.stuck_events for o in outcomes),
         "empty_diff_claimed_changes": sum(1 for o in outcomes if o.empty_diff_claimed_changes),
     }
+
+
+def pass_at(outcomes: list[TaskOutcome], k: int) -> float:
+    """The unbiased pass@k over tasks (n attempts each, c of them solved: 1 - C(n-c, k) / C(n, k)), as the
+    papers that sample several solutions report it."""
+    from math import comb
+
+    rates = []
+    for task in sorted({o.task for o in outcomes}):
+        n = sum(1 for o in outcomes if o.task == task)
+        c = sum(1 for o in outcomes if o.task == task and o.solved)
+        rates.append(1.0 if n - c < k else 1 - comb(n - c, k) / comb(n, k))
+    return round(sum(rates) / len(rates), 3) if rates else 0.0
 
 
 def table_rows(outcomes: list[TaskOutcome]) -> list[dict[str, Any]]:

@@ -104,3 +104,16 @@ def test_the_hidden_checks_files_replace_links_the_agent_left_and_never_write_th
     assert (copy / "tests" / "test_more.py").read_text() == "MORE\n" and not (copy / "tests").is_symlink()
     assert (workspace / "leak.txt").read_text() == "agent's\n" and list(outside.iterdir()) == []
     assert not (copy / ".git").exists()
+
+
+def test_pass_at_k_is_the_unbiased_estimate_over_tasks():
+    from tasks_lib.evals.run import TaskOutcome, pass_at, summarize_outcomes
+
+    outcomes = [
+        *(TaskOutcome(task="a", attempt=i, solved=i == 1) for i in (1, 2, 3, 4)),  # 1 of 4
+        *(TaskOutcome(task="b", attempt=i, solved=False) for i in (1, 2, 3, 4)),  # 0 of 4
+    ]
+    assert pass_at(outcomes, 1) == 0.125  # (1/4 + 0) / 2
+    assert pass_at(outcomes, 4) == 0.5 and pass_at(outcomes, 2) == 0.25  # a: 1 - C(3,2)/C(4,2) = 1/2
+    summary = summarize_outcomes(outcomes)
+    assert (summary["pass_at_1"], summary["pass_at_k"], summary["k"], summary["solved"]) == (0.125, 0.5, 4, 1)
