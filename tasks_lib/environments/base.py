@@ -29,6 +29,8 @@ ALLOWED_ENV_PREFIXES = ("LC_",)
 # Quiet, non-interactive defaults for the tools agents run most.
 COMMAND_DEFAULTS = {"GIT_TERMINAL_PROMPT": "0", "PAGER": "cat", "GIT_PAGER": "cat"}
 Command = str | Sequence[str]
+KILLED = "[killed: "  # how a result stopped by a limit starts (read back for the summary facts)
+BLOCKED = "[network blocked: "  # how each refused request is told under a command's output
 
 
 class CommandResult(BaseModel):
@@ -47,7 +49,7 @@ class CommandResult(BaseModel):
     def render(self) -> str:
         """The result as the text the model reads."""
         if self.limit:
-            head = f"[killed: {self.limit}; the command and everything it started were stopped]"
+            head = f"{KILLED}{self.limit}; the command and everything it started were stopped]"
         elif self.timed_out:
             head = f"[command timed out after {self.duration_s:.1f}s and was killed]"
         elif self.note:
@@ -56,7 +58,7 @@ class CommandResult(BaseModel):
             head = f"[exit code {self.exit_code}]"
         text = f"{head}\n{self.output}" if self.output else head
         for line in self.blocked[:20]:
-            text += f"\n[network blocked: {line}]"
+            text += f"\n{BLOCKED}{line}]"
         return text
 
 

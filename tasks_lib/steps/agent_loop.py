@@ -18,6 +18,7 @@ from tasks_lib.agent.turn import LoopOptions
 from tasks_lib.config import load_settings
 from tasks_lib.domain.records import StepRecord, Usage
 from tasks_lib.environments import Environment
+from tasks_lib.environments.base import BLOCKED
 from tasks_lib.security.secrets import Redactor
 from tasks_lib.steps import step
 from tasks_lib.steps.artifacts import ProgressArtifact, publish_usage_artifact
@@ -131,7 +132,7 @@ def run_agent(
             elif not call.ok:
                 logger.warning("step %d: %s failed: %s", step.index, call.name, call.result[:500])
             for line in call.result.splitlines()[-20:] if call.name == "run_command" else []:
-                if line.startswith("[network blocked: "):
+                if line.startswith(BLOCKED):
                     logger.warning("step %d: %s", step.index, line.strip("[]"))
         if step.error:
             logger.error("step %d: %s", step.index, step.error)

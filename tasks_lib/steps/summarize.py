@@ -13,6 +13,7 @@ from tasks_lib.agent.loop import LoopResult
 from tasks_lib.agent.model import Model, ModelError, ModelReply
 from tasks_lib.domain.records import CheckResult, DiffResult
 from tasks_lib.environments import SandboxSpec
+from tasks_lib.environments.base import BLOCKED, KILLED
 from tasks_lib.git.placeholders import placeholder_files
 from tasks_lib.security.secrets import Redactor
 from tasks_lib.steps import step
@@ -90,18 +91,18 @@ def session_facts(
         "unconfined": bool(sandbox and sandbox.kind == "none"),
         "limits": sandbox.describe_limits() if sandbox else None,
         "limits_hit": [
-            c.result.split("]", 1)[0].removeprefix("[killed: ").split(";")[0]
+            c.result.split("]", 1)[0].removeprefix(KILLED).split(";")[0]
             for s in loop.steps
             for c in s.tool_calls
-            if c.name == "run_command" and c.result.startswith("[killed: ")
+            if c.name == "run_command" and c.result.startswith(KILLED)
         ],
         "network_blocked": [
-            line.removeprefix("[network blocked: ").removesuffix("]")
+            line.removeprefix(BLOCKED).removesuffix("]")
             for s in loop.steps
             for c in s.tool_calls
             if c.name == "run_command"
             for line in c.result.splitlines()
-            if line.startswith("[network blocked: ")
+            if line.startswith(BLOCKED)
         ][:50],
         "stuck_events": loop.stuck_events,
         "malformed_replies": loop.malformed_replies,
