@@ -81,6 +81,11 @@ def build_system_prompt(agent: AgentSpec, workspace: str | Path) -> tuple[str, l
         parts.append(EDIT_FORMAT)
     elif agent.tool_protocol == "text":
         parts.append(tools_section(agent.tool_names))
+    if agent.edit_format == "whole" and "write_file" in agent.tool_names:
+        parts.append(
+            "## Changing files\nChange a file by writing it whole with write_file: read it first, then write every "
+            "line of its new version (there is no partial edit tool)."
+        )
     if agent.rule_list:
         parts.append("## Rules\n" + "\n".join(f"- {rule.strip()}" for rule in agent.rule_list))
     sections, notes = conventions(workspace)

@@ -66,6 +66,7 @@ class AgentSpec(BaseModel):
     workspace: Literal["auto", "read-only", "read-write"] = "auto"
     tool_protocol: Literal["auto", "native", "text"] = "auto"
     loop: Literal["tools", "edit"] = "tools"  # edit: no tools, the model answers with whole files (small models)
+    edit_format: Literal["replace", "whole"] = "replace"  # whole: files are rewritten with write_file, no edit_file
     prompt: str = ""
     source: str = ""
     file_format: FormatName = "agent-tasks"
@@ -99,6 +100,8 @@ class AgentSpec(BaseModel):
             policy = ToolPolicy(
                 allowed={t: p for t, p in policy.allowed.items() if t not in ("edit_file", "write_file")}
             )
+        elif self.edit_format == "whole" and "write_file" in policy.allowed:
+            policy = ToolPolicy(allowed={t: p for t, p in policy.allowed.items() if t != "edit_file"})
         return policy
 
     @property

@@ -65,3 +65,16 @@ def test_an_edit_loop_agent_cannot_be_read_only():
     assert not AgentSpec(name="a", loop="edit").read_only_workspace
     with pytest.raises(ValueError, match="loop: edit writes files"):
         AgentSpec(name="a", loop="edit", workspace="read-only")
+
+
+def test_edit_format_whole_offers_write_file_instead_of_edit_file_and_says_so(tmp_path):
+    from tasks_lib.agent.prompt import build_system_prompt
+    from tasks_lib.agent.spec import AgentSpec
+
+    whole = AgentSpec(name="w", edit_format="whole")
+    assert "edit_file" not in whole.tool_names and "write_file" in whole.tool_names
+    assert "writing it whole with write_file" in build_system_prompt(whole, tmp_path)[0]
+    replace = AgentSpec(name="r")
+    assert "edit_file" in replace.tool_names and "writing it whole" not in build_system_prompt(replace, tmp_path)[0]
+    reader = AgentSpec(name="x", edit_format="whole", workspace="read-only")
+    assert "write_file" not in reader.tool_names and "writing it whole" not in build_system_prompt(reader, tmp_path)[0]
