@@ -13,8 +13,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from tasks_lib.agent.loop import Limits, LoopResult, ask, limit_reached, record_step
-from tasks_lib.agent.model import Model, ModelError
+from tasks_lib.agent.loop import Limits, LoopResult, limit_reached, record_step, take_reply
+from tasks_lib.agent.model import Model, ModelReply
 from tasks_lib.domain.records import EndReason, StepRecord, ToolCallRecord, Usage
 from tasks_lib.security.confine import PathRefused, relative, resolve_inside
 
@@ -115,21 +115,11 @@ def run_edit_loop(
             return done(*limit)
         step = StepRecord(index=first_index + usage.steps, started_at=datetime.now(timezone.utc))
         step_started = time.monotonic()
-        try:
-            reply = ask(model, messages, None, step, sum(len(str(m.get("content") or "")) for m in messages) // 4)
-        except ModelError as exc:
-            step.error, step.retries = redact(str(exc)), exc.retries
+        tokens_now = sum(len(str(m.get("content") or "")) for m in messages) // 4
+        reply = take_reply(model, messages, None, step, tokens_now, usage, redact)
+        if not isinstance(reply, ModelReply):
             record_step(step, step_started, steps, usage, on_step)
-            return done(EndReason.model_error, str(exc))
-        except Exception as exc:  # a bug or an unexpected library failure: end cleanly, keep the work
-            step.error = redact(f"{type(exc).__name__}: {exc}")
-            record_step(step, step_started, steps, usage, on_step)
-            return done(EndReason.crashed, f"{type(exc).__name__}: {exc}")
-        usage.model_calls += 1
-        step.text = redact(reply.text)
-        step.model_latency_s, step.retries = reply.latency_s, reply.retries
-        step.prompt_tokens, step.completion_tokens = reply.prompt_tokens, reply.completion_tokens
-        step.cached_tokens, step.cost_usd = reply.cached_tokens, reply.cost_usd
+            return done(*reply)
         messages.append({"role": "assistant", "content": reply.text})
         blocks = file_blocks(reply.text, known)
         changed = write_blocks(root, blocks, step) if blocks else 0

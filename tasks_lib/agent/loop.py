@@ -133,21 +133,10 @@ def run_agent_loop(
         tokens_now = meter.tokens(messages)
         if limits.context_tokens:
             step.compacted = compact_messages(messages, limits.context_tokens, tokens_now)
-        try:
-            reply = ask(model, messages, schemas, step, tokens_now)
-        except ModelError as exc:
-            step.error, step.retries = redact(str(exc)), exc.retries
+        reply = take_reply(model, messages, schemas, step, tokens_now, usage, redact)
+        if not isinstance(reply, ModelReply):
             record_step(step, step_started, steps, usage, on_step)
-            return done(EndReason.model_error, str(exc))
-        except Exception as exc:  # a bug or an unexpected library failure: end cleanly, keep the work
-            step.error = redact(f"{type(exc).__name__}: {exc}")
-            record_step(step, step_started, steps, usage, on_step)
-            return done(EndReason.crashed, f"{type(exc).__name__}: {exc}")
-        usage.model_calls += 1
-        step.text = redact(reply.text)
-        step.model_latency_s, step.retries = reply.latency_s, reply.retries
-        step.prompt_tokens, step.completion_tokens = reply.prompt_tokens, reply.completion_tokens
-        step.cached_tokens, step.cost_usd = reply.cached_tokens, reply.cost_usd
+            return done(*reply)
         found = read_calls(reply, options.protocol, signatures)
         step.calls_from_text = found.from_text and bool(found.calls)
         messages.append(
@@ -161,6 +150,33 @@ def run_agent_loop(
         record_step(step, step_started, steps, usage, on_step)
         if ending is not None:
             return done(*ending)
+
+
+def take_reply(
+    model: Model,
+    messages: list[dict[str, Any]],
+    schemas: list[dict[str, Any]] | None,
+    step: StepRecord,
+    tokens_now: int,
+    usage: Usage,
+    redact: Callable[[str], str],
+) -> ModelReply | tuple[EndReason, str]:
+    """One model call for ``step``: the reply (its text, timing and tokens kept on the step), or how the loop ends
+    when the call failed for good (model_error) or broke (crashed), the error kept on the step."""
+    try:
+        reply = ask(model, messages, schemas, step, tokens_now)
+    except ModelError as exc:
+        step.error, step.retries = redact(str(exc)), exc.retries
+        return EndReason.model_error, str(exc)
+    except Exception as exc:  # a bug or an unexpected library failure: end cleanly, keep the work
+        step.error = redact(f"{type(exc).__name__}: {exc}")
+        return EndReason.crashed, f"{type(exc).__name__}: {exc}"
+    usage.model_calls += 1
+    step.text = redact(reply.text)
+    step.model_latency_s, step.retries = reply.latency_s, reply.retries
+    step.prompt_tokens, step.completion_tokens = reply.prompt_tokens, reply.completion_tokens
+    step.cached_tokens, step.cost_usd = reply.cached_tokens, reply.cost_usd
+    return reply
 
 
 def record_step(step: StepRecord, started: float, steps: list[StepRecord], usage: Usage, on_step) -> None:
