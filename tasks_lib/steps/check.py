@@ -58,9 +58,16 @@ def run_check(
 ) -> CheckResult:
     """Run the check, store the outcome, and log it."""
     result = run_check_command(command, environment, timeout_s)
+    return record_check(store, session_id, result, iteration, fix_round)
+
+
+def record_check(
+    store: Store, session_id: str, result: CheckResult, iteration: int, fix_round: int, what: str = "check"
+) -> CheckResult:
+    """Keep a check run's outcome (its output masked) in the store and log it as ``what``."""
     result.fix_rounds = fix_round
     result.output_tail = Redactor.from_env()(result.output_tail)
     store.save_check(session_id, iteration, result)
     log = get_run_logger().info if result.passed else get_run_logger().warning
-    log("check %s", result.headline())
+    log("%s %s", what, result.headline())
     return result

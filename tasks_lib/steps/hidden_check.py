@@ -8,14 +8,11 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from prefect import get_run_logger
-
 from tasks_lib.domain.checks import HiddenCheck
 from tasks_lib.domain.records import CheckResult
 from tasks_lib.environments import SandboxSpec, make_environment
-from tasks_lib.security.secrets import Redactor
 from tasks_lib.steps import step
-from tasks_lib.steps.check import run_check_command
+from tasks_lib.steps.check import record_check, run_check_command
 from tasks_lib.store import Store
 
 
@@ -68,9 +65,4 @@ def run_hidden_check(
         result = run_check_command(check.command, environment, check.timeout_minutes * 60)
     finally:
         shutil.rmtree(copy, ignore_errors=True)
-    result.fix_rounds = fix_round
-    result.output_tail = Redactor.from_env()(result.output_tail)
-    store.save_check(session_id, iteration, result)
-    log = get_run_logger().info if result.passed else get_run_logger().warning
-    log("hidden check %s", result.headline())
-    return result
+    return record_check(store, session_id, result, iteration, fix_round, "hidden check")
