@@ -26,6 +26,7 @@ REQUEST_FIELDS = {
     "instructions",
     "agent",
     "model",
+    "models",
     "reviewer",
     "review",
     "on_accept",

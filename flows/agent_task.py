@@ -141,6 +141,7 @@ def start(ctx: SessionContext) -> None:
     )
     ctx.environment = ctx.make_environment()
     ctx.iteration, ctx.instructions = 1, ctx.request.instructions
+    ctx.settle_modes()
     ctx.messages = ctx.fresh_conversation()
     ctx.fresh_start = True
     setup(ctx)

@@ -64,6 +64,12 @@ class Settings(BaseModel):
     model_retry_delay_s: float = setting(
         2, env="AGENT_TASKS_MODEL_RETRY_DELAY", ge=0, about="Seconds before the first retry (doubling, with jitter)."
     )
+    model_cache: Path = Field(
+        default_factory=lambda: Path.home() / ".cache" / "agent-tasks" / "local-model",
+        description="Where the embedded local model's weights and llama-server build are cached, for every home on "
+        "this machine (default ~/.cache/agent-tasks/local-model).",
+        json_schema_extra={"env": "AGENT_TASKS_MODEL_CACHE", "secret": False},
+    )
     default_context_window: int = setting(
         128_000,
         env="AGENT_TASKS_DEFAULT_CONTEXT_WINDOW",

@@ -113,7 +113,7 @@ def run_edit_loop(
         limit = limit_reached(limits, usage, time.monotonic() - started)
         if limit:
             return done(*limit)
-        step = StepRecord(index=first_index + usage.steps, started_at=datetime.now(timezone.utc))
+        step = StepRecord(index=first_index + usage.steps, started_at=datetime.now(timezone.utc), model=model.name)
         step_started = time.monotonic()
         tokens_now = sum(len(str(m.get("content") or "")) for m in messages) // 4
         reply = take_reply(model, messages, None, step, tokens_now, usage, redact)

@@ -98,6 +98,10 @@ def parse_agent_file(text: str, source: str, trusted: bool = True, fmt: FormatNa
                     f"{source}: field '{field}': not allowed in a repository's agent file ({why}); "
                     "set it in your own agents (~/.agent-tasks/agents), the workflow or the run instead"
                 )
+    if front.get("model") and front.get("models"):
+        raise AgentFileError(
+            f"{source}: set 'model' (one model) or 'models' (the models used in turn, the first to start), not both"
+        )
     front.setdefault("name", agent_stem(source))
     loaded = {
         "prompt": body.strip(),

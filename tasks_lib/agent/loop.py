@@ -44,6 +44,21 @@ class LoopResult(BaseModel):
     stuck_events: int = 0
     malformed_replies: int = 0
 
+    def followed_by(self, more: LoopResult) -> LoopResult:
+        """This loop's work and then ``more`` (a fix round, another model) on from where it ended: how ``more``
+        ended, with the steps, usage and time of both."""
+        return LoopResult(
+            end_reason=more.end_reason,
+            detail=more.detail,
+            finish_summary=more.finish_summary or self.finish_summary,
+            steps=self.steps + more.steps,
+            usage=self.usage.plus(more.usage),
+            messages=more.messages,
+            duration_s=self.duration_s + more.duration_s,
+            stuck_events=self.stuck_events + more.stuck_events,
+            malformed_replies=self.malformed_replies + more.malformed_replies,
+        )
+
 
 def limit_reached(limits: Limits, usage: Usage, elapsed: float) -> tuple[EndReason, str] | None:
     """Which budget ``usage`` after ``elapsed`` seconds has reached, and a line saying so; None while within them."""
@@ -128,7 +143,7 @@ def run_agent_loop(
         limit = limit_reached(limits, usage, time.monotonic() - started) or (stop() if stop else None)
         if limit:
             return done(*limit)
-        step = StepRecord(index=first_index + usage.steps, started_at=datetime.now(timezone.utc))
+        step = StepRecord(index=first_index + usage.steps, started_at=datetime.now(timezone.utc), model=model.name)
         step_started = time.monotonic()
         tokens_now = meter.tokens(messages)
         if limits.context_tokens:

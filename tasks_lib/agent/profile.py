@@ -26,6 +26,7 @@ class ModelProfile(BaseModel):
     trained_context: int | None = None  # what the model was trained for (Ollama's model_info)
     num_ctx: int | None = None  # what to ask Ollama for
     table_context: int | None = None  # litellm's table
+    parameters: int | None = None  # the model's size, as its server says (llama.cpp n_params, Ollama parameter_count)
     priced: bool = False
     found: list[str] = Field(default_factory=list)  # one line per fact, with its source
     problems: list[str] = Field(default_factory=list)
@@ -62,14 +63,19 @@ def model_facts(model: str) -> tuple[int | None, bool]:
 
 def base_url(model: str, api_base: str | None = None, environ: dict[str, str] | None = None) -> str | None:
     """Where the model is served: the agent's api_base, else the provider's variable (OPENAI_API_BASE for
-    openai/..., OLLAMA_API_BASE or localhost:11434 for ollama/...); without a trailing /v1."""
+    openai/..., OLLAMA_API_BASE or localhost:11434 for ollama/..., LLAMAFILE_API_BASE or 127.0.0.1:8080 for
+    llamafile/..., else the embedded local model's announced address); without a trailing /v1."""
     environ = dict(os.environ) if environ is None else environ
     provider = model.split("/", 1)[0] if "/" in model else ""
     url = api_base
     if url is None and provider in ("ollama", "ollama_chat"):
         url = environ.get("OLLAMA_API_BASE") or "http://localhost:11434"
-    if url is None and provider in ("openai", "hosted_vllm", "llamafile"):
+    if url is None and provider in ("openai", "hosted_vllm"):
         url = environ.get("OPENAI_API_BASE") or environ.get("OPENAI_BASE_URL")
+    if url is None and provider == "llamafile":
+        from tasks_lib.agent.local_endpoint import served_base
+
+        url = environ.get("LLAMAFILE_API_BASE") or served_base() or "http://127.0.0.1:8080/v1"
     return re.sub(r"/v1/?$", "", url.rstrip("/")) if url else None
 
 
@@ -105,6 +111,14 @@ def _llama_cpp(client: httpx.Client, profile: ModelProfile) -> None:
         profile.server, profile.context = "llama.cpp", int(n_ctx)
         slots = props.get("total_slots") or 1
         profile.found.append(f"llama.cpp /props: context {int(n_ctx):,} tokens ({slots} slot{'s' * (slots != 1)})")
+    try:
+        listed = client.get(f"{profile.base_url}/v1/models").json()
+        params = ((listed.get("data") or [{}])[0].get("meta") or {}).get("n_params")
+    except (httpx.HTTPError, ValueError, AttributeError, IndexError):
+        return
+    if isinstance(params, int) and params > 0:
+        profile.parameters = params
+        profile.found.append(f"llama.cpp /v1/models: {params / 1e9:.1f}B parameters")
 
 
 def _ollama(client: httpx.Client, profile: ModelProfile, name: str) -> None:
@@ -122,6 +136,10 @@ def _ollama(client: httpx.Client, profile: ModelProfile, name: str) -> None:
     trained = next((int(v) for k, v in info.items() if k.endswith(".context_length")), None)
     match = re.search(r"^num_ctx\s+(\d+)", shown.get("parameters") or "", re.MULTILINE)
     profile.trained_context = trained
+    params = info.get("general.parameter_count")
+    if isinstance(params, int) and params > 0:
+        profile.parameters = params
+        profile.found.append(f"ollama /api/show: {params / 1e9:.1f}B parameters")
     profile.context = int(match.group(1)) if match else OLLAMA_DEFAULT_CONTEXT
     where = "its Modelfile's num_ctx" if match else "Ollama's default for a request without num_ctx"
     profile.found.append(

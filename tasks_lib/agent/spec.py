@@ -10,6 +10,7 @@ from tasks_lib.agent.formats import FormatName
 from tasks_lib.agent.policy import ToolPolicy
 from tasks_lib.domain.egress import EgressLayer
 from tasks_lib.domain.fields import EnvNames, NetworkSetting, OnAccept, SandboxKind
+from tasks_lib.domain.ladder import EditFormatSetting, LoopSetting, ModelLadder
 from tasks_lib.domain.limits import LimitsLayer
 from tasks_lib.errors import AgentTasksError
 
@@ -40,6 +41,7 @@ class AgentSpec(BaseModel):
     name: str
     description: str = ""
     model: str | None = None
+    models: ModelLadder = None  # escalation: the models used in turn, the first to start (instead of model)
     tools: list[str] | str | dict[str, Any] | None = None
     rules: list[str] | str | None = None
     max_steps: int = Field(default=40, ge=1, le=10_000)
@@ -65,8 +67,9 @@ class AgentSpec(BaseModel):
     setup_network: NetworkSetting = None
     workspace: Literal["auto", "read-only", "read-write"] = "auto"
     tool_protocol: Literal["auto", "native", "text"] = "auto"
-    loop: Literal["tools", "edit"] = "tools"  # edit: no tools, the model answers with whole files (small models)
-    edit_format: Literal["replace", "whole"] = "replace"  # whole: files are rewritten with write_file, no edit_file
+    # edit: no tools, the model answers with whole files (small models); auto: chosen per model (agent/modes.py)
+    loop: LoopSetting = "auto"
+    edit_format: EditFormatSetting = "auto"  # whole: files are rewritten with write_file, no edit_file
     prompt: str = ""
     source: str = ""
     file_format: FormatName = "agent-tasks"

@@ -107,6 +107,11 @@ def print_report(report: dict[str, Any]) -> None:
     wide.print(table)
     s = report["summary"]
     well_formed = "-" if s.get("well_formed_edit_rate") is None else f"{s['well_formed_edit_rate']:.0%}"
+    if s.get("escalated"):
+        out.print(
+            f"escalation: {s['escalated']} attempts went on to the next model; {s['solved_by_first_model']} tasks "
+            f"solved by the first model alone, {s['solved']} with the ladder"
+        )
     if s.get("pass_at_k") is not None:
         out.print(f"pass@1 {s['pass_at_1']:.0%}, pass@{s['k']} {s['pass_at_k']:.0%} ({s['k']} attempts per task)")
     out.print(

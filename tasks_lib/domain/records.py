@@ -60,6 +60,7 @@ class StepRecord(BaseModel):
     index: int
     iteration: int = 1
     attempt: int | None = None  # best-of-N: which attempt made this step
+    model: str | None = None  # the model that took this step (escalation: several in one session)
     started_at: datetime
     duration_s: float = 0.0
     model_latency_s: float = 0.0

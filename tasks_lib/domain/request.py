@@ -9,6 +9,7 @@ from pydantic import BaseModel, Field, ValidationError, field_validator
 from tasks_lib.domain.checks import HiddenCheck
 from tasks_lib.domain.egress import EgressLayer
 from tasks_lib.domain.fields import EnvNames, NetworkSetting, OnAccept, SandboxKind
+from tasks_lib.domain.ladder import ModelLadder
 from tasks_lib.domain.limits import LimitsLayer
 from tasks_lib.errors import AgentTasksError
 
@@ -27,6 +28,12 @@ class TaskRequest(BaseModel):
     agent: str = Field(default="default", description="Name of a built-in agent (default) or a path to an agent file.")
     model: str | None = Field(
         default=None, description="litellm model string; overrides the agent's model, e.g. openai/gpt-4o."
+    )
+    models: ModelLadder = Field(
+        default=None,
+        description="Models used in turn (escalation): the session starts with the first and, when its check "
+        "still fails or its loop ends stuck, goes on with the next from the same workspace, within the budget. "
+        "Each a model string or {model, temperature, max_reply_tokens, loop, edit_format}. Overrides model.",
     )
     reviewer: str | None = Field(default=None, description="Who reviews the result.")
     review: bool = Field(

@@ -52,6 +52,7 @@ class TaskOutcome(BaseModel):
     files_changed: list[str] = Field(default_factory=list)
     empty_diff_claimed_changes: bool = False
     check_output: str = ""
+    models: list[str] = Field(default_factory=list)  # the models that took steps, in turn (escalation: several)
 
 
 def _git(cwd: Path, *args: str) -> None:
@@ -143,6 +144,7 @@ def run_task(
         steps = store.steps(session_id)
         calls = [c for s in steps for c in s.tool_calls]
         outcome.first_prompt_tokens = steps[0].prompt_tokens if steps else 0
+        outcome.models = list(dict.fromkeys(s.model or "?" for s in steps))
         outcome.session_id, outcome.status, outcome.reason = session_id, row.status, row.status_reason
         outcome.end_reason = row.end_reason
         outcome.steps, outcome.cost_usd = row.steps_used, row.cost_usd
@@ -179,6 +181,11 @@ def summarize_outcomes(outcomes: list[TaskOutcome]) -> dict[str, Any]:
         "pass_at_k": pass_at(outcomes, k) if k > 1 else None,
         "k": k,
         "solved_first_round": len(first),
+        # escalation: the ladder moves on only when a model failed, so a task solved by one model was solved by the first
+        "solved_by_first_model": sum(
+            1 for t in solved if any(o.solved and len(o.models) <= 1 for o in outcomes if o.task == t)
+        ),
+        "escalated": sum(1 for o in outcomes if len(o.models) > 1),
         "first_round_rate": round(len(first) / len(tasks), 3) if tasks else 0.0,
         "well_formed_edit_rate": round(1 - failures / edits, 3) if edits else None,
         "median_steps": statistics.median(o.steps for o in outcomes) if outcomes else 0,

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from logging import Logger, LoggerAdapter
 from typing import Any
 
-from tasks_lib.agent.model import Model, litellm_model
+from tasks_lib.agent.model import Model, litellm_model, served_profile
 from tasks_lib.agent.prompt import build_system_prompt, initial_messages, named_files
 from tasks_lib.agent.spec import AgentSpec
 from tasks_lib.config import Settings
@@ -127,6 +127,18 @@ class SessionContext:
         log = self.logger.warning if self.sandbox.kind == "none" else self.logger.info
         log("sandbox: %s", self.sandbox.describe())
         self.logger.info("limits: %s", self.sandbox.describe_limits())
+
+    def settle_modes(self) -> None:
+        """Settle an `auto` loop and edit format for the session's model and the files the task names, say what was
+        chosen, and keep it on the session (a resumed run goes on the same way)."""
+        from tasks_lib.agent.modes import choose_modes
+
+        profile = served_profile(self.model_name, self.agent.api_base)
+        chosen, note = choose_modes(self.agent, self.model_name, profile, named_files(self.ws.path, self.instructions))
+        if note:
+            self.logger.info("agent mode: %s", note)
+        self.agent = chosen
+        self.store.update_session(self.session_id, agent_spec=self.redact.deep(chosen.model_dump(mode="json")))
 
     def fresh_conversation(self) -> list[dict[str, Any]]:
         """The opening messages for the current instructions; reports what the conventions cap cut."""

@@ -70,15 +70,7 @@ def check_and_fix(
             shared,
             number,
         )
-        loop = LoopResult(
-            end_reason=more.end_reason,
-            detail=more.detail,
-            finish_summary=more.finish_summary or loop.finish_summary,
-            steps=loop.steps + more.steps,
-            usage=loop.usage.plus(more.usage),
-            messages=more.messages,
-            duration_s=loop.duration_s + more.duration_s,
-        )
+        loop = loop.followed_by(more)
         if loop_failed(more):
             break
         check = checking(fix_round)

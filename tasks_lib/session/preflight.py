@@ -5,9 +5,11 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from tasks_lib.agent.catalog import RepoReader, find_agent
+from tasks_lib.agent.ladder import filled_ladder, on_rung
 from tasks_lib.agent.model import check_model_name
 from tasks_lib.agent.spec import AgentFileError, AgentSpec
 from tasks_lib.config import Settings, SettingsError, load_settings
+from tasks_lib.domain.ladder import ModelRung
 from tasks_lib.domain.request import BadRequest, TaskRequest
 from tasks_lib.environments import SandboxRefused, SandboxSpec
 from tasks_lib.git.cli import GitError, message, run_git
@@ -16,18 +18,36 @@ from tasks_lib.session.sandbox import session_sandbox
 
 
 def resolve_model(request: TaskRequest, agent: AgentSpec, settings: Settings) -> str:
-    """The model string to use: --model, then the agent file's model, then AGENT_TASKS_MODEL."""
-    model = request.model or agent.model or settings.default_model
-    if not model:
+    """The model string to start with: --model, then the agent file's model, then AGENT_TASKS_MODEL."""
+    return resolve_ladder(request, agent, settings)[0].model
+
+
+def _local() -> str | None:
+    """The embedded local model, when this machine serves it (no model configured, no key needed)."""
+    from tasks_lib.agent.local_endpoint import LOCAL_MODEL, served_base
+
+    return LOCAL_MODEL if served_base() else None
+
+
+def resolve_ladder(request: TaskRequest, agent: AgentSpec, settings: Settings) -> list[ModelRung]:
+    """The models the session uses in turn, settings filled from the agent: the request's `models`, else its
+    `model` alone, else the agent's `models`, else its `model`, else AGENT_TASKS_MODEL, else the local model when
+    this machine serves it; each name checked."""
+    single = request.model or (None if agent.models else agent.model) or settings.default_model or _local()
+    rungs = request.models or ([ModelRung(model=request.model)] if request.model else None) or agent.models
+    rungs = rungs or ([ModelRung(model=single)] if single else None)
+    if not rungs:
         raise BadRequest(
             "no model configured: pass --model (e.g. --model openai/gpt-4o), set 'model:' in the agent file, "
-            "or set AGENT_TASKS_MODEL, with the provider's key in its usual variable (e.g. OPENAI_API_KEY)"
+            "or set AGENT_TASKS_MODEL, with the provider's key in its usual variable (e.g. OPENAI_API_KEY); "
+            "or, with no key, serve the local model: agent-tasks up --local-model (or agent-tasks models local serve)"
         )
-    try:
-        check_model_name(model)
-    except ValueError as exc:
-        raise BadRequest(str(exc)) from None
-    return model
+    for rung in rungs:
+        try:
+            check_model_name(rung.model)
+        except ValueError as exc:
+            raise BadRequest(str(exc)) from None
+    return filled_ladder(agent, rungs)
 
 
 def check_branch(repository: str, branch: str | None) -> None:
@@ -101,7 +121,8 @@ def prepare(request: TaskRequest, settings: Settings, verify_branch: bool = Fals
         raise BadRequest(str(exc)) from None
     if request.temperature is not None:
         agent = agent.model_copy(update={"temperature": request.temperature})
-    model = resolve_model(request, agent, settings)
+    ladder = resolve_ladder(request, agent, settings)
+    agent, model = on_rung(agent, ladder[0], ladder[1:]), ladder[0].model
     try:
         sandbox = session_sandbox(request, agent, settings.sandbox, settings.limits)  # type: ignore[arg-type]
     except SandboxRefused as exc:

@@ -11,6 +11,7 @@ from tasks_lib.domain.records import CheckResult, Usage
 from tasks_lib.environments import Environment
 from tasks_lib.session.attempts import run_attempts
 from tasks_lib.session.context import SessionContext
+from tasks_lib.session.escalation import escalate
 from tasks_lib.session.fix_rounds import check_and_fix
 from tasks_lib.session.outcome import loop_failed
 from tasks_lib.steps.agent_loop import run_agent
@@ -53,8 +54,9 @@ def agent_work(
     start: IterationStart,
     continued: bool = False,
 ) -> tuple[LoopResult, CheckResult | None]:
-    """The agent loop on the session's conversation, then its check with fix rounds; on a fresh start with several
-    attempts, best-of-N: that many at once, the best left in the workspace."""
+    """The agent loop on the session's conversation, then its check with fix rounds, then — while they fail and the
+    agent has a ladder of models — the next model; on a fresh start with several attempts, best-of-N: that many at
+    once, the best left in the workspace."""
     if ctx.request.attempts > 1 and ctx.fresh_start and not continued:
         return run_attempts(ctx, start.prior, start.left, start.seconds)
     loop = run_agent(
@@ -70,9 +72,10 @@ def agent_work(
         start.left,
         start.first_step,
     )
+    check = None
     if ctx.has_check() and not loop_failed(loop):
-        return check_and_fix(ctx, loop, start.prior, start.seconds)
-    return loop, None
+        loop, check = check_and_fix(ctx, loop, start.prior, start.seconds)
+    return escalate(ctx, loop, check, start.prior, start.seconds, start.first_step)
 
 
 def end_iteration(ctx: SessionContext, start: IterationStart, loop: LoopResult, check: CheckResult | None) -> None:

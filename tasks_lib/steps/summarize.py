@@ -11,7 +11,7 @@ from prefect import get_run_logger
 from tasks_lib.agent.context import clip_middle
 from tasks_lib.agent.loop import LoopResult
 from tasks_lib.agent.model import Model, ModelError, ModelReply
-from tasks_lib.domain.records import CheckResult, DiffResult
+from tasks_lib.domain.records import CheckResult, DiffResult, StepRecord
 from tasks_lib.environments import SandboxSpec
 from tasks_lib.environments.base import BLOCKED, KILLED
 from tasks_lib.git.placeholders import placeholder_files
@@ -51,6 +51,22 @@ def nothing_changed(loop: LoopResult) -> str:
         else ""
     )
     return f"### What was done\nNothing was changed: the session's diff is empty.{said}"
+
+
+def models_used(steps: list[StepRecord]) -> list[dict[str, Any]]:
+    """Each model that took steps, in the order they came in, with its steps, tokens and cost."""
+    used: dict[str, dict[str, Any]] = {}
+    for taken in steps:
+        row = used.setdefault(
+            taken.model or "?",
+            {"model": taken.model or "?", "steps": 0, "prompt_tokens": 0, "completion_tokens": 0, "cost_usd": None},
+        )
+        row["steps"] += 1
+        row["prompt_tokens"] += taken.prompt_tokens
+        row["completion_tokens"] += taken.completion_tokens
+        if taken.cost_usd is not None:
+            row["cost_usd"] = (row["cost_usd"] or 0.0) + taken.cost_usd
+    return list(used.values())
 
 
 def session_facts(
@@ -110,7 +126,20 @@ def session_facts(
             1 for s in loop.steps for c in s.tool_calls if c.name == "edit_file" and not c.ok and not c.skipped
         ),
         "calls_from_text": sum(1 for s in loop.steps if s.calls_from_text),
+        "models": models_used(loop.steps),
     }
+
+
+def _models_line(models: list[dict[str, Any]]) -> list[str]:
+    """One line naming each model's share of the work, when more than one model worked (escalation)."""
+    if len(models) < 2:
+        return []
+    shares = [
+        f"{m['model']}: {m['steps']} steps, {m['prompt_tokens'] + m['completion_tokens']:,} tokens"
+        + (f", ${m['cost_usd']:.4f}" if m["cost_usd"] is not None else "")
+        for m in models
+    ]
+    return [f"- **Models, in turn:** {'; '.join(shares)}"]
 
 
 def render_facts(facts: dict[str, Any]) -> str:
@@ -136,6 +165,7 @@ def render_facts(facts: dict[str, Any]) -> str:
         f"- **Tokens:** {facts['prompt_tokens']} prompt, {facts['completion_tokens']} completion, {facts['cached_tokens']} cached",
         f"- **Cost:** {cost}",
         f"- **Duration:** {facts['duration_s']:.1f} s",
+        *_models_line(facts.get("models") or []),
     ]
     if facts.get("stuck_events") or facts.get("malformed_replies"):
         lines.append(

@@ -130,7 +130,11 @@ def test_agent_tasks_config_shows_each_value_where_it_came_from_and_masks_secret
 def test_the_readme_lists_every_setting_with_its_default_and_description():
     readme = (ROOT / "README.md").read_text()
     section = readme[readme.index("## Configuration") : readme.index("## Benchmark")]
-    special = {"home": "`~/.agent-tasks`", "db_url": "SQLite: `$AGENT_TASKS_HOME/agent-tasks.db`"}
+    special = {
+        "home": "`~/.agent-tasks`",
+        "model_cache": "`~/.cache/agent-tasks/local-model`",
+        "db_url": "SQLite: `$AGENT_TASKS_HOME/agent-tasks.db`",
+    }
     for name, field in Settings.model_fields.items():
         value = None if name in special else field.get_default()
         default = special.get(name) or (

@@ -14,12 +14,14 @@ def test_the_run_form_schema_shows_the_task_request_fields():
     schema = parameter_schema(agent_task).model_dump()
     assert schema["required"] == ["request"]
     fields = schema["definitions"]["TaskRequest"]["properties"]
+    assert "ModelRung" in schema["definitions"], "the run form shows a ladder's rungs with their fields"
     assert set(fields) == {
         "repository",
         "instructions",
         "branch",
         "agent",
         "model",
+        "models",
         "reviewer",
         "review",
         "on_accept",
