@@ -233,14 +233,17 @@ def served_profile(model_name: str, api_base: str | None) -> ModelProfile | None
 
 def litellm_model(agent: AgentSpec, model_name: str, settings: Settings) -> LitellmModel:
     """The litellm model a session uses: the agent's call settings, the process's timeouts and retries, and what
-    its server says about itself."""
+    its server says about itself (the embedded local model at the address its server announced)."""
+    from tasks_lib.agent.local_endpoint import local_api_base
+
+    api_base = agent.api_base or local_api_base(model_name)
     return LitellmModel(
         model_name,
-        api_base=agent.api_base,
+        api_base=api_base,
         temperature=agent.temperature,
         max_reply_tokens=agent.max_reply_tokens,
         timeout_s=settings.model_timeout_s,
         max_retries=settings.model_max_retries,
         retry_delay_s=settings.model_retry_delay_s,
-        profile=served_profile(model_name, agent.api_base),
+        profile=served_profile(model_name, api_base),
     )

@@ -31,6 +31,7 @@ app = typer.Typer(
 app.add_typer(agents_app, name="agents")
 app.add_typer(workflows_app, name="workflows")
 app.add_typer(models_app, name="models")
+app.add_typer(models_app, name="model", hidden=True)  # `agent-tasks model local …` reads naturally too
 # Commands are listed in `agent-tasks --help` in the order they are registered here.
 app.command("eval")(eval_command)
 app.command("run")(run.run)

@@ -8,8 +8,12 @@ import json
 import typer
 
 from tasks_lib.cli.common import CliError, out
+from tasks_lib.cli.local_model import local_app
 
-models_app = typer.Typer(help="What a model and its server say about themselves.", no_args_is_help=True)
+models_app = typer.Typer(
+    help="What a model and its server say about themselves; the embedded local model.", no_args_is_help=True
+)
+models_app.add_typer(local_app, name="local")
 
 
 @models_app.command("check")
@@ -23,6 +27,7 @@ def check(
     a request can use, the num_ctx Ollama will be asked for, the price; and whether the agent's prompt fits."""
     from tasks_lib.agent.catalog import find_agent
     from tasks_lib.agent.model import check_model_name
+    from tasks_lib.agent.modes import choose_modes
     from tasks_lib.agent.profile import read_profile
     from tasks_lib.agent.prompt import build_system_prompt, initial_messages
     from tasks_lib.agent.spec import AgentFileError
@@ -50,5 +55,8 @@ def check(
     out.print(f"  context the agent counts on: {f'{window:,} tokens' if window else 'unknown'}")
     out.print(f"  price: {'known to litellm' if profile.priced else 'unknown (tokens are counted, cost is not)'}")
     out.print(f"  agent {spec.name}'s first request: about {first:,} tokens")
+    chosen, note = choose_modes(spec, model, profile, [("named.py", "")])
+    if note:
+        out.print(f"  agent {spec.name} on a task that names a short file: {note.split(': ', 1)[1]}")
     if warning:
         out.print(f"warning: {warning}")

@@ -32,6 +32,13 @@ def up(
     port: int = typer.Option(4200, "--port", help="Prefect server and UI port."),
     relay_port: int = typer.Option(8765, "--relay-port", help="Webhook relay port."),
     review_port: int = typer.Option(8766, "--review-port", help="Review pages port (inbox at /sessions)."),
+    local_model: bool = typer.Option(
+        False,
+        "--local-model",
+        help="Serve the embedded local model (Qwen2.5-Coder-1.5B, no API key) and make it the default model of the "
+        "runs; prepared on first use (1.1 GB download, about 12 minutes of build, once).",
+    ),
+    local_model_port: int = typer.Option(8089, "--local-model-port", help="The local model's port on 127.0.0.1."),
 ) -> None:
     """Start the local stack: Prefect server with its UI, the workflows served, the webhook relay and the
     review pages.
@@ -48,7 +55,9 @@ def up(
         limits = limits_status(settings.limits)
     except SettingsError as exc:
         raise CliError(str(exc)) from None
-    stack = Stack(host, port, relay_port, review_port)
+    if local_model:
+        _prepare_local_model()
+    stack = Stack(host, port, relay_port, review_port, local_model_port if local_model else None)
     try:
         stack.start(err)
         out.print(f"Prefect UI     http://{host}:{port}")
@@ -58,6 +67,10 @@ def up(
         out.print(f"Workflows      {', '.join(w.name for w in load_or_fail())}")
         out.print(f"Sandbox        {sandbox}")
         out.print(f"Limits         {limits}")
+        if stack.local_model:
+            from tasks_lib.agent.local_endpoint import LOCAL_MODEL
+
+            out.print(f"Model          {LOCAL_MODEL} at {stack.local_model} (runs with no model configured use it)")
         out.print("Ctrl-C to stop.")
         stack.wait()
     except StackError as exc:
@@ -67,3 +80,19 @@ def up(
     finally:
         stack.stop()
     err.print("stopped")
+
+
+def _prepare_local_model() -> None:
+    """Get the local model's weights and server if this machine lacks them, saying what takes time."""
+    from tasks_lib.ops.local_model import LocalModelError, prepare_server, prepare_weights, status
+
+    found = status()
+    try:
+        if not found["weights"]:
+            err.print("local model: downloading the pinned weights (1.1 GB, once) …")
+            prepare_weights()
+        if not found["server"]:
+            err.print("local model: building llama-server for this CPU family (about 12 minutes on 2 cores, once) …")
+            prepare_server()
+    except LocalModelError as exc:
+        raise CliError(f"the local model could not be prepared: {exc}") from None

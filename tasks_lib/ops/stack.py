@@ -25,8 +25,12 @@ class Stack:
     GitHub, and the review pages can accept and push code.
     """
 
-    def __init__(self, host: str, port: int, relay_port: int, review_port: int = 8766):
+    def __init__(
+        self, host: str, port: int, relay_port: int, review_port: int = 8766, local_model_port: int | None = None
+    ):
         self.host, self.port, self.relay_port, self.review_port = host, port, relay_port, review_port
+        self.local_model_port = local_model_port  # serve the embedded local model there, as the runs' default
+        self.local_model: str | None = None  # its address, once it answers
         self.api_url = f"http://{host}:{port}/api"
         self.review_url = load_settings().review_url or f"http://{host}:{review_port}"
         self.procs: list[tuple[str, subprocess.Popen]] = []
@@ -64,6 +68,8 @@ class Stack:
     def start(self, console) -> None:
         """Start the server, then the workflows, the relay and the review pages; returns when all answer."""
         signal.signal(signal.SIGTERM, _raise_interrupt)
+        if self.local_model_port:
+            self._start_local_model(console)
         console.print(f"starting Prefect server on {self.host}:{self.port} …")
         self._spawn(
             "prefect server", ["-m", "prefect", "server", "start", "--host", self.host, "--port", str(self.port)]
@@ -90,6 +96,22 @@ class Stack:
         console.print(f"starting review pages on {self.host}:{self.review_port} …")
         self._spawn("review pages", ["-m", "tasks_lib.web", "--host", self.host, "--port", str(self.review_port)])
         self._wait_http("review pages", f"http://{self.host}:{self.review_port}/healthz", 60)
+
+    def _start_local_model(self, console) -> None:
+        """Serve the embedded local model (or use the one this machine already serves) and make it the default
+        model of the runs this stack serves."""
+        from tasks_lib.agent.local_endpoint import LOCAL_MODEL, served_base
+
+        base = served_base()
+        if base is None:
+            console.print(f"starting the local model on 127.0.0.1:{self.local_model_port} …")
+            port = str(self.local_model_port)
+            self._spawn("local model", ["-m", "tasks_lib.cli", "models", "local", "serve", "--port", port])
+            base = f"http://127.0.0.1:{port}/v1"
+            self._wait_http("local model", f"http://127.0.0.1:{port}/health", 240)
+        self.local_model = base
+        self.env["AGENT_TASKS_MODEL"] = LOCAL_MODEL
+        self.env["LLAMAFILE_API_BASE"] = base
 
     def check(self) -> None:
         """Raise StackError when a part has exited."""

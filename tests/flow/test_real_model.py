@@ -1,8 +1,10 @@
-"""End to end with a real model: Qwen2.5-Coder-1.5B under llama.cpp's server, at temperature 0.
+"""End to end with a real model: the embedded local model (Qwen2.5-Coder-1.5B under the portable llama-server build),
+at temperature 0, as a newcomer with no API key runs it.
 
-The model and server are prepared by tests/local_model.py (pinned, checked, cached; `.ci/run` prepares
-them before the suite). This is the product as a user runs it: `agent-tasks run`, a review, an accept,
-and the fix on the work branch of the source repository.
+The model and server are prepared by `agent-tasks models local prepare` (pinned, checked, cached; `.ci/run`
+prepares them before the suite) and served as `models local serve` serves them. This is the product as a user runs
+it: `agent-tasks run` with no model and no key, a review, an accept, and the fix on the work branch of the source
+repository.
 """
 
 from __future__ import annotations
@@ -19,23 +21,79 @@ import pytest
 from tests.conftest import git
 
 ROOT = Path(__file__).resolve().parents[2]
-MODEL = "openai/qwen2.5-coder-1.5b"
+NOT_MINE = ("AGENT_TASKS_MODEL", "OPENAI_API_BASE", "OPENAI_API_KEY", "LLAMAFILE_API_BASE")
 TASK = "add() in calc.py returns a - b but must return a + b. Fix calc.py."
 
 
 @pytest.fixture(scope="module")
 def local_model():
-    """The real model served on 127.0.0.1 for this module's tests."""
-    from tests.local_model import serving
+    """The real model served on 127.0.0.1 for this module's tests, announced as `models local serve` does."""
+    from tasks_lib.ops.local_model import serving
 
-    with serving() as base:
+    with serving(public=True) as base:
         yield base
+
+
+def test_up_with_the_local_model_serves_it_for_the_runs_and_stops_it(tmp_path):
+    """Runs first in this module, before its fixture serves the model: `up --local-model` starts it itself."""
+    import signal
+    import socket
+    import threading
+
+    import httpx
+
+    from tasks_lib.agent.local_endpoint import served_base
+
+    def free_port() -> int:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            return sock.getsockname()[1]
+
+    assert served_base() is None, "nothing serves the local model before the test"
+    ports = {name: free_port() for name in ("--port", "--relay-port", "--review-port", "--local-model-port")}
+    env = {k: v for k, v in os.environ.items() if k not in (*NOT_MINE, "PREFECT_API_URL", "AGENT_TASKS_REVIEW_URL")}
+    env.update(PREFECT_HOME=str(tmp_path / "prefect"), AGENT_TASKS_HOME=str(tmp_path / "home"))
+    args = [a for name, port in ports.items() for a in (name, str(port))]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tasks_lib.cli", "up", "--local-model", *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    base = f"http://127.0.0.1:{ports['--local-model-port']}/v1"
+    printed: list[str] = []
+    reader = threading.Thread(target=lambda: printed.extend(iter(proc.stdout.readline, "")), daemon=True)
+    reader.start()
+    try:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and proc.poll() is None and not any(p.startswith("Model ") for p in printed):
+            time.sleep(0.5)
+        assert served_base() == base
+        status = subprocess.run(
+            [sys.executable, "-m", "tasks_lib.cli", "models", "local", "status", "--json"],
+            env=env,
+            capture_output=True,
+            text=True,
+        )
+        assert json.loads(status.stdout)["serving"] == base
+    finally:
+        proc.send_signal(signal.SIGINT)
+        stderr = proc.stderr.read()
+        proc.wait(120)
+        reader.join(10)
+    stdout = "".join(printed)
+    assert f"Model          llamafile/qwen2.5-coder-1.5b at {base}" in stdout, (stdout, stderr[-2000:])
+    assert "Traceback" not in stderr, stderr[-2000:]
+    assert served_base() is None, "the announcement is withdrawn when the stack stops"
+    with pytest.raises(httpx.HTTPError):
+        httpx.get(f"{base.removesuffix('/v1')}/health", timeout=2)
 
 
 def cli(*args: str, env: dict[str, str]) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "tasks_lib.cli", *args],
-        env={**os.environ, **env},
+        env={**{k: v for k, v in os.environ.items() if k not in NOT_MINE}, **env},
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -55,9 +113,9 @@ def test_a_real_model_fixes_a_bug_and_the_accepted_fix_lands_on_the_work_branch(
     )
     git(repo, "add", "-A")
     git(repo, "commit", "-qm", "calc with a bug")
-    env = {"PREFECT_API_URL": prefect_server, "OPENAI_API_BASE": local_model, "OPENAI_API_KEY": "sk-local-model"}
+    env = {"PREFECT_API_URL": prefect_server}  # no model, no key: the local model this machine serves
 
-    run = cli("run", str(repo), "--task", TASK, "--model", MODEL, "--temperature", "0", env=env)
+    run = cli("run", str(repo), "--task", TASK, "--temperature", "0", env=env)
     from tasks_lib.store import open_store
 
     store = open_store()
@@ -71,6 +129,8 @@ def test_a_real_model_fixes_a_bug_and_the_accepted_fix_lands_on_the_work_branch(
             break
         time.sleep(1)
     assert row is not None and row.status == "awaiting_review", (row and row.status_reason, run.poll())
+    assert row.model == "llamafile/qwen2.5-coder-1.5b"
+    assert store.get_session(row.id).agent_spec["loop"] == "edit", "auto: a small model, a named file: edit loop"
     diff = store.latest_diff(row.id).patch.decode()
     assert "-    return a - b" in diff and "+    return a + b" in diff, diff
     summary = store.latest_summary(row.id)
@@ -78,7 +138,7 @@ def test_a_real_model_fixes_a_bug_and_the_accepted_fix_lands_on_the_work_branch(
 
     decided = subprocess.run(
         [sys.executable, "-m", "tasks_lib.cli", "review", row.id, "accept"],
-        env={**os.environ, **env},
+        env={**{k: v for k, v in os.environ.items() if k not in NOT_MINE}, **env},
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -98,3 +158,32 @@ def test_a_real_model_fixes_a_bug_and_the_accepted_fix_lands_on_the_work_branch(
     assert check.returncode == 0, check.stderr
     steps = store.steps(row.id)
     assert all("Traceback" not in json.dumps(s.model_dump(mode="json")) for s in steps)
+
+
+def test_the_portable_server_build_holds_no_instruction_past_avx2(local_model):
+    """A build for the building machine's own CPU holds AVX-512 (and AMX where the CPU has it) and dies with a
+    general protection fault elsewhere; the portable one must hold neither in any of its binaries."""
+    from tasks_lib.ops.local_model import server_binary
+
+    folder = server_binary().parent
+    binaries = [p for p in folder.iterdir() if p.is_file() and not p.is_symlink() and p.read_bytes()[:4] == b"\x7fELF"]
+    assert any(p.name.startswith("libggml-cpu") for p in binaries), sorted(p.name for p in binaries)
+    beyond = {}
+    for path in binaries:
+        listing = subprocess.run(
+            ["objdump", "-d", "--no-show-raw-insn", str(path)], capture_output=True, text=True, check=True
+        ).stdout
+        found = sum(1 for line in listing.splitlines() if "%zmm" in line or "%k1" in line or "tdpb" in line)
+        if found:
+            beyond[path.name] = found
+    avx2 = sum(
+        1
+        for line in subprocess.run(
+            ["objdump", "-d", str(next(p for p in binaries if p.name.startswith("libggml-cpu")))],
+            capture_output=True,
+            text=True,
+        ).stdout.splitlines()
+        if "%ymm" in line
+    )
+    assert not beyond, f"AVX-512/AMX instructions in the portable build: {beyond}"
+    assert avx2 > 1000, "the CPU backend is vectorised (AVX2) all the same"
