@@ -114,7 +114,10 @@ def named_files(workspace: str | Path, instructions: str) -> list[tuple[str, str
     return found
 
 
-TOOLS_CLOSING = "Use the tools one call at a time. When the task is done, call finish with a short summary."
+TOOLS_CLOSING = (
+    "Use the tools one call at a time; read code before you change it. When the task is done, call finish with a "
+    "short summary of what you changed and why; if it cannot be done, call finish and say what stopped you."
+)
 
 
 def initial_messages(
