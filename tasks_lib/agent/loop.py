@@ -44,6 +44,10 @@ class LoopResult(BaseModel):
     stuck_events: int = 0
     malformed_replies: int = 0
 
+    def next_index(self, first_index: int = 1) -> int:
+        """The number the step after this loop's takes (``first_index``: this loop's first, if it took none)."""
+        return self.steps[-1].index + 1 if self.steps else first_index
+
     def followed_by(self, more: LoopResult) -> LoopResult:
         """This loop's work and then ``more`` (a fix round, another model) on from where it ended: how ``more``
         ended, with the steps, usage and time of both."""

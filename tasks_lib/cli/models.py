@@ -55,7 +55,7 @@ def check(
     out.print(f"  context the agent counts on: {f'{window:,} tokens' if window else 'unknown'}")
     out.print(f"  price: {'known to litellm' if profile.priced else 'unknown (tokens are counted, cost is not)'}")
     out.print(f"  agent {spec.name}'s first request: about {first:,} tokens")
-    chosen, note = choose_modes(spec, model, profile, [("named.py", "")])
+    _, note = choose_modes(spec, model, profile, [("named.py", "")])
     if note:
         out.print(f"  agent {spec.name} on a task that names a short file: {note.split(': ', 1)[1]}")
     if warning:

@@ -69,7 +69,7 @@ def escalate(
             ctx.iteration,
             prior.plus(loop.usage),
             left,
-            first_step + loop.usage.steps,
+            loop.next_index(first_step),
         )
         more_check = None
         if ctx.has_check() and not loop_failed(more):

@@ -66,7 +66,7 @@ def check_and_fix(
             ctx.iteration,
             prior if shared else prior.plus(loop.usage),
             left,
-            loop.usage.steps + 1,
+            loop.next_index(loop.usage.steps + 1),
             shared,
             number,
         )

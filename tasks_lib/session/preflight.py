@@ -33,8 +33,8 @@ def resolve_ladder(request: TaskRequest, agent: AgentSpec, settings: Settings) -
     """The models the session uses in turn, settings filled from the agent: the request's `models`, else its
     `model` alone, else the agent's `models`, else its `model`, else AGENT_TASKS_MODEL, else the local model when
     this machine serves it; each name checked."""
-    single = request.model or (None if agent.models else agent.model) or settings.default_model or _local()
     rungs = request.models or ([ModelRung(model=request.model)] if request.model else None) or agent.models
+    single = None if rungs else agent.model or settings.default_model or _local()
     rungs = rungs or ([ModelRung(model=single)] if single else None)
     if not rungs:
         raise BadRequest(

@@ -4,6 +4,8 @@ which model did what. The model server is scripted; each request names the model
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from tasks_lib.testing.scripted_server import calls, tool
 from tests.helpers import run_task, write_agent
 
@@ -97,3 +99,19 @@ def test_a_single_model_request_overrides_the_agents_ladder(repo, scripted, stor
     result = run_task(repo, "Greet with Hi in src/app.py", agent=_agent(tmp_path), model="openai/only-model")
     assert {m for m, _ in _by_model(server)} == {"only-model"}
     assert store.get_session(result.session_id).model == "openai/only-model"
+
+
+def test_steps_are_numbered_on_through_fix_rounds_of_both_models(repo, scripted, store, tmp_path):
+    def edit(old, new):
+        return calls(tool("edit_file", path="src/app.py", old=f"'{old} ' + name", new=f"'{new} ' + name"))
+
+    done = calls(tool("finish", summary="Changed the greeting."))
+    scripted([edit("Hello", "Hey"), done, edit("Hey", "Ho"), done, edit("Ho", "Hu"), done, edit("Hu", "Hi"), done])
+    agent_file = Path(_agent(tmp_path))
+    agent_file.write_text(agent_file.read_text().replace("fix_until_green: 0", "fix_until_green: 1"))
+    result = run_task(repo, "Greet with Hi in src/app.py", agent=str(agent_file), model=None)
+    assert result.status.value == "completed", result.reason
+    steps = store.steps(result.session_id)
+    assert [s.index for s in steps] == list(range(1, 9))
+    assert [s.model for s in steps] == ["openai/small-model"] * 4 + ["openai/large-model"] * 4
+    assert [c.passed for c in store.checks(result.session_id)] == [False, False, False, True]
