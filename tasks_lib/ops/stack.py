@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -68,6 +69,7 @@ class Stack:
     def start(self, console) -> None:
         """Start the server, then the workflows, the relay and the review pages; returns when all answer."""
         signal.signal(signal.SIGTERM, _raise_interrupt)
+        self._ports_free()
         if self.local_model_port:
             self._start_local_model(console)
         console.print(f"starting Prefect server on {self.host}:{self.port} …")
@@ -96,6 +98,26 @@ class Stack:
         console.print(f"starting review pages on {self.host}:{self.review_port} …")
         self._spawn("review pages", ["-m", "tasks_lib.web", "--host", self.host, "--port", str(self.review_port)])
         self._wait_http("review pages", f"http://{self.host}:{self.review_port}/healthz", 60)
+
+    def _ports_free(self) -> None:
+        """Raise StackError naming the first port something already listens on (another `up`, most often), before
+        anything starts: a part that cannot bind would otherwise find the other stack answering in its place."""
+        ports = {"--port": self.port, "--relay-port": self.relay_port, "--review-port": self.review_port}
+        if self.local_model_port:
+            from tasks_lib.agent.local_endpoint import served_base
+
+            if served_base() is None:  # one already served is used as it is
+                ports["--local-model-port"] = self.local_model_port
+        for option, port in ports.items():
+            with socket.socket() as sock:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a closing connection is no listener
+                try:
+                    sock.bind((self.host, port))
+                except OSError:
+                    raise StackError(
+                        f"port {port} on {self.host} is in use (is `agent-tasks up` already running?); stop what "
+                        f"holds it or choose another with {option}"
+                    ) from None
 
     def _start_local_model(self, console) -> None:
         """Serve the embedded local model (or use the one this machine already serves) and make it the default
