@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from tasks_lib.agent.loop import Limits, LoopResult, limit_reached, record_step, take_reply
-from tasks_lib.agent.model import Model, ModelReply
+from tasks_lib.agent.model import Model, ModelReply, label
 from tasks_lib.domain.records import EndReason, StepRecord, ToolCallRecord, Usage
 from tasks_lib.security.confine import PathRefused, relative, resolve_inside
 
@@ -113,7 +113,7 @@ def run_edit_loop(
         limit = limit_reached(limits, usage, time.monotonic() - started)
         if limit:
             return done(*limit)
-        step = StepRecord(index=first_index + usage.steps, started_at=datetime.now(timezone.utc), model=model.name)
+        step = StepRecord(index=first_index + usage.steps, started_at=datetime.now(timezone.utc), model=label(model))
         step_started = time.monotonic()
         tokens_now = sum(len(str(m.get("content") or "")) for m in messages) // 4
         reply = take_reply(model, messages, None, step, tokens_now, usage, redact)

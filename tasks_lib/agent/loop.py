@@ -13,7 +13,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from tasks_lib.agent.context import ContextMeter, compact_messages
-from tasks_lib.agent.model import Model, ModelError, ModelReply
+from tasks_lib.agent.model import Model, ModelError, ModelReply, label
 from tasks_lib.agent.stuck import StuckDetector
 from tasks_lib.agent.tool_calls import read_calls
 from tasks_lib.agent.tools import Toolbox
@@ -147,7 +147,7 @@ def run_agent_loop(
         limit = limit_reached(limits, usage, time.monotonic() - started) or (stop() if stop else None)
         if limit:
             return done(*limit)
-        step = StepRecord(index=first_index + usage.steps, started_at=datetime.now(timezone.utc), model=model.name)
+        step = StepRecord(index=first_index + usage.steps, started_at=datetime.now(timezone.utc), model=label(model))
         step_started = time.monotonic()
         tokens_now = meter.tokens(messages)
         if limits.context_tokens:

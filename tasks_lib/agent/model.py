@@ -84,6 +84,13 @@ class Model(Protocol):
         ...
 
 
+def label(model: Model) -> str:
+    """The model as steps record it: its name, and its temperature when it was set (two rungs of a ladder may be the
+    same model at two temperatures)."""
+    temperature = getattr(model, "temperature", None)
+    return model.name if temperature is None else f"{model.name} at temperature {temperature:g}"
+
+
 def litellm():
     """The litellm module, imported on first use and kept quiet."""
     import litellm as _litellm

@@ -43,15 +43,16 @@ def test_a_failing_check_hands_the_workspace_to_the_next_model_which_fixes_it(re
     assert "Another model (openai/small-model)" in handed and "check" in handed.lower()
     assert not any(m.get("role") == "tool" for m in large_body["messages"]), "the transcript is not handed on"
     steps = store.steps(result.session_id)
-    assert [s.model for s in steps] == ["openai/small-model"] * 2 + ["openai/large-model"] * 2
+    large = "openai/large-model at temperature 0.8"  # steps name the rung: a ladder may hold one model twice
+    assert [s.model for s in steps] == ["openai/small-model"] * 2 + [large] * 2
     assert [s.index for s in steps] == [1, 2, 3, 4]
     first, second = store.checks(result.session_id)
     assert not first.passed and second.passed
     assert store.get_session(result.session_id).model == "openai/large-model"
     summary = store.latest_summary(result.session_id)
-    assert [m["model"] for m in summary.facts["models"]] == ["openai/small-model", "openai/large-model"]
+    assert [m["model"] for m in summary.facts["models"]] == ["openai/small-model", large]
     assert [m["steps"] for m in summary.facts["models"]] == [2, 2]
-    assert "Models, in turn:" in summary.markdown and "openai/large-model: 2 steps" in summary.markdown
+    assert "Models, in turn:" in summary.markdown and f"{large}: 2 steps" in summary.markdown
     diff = store.latest_diff(result.session_id)
     assert b"+    return 'Hi ' + name" in diff.patch
 
@@ -113,5 +114,5 @@ def test_steps_are_numbered_on_through_fix_rounds_of_both_models(repo, scripted,
     assert result.status.value == "completed", result.reason
     steps = store.steps(result.session_id)
     assert [s.index for s in steps] == list(range(1, 9))
-    assert [s.model for s in steps] == ["openai/small-model"] * 4 + ["openai/large-model"] * 4
+    assert [s.model for s in steps] == ["openai/small-model"] * 4 + ["openai/large-model at temperature 0.8"] * 4
     assert [c.passed for c in store.checks(result.session_id)] == [False, False, False, True]
