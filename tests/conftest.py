@@ -13,7 +13,13 @@ import tempfile
 from pathlib import Path
 
 _TMP = Path(tempfile.mkdtemp(prefix="agent-tasks-tests-"))
+# The embedded local model's real cache (weights, server build): tests/flow/test_real_model.py points back at it.
+REAL_MODEL_CACHE = os.environ.get("AGENT_TASKS_MODEL_CACHE") or str(
+    Path.home() / ".cache" / "agent-tasks" / "local-model"
+)
 os.environ.update(
+    # Never fall back on a local model this machine happens to serve (`agent-tasks models local serve`).
+    AGENT_TASKS_MODEL_CACHE=str(_TMP / "model-cache"),
     AGENT_TASKS_HOME=str(_TMP / "home"),
     PREFECT_HOME=str(_TMP / "prefect"),
     LITELLM_LOCAL_MODEL_COST_MAP="True",

@@ -25,6 +25,17 @@ NOT_MINE = ("AGENT_TASKS_MODEL", "OPENAI_API_BASE", "OPENAI_API_KEY", "LLAMAFILE
 TASK = "add() in calc.py returns a - b but must return a + b. Fix calc.py."
 
 
+@pytest.fixture(scope="module", autouse=True)
+def real_model_cache():
+    """This module uses the real cache of the local model (the suite's own is empty: see tests/conftest.py)."""
+    from tests.conftest import REAL_MODEL_CACHE
+
+    kept = os.environ["AGENT_TASKS_MODEL_CACHE"]
+    os.environ["AGENT_TASKS_MODEL_CACHE"] = REAL_MODEL_CACHE
+    yield
+    os.environ["AGENT_TASKS_MODEL_CACHE"] = kept
+
+
 @pytest.fixture(scope="module")
 def local_model():
     """The real model served on 127.0.0.1 for this module's tests, announced as `models local serve` does."""
