@@ -7,6 +7,7 @@ import time
 import typer
 
 from tasks_lib.cli.common import CliError, cli_store, err, out
+from tasks_lib.domain.words import status_line
 
 DECISION_NAMES = {
     "accept": "accept",
@@ -93,7 +94,7 @@ def review(
         now = store.get_session(row.id)
         waiting_again = now.status == "awaiting_review" and now.review_key != key
         if now.status not in ("awaiting_review", "running", "delivering") or waiting_again:
-            out.print(f"session {now.id[:8]} {now.status}: {now.status_reason}")
+            out.print(f"session {now.id[:8]} {status_line(now.status, now.status_reason)}")
             return
     raise CliError(
         f"session {row.id[:8]} is still working after {wait_timeout:.0f}s; see agent-tasks show {row.id[:8]}"

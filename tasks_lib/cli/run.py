@@ -13,6 +13,7 @@ from rich.text import Text
 from tasks_lib.cli.common import CliError, cli_store, err, out
 from tasks_lib.cli.review import prompt_review
 from tasks_lib.cli.sessions import print_session
+from tasks_lib.domain.words import plain, status_line
 
 
 def show_step(event: str, data: dict[str, Any]) -> None:
@@ -114,7 +115,9 @@ def run(
     except ValidationError as exc:
         field = exc.errors()[0]["loc"][0]
         raise CliError(
-            "the task is empty: pass --task TEXT" if field == "instructions" else f"{field}: {exc.errors()[0]['msg']}"
+            "the task is empty: pass --task TEXT"
+            if field == "instructions"
+            else f"{field}: {plain(exc.errors()[0]['msg'])}"
         ) from None
     try:
         plan = preflight(request)
@@ -145,6 +148,6 @@ def run(
         progress.unsubscribe(show_step)
     if review:
         row = cli_store().get_session(result.session_id)
-        out.print(f"session {row.id} {row.status}: {row.status_reason}")
+        out.print(f"session {row.id} {status_line(row.status, row.status_reason)}")
     else:
         print_session(result.session_id, summary=True)

@@ -13,6 +13,7 @@ from rich.table import Table
 from rich.text import Text
 
 from tasks_lib.cli.common import CliError, age, cli_store, out, wide
+from tasks_lib.domain.words import counted, status_line
 from tasks_lib.session.data import session_json, session_line, ui_url
 
 if TYPE_CHECKING:
@@ -24,7 +25,7 @@ def print_session(session_id: str, summary: bool) -> None:
     store = cli_store()
     row = store.get_session(session_id)
     out.print(Text.assemble(("session", "bold"), f" {row.id}"))
-    out.print(f"status   {row.status}: {row.status_reason}")
+    out.print(f"status   {status_line(row.status, row.status_reason)}")
     if row.work_branch:
         out.print(f"branch   {row.work_branch} (from {row.branch}@{(row.base_commit or '')[:10]})")
     if row.workspace:
@@ -37,7 +38,7 @@ def print_session(session_id: str, summary: bool) -> None:
     if row.delivered_to:
         out.print(f"delivered {row.delivered_commit[:10] if row.delivered_commit else ''} → {row.delivered_to}")
     if row.iteration > 1:
-        out.print(f"iteration {row.iteration} ({row.change_rounds} change rounds)")
+        out.print(f"iteration {row.iteration} ({counted(row.change_rounds, 'change round')})")
     cost = f"${row.cost_usd:.4f}" if row.cost_usd is not None else "cost unknown"
     out.print(
         f"usage    {row.steps_used} steps, {row.prompt_tokens} prompt + {row.completion_tokens} completion tokens"
@@ -64,7 +65,7 @@ def print_session(session_id: str, summary: bool) -> None:
             out.print(Markdown(summary_row.markdown))
     diff = store.latest_diff(session_id, with_patch=False)
     if diff is not None:
-        out.print(f"diffstat {len(diff.files)} files changed, +{diff.added} -{diff.removed}")
+        out.print(f"diffstat {counted(len(diff.files), 'file')} changed, +{diff.added} -{diff.removed}")
         for f in diff.files:
             out.print(f"  {f['kind']:<9} {f['path']}  +{f['added']} -{f['removed']}")
 

@@ -11,6 +11,7 @@ from tasks_lib.domain.egress import EgressLayer
 from tasks_lib.domain.fields import EnvNames, NetworkSetting, OnAccept, SandboxKind
 from tasks_lib.domain.ladder import ModelLadder
 from tasks_lib.domain.limits import LimitsLayer
+from tasks_lib.domain.words import plain
 from tasks_lib.errors import AgentTasksError
 
 
@@ -168,4 +169,4 @@ def parse_request(raw: TaskRequest | dict[str, Any]) -> TaskRequest:
     except ValidationError as exc:
         err = exc.errors()[0]
         field = ".".join(str(p) for p in err["loc"]) or "request"
-        raise BadRequest(f"{field}: {err['msg']}") from None
+        raise BadRequest(f"{field}: {plain(err['msg'])}") from None

@@ -15,6 +15,7 @@ from tasks_lib import progress
 from tasks_lib.domain.records import files_stat
 from tasks_lib.domain.request import trigger_line
 from tasks_lib.domain.session import SessionStatus
+from tasks_lib.domain.words import plain
 from tasks_lib.review.form import ReviewInput, emit_awaiting_review, review_description
 from tasks_lib.session.attempts import Candidate
 from tasks_lib.session.context import SessionContext
@@ -123,6 +124,6 @@ def wait_for_review(ctx: SessionContext, notice: str | None) -> ReviewInput | No
     except FlowPauseTimeout:
         return None
     except ValidationError as exc:  # passed the server's schema but not our own checks
-        problem = "; ".join(e["msg"] for e in exc.errors())
+        problem = "; ".join(plain(e["msg"]) for e in exc.errors())
         ctx.logger.warning("invalid review input: %s", problem)
         return wait_for_review(ctx, f"invalid review input: {problem}")

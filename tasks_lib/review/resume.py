@@ -6,6 +6,7 @@ import time
 from typing import Any
 
 from tasks_lib.domain.session import SessionStatus
+from tasks_lib.domain.words import plain
 from tasks_lib.errors import AgentTasksError
 from tasks_lib.review.comments import comment_problems
 from tasks_lib.review.form import LineComment, review_payload
@@ -49,7 +50,7 @@ def decision_payload(
         return review_payload(decision, feedback, instructions, comments, candidate)
     except ValueError as exc:
         errors = getattr(exc, "errors", lambda: [])()
-        raise ResumeRefused(errors[0]["msg"] if errors else str(exc)) from None
+        raise ResumeRefused(plain(errors[0]["msg"]) if errors else str(exc)) from None
 
 
 def resume_review(store: Store, session_id: str, payload: dict[str, Any]) -> None:

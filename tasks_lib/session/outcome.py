@@ -11,6 +11,7 @@ from prefect.exceptions import ExternalSignal, Pause
 from tasks_lib.agent.loop import LoopResult
 from tasks_lib.domain.records import EndReason
 from tasks_lib.domain.session import SessionResult, SessionStatus
+from tasks_lib.domain.words import counted
 from tasks_lib.errors import AgentTasksError
 from tasks_lib.security.redaction import redact_exception
 from tasks_lib.security.secrets import Redactor
@@ -55,7 +56,7 @@ def session_result(store: Store, session_id: str) -> SessionResult:
         work_branch=row.work_branch,
         base_commit=row.base_commit,
         workspace=row.workspace,
-        diffstat=f"{len(diff.files)} files changed, +{diff.added} -{diff.removed}" if diff else None,
+        diffstat=f"{counted(len(diff.files), 'file')} changed, +{diff.added} -{diff.removed}" if diff else None,
         summary=summary.markdown if summary else None,
     )
 

@@ -9,6 +9,7 @@ from urllib.parse import parse_qs, urlencode
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from tasks_lib.domain.session import SessionStatus
+from tasks_lib.domain.words import plain
 from tasks_lib.errors import AgentTasksError
 from tasks_lib.review.form import LineComment
 
@@ -23,7 +24,7 @@ class FormError(AgentTasksError, ValueError):
 def _first_error(exc: ValidationError) -> str:
     error = exc.errors()[0]
     where = ".".join(str(part) for part in error.get("loc", ()) if part != "__root__")
-    return f"{where}: {error['msg']}" if where else error["msg"]
+    return f"{where}: {plain(error['msg'])}" if where else plain(error["msg"])
 
 
 class InboxQuery(BaseModel):

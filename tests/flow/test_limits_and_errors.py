@@ -107,7 +107,7 @@ def test_bad_request_data_ends_the_session_as_failed_with_a_reason(store, prefec
         row = store.get_session(exc.session_id)
     else:
         raise AssertionError("empty instructions were accepted")
-    assert row.status == "failed" and row.status_reason == "instructions: Value error, must not be empty"
+    assert row.status == "failed" and row.status_reason == "instructions: must not be empty"
 
 
 def test_unknown_branch_fails_the_session_listing_branches(repo, scripted, store):

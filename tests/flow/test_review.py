@@ -200,8 +200,7 @@ def test_invalid_review_input_leaves_the_run_paused(repo, scripted, store, prefe
     no_instructions = subprocess.run([*cli, "retry"], capture_output=True, text=True, env=env)
     unknown = subprocess.run([*cli, "merge-it"], capture_output=True, text=True, env=env)
     assert (
-        no_instructions.returncode == 1
-        and no_instructions.stderr.strip() == "error: Value error, retry needs updated instructions"
+        no_instructions.returncode == 1 and no_instructions.stderr.strip() == "error: retry needs updated instructions"
     )
     assert unknown.returncode == 1 and "unknown decision 'merge-it'" in unknown.stderr
     time.sleep(1.5)  # longer than the poll interval: the run must still be waiting
