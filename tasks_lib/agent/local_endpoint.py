@@ -12,6 +12,7 @@ import os
 from pathlib import Path
 
 LOCAL_MODEL = "llamafile/qwen2.5-coder-1.5b"
+DEFAULT_PORT = 8089
 
 
 def cache_dir() -> Path:
@@ -38,19 +39,23 @@ def withdraw() -> None:
 
 def served_base() -> str | None:
     """The address of the local model as announced, when its process lives and the server answers; else None."""
-    import httpx
-
     try:
         state = json.loads(_state_file().read_text())
         os.kill(int(state["pid"]), 0)
         base = str(state["base"])
     except (OSError, ValueError, KeyError, TypeError):
         return None
+    return base if answers(base) else None
+
+
+def answers(base: str) -> bool:
+    """True when the llama.cpp server at ``base`` (``…/v1``) says it is ready."""
+    import httpx
+
     try:
-        healthy = httpx.get(f"{base.removesuffix('/v1')}/health", timeout=2).status_code == 200
+        return httpx.get(f"{base.removesuffix('/v1')}/health", timeout=2).status_code == 200
     except httpx.HTTPError:
-        return None
-    return base if healthy else None
+        return False
 
 
 def local_api_base(model: str, environ: dict[str, str] | None = None) -> str | None:

