@@ -31,9 +31,8 @@ from tasks_lib.git.cli import run_git
 from tasks_lib.git.delivery import reset_workspace
 from tasks_lib.git.diff import capture_workspace_diff, omitted_files
 from tasks_lib.git.repo import create_workspace
-from tasks_lib.session.context import SessionContext
-from tasks_lib.session.fix_rounds import Attempt, check_and_fix
-from tasks_lib.steps.agent_loop import run_agent
+from tasks_lib.session.context import Attempt, SessionContext
+from tasks_lib.session.fix_rounds import check_and_fix
 from tasks_lib.steps.setup import run_setup
 
 
@@ -136,21 +135,7 @@ def _one(ctx: SessionContext, number: int, shared: SharedBudget, prior: Usage, l
             if not setup.passed:
                 raise RuntimeError(f"the setup command {setup.headline()} in attempt {number}'s workspace")
     attempt = Attempt(number, path, environment, shared)
-    loop = run_agent(
-        ctx.store,
-        ctx.session_id,
-        path,
-        environment,
-        ctx.agent,
-        ctx.model(),
-        copy.deepcopy(ctx.messages),
-        ctx.iteration,
-        prior,
-        left,
-        1,
-        shared,
-        number,
-    )
+    loop = ctx.run_agent(copy.deepcopy(ctx.messages), prior, left, 1, attempt)
     check = None
     if ctx.has_check() and loop.end_reason not in (EndReason.model_error, EndReason.crashed):
         loop, check = check_and_fix(ctx, loop, prior, seconds, attempt)

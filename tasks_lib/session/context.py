@@ -14,11 +14,13 @@ from dataclasses import dataclass, field
 from logging import Logger, LoggerAdapter
 from typing import Any
 
+from tasks_lib.agent.budget import SharedBudget
+from tasks_lib.agent.loop import Limits, LoopResult
 from tasks_lib.agent.model import Model, litellm_model, served_profile
 from tasks_lib.agent.prompt import build_system_prompt, initial_messages, named_files
 from tasks_lib.agent.spec import AgentSpec
 from tasks_lib.config import Settings
-from tasks_lib.domain.records import CheckResult
+from tasks_lib.domain.records import CheckResult, Usage
 from tasks_lib.domain.request import BadRequest, TaskRequest, parse_request
 from tasks_lib.domain.session import SessionResult, SessionStatus, Workspace
 from tasks_lib.environments import Environment, SandboxSpec, make_environment
@@ -26,6 +28,17 @@ from tasks_lib.security.secrets import Redactor, mask_variables
 from tasks_lib.session.lifecycle import move
 from tasks_lib.session.outcome import SessionFailed, session_result
 from tasks_lib.store import Store
+
+
+@dataclass
+class Attempt:
+    """Best-of-N: where one attempt works and the budget it shares with the others."""
+
+    number: int
+    path: str
+    environment: Environment
+    shared: SharedBudget
+
 
 ModelFactory = Callable[[AgentSpec, str, Settings], Model]
 _models: ContextVar[ModelFactory] = ContextVar("agent_tasks_models", default=litellm_model)
@@ -99,6 +112,35 @@ class SessionContext:
     def model(self) -> Model:
         """The model this session talks to."""
         return self.models(self.agent, self.model_name, self.settings)
+
+    def run_agent(
+        self,
+        messages: list[dict[str, Any]],
+        prior: Usage,
+        left: Limits,
+        first_step: int,
+        attempt: Attempt | None = None,
+    ) -> LoopResult:
+        """The agent loop on ``messages`` with the session's agent and model, in its workspace (or a best-of-N
+        attempt's), from step ``first_step``, within ``left`` of the budget after ``prior`` usage."""
+        from tasks_lib.steps.agent_loop import run_agent
+
+        path, environment = (attempt.path, attempt.environment) if attempt else (self.ws.path, self.environment)
+        return run_agent(
+            self.store,
+            self.session_id,
+            path,
+            environment,
+            self.agent,
+            self.model(),
+            messages,
+            self.iteration,
+            prior,
+            left,
+            first_step,
+            attempt.shared if attempt else None,
+            attempt.number if attempt else None,
+        )
 
     def make_environment(self, path: str | None = None, tmp: str = "tmp") -> Environment:
         """Where this session's commands run: its sandbox around the workspace (or another attempt's, at ``path``)."""

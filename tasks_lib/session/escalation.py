@@ -12,7 +12,6 @@ from tasks_lib.domain.records import CheckResult, EndReason, Usage
 from tasks_lib.session.context import SessionContext
 from tasks_lib.session.fix_rounds import check_and_fix
 from tasks_lib.session.outcome import loop_failed
-from tasks_lib.steps.agent_loop import run_agent
 from tasks_lib.steps.check import fix_request
 
 # How a loop may end that a stronger model could do better than (a budget's end is not one: the budget is shared).
@@ -58,18 +57,8 @@ def escalate(
         ctx.settle_modes()
         ctx.store.update_session(ctx.session_id, model=ctx.model_name)
         ctx.logger.warning("escalating from %s to %s: %s", previous, rung.describe(), reason)
-        more = run_agent(
-            ctx.store,
-            ctx.session_id,
-            ctx.ws.path,
-            ctx.environment,
-            ctx.agent,
-            ctx.model(),
-            handover(ctx, previous, reason, check),
-            ctx.iteration,
-            prior.plus(loop.usage),
-            left,
-            loop.next_index(first_step),
+        more = ctx.run_agent(
+            handover(ctx, previous, reason, check), prior.plus(loop.usage), left, loop.next_index(first_step)
         )
         more_check = None
         if ctx.has_check() and not loop_failed(more):

@@ -3,28 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 
-from tasks_lib.agent.budget import SharedBudget, session_limits
+from tasks_lib.agent.budget import session_limits
 from tasks_lib.agent.edit_loop import shown_files
 from tasks_lib.agent.loop import LoopResult
 from tasks_lib.domain.records import CheckResult, Usage
 from tasks_lib.environments import Environment
-from tasks_lib.session.context import SessionContext
+from tasks_lib.session.context import Attempt, SessionContext
 from tasks_lib.session.outcome import loop_failed
-from tasks_lib.steps.agent_loop import run_agent
 from tasks_lib.steps.check import fix_request, run_check
 from tasks_lib.steps.hidden_check import run_hidden_check
-
-
-@dataclass
-class Attempt:
-    """Best-of-N: where one attempt works and the budget it shares with the others."""
-
-    number: int
-    path: str
-    environment: Environment
-    shared: SharedBudget
 
 
 def check_and_fix(
@@ -55,20 +43,12 @@ def check_and_fix(
         loop.messages.append(
             {"role": "user", "content": fix_request(check, ctx.agent.loop, shown_files(loop.messages))}
         )
-        more = run_agent(
-            ctx.store,
-            ctx.session_id,
-            path,
-            environment,
-            ctx.agent,
-            ctx.model(),
+        more = ctx.run_agent(
             loop.messages,
-            ctx.iteration,
             prior if shared else prior.plus(loop.usage),
             left,
             loop.next_index(loop.usage.steps + 1),
-            shared,
-            number,
+            attempt,
         )
         loop = loop.followed_by(more)
         if loop_failed(more):

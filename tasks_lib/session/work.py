@@ -14,7 +14,6 @@ from tasks_lib.session.context import SessionContext
 from tasks_lib.session.escalation import escalate
 from tasks_lib.session.fix_rounds import check_and_fix
 from tasks_lib.session.outcome import loop_failed
-from tasks_lib.steps.agent_loop import run_agent
 from tasks_lib.steps.setup import run_setup
 
 
@@ -59,19 +58,7 @@ def agent_work(
     once, the best left in the workspace."""
     if ctx.request.attempts > 1 and ctx.fresh_start and not continued:
         return run_attempts(ctx, start.prior, start.left, start.seconds)
-    loop = run_agent(
-        ctx.store,
-        ctx.session_id,
-        ctx.ws.path,
-        ctx.environment,
-        ctx.agent,
-        ctx.model(),
-        ctx.messages,
-        ctx.iteration,
-        start.prior,
-        start.left,
-        start.first_step,
-    )
+    loop = ctx.run_agent(ctx.messages, start.prior, start.left, start.first_step)
     check = None
     if ctx.has_check() and not loop_failed(loop):
         loop, check = check_and_fix(ctx, loop, start.prior, start.seconds)
