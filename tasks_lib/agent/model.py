@@ -21,6 +21,11 @@ if TYPE_CHECKING:
     from tasks_lib.config import Settings
 
 
+CREDENTIALS_ERROR = re.compile(
+    r"missing credentials|api[_ ]key (?:is )?(?:missing|not set|required)|no (?:api )?key is set|"
+    r"incorrect api key|invalid api key",
+    re.IGNORECASE,
+)
 CONTEXT_ERROR = re.compile(
     r"context[ _](length|window|size)|maximum context|too many tokens|exceeds? the available "
     r"context|prompt is too long|input is too long",
@@ -110,6 +115,27 @@ def check_model_name(model: str) -> None:
         ) from exc
 
 
+def missing_key(model: str) -> str | None:
+    """A line saying which provider key ``model`` needs and the environment lacks, or None when nothing is missing.
+
+    Only API keys count: a provider's address (OLLAMA_API_BASE) has a default, and cloud credentials (AWS, Google
+    ADC) may come from files litellm cannot see from here.
+    """
+    try:
+        found = litellm().validate_environment(model)
+    except Exception:  # a provider litellm cannot check: the first call will say
+        return None
+    keys = [k for k in found.get("missing_keys") or [] if k.endswith("_API_KEY")]
+    if found.get("keys_in_environment") or not keys:
+        return None
+    names = " or ".join(keys)
+    return (
+        f"{model} needs {names}, which is not set: export {keys[0]}=... before starting "
+        "(any value for a self-hosted server that checks none); or, with no key, serve the local model: "
+        "agent-tasks up --local-model"
+    )
+
+
 def _transient_errors(lib) -> tuple[type[BaseException], ...]:
     return (
         lib.RateLimitError,
@@ -121,6 +147,9 @@ def _transient_errors(lib) -> tuple[type[BaseException], ...]:
     )
 
 
+MESSAGE_LIMIT = 240
+
+
 def provider_message(exc: BaseException) -> str:
     """The provider's message without litellm's repeated class-name prefixes."""
     text = str(getattr(exc, "message", None) or exc)
@@ -129,7 +158,11 @@ def provider_message(exc: BaseException) -> str:
         head, sep, rest = text.partition(": ")
         if sep and (head.endswith("Error") or head.endswith("Exception") or head == "Timeout"):
             text = rest
-    return f"{type(exc).__name__}: {text.strip()}"
+    text = re.sub(r"^\w+Exception - ", "", text.strip())
+    if len(text) > MESSAGE_LIMIT:  # providers add paragraphs of advice: keep whole sentences up to the limit
+        cut = text.rfind(". ", 0, MESSAGE_LIMIT)
+        text = text[: cut + 1] if cut > 40 else text[:MESSAGE_LIMIT].rstrip() + "…"
+    return f"{type(exc).__name__}: {text}"
 
 
 class LitellmModel:
@@ -187,6 +220,8 @@ class LitellmModel:
             try:
                 response = lib.completion(**kwargs)
             except transient as exc:
+                if CREDENTIALS_ERROR.search(str(exc)):  # some providers report a missing key as a server error
+                    raise ModelError(provider_message(exc), permanent=True, retries=attempt) from exc
                 if attempt >= self.max_retries:
                     raise ModelError(
                         f"{provider_message(exc)} (gave up after {attempt + 1} attempts)",

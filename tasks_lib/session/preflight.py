@@ -6,7 +6,7 @@ from typing import NamedTuple
 
 from tasks_lib.agent.catalog import RepoReader, find_agent
 from tasks_lib.agent.ladder import filled_ladder, on_rung
-from tasks_lib.agent.model import check_model_name
+from tasks_lib.agent.model import check_model_name, missing_key
 from tasks_lib.agent.spec import AgentFileError, AgentSpec
 from tasks_lib.config import Settings, SettingsError, load_settings
 from tasks_lib.domain.ladder import ModelRung
@@ -122,6 +122,10 @@ def prepare(request: TaskRequest, settings: Settings, verify_branch: bool = Fals
     if request.temperature is not None:
         agent = agent.model_copy(update={"temperature": request.temperature})
     ladder = resolve_ladder(request, agent, settings)
+    for rung in ladder:
+        lacking = missing_key(rung.model)
+        if lacking:
+            raise BadRequest(lacking)
     agent, model = on_rung(agent, ladder[0], ladder[1:]), ladder[0].model
     try:
         sandbox = session_sandbox(request, agent, settings.sandbox, settings.limits)  # type: ignore[arg-type]

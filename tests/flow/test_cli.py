@@ -61,6 +61,20 @@ def test_unknown_model(repo):
     )
 
 
+def test_a_missing_provider_key_is_one_line_before_any_work(repo, tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "ANTHROPIC_API_KEY"}
+    env["AGENT_TASKS_HOME"] = str(tmp_path / "home")
+    proc = subprocess.run(
+        [*CLI, "run", str(repo), "--task", "x", "--model", "anthropic/claude-sonnet-4-5"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
+    assert_one_line_error(proc, "needs ANTHROPIC_API_KEY, which is not set", "--local-model")
+    assert not list((tmp_path / "home").glob("workspaces/*")), "nothing was checked out"
+
+
 def test_no_model_configured(repo):
     assert_one_line_error(cli("run", str(repo), "--task", "x"), "no model configured", "AGENT_TASKS_MODEL")
 

@@ -63,6 +63,15 @@ def test_permanent_model_error_fails_with_the_providers_message_and_keeps_the_di
     assert store.latest_summary(failure.session_id) is not None
 
 
+def test_a_missing_key_reported_as_a_server_error_is_not_retried_and_reads_in_one_short_line(repo, scripted, store):
+    advice = " ".join(["Please pass an `api_key` or set the OPENAI_API_KEY environment variable."] * 8)
+    server = scripted([{"status": 500, "message": f"Missing credentials. {advice}"}] * 3)
+    failure = run_failing(repo, "Anything")
+    assert len(server.agent_requests()) == 1, "a missing key is not a transient error"
+    assert "Missing credentials." in failure.reason and "gave up after" not in failure.reason
+    assert len(failure.reason) < 400 and failure.reason.count("Please pass") <= 3, failure.reason
+
+
 def test_unknown_model_at_the_provider_fails_clearly(repo, scripted, store):
     scripted([{"status": 404, "message": "The model `nope` does not exist"}])
     failure = run_failing(repo, "Anything", model="openai/nope")
