@@ -239,14 +239,33 @@ class LitellmModel:
                 ) from exc
             return self._reply(lib, response, time.monotonic() - started, attempt)
 
+    def _cost(self, lib, response, usage) -> float | None:
+        """The call's price: as litellm prices the response, else by the model's name without its provider (a
+        hosted model behind an OpenAI-compatible proxy); None when no price is known."""
+        try:
+            return float(lib.completion_cost(completion_response=response))
+        except Exception:  # not priced under the name the response carries
+            pass
+        from tasks_lib.agent.profile import table_name
+
+        known = table_name(self.name)
+        if known is None or usage is None:
+            return None
+        try:
+            prompt, completion = lib.cost_per_token(
+                model=known,
+                prompt_tokens=getattr(usage, "prompt_tokens", 0) or 0,
+                completion_tokens=getattr(usage, "completion_tokens", 0) or 0,
+            )
+        except Exception:  # priced in a way litellm cannot compute from tokens alone
+            return None
+        return float(prompt + completion)
+
     def _reply(self, lib, response, latency: float, retries: int) -> ModelReply:
         message = response.choices[0].message
         usage = getattr(response, "usage", None)
         details = getattr(usage, "prompt_tokens_details", None)
-        try:
-            cost = float(lib.completion_cost(completion_response=response))
-        except Exception:  # no price known for this model: tokens only
-            cost = None
+        cost = self._cost(lib, response, usage)
         calls = [
             ToolCall(id=c.id or f"call_{i}", name=c.function.name or "", arguments=c.function.arguments or "{}")
             for i, c in enumerate(message.tool_calls or [])

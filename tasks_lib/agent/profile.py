@@ -47,15 +47,34 @@ class ModelProfile(BaseModel):
         )
 
 
+PROXY_PROVIDERS = ("openai", "litellm_proxy")  # APIs a proxy in front of a hosted model speaks
+
+
+def table_name(model: str) -> str | None:
+    """The name litellm's price table knows ``model`` by: itself, or (for a model served through another
+    provider's API, e.g. openai/claude-sonnet-4-5 behind a proxy) its name without the provider; None when neither."""
+    import litellm
+
+    provider, _, bare = model.partition("/")
+    for name in (model, bare if provider in PROXY_PROVIDERS else None):
+        if name:
+            try:
+                litellm.get_model_info(name)
+                return name
+            except Exception:  # not in litellm's table
+                continue
+    return None
+
+
 def model_facts(model: str) -> tuple[int | None, bool]:
     """(context window in tokens or None, whether litellm knows the model's price)."""
     import litellm  # seconds to import: only when a model is first looked up
 
     litellm.suppress_debug_info = True
-    try:
-        info = litellm.get_model_info(model)
-    except Exception:  # not in litellm's table
+    known = table_name(model)
+    if known is None:
         return None, False
+    info = litellm.get_model_info(known)
     window = info.get("max_input_tokens") or info.get("max_tokens")
     priced = bool(info.get("input_cost_per_token") or info.get("output_cost_per_token"))
     return (int(window) if window else None), priced

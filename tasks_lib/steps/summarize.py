@@ -162,7 +162,8 @@ def render_facts(facts: dict[str, Any]) -> str:
         lines.append(f"  - … and {len(facts['commands']) - 20} more")
     lines += [
         f"- **Steps:** {facts['steps']} of {facts['max_steps']} ({facts['model_calls']} model calls, {facts['tool_errors']} tool errors)",
-        f"- **Tokens:** {facts['prompt_tokens']} prompt, {facts['completion_tokens']} completion, {facts['cached_tokens']} cached",
+        f"- **Tokens:** {facts['prompt_tokens']:,} prompt, {facts['completion_tokens']:,} completion, "
+        f"{facts['cached_tokens']:,} cached (the whole session so far, this summary's call included)",
         f"- **Cost:** {cost}",
         f"- **Duration:** {facts['duration_s']:.1f} s",
         *_models_line(facts.get("models") or []),
@@ -261,6 +262,13 @@ def summarize(
     if narrative is None:
         own = loop.finish_summary or "(the agent left no summary)"
         narrative = f"### What was done\n{own}\n\n_The summary model call was not available; facts below are exact._"
+    row = store.get_session(session_id)  # the session's own totals, so the facts and every header agree
+    facts.update(
+        prompt_tokens=row.prompt_tokens,
+        completion_tokens=row.completion_tokens,
+        cached_tokens=row.cached_tokens,
+        cost_usd=row.cost_usd,
+    )
     facts["summary_files_not_in_diff"] = files_not_in_diff(narrative, diff) if diff and not diff.empty else []
     facts["placeholder_only"] = placeholder_files(diff.patch) if diff and not diff.empty else []
     markdown = redact(f"## Summary\n\n{narrative}\n\n{render_facts(facts)}")

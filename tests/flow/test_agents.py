@@ -246,9 +246,33 @@ def test_usage_sums_match_what_the_model_server_reported(repo, scripted, store):
         server.usage_sent["completion_tokens"],
     )
     assert (row.prompt_tokens, row.completion_tokens, row.cached_tokens) == (1770, 91, 50)
+    summary = store.latest_summary(row.id)
+    facts = summary.facts
+    assert (facts["prompt_tokens"], facts["completion_tokens"]) == (1770, 91), "the facts say what the header says"
+    assert "1,770 prompt, 91 completion, 50 cached" in summary.markdown
     steps = store.steps(row.id)
     assert [s.prompt_tokens for s in steps] == [120, 300, 450] and steps[0].cached_tokens == 50
     assert all(s.model_latency_s > 0 for s in steps)
+
+
+def test_a_hosted_model_behind_an_openai_compatible_proxy_is_priced_by_its_own_name(repo, scripted, store):
+    import litellm
+
+    server = scripted(
+        [
+            dict(calls(tool("write_file", path="p.txt", content="p\n")), prompt_tokens=1000, completion_tokens=100),
+            dict(FINISH, prompt_tokens=2000, completion_tokens=10),
+        ],
+        summaries=[{"content": "s", "prompt_tokens": 500, "completion_tokens": 50}],
+    )
+    result = run_task(repo, "Price me", model="openai/claude-sonnet-4-5")
+    row = store.get_session(result.session_id)
+    price = litellm.model_cost["claude-sonnet-4-5"]
+    sent = server.usage_sent
+    assert (sent["prompt_tokens"], sent["completion_tokens"]) == (3500, 160)
+    expected = 3500 * price["input_cost_per_token"] + 160 * price["output_cost_per_token"]
+    assert row.cost_usd == pytest.approx(expected), "not 'cost unknown'"
+    assert store.latest_summary(row.id).facts["cost_usd"] == pytest.approx(expected)
 
 
 def test_usage_command_sums_by_agent_workflow_and_day(repo, scripted, store, tmp_path):
