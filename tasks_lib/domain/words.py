@@ -3,6 +3,8 @@ with its reason said once."""
 
 from __future__ import annotations
 
+import re
+
 
 def counted(n: int, noun: str, plural: str | None = None) -> str:
     """``n`` and the noun, singular or plural: '1 file', '3 files', '2 change rounds'."""
@@ -22,3 +24,27 @@ def plain(message: str) -> str:
     for prefix in ("Value error, ", "Assertion failed, "):
         message = message.removeprefix(prefix)
     return message
+
+
+_FENCE = re.compile(r"^(```|~~~).*?^\1[^\n]*$", re.MULTILINE | re.DOTALL)
+_CODE_SPAN = re.compile(r"(`+)(?:(?!\1).)+?\1", re.DOTALL)
+_DUNDER_WORD = re.compile(r"[^\s`]*__[^\s`]*")
+
+
+def _escape_outside(text: str, pattern: re.Pattern[str], inner) -> str:
+    """``inner`` applied to the parts of ``text`` that ``pattern`` does not match; matches kept as they are."""
+    parts, last = [], 0
+    for found in pattern.finditer(text):
+        parts += [inner(text[last : found.start()]), found.group(0)]
+        last = found.end()
+    return "".join([*parts, inner(text[last:])])
+
+
+def literal_names(markdown: str) -> str:
+    """Markdown in which names with double underscores (``__pycache__``, ``__init__.py``) written outside code show
+    as written, not as bold text; code spans, fenced blocks and ordinary emphasis are left alone."""
+
+    def names(text: str) -> str:
+        return _DUNDER_WORD.sub(lambda m: re.sub(r"(?<!\\)_", r"\\_", m.group(0)), text)
+
+    return _escape_outside(markdown, _FENCE, lambda prose: _escape_outside(prose, _CODE_SPAN, names))

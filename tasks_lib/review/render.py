@@ -12,6 +12,7 @@ import unidiff
 
 from tasks_lib.domain.records import files_stat
 from tasks_lib.domain.request import trigger_line
+from tasks_lib.domain.words import literal_names
 
 
 @dataclass
@@ -195,10 +196,10 @@ td.del{background:#ffebe9} td.ins{background:#dafbe1}
 
 
 def markdown_html(text: str) -> str:
-    """Markdown to HTML (raw HTML in the text is escaped, not rendered)."""
+    """Markdown to HTML (raw HTML in the text is escaped, not rendered; `__pycache__` stays a name, not bold)."""
     from markdown_it import MarkdownIt
 
-    return MarkdownIt("commonmark", {"html": False}).enable("table").render(text)
+    return MarkdownIt("commonmark", {"html": False}).enable("table").render(literal_names(text))
 
 
 def review_page(session: dict[str, Any]) -> str:

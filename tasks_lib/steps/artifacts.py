@@ -13,6 +13,7 @@ from prefect.artifacts import (
 )
 
 from tasks_lib.domain.records import DiffResult
+from tasks_lib.domain.words import literal_names
 from tasks_lib.security.secrets import Redactor
 
 DIFF_ARTIFACT_CAP = 200_000  # characters of the patch shown in the diff artifact
@@ -73,7 +74,7 @@ def publish_diff_artifacts(session_id: str, diff: DiffResult) -> None:
 def publish_summary_artifact(session_id: str, markdown: str) -> None:
     """The session summary as markdown."""
     create_markdown_artifact(
-        markdown=Redactor.from_env()(markdown),
+        markdown=literal_names(Redactor.from_env()(markdown)),
         key=artifact_key(session_id, "summary"),
         description=f"Summary of session {session_id}",
     )
