@@ -39,13 +39,38 @@ def age(when: datetime | None) -> str:
     return f"{seconds}s"
 
 
+class NoStore(CliError):
+    """The configured SQLite store does not exist yet: no session has run with this home."""
+
+
+def missing_store() -> str | None:
+    """A line saying where the store was looked for, when it is a SQLite file that does not exist; else None."""
+    from tasks_lib.config import load_settings
+
+    settings = load_settings()
+    if not settings.db_url.startswith("sqlite:///"):
+        return None
+    path = settings.db_url.removeprefix("sqlite:///")
+    if os.path.exists(path):
+        return None
+    return (
+        f"no sessions yet: no store at {path} (AGENT_TASKS_HOME={settings.home}); "
+        "a first run creates it: agent-tasks run REPO --task TEXT"
+    )
+
+
 def cli_store(refresh: bool = False) -> Store:
-    """The configured store; with refresh, sessions that ended outside their flow are settled first."""
+    """The configured store, never created by reading it (NoStore); with refresh, sessions that ended outside
+    their flow are settled first, asking the Prefect server of `agent-tasks up` when it runs."""
     from tasks_lib.store import open_store
 
+    problem = missing_store()
+    if problem:
+        raise NoStore(problem)
     store = open_store()
     if refresh:
+        from tasks_lib.ops.prefect_api import find_local_api
         from tasks_lib.session.reconcile import refresh as settle
 
-        settle(store, ask_prefect=bool(os.environ.get("PREFECT_API_URL")))
+        settle(store, ask_prefect=bool(find_local_api()))
     return store

@@ -12,8 +12,8 @@ from rich.markdown import Markdown
 from rich.table import Table
 from rich.text import Text
 
-from tasks_lib.cli.common import CliError, age, cli_store, out, wide
-from tasks_lib.domain.words import counted, status_line
+from tasks_lib.cli.common import CliError, NoStore, age, cli_store, out, wide
+from tasks_lib.domain.words import counted, literal_names, status_line
 from tasks_lib.session.data import session_json, session_line, ui_url
 
 if TYPE_CHECKING:
@@ -62,7 +62,7 @@ def print_session(session_id: str, summary: bool) -> None:
     if summary:
         summary_row = store.latest_summary(session_id)
         if summary_row:
-            out.print(Markdown(summary_row.markdown))
+            out.print(Markdown(literal_names(summary_row.markdown)))
     diff = store.latest_diff(session_id, with_patch=False)
     if diff is not None:
         out.print(f"diffstat {counted(len(diff.files), 'file')} changed, +{diff.added} -{diff.removed}")
@@ -103,7 +103,14 @@ def inbox(
 
     if status is not None and status not in {s.value for s in SessionStatus}:
         raise CliError(f"unknown status {status!r}; statuses: {', '.join(s.value for s in SessionStatus)}")
-    store = cli_store(refresh=True)
+    try:
+        store = cli_store(refresh=True)
+    except NoStore as exc:
+        if as_json:
+            out.print_json(data=[])
+        else:
+            out.print(str(exc))
+        return
     rows = store.list_sessions(limit=limit, status=status, reviewer=reviewer, repository=repo)
     if as_json:
         out.print_json(data=[session_line(r) for r in rows])

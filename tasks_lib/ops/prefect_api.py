@@ -17,20 +17,32 @@ EPHEMERAL_FAILURE = (
 )
 
 
-def choose_api(environ: MutableMapping[str, str] | None = None) -> str:
-    """Point this process at a Prefect API (unless PREFECT_API_URL already does); returns a line saying which."""
+def find_local_api(environ: MutableMapping[str, str] | None = None) -> str | None:
+    """The Prefect API this process uses: PREFECT_API_URL, else the server of a running `agent-tasks up` (then
+    PREFECT_API_URL is set to it, so links and Prefect calls go there); None when neither."""
     import httpx
 
     environ = os.environ if environ is None else environ
     if environ.get("PREFECT_API_URL"):
-        return f"Prefect API {environ['PREFECT_API_URL']}"
+        return environ["PREFECT_API_URL"]
     local = load_settings(environ).local_api.rstrip("/")
     try:
         if httpx.get(f"{local}/health", timeout=1.5).status_code == 200:
             environ["PREFECT_API_URL"] = local
-            return f"using the local Prefect server at {local} (agent-tasks up): the run shows in its UI"
+            return local
     except httpx.HTTPError:
         pass
+    return None
+
+
+def choose_api(environ: MutableMapping[str, str] | None = None) -> str:
+    """Point this process at a Prefect API (unless PREFECT_API_URL already does); returns a line saying which."""
+    environ = os.environ if environ is None else environ
+    if environ.get("PREFECT_API_URL"):
+        return f"Prefect API {environ['PREFECT_API_URL']}"
+    local = find_local_api(environ)
+    if local:
+        return f"using the local Prefect server at {local} (agent-tasks up): the run shows in its UI"
     environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", str(EPHEMERAL_STARTUP_TIMEOUT_S))
     return (
         "no Prefect server configured: using a temporary one for this run "

@@ -147,6 +147,14 @@ def test_run_then_inbox_then_show(repo, scripted, prefect_server, tmp_path):
     line = next(ln for ln in inbox.stdout.splitlines() if ln.startswith(session_id[:8]))
     assert "completed" in line and "default" in line and "source@main" in line and "+1 -2" in line
 
+    # In another terminal, with no PREFECT_API_URL: the links go to the server `agent-tasks up` runs.
+    bare = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
+    up_base = prefect_server.removesuffix("/").removesuffix("/api")
+    bare["AGENT_TASKS_LOCAL_API"] = prefect_server
+    found = subprocess.run([*CLI, "inbox", "--limit", "100"], capture_output=True, text=True, env=bare, timeout=120)
+    line = next(ln for ln in found.stdout.splitlines() if ln.startswith(session_id[:8]))
+    assert f"{up_base}/runs/flow-run/" in line, line
+
     data = json.loads(cli("show", session_id[:8], "--json").stdout)
     assert data["id"] == session_id and data["status"] == "completed" and data["reviewer"] == "bob"
     assert data["diff"]["added"] == 1 and data["diff"]["removed"] == 2
@@ -160,8 +168,22 @@ def test_run_then_inbox_then_show(repo, scripted, prefect_server, tmp_path):
     assert git(repo, "status", "--porcelain") == "" and "Hello world." in (repo / "README.md").read_text()
 
 
-def test_show_unknown_session():
+def test_show_unknown_session(repo, scripted):
+    from tests.helpers import run_task
+
+    scripted([calls(tool("finish", summary="Nothing to do."))])
+    run_task(repo, "Nothing")  # the store exists
     assert_one_line_error(cli("show", "ffffffff-nope"), "no session matches")
+
+
+def test_reading_a_home_with_no_store_says_where_it_looked_and_creates_nothing(tmp_path):
+    home = tmp_path / "empty-home"
+    env = {"AGENT_TASKS_HOME": str(home)}
+    assert_one_line_error(cli("show", "1234abcd", env=env), f"no store at {home}/agent-tasks.db", "agent-tasks run")
+    listed = cli("inbox", env=env)
+    assert listed.returncode == 0 and "no sessions yet" in listed.stdout and str(home) in listed.stdout
+    assert json.loads(cli("inbox", "--json", env=env).stdout) == []
+    assert not home.exists() or not any(home.iterdir()), "reading made nothing"
 
 
 def test_failed_run_exits_non_zero_with_the_reason(repo, scripted, prefect_server):
