@@ -1,8 +1,9 @@
 """The `agent-tasks` command line: the typer app, which command lives where, and `main`, its entry point.
 
 The commands live in their own modules: run (run), sessions (inbox, show, usage), review (review),
-stack (gc, up), config (config), eval (eval), and the command groups in agents, workflows and models. Heavy imports (Prefect,
-litellm, the store) happen inside the commands, so `agent-tasks --help` stays quick.
+getting_out (apply, export), stack (gc, up), config (config), eval (eval), and the command groups in agents,
+workflows and models. Heavy imports (Prefect, litellm, the store) happen inside the commands, so
+`agent-tasks --help` stays quick.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import sys
 
 import typer
 
-from tasks_lib.cli import review, run, sessions, stack
+from tasks_lib.cli import getting_out, review, run, sessions, stack
 from tasks_lib.cli.agents import agents_app
 from tasks_lib.cli.common import CliError, err
 from tasks_lib.cli.config import config
@@ -38,6 +39,8 @@ app.command("run")(run.run)
 app.command("inbox")(sessions.inbox)
 app.command("review")(review.review)
 app.command("show")(sessions.show)
+app.command("apply")(getting_out.apply)
+app.command("export")(getting_out.export)
 app.command("usage")(sessions.usage)
 app.command("gc")(stack.gc)
 app.command("up")(stack.up)

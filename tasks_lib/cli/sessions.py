@@ -68,6 +68,11 @@ def print_session(session_id: str, summary: bool) -> None:
         out.print(f"diffstat {counted(len(diff.files), 'file')} changed, +{diff.added} -{diff.removed}")
         for f in diff.files:
             out.print(f"  {f['kind']:<9} {f['path']}  +{f['added']} -{f['removed']}")
+    from tasks_lib.cli.getting_out import getting_out_hint
+
+    hint = getting_out_hint(row)
+    if hint:
+        out.print(Text(hint, style="yellow"))
 
 
 def print_log(store: Store, session_id: str) -> None:

@@ -292,3 +292,20 @@ def ensure_workspace(
     if patch:
         run_git("apply", "--binary", "-", cwd=path, input=patch)
     return "rebuilt"
+
+
+def workspace_mirror(workspace: str | Path) -> Path | None:
+    """The bare mirror whose objects a session's workspace borrows (named in its alternates file), or None.
+
+    A workspace knows its mirror this way whatever address the session's repository was given as.
+    """
+    alternates = Path(workspace) / ".git" / "objects" / "info" / "alternates"
+    try:
+        lines = [line.strip() for line in alternates.read_text().splitlines() if line.strip()]
+    except OSError:
+        return None
+    for line in lines:
+        objects = Path(line)
+        if objects.name == "objects" and (objects.parent / "HEAD").is_file():
+            return objects.parent
+    return None
