@@ -98,6 +98,26 @@ def base_url(model: str, api_base: str | None = None, environ: dict[str, str] | 
     return re.sub(r"/v1/?$", "", url.rstrip("/")) if url else None
 
 
+def endpoint_problem(model: str, api_base: str | None = None, timeout_s: float = 2.0) -> str | None:
+    """A line saying that a self-hosted model's server does not answer, with what to do; None when it answers (any
+    HTTP reply counts) or the model is hosted (nothing is sent to a provider here)."""
+    url = base_url(model, api_base)
+    if url is None:
+        return None
+    try:
+        httpx.get(f"{url}/v1/models", timeout=timeout_s)
+    except httpx.HTTPError as exc:
+        why = "nothing listens there" if isinstance(exc, httpx.ConnectError) else type(exc).__name__
+        provider = model.split("/", 1)[0]
+        where = {"ollama": "OLLAMA_API_BASE", "ollama_chat": "OLLAMA_API_BASE", "llamafile": "LLAMAFILE_API_BASE"}
+        variable = where.get(provider, "OPENAI_API_BASE")
+        return (
+            f"the server of {model} at {url} does not answer ({why}): start it, or point {variable} (or the "
+            "agent's api_base) at it; with no server, agent-tasks up --local-model serves one here"
+        )
+    return None
+
+
 def read_profile(model: str, api_base: str | None = None, timeout_s: float = PROBE_TIMEOUT_S) -> ModelProfile:
     """Ask the model's server what it is, and litellm's table what it knows; never raises (problems are listed)."""
     profile = ModelProfile(model=model, base_url=base_url(model, api_base))

@@ -1,7 +1,7 @@
 """The `agent-tasks` command line: the typer app, which command lives where, and `main`, its entry point.
 
 The commands live in their own modules: run (run), sessions (inbox, show, usage), review (review),
-getting_out (apply, export), stack (gc, up), config (config), eval (eval), and the command groups in agents,
+getting_out (apply, export), stack (gc, up), config (config), doctor (doctor), eval (eval), and the command groups in agents,
 workflows and models. Heavy imports (Prefect, litellm, the store) happen inside the commands, so
 `agent-tasks --help` stays quick.
 """
@@ -19,6 +19,7 @@ from tasks_lib.cli import getting_out, review, run, sessions, stack
 from tasks_lib.cli.agents import agents_app
 from tasks_lib.cli.common import CliError, err
 from tasks_lib.cli.config import config
+from tasks_lib.cli.doctor import doctor
 from tasks_lib.cli.eval import eval_command
 from tasks_lib.cli.models import models_app
 from tasks_lib.cli.workflows import workflows_app
@@ -45,6 +46,7 @@ app.command("usage")(sessions.usage)
 app.command("gc")(stack.gc)
 app.command("up")(stack.up)
 app.command("config")(config)
+app.command("doctor")(doctor)
 
 
 NETWORK_MODES = ("off", "allow", "on")

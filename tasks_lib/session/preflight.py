@@ -6,7 +6,9 @@ from typing import NamedTuple
 
 from tasks_lib.agent.catalog import RepoReader, find_agent
 from tasks_lib.agent.ladder import filled_ladder, on_rung
+from tasks_lib.agent.local_endpoint import local_api_base
 from tasks_lib.agent.model import check_model_name, missing_key
+from tasks_lib.agent.profile import endpoint_problem
 from tasks_lib.agent.spec import AgentFileError, AgentSpec
 from tasks_lib.config import Settings, SettingsError, load_settings
 from tasks_lib.domain.ladder import ModelRung
@@ -123,9 +125,9 @@ def prepare(request: TaskRequest, settings: Settings, verify_branch: bool = Fals
         agent = agent.model_copy(update={"temperature": request.temperature})
     ladder = resolve_ladder(request, agent, settings)
     for rung in ladder:
-        lacking = missing_key(rung.model)
-        if lacking:
-            raise BadRequest(lacking)
+        problem = missing_key(rung.model) or endpoint_problem(rung.model, agent.api_base or local_api_base(rung.model))
+        if problem:
+            raise BadRequest(problem)
     agent, model = on_rung(agent, ladder[0], ladder[1:]), ladder[0].model
     try:
         sandbox = session_sandbox(request, agent, settings.sandbox, settings.limits)  # type: ignore[arg-type]

@@ -75,6 +75,32 @@ def test_a_missing_provider_key_is_one_line_before_any_work(repo, tmp_path):
     assert not list((tmp_path / "home").glob("workspaces/*")), "nothing was checked out"
 
 
+def test_a_self_hosted_model_whose_server_is_down_is_one_line_before_any_work(repo):
+    proc = cli("run", str(repo), "--task", "x", "--model", MODEL, env={"OPENAI_API_BASE": "http://127.0.0.1:9/v1"})
+    assert_one_line_error(proc, "at http://127.0.0.1:9 does not answer (nothing listens there)", "OPENAI_API_BASE")
+
+
+def test_doctor_names_each_gap_and_what_to_do(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k not in ("OPENAI_API_KEY", "PREFECT_API_URL")}
+    env.update(
+        AGENT_TASKS_HOME=str(tmp_path / "home"), AGENT_TASKS_MODEL=MODEL, OPENAI_API_BASE="http://127.0.0.1:9/v1"
+    )
+    proc = subprocess.run([*CLI, "doctor", "--json"], capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 1, "a gap that stops a run fails the command"
+    checks = {c["name"]: c for c in json.loads(proc.stdout)}
+    assert {"git", "disk", "store", "sandbox", "prefect", "model", "provider key", "model server"} <= set(checks)
+    assert checks["provider key"]["state"] == "fail" and "OPENAI_API_KEY" in checks["provider key"]["found"]
+    assert checks["model server"]["state"] == "fail" and "OPENAI_API_BASE" in checks["model server"]["fix"]
+    assert checks["prefect"]["state"] == "warn" and "agent-tasks up" in checks["prefect"]["fix"]
+    assert checks["sandbox"]["state"] == "ok" and checks["store"]["found"].endswith("(created by the first run)")
+    assert not (tmp_path / "home").exists(), "checking creates nothing"
+
+    env.update(OPENAI_API_KEY="sk-test-doctor", OPENAI_API_BASE="")
+    table = subprocess.run([*CLI, "doctor"], capture_output=True, text=True, env=env, timeout=120)
+    assert table.returncode == 0 and "ready to run, 1 to look at" in table.stdout, table.stdout
+    assert "sk-test-doctor" not in table.stdout
+
+
 def test_no_model_configured(repo):
     assert_one_line_error(cli("run", str(repo), "--task", "x"), "no model configured", "AGENT_TASKS_MODEL")
 
