@@ -27,13 +27,14 @@ def resume(
     candidate: int | None = None,
 ) -> None:
     """Resume a session's paused flow run with a decision; CliError if it is not waiting or the input is refused."""
-    from tasks_lib.review.comments import CommentError, parse_comment
+    from tasks_lib.review.comments import CommentError, check_comments, parse_comment
     from tasks_lib.review.resume import ResumeRefused, decision_payload, resume_review
 
     store = cli_store(refresh=True)
     try:
         parsed = [parse_comment(text) for text in comments or []]
         payload = decision_payload(store, session_id, decision, feedback, instructions, parsed, candidate)
+        check_comments(store, session_id, parsed)  # each names a line the diff shows (as on the review page)
         resume_review(store, session_id, payload)
     except (ResumeRefused, CommentError) as exc:
         raise CliError(str(exc)) from None

@@ -206,6 +206,7 @@ def _refused(
 
 
 def _decide(store: Store, guard: Guard, session_id: str, body: bytes) -> Response:
+    from tasks_lib.review.comments import CommentError, check_comments
     from tasks_lib.review.resume import ResumeRefused, decision_payload, resume_review
 
     try:
@@ -226,7 +227,8 @@ def _decide(store: Store, guard: Guard, session_id: str, body: bytes) -> Respons
         payload: dict[str, Any] = decision_payload(
             store, row.id, form.decision, form.feedback, form.instructions, form.comments, form.candidate
         )
-    except ResumeRefused as exc:
+        check_comments(store, row.id, form.comments)  # the check `agent-tasks review --comment` makes too
+    except (ResumeRefused, CommentError) as exc:
         waiting = store.get_session(row.id).status == "awaiting_review"
         return _refused(store, guard, row, str(exc), 422 if waiting else 409, form)
     try:

@@ -11,33 +11,66 @@ import hashlib
 CSS = """
 body{font:14px/1.45 system-ui,sans-serif;margin:0;color:#1f2328;background:#fff}
 a{color:#0969da;text-decoration:none} a:hover{text-decoration:underline}
-header,main,footer{max-width:1500px;margin:auto;padding:0 20px}
-header{border-bottom:1px solid #d0d7de;padding-bottom:8px}
-nav{padding:8px 0;color:#57606a} nav a{margin-right:12px}
-h1{font-size:20px;margin:8px 0} h2{font-size:16px;margin:20px 0 8px}
+header,main,footer{max-width:1600px;margin:auto;padding:0 20px}
+header{border-bottom:1px solid #d0d7de;padding-bottom:6px}
+nav{padding:6px 0 0;color:#57606a;font-size:13px} nav a{margin-right:12px}
+h1{font-size:19px;margin:4px 0 2px;line-height:1.3} h2{font-size:16px;margin:16px 0 8px} h3{font-size:14px}
+header h1{white-space:nowrap;overflow:hidden;text-overflow:ellipsis}
+header p{margin:2px 0}
+#status{display:flex;flex-wrap:wrap;gap:2px 10px;align-items:baseline}
 .meta{color:#57606a} .meta b{color:#1f2328;font-weight:600}
+ul.facts{display:flex;flex-wrap:wrap;gap:0 18px;list-style:none;margin:2px 0;padding:0;font-size:13px}
+ul.facts li{min-width:0;overflow-wrap:anywhere} ul.facts .label{color:#57606a}
+details.instructions{font-size:13px} details.instructions>summary{cursor:pointer;color:#57606a}
 .status{display:inline-block;padding:1px 8px;border-radius:10px;background:#eaeef2;font-size:12px}
 .st-awaiting_review{background:#fff8c5} .st-accepted,.st-completed{background:#dafbe1}
 .st-failed,.st-crashed,.st-rejected{background:#ffebe9} .st-running,.st-pending,.st-delivering{background:#ddf4ff}
-.banner{padding:8px 12px;border-radius:6px;margin:12px 0}
+.banner{padding:8px 12px;border-radius:6px;margin:12px 0;overflow-wrap:anywhere}
 .banner.error{background:#ffebe9;border:1px solid #ff8182} .banner.info{background:#ddf4ff;border:1px solid #54aeff}
-section{margin:20px 0}
+section{margin:16px 0}
+.scroll{overflow-x:auto;max-width:100%}
 table.list{border-collapse:collapse;width:100%} table.list th,table.list td{text-align:left;padding:4px 8px;border-bottom:1px solid #eaeef2;vertical-align:top}
 table.list th{font-weight:600;color:#57606a;font-size:12px} td.num{text-align:right;white-space:nowrap}
 td.task{max-width:520px;overflow:hidden;text-overflow:ellipsis;white-space:nowrap}
 .add{color:#1a7f37} .del-n{color:#cf222e} .ok{color:#1a7f37} .err{color:#cf222e}
 form.filters{display:flex;gap:8px;flex-wrap:wrap;align-items:end;margin:12px 0}
 form.filters label{display:flex;flex-direction:column;font-size:12px;color:#57606a}
+form.filters input,form.filters select{max-width:100%;box-sizing:border-box;height:28px}
 input,select,textarea,button{font:inherit}
-textarea{width:100%;box-sizing:border-box;min-height:4em}
-.decide{display:grid;grid-template-columns:repeat(auto-fit,minmax(260px,1fr));gap:12px}
-.decide form{border:1px solid #d0d7de;border-radius:6px;padding:10px}
-.decide button{padding:4px 14px;border-radius:6px;border:1px solid #d0d7de;background:#f6f8fa;cursor:pointer}
-.decide .accept button{background:#1f883d;color:#fff;border-color:#1a7f37}
-.decide .reject button{color:#cf222e}
-#pending{margin:6px 0;padding-left:18px} #pending button{margin-left:6px;font-size:12px}
-.file{border:1px solid #d0d7de;border-radius:6px;margin:10px 0;overflow:hidden}
-.file>summary{padding:6px 12px;background:#f6f8fa;cursor:pointer;font:12px ui-monospace,monospace}
+textarea{width:100%;box-sizing:border-box;min-height:3.2em;resize:vertical}
+.review{display:flex;flex-direction:column}
+.side,.work{min-width:0}
+.side section{margin:0 0 12px}
+.side h2{font-size:15px;margin:12px 0 6px;display:inline}
+#decide{border:1px solid #d0d7de;border-radius:6px;padding:4px 12px 8px;margin-top:12px;background:#f6f8fa}
+#decide>h2{display:block;margin:6px 0}
+#decide form{margin:0 0 8px}
+#decide form.accept,#decide form.reject{display:flex;flex-wrap:wrap;align-items:center;gap:4px 10px}
+#decide form.accept fieldset{flex-basis:100%;order:1;margin:0;font-size:13px;box-sizing:border-box}
+#decide label[for]{display:block;font-size:13px;margin:2px 0}
+#decide form.accept button,#decide form.reject button{order:-1;flex:none}
+#decide form.accept .meta,#decide form.reject .meta{flex:1 1 12em}
+#decide p{margin:4px 0;font-size:13px}
+#decide button{padding:5px 14px;border-radius:6px;border:1px solid #d0d7de;background:#fff;cursor:pointer;font-weight:600}
+#decide .accept button{background:#1f883d;color:#fff;border-color:#1a7f37}
+#decide .reject button{color:#cf222e}
+#decide details.more{border-top:1px solid #d0d7de;padding-top:6px;font-size:13px}
+#decide details.more>summary{cursor:pointer;color:#57606a}
+#decide details.more form{margin-top:8px}
+#decide .meta{font-size:13px}
+#pending{margin:4px 0;padding-left:18px;font-size:13px;overflow-wrap:anywhere} #pending button{margin-left:6px;font-size:12px;font-weight:400;padding:0 6px}
+details.summary{border:1px solid #d0d7de;border-radius:6px;padding:0 12px;margin:12px 0 0}
+details.summary>summary{cursor:pointer;padding:6px 0}
+details.summary>summary h2,details.summary>summary h3{display:inline;margin:0;font-size:15px}
+details.summary.facts>summary h3{font-size:14px}
+details.summary .md{overflow-wrap:anywhere;font-size:13.5px}
+details.summary .md h1,details.summary .md h2,details.summary .md h3,details.summary .md h4{font-size:14px;margin:10px 0 4px}
+details.summary .md p,details.summary .md ul{margin:4px 0 8px} details.summary .md ul{padding-left:20px}
+details.summary .md pre{max-height:240px}
+.section-head{display:flex;flex-wrap:wrap;align-items:baseline;gap:2px 14px;margin:12px 0 6px}
+.section-head h2{margin:0}
+.file{border:1px solid #d0d7de;border-radius:6px;margin:8px 0;overflow:hidden}
+.file>summary{padding:6px 12px;background:#f6f8fa;cursor:pointer;font:12px ui-monospace,monospace;overflow-wrap:anywhere}
 .file[open]>summary{border-bottom:1px solid #d0d7de}
 .file .note{padding:8px 12px;color:#57606a}
 table.diff{width:100%;border-collapse:collapse;font:12px/1.4 ui-monospace,monospace;table-layout:fixed}
@@ -48,11 +81,27 @@ table.diff col.no{width:3.5em}
 tr.hunk td{background:#ddf4ff;color:#0550ae}
 td.del{background:#ffebe9} td.ins{background:#dafbe1}
 tr.cbox td,tr.cnote td{background:#f6f8fa;padding:6px 12px;white-space:normal;font:13px system-ui,sans-serif}
+tr.cbox button{margin:4px 6px 0 0}
 tr.cnote td{border-left:3px solid #0969da}
 .step{border-left:3px solid #d0d7de;padding:2px 12px;margin:6px 0}
 .step>summary{cursor:pointer}
 pre{background:#f6f8fa;padding:8px;overflow:auto;max-height:320px;white-space:pre-wrap;word-break:break-word;font-size:12px}
-.summary{border:1px solid #d0d7de;border-radius:6px;padding:4px 16px}
+@media (min-width:1000px){
+ .review{display:grid;grid-template-columns:minmax(0,1fr) clamp(300px,28vw,420px);gap:0 20px;align-items:start}
+ .side{grid-column:2;grid-row:1;position:sticky;top:0;max-height:100vh;overflow-y:auto;padding-bottom:12px}
+ .work{grid-column:1;grid-row:1}
+}
+@media (max-width:700px){
+ header,main,footer{padding:0 10px}
+ header h1{white-space:normal;font-size:17px}
+ table.diff.split{min-width:560px}
+ table.diff td.no,table.diff col.no{width:2.8em}
+ .wide-only{display:none}
+ #sessions thead{display:none}
+ #sessions tr{display:flex;flex-wrap:wrap;align-items:baseline;gap:2px 10px;padding:6px 0;border-bottom:1px solid #eaeef2}
+ #sessions td{border:0;padding:0}
+ #sessions td.task{flex-basis:100%;max-width:none;white-space:normal;color:#57606a}
+}
 """
 
 JS = r"""
@@ -141,6 +190,11 @@ JS = r"""
         .catch(function () { target.textContent = "could not load this file; reload the page"; });
     });
   });
+
+  if (window.matchMedia && window.matchMedia("(min-width: 1000px)").matches) {
+    // wide screen: the summary sits beside the diff, so it is open however long it is
+    document.querySelectorAll("details[data-open-wide]").forEach(function (d) { d.open = true; });
+  }
 
   var form = document.getElementById("request-changes");
   if (form) {

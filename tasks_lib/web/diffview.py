@@ -16,28 +16,31 @@ ROWS_IN_FULL = 3000  # diff rows rendered with the page; files after that are lo
 FILES_IN_FULL = 200  # and at most this many files
 
 
-def _new_no(number: int | None) -> str:
-    """The new side's line-number cell: clickable (data-line) when there is a line to comment on."""
-    return f'<td class="no n" data-line="{number}">{number}</td>' if number else '<td class="no"></td>'
+def _no(number: int | None, commentable: bool) -> str:
+    """A line-number cell: clickable (data-line) when it numbers a line a comment can name."""
+    if not number:
+        return '<td class="no"></td>'
+    if commentable:
+        return f'<td class="no n" data-line="{number}">{number}</td>'
+    return f'<td class="no">{number}</td>'
 
 
-def _unified_rows(rows: list[Row]) -> list[str]:
+def _unified_rows(rows: list[Row], old_side: bool) -> list[str]:
     out = []
     for row in rows:
+        left, right = _no(row.left_no, old_side), _no(row.right_no, not old_side)
         if row.kind == "hunk":
             out.append(f'<tr class="hunk"><td class="no"></td><td class="no"></td><td>{esc(row.left)}</td></tr>')
         elif row.kind == "delete":
-            out.append(
-                f'<tr><td class="no">{row.left_no}</td><td class="no"></td><td class="del">-{esc(row.left)}</td></tr>'
-            )
+            out.append(f'<tr>{left}<td class="no"></td><td class="del">-{esc(row.left)}</td></tr>')
         elif row.kind == "insert":
-            out.append(f'<tr><td class="no"></td>{_new_no(row.right_no)}<td class="ins">+{esc(row.right)}</td></tr>')
+            out.append(f'<tr><td class="no"></td>{right}<td class="ins">+{esc(row.right)}</td></tr>')
         else:
-            out.append(f'<tr><td class="no">{row.left_no}</td>{_new_no(row.right_no)}<td> {esc(row.right)}</td></tr>')
+            out.append(f"<tr>{left}{right}<td> {esc(row.right)}</td></tr>")
     return out
 
 
-def _split_rows(rows: list[Row]) -> list[str]:
+def _split_rows(rows: list[Row], old_side: bool) -> list[str]:
     out = []
     for row in rows:
         if row.kind == "hunk":
@@ -46,25 +49,28 @@ def _split_rows(rows: list[Row]) -> list[str]:
         left_cls = ' class="del"' if row.kind in ("change", "delete") else ""
         right_cls = ' class="ins"' if row.kind in ("change", "insert") else ""
         out.append(
-            f'<tr><td class="no">{row.left_no or ""}</td><td{left_cls}>{esc(row.left)}</td>'
-            f"{_new_no(row.right_no)}<td{right_cls}>{esc(row.right)}</td></tr>"
+            f"<tr>{_no(row.left_no, old_side)}<td{left_cls}>{esc(row.left)}</td>"
+            f"{_no(row.right_no, not old_side)}<td{right_cls}>{esc(row.right)}</td></tr>"
         )
     return out
 
 
 def file_table(view: FileView, mode: View) -> str:
-    """One file's lines as a table (or a note for a binary file or one without lines)."""
+    """One file's lines as a table in a box that scrolls sideways on its own (or a note for a binary file or
+    one without lines). Line comments name the new side's numbers, or the old side's for a deleted file (what
+    `tasks_lib.review.comments.commentable_lines` accepts)."""
     if view.binary:
         return '<p class="note">Binary file, contents not shown.</p>'
     if not view.rows:
         return '<p class="note">No lines changed (mode or name only).</p>'
+    old_side = view.kind == "deleted"
     if mode == "split":
         head = '<table class="diff split"><colgroup><col class="no"><col><col class="no"><col></colgroup>'
-        body = _split_rows(view.rows)
+        body = _split_rows(view.rows, old_side)
     else:
         head = '<table class="diff unified"><colgroup><col class="no"><col class="no"><col></colgroup>'
-        body = _unified_rows(view.unified)
-    return head + "".join(body) + "</table>"
+        body = _unified_rows(view.unified, old_side)
+    return '<div class="scroll">' + head + "".join(body) + "</table></div>"
 
 
 def _file_head(view: FileView) -> str:
@@ -86,14 +92,15 @@ def diff_section(
     stats_only = [f for f in diff.get("files", []) if f.get("stats_only")]
     other = "split" if mode == "unified" else "unified"
     label = {"unified": "unified", "split": "side by side"}
+    stat = files_stat(len(diff.get("files", [])), diff.get("added", 0), diff.get("removed", 0))
+    base = str(diff.get("base_commit") or "")[:10]
+    against = f" against <code>{esc(base)}</code>" if base else ""
+    hint = '<span class="meta hint">Click a line number to comment on that line.</span>' if commentable else ""
     parts = [
-        '<section id="diff"><h2>Diff</h2>',
-        f'<p class="meta">{esc(files_stat(len(diff.get("files", [])), diff.get("added", 0), diff.get("removed", 0)))}'
-        f" against <code>{esc(str(diff.get('base_commit', ''))[:10])}</code> · showing {label[mode]} · "
-        f'<a href="?view={other}#diff">show {label[other]}</a></p>',
+        '<section id="diff"><div class="section-head"><h2>Diff</h2>',
+        f'<span class="meta">{esc(stat)}{against}</span>',
+        f'<span class="meta">{label[mode]} · <a href="?view={other}#diff">show {label[other]}</a></span>{hint}</div>',
     ]
-    if commentable:
-        parts.append('<p class="meta">Click a line number on the new side to comment on that line.</p>')
     if stats_only:
         parts.append(
             '<p class="meta">Shown as stats only (over the diff limits; the workspace has the full change):</p><ul>'

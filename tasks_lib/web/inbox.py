@@ -48,13 +48,15 @@ def _line(row) -> str:
     name = os.path.basename(row.repository.rstrip("/")) or row.repository
     task = (row.instructions or "").strip().splitlines()[0] if (row.instructions or "").strip() else ""
     task = task if len(task) <= TASK_CHARS else task[:TASK_CHARS] + "…"
+    branch = f"@{esc(row.branch)}" if row.branch else ""
     return (
         f'<tr data-session="{esc(row.id)}"><td><a href="/sessions/{esc(row.id)}"><code>{short}</code></a></td>'
         f"<td>{status_badge(row.status)}</td>"
-        f'<td title="{esc(row.repository)}">{esc(name)}@{esc(row.branch or "?")}</td>'
-        f"<td>{esc(row.workflow or '-')}</td><td>{esc(row.reviewer or '-')}</td>"
-        f'<td class="num">{row.iteration}</td>'
-        f'<td class="num"><span class="add">+{row.lines_added}</span> <span class="del-n">−{row.lines_removed}</span></td>'
+        f'<td title="{esc(row.repository)}">{esc(name)}{branch}</td>'
+        f'<td class="wide-only">{esc(row.workflow or "")}</td><td class="wide-only">{esc(row.reviewer or "")}</td>'
+        f'<td class="num wide-only">{row.iteration}</td>'
+        f'<td class="num wide-only"><span class="add">+{row.lines_added}</span> '
+        f'<span class="del-n">−{row.lines_removed}</span></td>'
         f'<td class="num">{esc(age(row.created_at))}</td><td class="task" title="{esc(task)}">{esc(task)}</td></tr>'
     )
 
@@ -66,12 +68,13 @@ def inbox_page(rows: list, query: InboxQuery, more: bool, error: str = "") -> st
         parts.append(f'<p class="banner error">{esc(error)}</p>')
     if rows:
         parts.append(
-            '<table class="list" id="sessions"><thead><tr><th>id</th><th>status</th><th>repository@branch</th>'
-            "<th>workflow</th><th>reviewer</th><th>iter</th><th>+/−</th><th>age</th><th>task</th></tr></thead>"
+            '<div class="scroll"><table class="list" id="sessions"><thead><tr><th>id</th><th>status</th>'
+            '<th>repository@branch</th><th class="wide-only">workflow</th><th class="wide-only">reviewer</th>'
+            '<th class="wide-only">iter</th><th class="wide-only">+/−</th><th>age</th><th>task</th></tr></thead>'
             "<tbody>"
         )
         parts += [_line(row) for row in rows]
-        parts.append("</tbody></table>")
+        parts.append("</tbody></table></div>")
     else:
         parts.append('<p class="meta">No sessions match.</p>')
     links = []

@@ -24,9 +24,9 @@ def age(when: str | datetime | None) -> str:
 
 
 def stamp(when: str | datetime | None) -> str:
-    """A timestamp as 'YYYY-MM-DD HH:MM:SS UTC'."""
+    """A timestamp as 'YYYY-MM-DD HH:MM:SS UTC' (empty for none)."""
     if when is None:
-        return "-"
+        return ""
     if isinstance(when, str):
         when = datetime.fromisoformat(when)
     if when.tzinfo is None:

@@ -1,10 +1,15 @@
 """One session's page, /sessions/<id>: who and what, the decision forms, the summary, the diff, checks,
 the history of iterations and reviews, and the step log. Everything shown is escaped: it is the agent's
-(untrusted) text or comes from the store, which masks secrets before it keeps anything."""
+(untrusted) text or comes from the store, which masks secrets before it keeps anything.
+
+Laid out like a pull request's "Files changed" with a side column: a compact head (title, status, one line of
+facts), then the diff, with the decision forms and the summary beside it on a wide screen (above it on a
+narrow one, the summary folded when long); checks, history and the step log follow the diff."""
 
 from __future__ import annotations
 
 import json
+import re
 from typing import Any, Literal
 from urllib.parse import quote
 
@@ -34,47 +39,60 @@ def _cut(text: str, limit: int, session_id: str) -> str:
     return text[:limit] + f"\n[… {len(text) - limit} more characters: agent-tasks show {session_id[:8]} --log]"
 
 
+def _field(label: str, value: str, title: str = "") -> str:
+    """One labelled value of the header's line of facts."""
+    hover = f' title="{esc(title)}"' if title else ""
+    return f'<li{hover}><span class="label">{label}</span> {value}</li>'
+
+
 def _header(s: dict[str, Any]) -> str:
-    title = (s.get("instructions") or "Session").strip().splitlines()[0][:160]
+    """The page's head: the task's first line, the status, and one compact line of facts. A field without a
+    value is left out (no '-' placeholders, no separator of nothing)."""
+    first_line = ((s.get("instructions") or "").strip().splitlines() or ["Session"])[0]
     tokens = f"{s.get('prompt_tokens', 0)}+{s.get('completion_tokens', 0)} tokens"
     if s.get("cached_tokens"):
         tokens += f" ({s['cached_tokens']} cached)"
     cost = f"${s['cost_usd']:.4f}" if s.get("cost_usd") is not None else "cost unknown"
-    ui = s.get("ui_url") or "-"
-    prefect = (
-        f'<a href="{esc(ui)}" rel="noreferrer" id="prefect-run">Prefect UI run</a>'
-        if ui != "-"
-        else '<span class="meta">no Prefect UI address configured</span>'
-    )
-    trigger = (s.get("request") or {}).get("trigger")
-    meta = [
-        ("Session", f"<code>{esc(s['id'])}</code>"),
-        ("Repository", f"{esc(s.get('repository'))}@{esc(s.get('branch') or 'default branch')}"),
-        ("Work branch", f"<code>{esc(s.get('work_branch') or '-')}</code>"),
-        ("Reviewer", esc(s.get("reviewer") or "anyone")),
-        ("Agent", esc(s.get("agent"))),
-        ("Model", esc(s.get("model") or "-")),
-        ("Workflow", esc(s.get("workflow") or "-")),
-        ("Iteration", f'<span id="iteration">{esc(s.get("iteration", 1))}</span>'),
-        ("Usage", f"{esc(s.get('steps_used', 0))} steps · {esc(tokens)} · {esc(cost)}"),
-        ("Created", f"{esc(stamp(s.get('created_at')))} ({esc(age(s.get('created_at')))} ago)"),
+    steps = s.get("steps_used", 0)
+    usage = f"{steps} step{'s' if steps != 1 else ''}, {tokens}, {cost}"
+    repository = esc(s.get("repository"))
+    branch = f"@{esc(s['branch'])}" if s.get("branch") else ""
+    fields = [
+        _field("Session", f"<code>{esc(s['id'][:8])}</code>", s["id"]),
+        _field("Repository", f"{repository}{branch}", "" if branch else "the repository's default branch"),
     ]
+    if s.get("work_branch"):
+        fields.append(_field("Work branch", f"<code>{esc(s['work_branch'])}</code>"))
+    fields.append(_field("Reviewer", esc(s.get("reviewer") or "anyone")))
+    agent = esc(s.get("agent") or "default") + (f" on {esc(s['model'])}" if s.get("model") else "")
+    fields.append(_field("Agent", agent))
+    if s.get("workflow"):
+        fields.append(_field("Workflow", esc(s["workflow"])))
+    fields.append(_field("Iteration", f'<span id="iteration">{esc(s.get("iteration", 1))}</span>'))
+    fields.append(_field("Usage", esc(usage)))
+    if s.get("created_at"):
+        fields.append(_field("Created", f"{esc(age(s['created_at']))} ago", stamp(s["created_at"])))
     if s.get("delivered_to"):
-        meta.append(("Delivered", esc(s["delivered_to"])))
+        fields.append(_field("Delivered", esc(s["delivered_to"])))
+    trigger = (s.get("request") or {}).get("trigger")
     if trigger:
-        meta.append(("Started by", esc(trigger_line(trigger))))
-    items = " · ".join(f"<b>{name}</b> {value}" for name, value in meta)
+        fields.append(_field("Started by", esc(trigger_line(trigger))))
+    status = [status_badge(s["status"])]
+    if s.get("status_reason"):
+        status.append(f'<span class="meta">{esc(s["status_reason"])}</span>')
+    ui = s.get("ui_url")
+    if ui and ui != "-":
+        status.append(f'<a href="{esc(ui)}" rel="noreferrer" id="prefect-run">Prefect UI run</a>')
+    instructions = s.get("instructions") or ""
+    more = (
+        f'<details class="instructions"><summary>Instructions</summary><pre>{esc(instructions)}</pre></details>'
+        if "\n" in instructions.strip() or len(instructions) > 160
+        else ""
+    )
     return (
-        f"<header>{nav()}<h1>{esc(title)}</h1>"
-        f'<p id="status" data-status="{esc(s["status"])}">{status_badge(s["status"])} '
-        f'<span class="meta">{esc(s.get("status_reason") or "")}</span> · {prefect}</p>'
-        f'<p class="meta">{items}</p>'
-        + (
-            f"<details><summary>Instructions</summary><pre>{esc(s.get('instructions'))}</pre></details>"
-            if "\n" in (s.get("instructions") or "") or len(s.get("instructions") or "") > 160
-            else ""
-        )
-        + "</header>"
+        f'<header>{nav()}<h1 title="{esc(first_line)}">{esc(first_line[:300])}</h1>'
+        f'<p id="status" data-status="{esc(s["status"])}">{" ".join(status)}</p>'
+        f'<ul class="facts">{"".join(fields)}</ul>{more}</header>'
     )
 
 
@@ -125,6 +143,8 @@ def _candidate_choice(s: dict[str, Any], draft: DecisionForm | None) -> str:
 
 
 def _decision_forms(s: dict[str, Any], token: str, draft: DecisionForm | None) -> str:
+    """The decision controls, compact enough to sit beside the diff: accept and request changes in view,
+    retry and reject one click away (open when a refused retry or reject brought back what was typed)."""
     action = f"/sessions/{esc(s['id'])}/decide"
     hidden = f'<input type="hidden" name="csrf" value="{esc(token)}">'
     feedback = esc(draft.feedback if draft and draft.decision == "request_changes" else "")
@@ -140,29 +160,37 @@ def _decision_forms(s: dict[str, Any], token: str, draft: DecisionForm | None) -
             f'<button type="submit" name="submit" value="{decision}">{button}</button></form>'
         )
 
+    more_open = " open" if draft and draft.decision in ("retry", "reject") else ""
     return "".join(
         [
-            '<section id="decide"><h2>Decide</h2><div class="decide">',
-            form("accept", f"<p>Commit the change and deliver it.</p>{_candidate_choice(s, draft)}", "Accept"),
+            '<section id="decide"><h2>Decide</h2>',
+            form(
+                "accept",
+                f'{_candidate_choice(s, draft)}<span class="meta">Commit the change and deliver it.</span>',
+                "Accept",
+            ),
             form(
                 "request_changes",
                 '<label for="feedback">Feedback for the agent</label>'
-                f'<textarea id="feedback" name="feedback">\n{feedback}</textarea>'
+                f'<textarea id="feedback" name="feedback" rows="3">\n{feedback}</textarea>'
                 f'<input type="hidden" name="comments" id="comments-field" value="{comments}">'
-                '<p class="meta">Line comments (click a line number in the diff):</p><ul id="pending"></ul>',
+                '<p class="meta">Line comments: click a line number in the diff.</p><ul id="pending"></ul>',
                 'Request changes<span id="pending-count"></span>',
                 "request-changes",
             ),
+            f'<details class="more"{more_open}><summary>Retry from the base, or reject</summary>',
             form(
                 "retry",
                 '<label for="instructions">Updated instructions (required)</label>'
-                f'<textarea id="instructions" name="instructions" required>\n{instructions}</textarea>'
+                f'<textarea id="instructions" name="instructions" rows="3" required>\n{instructions}</textarea>'
                 '<label for="retry-feedback">Notes (optional)</label>'
-                f'<textarea id="retry-feedback" name="feedback">\n{retry_feedback}</textarea>',
+                f'<textarea id="retry-feedback" name="feedback" rows="2">\n{retry_feedback}</textarea>',
                 "Retry from the base",
             ),
-            form("reject", "<p>Discard the change, the workspace and the work branch.</p>", "Reject"),
-            "</div></section>",
+            form(
+                "reject", '<span class="meta">Discard the change, the workspace and the work branch.</span>', "Reject"
+            ),
+            "</details></section>",
         ]
     )
 
@@ -179,9 +207,9 @@ def _checks(checks: list[dict[str, Any]], session_id: str) -> str:
         for c in checks
     )
     return (
-        '<section id="checks"><h2>Checks</h2><table class="list"><thead><tr><th>iteration</th><th>fix round</th>'
-        f"<th>command</th><th>result</th><th>exit</th><th>time</th><th></th></tr></thead><tbody>{rows}</tbody></table>"
-        "</section>"
+        '<section id="checks"><h2>Checks</h2><div class="scroll"><table class="list"><thead><tr><th>iteration</th>'
+        "<th>fix round</th><th>command</th><th>result</th><th>exit</th><th>time</th><th></th></tr></thead>"
+        f"<tbody>{rows}</tbody></table></div></section>"
     )
 
 
@@ -220,15 +248,15 @@ def _history(s: dict[str, Any]) -> str:
     transitions = s.get("transitions", [])
     if transitions:
         parts.append(
-            '<details><summary>Status changes</summary><table class="list"><thead><tr><th>at</th><th>from</th>'
-            "<th>to</th><th>by</th><th>reason</th></tr></thead><tbody>"
+            '<details><summary>Status changes</summary><div class="scroll"><table class="list"><thead><tr><th>at</th>'
+            "<th>from</th><th>to</th><th>by</th><th>reason</th></tr></thead><tbody>"
         )
         parts += [
-            f"<tr><td>{esc(stamp(t['at']))}</td><td>{esc(t['from'] or '-')}</td><td>{esc(t['to'])}</td>"
+            f"<tr><td>{esc(stamp(t['at']))}</td><td>{esc(t['from'] or '')}</td><td>{esc(t['to'])}</td>"
             f"<td>{esc(t['by'])}</td><td>{esc(t['reason'])}</td></tr>"
             for t in transitions
         ]
-        parts.append("</tbody></table></details>")
+        parts.append("</tbody></table></div></details>")
     parts.append("</section>")
     return "".join(parts)
 
@@ -270,6 +298,41 @@ def _steps(steps: list[dict[str, Any]], session_id: str) -> str:
     return "".join(parts)
 
 
+SUMMARY_HEADING = re.compile(r"\A\s*#{1,6}[ \t]+Summary[ \t#]*\n", re.IGNORECASE)
+FACTS_HEADING = re.compile(r"^#{1,6}[ \t]+Facts[ \t#]*$", re.IGNORECASE | re.MULTILINE)
+SHORT_SUMMARY = 900  # characters of narrative shown open on a narrow screen (wide screens show it beside the diff)
+
+
+def split_summary(markdown: str) -> tuple[str, str]:
+    """The summary's narrative and its facts section (empty when there is none), without the summary's own
+    'Summary' heading: the page has one."""
+    text = SUMMARY_HEADING.sub("", markdown, count=1)
+    found = FACTS_HEADING.search(text)
+    if found is None:
+        return text.strip(), ""
+    return text[: found.start()].strip(), text[found.end() :].strip()
+
+
+def _summary(s: dict[str, Any]) -> str:
+    """The summary once, under the page's own heading: the narrative (open when short; the script opens it
+    on a wide screen, where it sits beside the diff), then the facts (open when one of them warns)."""
+    narrative, facts = split_summary((s.get("summary") or {}).get("markdown") or "")
+    short = len(narrative) <= SHORT_SUMMARY
+    parts = [
+        f'<section id="summary"><details class="summary" data-open-wide{" open" if short else ""}>'
+        f'<summary><h2>Summary</h2></summary><div class="md">{markdown_html(narrative or "_No summary yet._")}</div>'
+        "</details>"
+    ]
+    if facts:
+        warn = " open" if "⚠" in facts else ""
+        parts.append(
+            f'<details class="summary facts"{warn}><summary><h3>Facts</h3></summary>'
+            f'<div class="md">{markdown_html(facts)}</div></details>'
+        )
+    parts.append("</section>")
+    return "".join(parts)
+
+
 def session_page(
     s: dict[str, Any],
     token: str,
@@ -278,21 +341,22 @@ def session_page(
     draft: DecisionForm | None = None,
     watch: Watch | None = None,
 ) -> str:
-    """The page of one session (``s`` from `session_json`); the decision forms only while it awaits review."""
-    summary = (s.get("summary") or {}).get("markdown") or "_No summary yet._"
+    """The page of one session (``s`` from `session_json`): a compact head, then the diff with a side column
+    beside it on a wide screen (above it on a narrow one) holding the decision forms (only while the session
+    awaits review), the summary and the ranked attempts; then checks, history and the step log."""
     parts = [_header(s), "<main>"]
     if banner:
         parts.append(f'<p class="banner {banner.kind}" id="banner">{esc(banner.text)}</p>')
-    if s["status"] == "awaiting_review":
-        parts.append(_decision_forms(s, token, draft))
+    side = [_decision_forms(s, token, draft) if s["status"] == "awaiting_review" else "", _summary(s), _attempts(s)]
     parts += [
-        f'<section id="summary"><h2>Summary</h2><div class="summary">{markdown_html(summary)}</div></section>',
-        _attempts(s),
-        diff_section(s["id"], s.get("diff"), mode),
+        '<div class="review"><aside class="side">',
+        *side,
+        '</aside><div class="work">',
+        diff_section(s["id"], s.get("diff"), mode, commentable=s["status"] == "awaiting_review"),
         _checks(s.get("checks", []), s["id"]),
         _history(s),
         _steps(s.get("steps", []), s["id"]),
-        "</main>",
+        "</div></div></main>",
     ]
     first_line = ((s.get("instructions") or "").strip().splitlines() or [""])[0]
     title = f"{s['id'][:8]} {s['status']} — {first_line[:60]}"

@@ -420,10 +420,14 @@ def test_line_comments_from_the_cli_reach_the_agent_with_file_line_and_code(repo
     assert "calx.py:2: calx.py is not part of this change (did you mean calc.py?)" in not_in_change.stderr
     malformed = subprocess.run([*cli, "--comment", "calc.py=use +"], capture_output=True, text=True, env=env)
     assert malformed.returncode == 1 and "write it as FILE:LINE=TEXT" in malformed.stderr
+    past_the_end = subprocess.run([*cli, "-c", "calc.py:40=and here?"], capture_output=True, text=True, env=env)
+    assert (
+        past_the_end.returncode == 1 and "line 40 is not in calc.py's diff (it shows lines 1–6)" in past_the_end.stderr
+    )
     assert flow_run_state(row).type == StateType.PAUSED, "a refused comment must leave the run waiting"
 
     sent = subprocess.run(
-        [*cli, "-f", "Fix the operator.", "--comment", "calc.py:2=use +", "-c", "calc.py:40=and here?"],
+        [*cli, "-f", "Fix the operator.", "--comment", "calc.py:2=use +", "-c", "calc.py:6=and here?"],
         capture_output=True,
         text=True,
         env=env,
@@ -437,11 +441,11 @@ def test_line_comments_from_the_cli_reach_the_agent_with_file_line_and_code(repo
     message = server.agent_requests()[2]["messages"][-1]["content"]
     assert "Fix the operator." in message and "The reviewer commented on 2 lines:" in message
     assert "calc.py:2: use +\n```\n  1 | def add(a, b):\n> 2 |     return a - b\n  3 | \n  4 | \n```" in message
-    assert "calc.py:40: and here?\n```\n(line 40 is past the end of calc.py, which has 6 lines)" in message
+    assert "calc.py:6: and here?\n```\n" in message
     first_review = store.reviews(row.id)[0]
     assert first_review.decision == "request_changes"
     assert first_review.comments == [
         {"path": "calc.py", "line": 2, "body": "use +"},
-        {"path": "calc.py", "line": 40, "body": "and here?"},
+        {"path": "calc.py", "line": 6, "body": "and here?"},
     ]
     assert git(repo, "show", f"{second.work_branch}:calc.py").splitlines()[1] == "    return a + b"
