@@ -18,6 +18,7 @@ import tasks_lib  # noqa: F401  (sets quiet defaults before Prefect and litellm 
 from prefect import flow, get_run_logger
 from prefect.runtime import deployment, flow_run
 
+from tasks_lib import progress
 from tasks_lib.agent.loop import LoopResult
 from tasks_lib.config import load_settings
 from tasks_lib.domain.request import TaskRequest
@@ -90,6 +91,7 @@ def agent_task(request: TaskRequest) -> SessionResult:
         return ended_session(store, claim.session_id)
     logger = get_run_logger()
     logger.info("session %s%s", claim.session_id, claim.note)
+    progress.publish("session", session_id=claim.session_id)
     with settled_on_interruption(store, claim.session_id):
         ctx = SessionContext.open(store, claim.session_id, settings, request, logger)
         return run(ctx, claim.mode)

@@ -24,11 +24,30 @@ from tasks_lib.cli.eval import eval_command
 from tasks_lib.cli.models import models_app
 from tasks_lib.cli.workflows import workflows_app
 
+def _whole_words_in_help() -> None:
+    """Help text wraps at spaces only: click's wrapper would cut `--no-network` after its hyphen."""
+    try:
+        import typer._click._textwrap as wrapping  # typer carries its own copy of click
+    except ImportError:  # another typer: its help wraps as it does
+        return
+
+    class Wrapper(wrapping.TextWrapper):
+        def __init__(self, *args, **kwargs) -> None:
+            kwargs.setdefault("break_on_hyphens", False)
+            super().__init__(*args, **kwargs)
+
+    wrapping.TextWrapper = Wrapper  # type: ignore[misc]
+
+
+_whole_words_in_help()
+
 app = typer.Typer(
     help="Hand coding tasks to an LLM agent and review what it did (built on Prefect).",
     add_completion=False,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # click's plain help: two columns that wrap cleanly at any width
+    context_settings={"max_content_width": 120, "help_option_names": ["-h", "--help"]},
 )
 app.add_typer(agents_app, name="agents")
 app.add_typer(workflows_app, name="workflows")

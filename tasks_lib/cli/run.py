@@ -10,37 +10,60 @@ from typing import Any
 import typer
 from rich.text import Text
 
+from tasks_lib.cli.background import (
+    ANNOUNCE_ENV,
+    announce_to,
+    background_argv,
+    check_server_outlives,
+    noted,
+    review_pages_link,
+    start_in_background,
+)
 from tasks_lib.cli.common import CliError, cli_store, err, out
 from tasks_lib.cli.review import prompt_review
 from tasks_lib.cli.sessions import print_session
+from tasks_lib.cli.spinner import Spinner
 from tasks_lib.domain.words import plain, status_line
 
 
-def show_step(event: str, data: dict[str, Any]) -> None:
-    """Progress listener: one dim line per agent step; at a review pause the session, how to decide, and the prompt."""
-    if event == "step":
-        from tasks_lib.steps.agent_loop import describe_step
+def progress_view(spinner: Spinner):
+    """Progress listener: one dim line per agent step, a spinner line for what runs now; at a review pause the
+    session, how to decide, and (in a terminal) the prompt."""
 
-        attempt = f"attempt {data['step'].attempt}: " if data["step"].attempt else ""
-        err.print(Text(attempt + describe_step(data["step"], data["max_steps"]), style="dim"))
-    elif event == "awaiting_review":
-        print_session(data["session_id"], summary=True)
-        if data.get("notice"):
-            err.print(Text(data["notice"], style="yellow"))
-        sid = data["session_id"][:8]
-        err.print(
-            Text.assemble(
-                ("waiting for review", "bold"),
-                f" (iteration {data['iteration']}): "
-                f"agent-tasks review {sid} accept|request-changes|reject|retry, or the Prefect UI",
+    def show(event: str, data: dict[str, Any]) -> None:
+        if event == "session":
+            spinner.say(f"session {data['session_id'][:8]}: starting")
+        elif event == "phase":
+            spinner.phase(data["name"])
+        elif event == "step":
+            from tasks_lib.steps.agent_loop import describe_step
+
+            attempt = f"attempt {data['step'].attempt}: " if data["step"].attempt else ""
+            err.print(Text(attempt + describe_step(data["step"], data["max_steps"]), style="dim"))
+            spinner.say(f"the agent is working: step {data['step'].index + 1}, asking the model")
+        elif event == "awaiting_review":
+            spinner.stop()
+            print_session(data["session_id"], summary=True)
+            if data.get("notice"):
+                err.print(Text(data["notice"], style="yellow"))
+            sid = data["session_id"][:8]
+            err.print(
+                Text.assemble(
+                    ("waiting for review", "bold"),
+                    f" (iteration {data['iteration']}): "
+                    f"agent-tasks review {sid} accept|request-changes|reject|retry, or the Prefect UI",
+                )
             )
-        )
-        if sys.stdin.isatty():
-            threading.Thread(target=prompt_review, args=(data["session_id"],), daemon=True).start()
+            if sys.stdin.isatty():
+                threading.Thread(target=prompt_review, args=(data["session_id"],), daemon=True).start()
+            else:
+                spinner.say("waiting for a decision")
+
+    return show
 
 
 def run(
-    repo: str = typer.Argument(..., help="Repository: local path or git URL."),
+    repo: str = typer.Argument(..., metavar="REPO", help="Repository: local path or git URL."),
     task: str = typer.Option(..., "--task", "-t", help="What the agent should do."),
     branch: str | None = typer.Option(
         None, "--branch", "-b", help="Branch to start from (default: the repository's default)."
@@ -61,13 +84,13 @@ def run(
         "--no-network is off.",
     ),
     allow_host: list[str] = typer.Option(
-        [], "--allow-host", help="With --network allow: a host, *.host, host:port or address (repeatable)."
+        [], "--allow-host", metavar="HOST", help="With --network allow: a host, *.host, host:port or address (repeatable)."
     ),
     preset: list[str] = typer.Option(
-        [], "--preset", help="With --network allow: the registries of python, node, debian, rust or go (repeatable)."
+        [], "--preset", metavar="NAME", help="With --network allow: the registries of python, node, debian, rust or go (repeatable)."
     ),
     env: list[str] = typer.Option(
-        [], "--env", "-e", help="Pass this environment variable to the agent's commands (repeatable)."
+        [], "--env", "-e", metavar="NAME", help="Pass this environment variable to the agent's commands (repeatable)."
     ),
     setup: str | None = typer.Option(
         None, "--setup", help="Command run before the agent, reaching the package registries the repository uses."
@@ -80,6 +103,11 @@ def run(
     ),
     stop_at_first_green: bool = typer.Option(
         False, "--stop-at-first-green", help="With --attempts: stop the others once one passes the agent's check."
+    ),
+    wait: bool = typer.Option(
+        True,
+        "--wait/--no-wait",
+        help="With --no-wait: start the run in the background, print its session id and review link, and return.",
     ),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Also print Prefect's own log lines."),
 ) -> None:
@@ -127,6 +155,9 @@ def run(
     from tasks_lib.ops.prefect_api import choose_api
 
     api_line = choose_api()
+    spinner = Spinner(err)
+    if not wait:
+        return run_in_background(api_line, spinner)
     if not verbose:
         # Steps are shown by our own listener and failures by one line at the end; Prefect's
         # console lines (tracebacks included) stay in the Prefect UI. --verbose shows them here too.
@@ -134,20 +165,42 @@ def run(
     from flows.agent_task import SessionFailed, agent_task
     from tasks_lib import progress
 
-    progress.subscribe(show_step)
+    show = progress_view(spinner)
+    progress.subscribe(show)
+    if os.environ.get(ANNOUNCE_ENV):  # started by --no-wait: tell the starting command the session id
+        progress.subscribe(announce_to(os.environ[ANNOUNCE_ENV]))
     err.print(Text.assemble("running agent ", (agent, "bold"), f" on {repo}" + (f"@{branch}" if branch else "")))
     err.print(Text(api_line, style="dim"))
     err.print(Text(f"sandbox: {plan.sandbox.describe()}", style="yellow" if plan.sandbox.kind == "none" else "dim"))
     err.print(Text(f"limits: {plan.sandbox.describe_limits()}", style="dim"))
+    temporary = api_line.startswith("no Prefect server configured")
+    spinner.say("starting a temporary Prefect server (agent-tasks up keeps one)" if temporary else "starting the run")
     try:
         result = agent_task(request)
     except SessionFailed as exc:
+        spinner.stop()
         print_session(exc.session_id, summary=True)
         raise CliError(f"session {exc.session_id[:8]} failed: {exc.reason}") from None
     finally:
-        progress.unsubscribe(show_step)
+        spinner.stop()
+        progress.unsubscribe(show)
     if review:
         row = cli_store().get_session(result.session_id)
         out.print(f"session {row.id} {status_line(row.status, row.status_reason)}")
     else:
         print_session(result.session_id, summary=True)
+
+
+def run_in_background(api_line: str, spinner: Spinner) -> None:
+    """Start this run in a process of its own and print its session id, log, review link and what to do next."""
+    from tasks_lib.config import load_settings
+
+    check_server_outlives(api_line)
+    argv = sys.argv[sys.argv.index("run") + 1 :] if "run" in sys.argv else []
+    session_id, log = start_in_background(background_argv(argv), load_settings().home / "logs", spinner)
+    short = session_id[:8]
+    out.print(f"session {session_id} runs in the background (log: {noted(log)})")
+    link = review_pages_link(session_id)
+    if link:
+        out.print(f"review page: {link}")
+    out.print(f"follow it: agent-tasks show {short}; once it waits: agent-tasks review {short} accept|request-changes")

@@ -168,6 +168,7 @@ def test_run_then_inbox_then_show(repo, scripted, prefect_server, tmp_path):
     assert "status   completed" in proc.stdout
     assert "diffstat 2 files changed, +1 -2" in proc.stdout
     assert "What was done" in proc.stdout and "Traceback" not in proc.stderr
+    assert "checking out the repository" not in proc.stderr, "no spinner when not on a terminal"
 
     inbox = cli("inbox", "--limit", "100")
     line = next(ln for ln in inbox.stdout.splitlines() if ln.startswith(session_id[:8]))
@@ -187,8 +188,9 @@ def test_run_then_inbox_then_show(repo, scripted, prefect_server, tmp_path):
     assert [s["tool_calls"][0]["name"] for s in data["steps"]] == ["edit_file", "run_command", "finish"]
     assert data["summary"]["facts"]["commands"] == ["rm obsolete.txt"]
 
-    diff = cli("show", session_id, "--diff").stdout
-    assert "-Hello world.\n+Hello, agents." in diff and "deleted file mode" in diff
+    shown_diff = cli("show", session_id, "--diff")
+    diff = shown_diff.stdout
+    assert "-Hello world.\n+Hello, agents." in diff and "deleted file mode" in diff, shown_diff.stderr
     log = cli("show", session_id, "--log").stdout
     assert "→ run_command" in log and "[exit code 0]" in log
     assert git(repo, "status", "--porcelain") == "" and "Hello world." in (repo / "README.md").read_text()
@@ -444,3 +446,75 @@ def test_run_finds_a_local_server_or_says_in_one_line_why_it_could_not_start_one
     assert busy.returncode == 1 and "using a temporary one" in busy.stderr and "Traceback" not in busy.stderr
     last = busy.stderr.strip().splitlines()[-1]
     assert last.startswith("error: Prefect's temporary server did not start in time") and "agent-tasks up" in last
+
+
+def test_on_a_terminal_run_says_what_it_waits_for(repo, scripted, prefect_server):
+    import pty
+    import select
+
+    server = scripted([calls(tool("write_file", path="t.txt", content="t\n")), calls(tool("finish", summary="ok"))])
+    env = {**os.environ, "PREFECT_API_URL": prefect_server, "OPENAI_API_BASE": server.api_base, "COLUMNS": "120"}
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen(
+        [*CLI, "run", str(repo), "--task", "Write t", "--model", MODEL, "--no-review"],
+        stdin=subprocess.DEVNULL,
+        stdout=follower,
+        stderr=follower,
+        env=env,
+    )
+    os.close(follower)
+    seen = b""
+    while True:
+        ready, _, _ = select.select([leader], [], [], 120)
+        if not ready:
+            break
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:  # the command ended and closed the terminal
+            break
+        if not chunk:
+            break
+        seen += chunk
+    assert proc.wait(timeout=60) == 0, seen.decode(errors="replace")
+    shown = seen.decode(errors="replace")
+    for phase in ("starting the run", "checking out the repository…", "capturing the diff…", "writing the summary…"):
+        assert phase in shown, (phase, shown[-3000:])
+    assert "status   completed" in shown and "Traceback" not in shown
+
+
+def test_run_no_wait_returns_with_the_id_and_the_run_waits_for_its_review(repo, scripted, prefect_server, store):
+    server = scripted([calls(tool("write_file", path="bg.txt", content="bg\n")), calls(tool("finish", summary="ok"))])
+    env = {"PREFECT_API_URL": prefect_server, "OPENAI_API_BASE": server.api_base}
+    proc = cli("run", str(repo), "--task", "Write bg", "--model", MODEL, "--no-wait", env=env)
+    assert proc.returncode == 0, proc.stderr
+    first = proc.stdout.splitlines()[0]
+    assert first.startswith("session ") and "runs in the background (log: " in first, proc.stdout
+    session_id = first.split()[1]
+    assert f"agent-tasks review {session_id[:8]} accept" in proc.stdout
+    wait_until(lambda: store.get_session(session_id).status == "awaiting_review", 180, "the background run to wait")
+    decided = cli("review", session_id[:8], "accept", env=env)
+    assert decided.returncode == 0, decided.stderr
+    row = store.get_session(session_id)
+    assert row.status == "accepted" and git(repo, "show", f"{row.work_branch}:bg.txt") == "bg"
+
+
+def test_run_no_wait_without_a_lasting_prefect_server_is_one_line(repo):
+    env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
+    proc = subprocess.run(
+        [*CLI, "run", str(repo), "--task", "x", "--model", MODEL, "--no-wait"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert_one_line_error(proc, "--no-wait needs a Prefect server that outlives this command", "agent-tasks up")
+
+
+def test_help_is_plain_two_columns_that_wrap_cleanly():
+    proc = cli("run", "--help", env={"COLUMNS": "80"})
+    assert proc.returncode == 0
+    assert not any(ch in proc.stdout for ch in "╭│╰"), "no boxes"
+    lines = proc.stdout.splitlines()
+    assert all(len(line) <= 80 for line in lines), max(lines, key=len)
+    assert not any(line.rstrip().endswith("--no-") for line in lines), "no option cut at its hyphen"
+    assert "--allow-host HOST" in proc.stdout and "--no-wait" in proc.stdout

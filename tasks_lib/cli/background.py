@@ -1,0 +1,98 @@
+"""`agent-tasks run --no-wait`: the same run in a process of its own, its session id and review link printed once it
+has one; the run goes on (and waits for its review) after the command returns."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from tasks_lib.cli.common import CliError
+from tasks_lib.cli.spinner import Spinner
+
+ANNOUNCE_ENV = "AGENT_TASKS_ANNOUNCE_FILE"  # where a background run writes its session id
+START_TIMEOUT_S = 180
+
+
+def announce_to(path: str):
+    """A progress listener that writes the session id to ``path`` once, when the run has one."""
+
+    def listener(event: str, data: dict) -> None:
+        if data.get("session_id") and not os.path.exists(path):
+            Path(path).write_text(str(data["session_id"]))
+
+    return listener
+
+
+def start_in_background(argv: list[str], logs_dir: Path, spinner: Spinner) -> tuple[str, Path]:
+    """Start ``agent-tasks run`` with ``argv`` (no --no-wait) detached from this terminal; returns (its session id,
+    its log file) once the session exists. CliError with the log's last line when it ends before that."""
+    logs_dir.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    log = logs_dir / f"run-{stamp}-{os.getpid()}.log"
+    announce = logs_dir / f".run-{stamp}-{os.getpid()}.id"
+    env = {**os.environ, ANNOUNCE_ENV: str(announce)}
+    with open(log, "wb") as out:
+        child = subprocess.Popen(
+            [sys.executable, "-m", "tasks_lib.cli", "run", *argv],
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,  # Ctrl-C or closing this terminal does not stop it
+        )
+    spinner.say("starting the run in the background")
+    deadline = time.monotonic() + START_TIMEOUT_S
+    try:
+        while time.monotonic() < deadline:
+            if announce.exists() and announce.read_text().strip():
+                return announce.read_text().strip(), log
+            if child.poll() is not None:
+                lines = [ln for ln in log.read_text(errors="replace").splitlines() if ln.strip()]
+                last = lines[-1].removeprefix("error: ") if lines else f"exit code {child.returncode}"
+                raise CliError(f"the background run ended before it started a session: {last} (log: {log})")
+            time.sleep(0.2)
+    finally:
+        spinner.stop()
+        announce.unlink(missing_ok=True)
+    raise CliError(f"the background run has not started a session after {START_TIMEOUT_S} s; its log: {log}")
+
+
+def review_pages_link(session_id: str) -> str | None:
+    """The session's review page: at AGENT_TASKS_REVIEW_URL, or at the pages a local `agent-tasks up` serves."""
+    import httpx
+
+    from tasks_lib.config import load_settings
+
+    settings = load_settings()
+    if settings.review_url:
+        return settings.review_page(session_id)
+    local = "http://127.0.0.1:8766"
+    try:
+        if httpx.get(f"{local}/sessions", timeout=1).status_code == 200:
+            return f"{local}/sessions/{session_id}"
+    except httpx.HTTPError:
+        pass
+    return None
+
+
+def background_argv(argv: list[str]) -> list[str]:
+    """The command line of the background run: this one without --no-wait."""
+    return [a for a in argv if a != "--no-wait"]
+
+
+def check_server_outlives(api_line: str) -> None:
+    """CliError unless runs report to a Prefect server that outlives this command (a temporary one would not)."""
+    if api_line.startswith("no Prefect server configured"):
+        raise CliError(
+            "--no-wait needs a Prefect server that outlives this command, so the run can wait for its review: "
+            "start agent-tasks up in another terminal (or set PREFECT_API_URL), then run again"
+        )
+
+
+def noted(log: Path) -> str:
+    """The log file as people should see it (under ~ when it is)."""
+    home = str(Path.home())
+    return str(log).replace(home, "~", 1) if str(log).startswith(home) else str(log)
