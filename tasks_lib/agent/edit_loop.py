@@ -16,6 +16,7 @@ from typing import Any
 from tasks_lib.agent.loop import Limits, LoopResult, limit_reached, record_step, take_reply
 from tasks_lib.agent.model import Model, ModelReply, label
 from tasks_lib.domain.records import EndReason, StepRecord, ToolCallRecord, Usage
+from tasks_lib.domain.words import counted
 from tasks_lib.security.confine import PathRefused, relative, resolve_inside
 
 EDIT_FORMAT = (
@@ -126,7 +127,7 @@ def run_edit_loop(
         summary = _summary(reply.text, step)
         if changed:
             record_step(step, step_started, steps, usage, on_step)
-            return done(EndReason.finished, f"the model rewrote {changed} file(s)", summary)
+            return done(EndReason.finished, f"the model rewrote {counted(changed, 'file')}", summary)
         if blocks:
             unchanged += 1
             malformed = 0

@@ -11,6 +11,7 @@ import re
 
 from tasks_lib.agent.profile import ModelProfile
 from tasks_lib.agent.spec import AgentSpec
+from tasks_lib.domain.words import counted
 
 SMALL_MODEL_BILLIONS = 10.0  # up to this size a model counts as small
 EDIT_LOOP_MAX_LINES = 600  # the named files an edit-loop model rewrites whole, in all
@@ -50,7 +51,7 @@ def choose_modes(
         elif lines > EDIT_LOOP_MAX_LINES:
             loop, why_loop = "tools", f"the files the task names hold {lines} lines (over {EDIT_LOOP_MAX_LINES})"
         else:
-            loop, why_loop = "edit", f"a small model and {len(named)} named file(s) of {lines} lines"
+            loop, why_loop = "edit", f"a small model and {counted(len(named), 'named file')} of {lines} lines"
     edit_format = agent.edit_format
     if edit_format == "auto":
         edit_format = "whole" if small else "replace"

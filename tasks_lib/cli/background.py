@@ -12,7 +12,7 @@ from pathlib import Path
 from tasks_lib.cli.common import CliError
 from tasks_lib.cli.spinner import Spinner
 
-ANNOUNCE_ENV = "AGENT_TASKS_ANNOUNCE_FILE"  # where a background run writes its session id
+ANNOUNCE_OPTION = "--announce-file"  # the hidden option that tells a background run where to write its session id
 START_TIMEOUT_S = 180
 
 
@@ -21,7 +21,8 @@ def announce_to(path: str):
 
     def listener(event: str, data: dict) -> None:
         if data.get("session_id") and not os.path.exists(path):
-            Path(path).write_text(str(data["session_id"]))
+            Path(f"{path}.part").write_text(str(data["session_id"]))
+            os.replace(f"{path}.part", path)  # whole or not at all
 
     return listener
 
@@ -33,14 +34,12 @@ def start_in_background(argv: list[str], logs_dir: Path, spinner: Spinner) -> tu
     stamp = time.strftime("%Y%m%d-%H%M%S")
     log = logs_dir / f"run-{stamp}-{os.getpid()}.log"
     announce = logs_dir / f".run-{stamp}-{os.getpid()}.id"
-    env = {**os.environ, ANNOUNCE_ENV: str(announce)}
     with open(log, "wb") as out:
         child = subprocess.Popen(
-            [sys.executable, "-m", "tasks_lib.cli", "run", *argv],
+            [sys.executable, "-m", "tasks_lib.cli", "run", *argv, ANNOUNCE_OPTION, str(announce)],
             stdin=subprocess.DEVNULL,
             stdout=out,
             stderr=subprocess.STDOUT,
-            env=env,
             start_new_session=True,  # Ctrl-C or closing this terminal does not stop it
         )
     spinner.say("starting the run in the background")
@@ -81,15 +80,6 @@ def review_pages_link(session_id: str) -> str | None:
 def background_argv(argv: list[str]) -> list[str]:
     """The command line of the background run: this one without --no-wait."""
     return [a for a in argv if a != "--no-wait"]
-
-
-def check_server_outlives(api_line: str) -> None:
-    """CliError unless runs report to a Prefect server that outlives this command (a temporary one would not)."""
-    if api_line.startswith("no Prefect server configured"):
-        raise CliError(
-            "--no-wait needs a Prefect server that outlives this command, so the run can wait for its review: "
-            "start agent-tasks up in another terminal (or set PREFECT_API_URL), then run again"
-        )
 
 
 def noted(log: Path) -> str:

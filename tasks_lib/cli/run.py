@@ -11,10 +11,8 @@ import typer
 from rich.text import Text
 
 from tasks_lib.cli.background import (
-    ANNOUNCE_ENV,
     announce_to,
     background_argv,
-    check_server_outlives,
     noted,
     review_pages_link,
     start_in_background,
@@ -54,6 +52,9 @@ def progress_view(spinner: Spinner):
                     f"agent-tasks review {sid} accept|request-changes|reject|retry, or the Prefect UI",
                 )
             )
+            link = review_pages_link(data["session_id"])
+            if link:
+                err.print(Text.assemble("review page: ", (link, "underline")))
             if sys.stdin.isatty():
                 threading.Thread(target=prompt_review, args=(data["session_id"],), daemon=True).start()
             else:
@@ -84,10 +85,16 @@ def run(
         "--no-network is off.",
     ),
     allow_host: list[str] = typer.Option(
-        [], "--allow-host", metavar="HOST", help="With --network allow: a host, *.host, host:port or address (repeatable)."
+        [],
+        "--allow-host",
+        metavar="HOST",
+        help="With --network allow: a host, *.host, host:port or address (repeatable).",
     ),
     preset: list[str] = typer.Option(
-        [], "--preset", metavar="NAME", help="With --network allow: the registries of python, node, debian, rust or go (repeatable)."
+        [],
+        "--preset",
+        metavar="NAME",
+        help="With --network allow: the registries of python, node, debian, rust or go (repeatable).",
     ),
     env: list[str] = typer.Option(
         [], "--env", "-e", metavar="NAME", help="Pass this environment variable to the agent's commands (repeatable)."
@@ -110,6 +117,7 @@ def run(
         help="With --no-wait: start the run in the background, print its session id and review link, and return.",
     ),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Also print Prefect's own log lines."),
+    announce_file: str | None = typer.Option(None, "--announce-file", hidden=True),  # set by --no-wait
 ) -> None:
     """Run an agent task on a repository, print the summary and diffstat, then wait for the review.
 
@@ -157,7 +165,7 @@ def run(
     api_line = choose_api()
     spinner = Spinner(err)
     if not wait:
-        return run_in_background(api_line, spinner)
+        return run_in_background(spinner)
     if not verbose:
         # Steps are shown by our own listener and failures by one line at the end; Prefect's
         # console lines (tracebacks included) stay in the Prefect UI. --verbose shows them here too.
@@ -167,8 +175,8 @@ def run(
 
     show = progress_view(spinner)
     progress.subscribe(show)
-    if os.environ.get(ANNOUNCE_ENV):  # started by --no-wait: tell the starting command the session id
-        progress.subscribe(announce_to(os.environ[ANNOUNCE_ENV]))
+    if announce_file:  # started by --no-wait: tell the starting command the session id
+        progress.subscribe(announce_to(announce_file))
     err.print(Text.assemble("running agent ", (agent, "bold"), f" on {repo}" + (f"@{branch}" if branch else "")))
     err.print(Text(api_line, style="dim"))
     err.print(Text(f"sandbox: {plan.sandbox.describe()}", style="yellow" if plan.sandbox.kind == "none" else "dim"))
@@ -191,11 +199,10 @@ def run(
         print_session(result.session_id, summary=True)
 
 
-def run_in_background(api_line: str, spinner: Spinner) -> None:
+def run_in_background(spinner: Spinner) -> None:
     """Start this run in a process of its own and print its session id, log, review link and what to do next."""
     from tasks_lib.config import load_settings
 
-    check_server_outlives(api_line)
     argv = sys.argv[sys.argv.index("run") + 1 :] if "run" in sys.argv else []
     session_id, log = start_in_background(background_argv(argv), load_settings().home / "logs", spinner)
     short = session_id[:8]

@@ -41,7 +41,7 @@ def print_session(session_id: str, summary: bool) -> None:
         out.print(f"iteration {row.iteration} ({counted(row.change_rounds, 'change round')})")
     cost = f"${row.cost_usd:.4f}" if row.cost_usd is not None else "cost unknown"
     out.print(
-        f"usage    {row.steps_used} steps, {row.prompt_tokens} prompt + {row.completion_tokens} completion tokens"
+        f"usage    {counted(row.steps_used, 'step')}, {row.prompt_tokens:,} prompt + {row.completion_tokens:,} completion tokens"
         f" ({row.cached_tokens} cached), {cost}"
     )
     checks = store.checks(session_id)

@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import httpx
 
@@ -35,6 +36,7 @@ class Stack:
         self.api_url = f"http://{host}:{port}/api"
         self.review_url = load_settings().review_url or f"http://{host}:{review_port}"
         self.procs: list[tuple[str, subprocess.Popen]] = []
+        self.logs: dict[str, Path] = {}  # where quiet parts write
         self.env = {
             **os.environ,
             "PREFECT_API_URL": self.api_url,
@@ -49,9 +51,22 @@ class Stack:
             "AGENT_TASKS_REVIEW_URL": self.review_url,
         }
 
-    def _spawn(self, name: str, args: list[str]) -> None:
-        # Own session: Ctrl-C reaches only `up`, which then stops the parts in order.
-        proc = subprocess.Popen([sys.executable, *args], env=self.env, start_new_session=True)
+    def _spawn(self, name: str, args: list[str], quiet: bool = False) -> None:
+        """Start a part in its own session (Ctrl-C reaches only `up`, which then stops the parts in order); a quiet
+        part writes to its log file in the home's logs/ instead of this terminal (Prefect's banner, llama.cpp)."""
+        output = None
+        if quiet:
+            logs = load_settings().home / "logs"
+            logs.mkdir(parents=True, exist_ok=True)
+            self.logs[name] = logs / f"{name.replace(' ', '-')}.log"
+            output = open(self.logs[name], "wb")  # noqa: SIM115  (the child holds it; closed below)
+        try:
+            proc = subprocess.Popen(
+                [sys.executable, *args], env=self.env, start_new_session=True, stdout=output, stderr=output
+            )
+        finally:
+            if output is not None:
+                output.close()
         self.procs.append((name, proc))
 
     def _wait_http(self, name: str, url: str, timeout: float) -> None:
@@ -64,7 +79,7 @@ class Stack:
             except httpx.HTTPError:
                 pass
             time.sleep(0.5)
-        raise StackError(f"{name} did not answer on {url} within {timeout:.0f}s")
+        raise StackError(f"{name} did not answer on {url} within {timeout:.0f}s{self._last_words(name)}")
 
     def start(self, console) -> None:
         """Start the server, then the workflows, the relay and the review pages; returns when all answer."""
@@ -74,7 +89,9 @@ class Stack:
             self._start_local_model(console)
         console.print(f"starting Prefect server on {self.host}:{self.port} …")
         self._spawn(
-            "prefect server", ["-m", "prefect", "server", "start", "--host", self.host, "--port", str(self.port)]
+            "prefect server",
+            ["-m", "prefect", "server", "start", "--host", self.host, "--port", str(self.port)],
+            quiet=True,
         )
         self._wait_http("prefect server", f"{self.api_url}/health", 180)
         console.print("serving workflows …")
@@ -128,7 +145,7 @@ class Stack:
         if base is None:
             console.print(f"starting the local model on 127.0.0.1:{self.local_model_port} …")
             port = str(self.local_model_port)
-            self._spawn("local model", ["-m", "tasks_lib.cli", "models", "local", "serve", "--port", port])
+            self._spawn("local model", ["-m", "tasks_lib.cli", "models", "local", "serve", "--port", port], quiet=True)
             base = f"http://127.0.0.1:{port}/v1"
             self._wait_http("local model", f"http://127.0.0.1:{port}/health", 240)
         self.local_model = base
@@ -139,7 +156,15 @@ class Stack:
         """Raise StackError when a part has exited."""
         for name, proc in self.procs:
             if proc.poll() is not None:
-                raise StackError(f"{name} exited with code {proc.returncode}")
+                raise StackError(f"{name} exited with code {proc.returncode}{self._last_words(name)}")
+
+    def _last_words(self, name: str) -> str:
+        """The last line a quiet part wrote, and where its log is; empty for a part that writes here."""
+        log = self.logs.get(name)
+        if log is None:
+            return ""
+        lines = [ln for ln in log.read_text(errors="replace").splitlines() if ln.strip()] if log.exists() else []
+        return (f": {lines[-1].strip()[:300]}" if lines else "") + f" (log: {log})"
 
     def wait(self) -> None:
         """Block until interrupted or until a part stops by itself."""

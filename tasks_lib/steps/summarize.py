@@ -12,6 +12,7 @@ from tasks_lib.agent.context import clip_middle
 from tasks_lib.agent.loop import LoopResult
 from tasks_lib.agent.model import Model, ModelError, ModelReply
 from tasks_lib.domain.records import CheckResult, DiffResult, StepRecord
+from tasks_lib.domain.words import counted
 from tasks_lib.environments import SandboxSpec
 from tasks_lib.environments.base import BLOCKED, KILLED
 from tasks_lib.git.placeholders import placeholder_files
@@ -161,7 +162,8 @@ def render_facts(facts: dict[str, Any]) -> str:
     if len(facts["commands"]) > 20:
         lines.append(f"  - … and {len(facts['commands']) - 20} more")
     lines += [
-        f"- **Steps:** {facts['steps']} of {facts['max_steps']} ({facts['model_calls']} model calls, {facts['tool_errors']} tool errors)",
+        f"- **Steps:** {facts['steps']} of {facts['max_steps']} ({counted(facts['model_calls'], 'model call')}, "
+        f"{counted(facts['tool_errors'], 'tool error')})",
         f"- **Tokens:** {facts['prompt_tokens']:,} prompt, {facts['completion_tokens']:,} completion, "
         f"{facts['cached_tokens']:,} cached (the whole session so far, this summary's call included)",
         f"- **Cost:** {cost}",

@@ -498,18 +498,6 @@ def test_run_no_wait_returns_with_the_id_and_the_run_waits_for_its_review(repo, 
     assert row.status == "accepted" and git(repo, "show", f"{row.work_branch}:bg.txt") == "bg"
 
 
-def test_run_no_wait_without_a_lasting_prefect_server_is_one_line(repo):
-    env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
-    proc = subprocess.run(
-        [*CLI, "run", str(repo), "--task", "x", "--model", MODEL, "--no-wait"],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-    )
-    assert_one_line_error(proc, "--no-wait needs a Prefect server that outlives this command", "agent-tasks up")
-
-
 def test_help_is_plain_two_columns_that_wrap_cleanly():
     proc = cli("run", "--help", env={"COLUMNS": "80"})
     assert proc.returncode == 0

@@ -343,6 +343,8 @@ def test_agent_tasks_up_starts_the_stack_and_stops_cleanly(tmp_path):
     assert f"Review pages   http://127.0.0.1:{review_port}/sessions" in stdout
     assert "Sandbox        bwrap (bubblewrap" in stdout, "up says which sandbox is in force"
     assert "Limits         memory 4 GiB (cgroup v" in stdout, "up says which limits commands get"
+    assert "___" not in stdout and "Configure Prefect" not in stdout, "Prefect's banner goes to its log, not here"
+    assert "Configure Prefect" in (tmp_path / "home" / "logs" / "prefect-server.log").read_text()
     for p in (port, relay_port, review_port):
         with pytest.raises(httpx.HTTPError):
             httpx.get(f"http://127.0.0.1:{p}/", timeout=2)
