@@ -11,7 +11,10 @@ from __future__ import annotations
 import tasks_lib  # noqa: F401  (sets quiet defaults before Prefect and litellm read their settings)
 
 # isort: split
+import os
+import re
 import sys
+from pathlib import Path
 
 import typer
 
@@ -23,6 +26,7 @@ from tasks_lib.cli.doctor import doctor
 from tasks_lib.cli.eval import eval_command
 from tasks_lib.cli.models import models_app
 from tasks_lib.cli.workflows import workflows_app
+
 
 def _whole_words_in_help() -> None:
     """Help text wraps at spaces only: click's wrapper would cut `--no-network` after its hyphen."""
@@ -39,7 +43,25 @@ def _whole_words_in_help() -> None:
     wrapping.TextWrapper = Wrapper  # type: ignore[misc]
 
 
+def _usage_errors_in_one_line() -> None:
+    """A mistyped command line is one `error:` line naming where help is, not click's three-line usage block."""
+    try:
+        from typer._click.exceptions import NoArgsIsHelpError, UsageError
+    except ImportError:  # another typer: its usage errors read as it writes them
+        return
+
+    def show(self: UsageError, file: object = None) -> None:
+        if isinstance(self, NoArgsIsHelpError):  # a bare command group: its help is the answer
+            err.print(self.format_message())
+            return
+        where = self.ctx.command_path if self.ctx else "agent-tasks"
+        err.print(f"error: {self.format_message()} ({where} -h for help)")
+
+    UsageError.show = show  # type: ignore[method-assign]
+
+
 _whole_words_in_help()
+_usage_errors_in_one_line()
 
 app = typer.Typer(
     help="Hand coding tasks to an LLM agent and review what it did (built on Prefect).",
@@ -79,17 +101,42 @@ def network_words(args: list[str]) -> list[str]:
         if arg == "--no-network":
             out += ["--network", "off"]
         elif arg == "--network" and (i + 1 == len(args) or args[i + 1] not in NETWORK_MODES):
+            following = args[i + 1] if i + 1 < len(args) else ""
+            if re.fullmatch(r"[a-z]+", following) and not os.path.exists(following):
+                raise CliError(f"--network takes {', '.join(NETWORK_MODES)} (or nothing, for on), not {following!r}")
             out += ["--network", "on"]
         else:
             out.append(arg)
     return out
 
 
+def kept_traceback() -> str:
+    """Write the traceback being handled to a file (the home's logs/, else the temp folder); says where, for a
+    report."""
+    import tempfile
+    import traceback
+
+    text = traceback.format_exc()
+    try:
+        from tasks_lib.config import load_settings
+
+        folder = load_settings().home / "logs"
+        folder.mkdir(parents=True, exist_ok=True)
+    except Exception:  # settings or home unusable: the temp folder still takes it
+        folder = Path(tempfile.gettempdir())
+    path = folder / f"crash-{os.getpid()}.txt"
+    try:
+        path.write_text(text)
+    except OSError:
+        return "(this is a bug; the traceback could not be kept)"
+    return f"(this is a bug; its traceback is in {path})"
+
+
 def main() -> None:
     """Entry point: run the app; known errors become one line on stderr and exit code 1."""
-    sys.argv[1:] = network_words(sys.argv[1:])
     try:
-        app()
+        sys.argv[1:] = network_words(sys.argv[1:])
+        app(prog_name="agent-tasks")
     except CliError as exc:
         err.print(f"error: {exc}")
         sys.exit(1)
@@ -107,7 +154,11 @@ def main() -> None:
             first = str(exc).splitlines()[0] if str(exc) else ""
             err.print(f"error: {type(exc).__name__}: {first}")
             sys.exit(1)
-        raise
+        if isinstance(exc, OSError) and exc.strerror:
+            err.print(f"error: {exc.strerror.lower()}: {exc.filename}" if exc.filename else f"error: {exc.strerror}")
+            sys.exit(1)
+        err.print(f"error: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''} {kept_traceback()}")
+        sys.exit(1)
     except KeyboardInterrupt:
         err.print("interrupted")
         sys.exit(130)

@@ -11,9 +11,11 @@ from tasks_lib.cli.workflows import load_or_fail
 
 def gc(
     older_than: float = typer.Option(
-        14, "--older-than", help="Remove workspaces of sessions that ended more than this many days ago."
+        14, "--older-than", min=0, help="Remove workspaces of sessions that ended more than this many days ago."
     ),
-    deliveries: float = typer.Option(30, "--deliveries", help="Forget webhook deliveries older than this many days."),
+    deliveries: float = typer.Option(
+        30, "--deliveries", min=0, help="Forget webhook deliveries older than this many days."
+    ),
     dry_run: bool = typer.Option(False, "--dry-run", help="Only say what would be removed."),
 ) -> None:
     """Remove what ended sessions leave on this machine and tidy the repository mirrors (the store keeps the record)."""

@@ -101,6 +101,26 @@ def test_doctor_names_each_gap_and_what_to_do(tmp_path):
     assert "sk-test-doctor" not in table.stdout
 
 
+def test_a_network_mode_that_does_not_exist_is_one_line(repo):
+    proc = cli("run", str(repo), "--task", "x", "--model", MODEL, "--network", "maybe")
+    assert_one_line_error(proc, "--network takes off, allow, on", "not 'maybe'")
+
+
+def test_a_file_that_cannot_be_written_is_one_line_not_a_traceback(repo, scripted, tmp_path):
+    from tests.helpers import run_task
+
+    scripted([calls(tool("finish", summary="Nothing to do."))])
+    result = run_task(repo, "Nothing")
+    target = tmp_path / "missing-folder" / "page.html"
+    assert_one_line_error(cli("show", result.session_id, "--html", str(target)), f"no such file or directory: {target}")
+
+
+def test_a_mistyped_command_line_is_one_line_naming_where_help_is():
+    assert_one_line_error(cli("gc", "--older-than", "-3"), "'--older-than'", "greater than or equal to 0", "gc -h")
+    assert_one_line_error(cli("run", "/tmp/anywhere"), "Missing option '--task'", "agent-tasks run -h for help")
+    assert_one_line_error(cli("bogus"), "No such command 'bogus'")
+
+
 def test_no_model_configured(repo):
     assert_one_line_error(cli("run", str(repo), "--task", "x"), "no model configured", "AGENT_TASKS_MODEL")
 
