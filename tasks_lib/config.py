@@ -93,6 +93,12 @@ class Settings(BaseModel):
     review_url: str | None = setting(
         env="AGENT_TASKS_REVIEW_URL", about="Base address of the review pages, for links (`agent-tasks up` sets it)."
     )
+    token: str | None = setting(
+        env="AGENT_TASKS_TOKEN",
+        secret=True,
+        about="Your personal token, when the store has people (from `agent-tasks users add` or `users token`); "
+        "`agent-tasks login` keeps one in the home instead.",
+    )
     # the agent's commands
     sandbox: Literal["auto", "bwrap", "none"] = setting(
         "auto", env="AGENT_TASKS_SANDBOX", about="How agent commands are confined by default: auto, bwrap or none."

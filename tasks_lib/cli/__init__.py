@@ -1,9 +1,9 @@
 """The `agent-tasks` command line: the typer app, which command lives where, and `main`, its entry point.
 
 The commands live in their own modules: run (run), sessions (inbox, show, usage), review (review),
-getting_out (apply, export), stack (gc, up), config (config), doctor (doctor), eval (eval), and the command groups in agents,
-workflows and models. Heavy imports (Prefect, litellm, the store) happen inside the commands, so
-`agent-tasks --help` stays quick.
+getting_out (apply, export), stack (gc, up), config (config), doctor (doctor), eval (eval), users (login, logout),
+audit (audit), and the command groups in agents, workflows, models and users. Heavy imports (Prefect, litellm,
+the store) happen inside the commands, so `agent-tasks --help` stays quick.
 """
 
 from __future__ import annotations
@@ -20,11 +20,13 @@ import typer
 
 from tasks_lib.cli import getting_out, review, run, sessions, stack
 from tasks_lib.cli.agents import agents_app
+from tasks_lib.cli.audit import audit
 from tasks_lib.cli.common import CliError, err
 from tasks_lib.cli.config import config
 from tasks_lib.cli.doctor import doctor
 from tasks_lib.cli.eval import eval_command
 from tasks_lib.cli.models import models_app
+from tasks_lib.cli.users import login, logout, users_app
 from tasks_lib.cli.workflows import workflows_app
 
 
@@ -74,6 +76,7 @@ app = typer.Typer(
 app.add_typer(agents_app, name="agents")
 app.add_typer(workflows_app, name="workflows")
 app.add_typer(models_app, name="models")
+app.add_typer(users_app, name="users")
 app.add_typer(models_app, name="model", hidden=True)  # `agent-tasks model local …` reads naturally too
 # Commands are listed in `agent-tasks --help` in the order they are registered here.
 app.command("eval")(eval_command)
@@ -88,6 +91,9 @@ app.command("gc")(stack.gc)
 app.command("up")(stack.up)
 app.command("config")(config)
 app.command("doctor")(doctor)
+app.command("login")(login)
+app.command("logout")(logout)
+app.command("audit")(audit)
 
 
 NETWORK_MODES = ("off", "allow", "on")

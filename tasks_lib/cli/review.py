@@ -1,4 +1,8 @@
-"""`agent-tasks review`: send a decision to a session waiting for review and resume its paused run."""
+"""`agent-tasks review`: send a decision to a session waiting for review and resume its paused run.
+
+When the store has people, the decision is sent as the person of this CLI's token (AGENT_TASKS_TOKEN or
+`agent-tasks login`), and only if they may decide on the session; without a valid token nothing is sent.
+"""
 
 from __future__ import annotations
 
@@ -26,14 +30,19 @@ def resume(
     comments: list[str] | None = None,
     candidate: int | None = None,
 ) -> None:
-    """Resume a session's paused flow run with a decision; CliError if it is not waiting or the input is refused."""
+    """Resume a session's paused flow run with a decision, as this CLI's person; CliError if it is not waiting, the
+    person may not decide (or is not known in team mode) or the input is refused."""
+    from tasks_lib.cli.users import cli_decider
     from tasks_lib.review.comments import CommentError, check_comments, parse_comment
     from tasks_lib.review.resume import ResumeRefused, decision_payload, resume_review
 
     store = cli_store(refresh=True)
+    decider = cli_decider(store)
     try:
         parsed = [parse_comment(text) for text in comments or []]
-        payload = decision_payload(store, session_id, decision, feedback, instructions, parsed, candidate)
+        payload = decision_payload(
+            store, session_id, decision, feedback, instructions, parsed, candidate, decider=decider
+        )
         check_comments(store, session_id, parsed)  # each names a line the diff shows (as on the review page)
         resume_review(store, session_id, payload)
     except (ResumeRefused, CommentError) as exc:

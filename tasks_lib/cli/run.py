@@ -159,6 +159,7 @@ def run(
         plan = preflight(request)
     except BadRequest as exc:
         raise CliError(str(exc)) from None
+    starter = person_starting(reviewer)
 
     from tasks_lib.ops.prefect_api import choose_api
 
@@ -177,6 +178,8 @@ def run(
     progress.subscribe(show)
     if announce_file:  # started by --no-wait: tell the starting command the session id
         progress.subscribe(announce_to(announce_file))
+    if starter:
+        progress.subscribe(credit_to(starter))
     err.print(Text.assemble("running agent ", (agent, "bold"), f" on {repo}" + (f"@{branch}" if branch else "")))
     err.print(Text(api_line, style="dim"))
     err.print(Text(f"sandbox: {plan.sandbox.describe()}", style="yellow" if plan.sandbox.kind == "none" else "dim"))
@@ -197,6 +200,33 @@ def run(
         out.print(f"session {row.id} {status_line(row.status, row.status_reason)}")
     else:
         print_session(result.session_id, summary=True)
+
+
+def person_starting(reviewer: str | None) -> str | None:
+    """Who starts this run, when the store has people (their token says; without one this is a CliError); and the
+    reviewer named must be one of them or a group. None in single-user mode."""
+    from tasks_lib.cli.common import missing_store
+    from tasks_lib.cli.users import cli_person
+    from tasks_lib.store.people import check_reviewer
+
+    if missing_store():
+        return None
+    store = cli_store()
+    check_reviewer(store, reviewer)
+    person = cli_person(store)
+    return person.name if person else None
+
+
+def credit_to(person: str):
+    """A progress listener that records ``person`` as who started the session, once it has an id."""
+
+    def listener(event: str, data: dict[str, Any]) -> None:
+        if event == "session":
+            from tasks_lib.store.people import set_started_by
+
+            set_started_by(cli_store(), data["session_id"], person)
+
+    return listener
 
 
 def run_in_background(spinner: Spinner) -> None:

@@ -9,10 +9,11 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from tasks_lib.cli.common import CliError, out, wide
+from tasks_lib.cli.common import CliError, cli_store, missing_store, out, wide
 
 if TYPE_CHECKING:
     from deployments.workflows import Workflow
+    from tasks_lib.store import Store
 
 workflows_app = typer.Typer(
     help="Workflows: agents on schedules and events (deployments/workflows.yaml).", no_args_is_help=True
@@ -27,6 +28,23 @@ def load_or_fail() -> list[Workflow]:
         return load_workflows()
     except WorkflowError as exc:
         raise CliError(str(exc)) from None
+
+
+def reviewer_problems(workflows: list[Workflow], store: Store) -> list[str]:
+    """One line per workflow whose ``reviewer:`` is neither a person nor a group of the store (team mode only)."""
+    from tasks_lib.domain.people import PeopleError
+    from tasks_lib.store.people import check_reviewer
+
+    problems = []
+    for workflow in workflows:
+        reviewer = workflow.request.get("reviewer")
+        if not isinstance(reviewer, str) or "{{" in reviewer:  # a template is filled in per run
+            continue
+        try:
+            check_reviewer(store, reviewer)
+        except PeopleError as exc:
+            problems.append(f"workflow {workflow.name}: {exc}")
+    return problems
 
 
 @workflows_app.command("list")
@@ -74,8 +92,13 @@ def workflows_check(file: str = typer.Option("prefect.yaml", "--file", help="The
         current = open(file, encoding="utf-8").read()
     except OSError as exc:
         raise CliError(f"{file}: {exc.strerror}") from None
-    if current != render_prefect_yaml(load_or_fail()):
+    workflows = load_or_fail()
+    if current != render_prefect_yaml(workflows):
         raise CliError(f"{file} is out of date with the workflows; run: agent-tasks workflows render -o {file}")
+    if missing_store() is None:  # a team's store: each reviewer must be one of its people or groups
+        problems = reviewer_problems(workflows, cli_store())
+        if problems:
+            raise CliError("; ".join(problems))
     out.print(f"{file} matches the workflows")
 
 

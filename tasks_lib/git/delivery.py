@@ -43,7 +43,8 @@ def _identity() -> list[str]:
 
 
 def commit_message(instructions: str, summary: str, session_id: str, agent: str, reviewer: str | None) -> str:
-    """Title from the task, the summary as body, trailers naming the session."""
+    """Title from the task, the summary as body, trailers naming the session, the agent and, as ``Reviewed-by``,
+    ``reviewer``: the person who decided when one is known, else the assigned reviewer."""
     first = " ".join(instructions.strip().splitlines()[0].split()) if instructions.strip() else "Agent changes"
     title = first if len(first) <= 72 else first[:69].rstrip() + "..."
     trailers = [f"{SESSION_TRAILER}: {session_id}", f"Agent: {agent}"]

@@ -37,7 +37,8 @@ def accept(ctx: SessionContext, review: ReviewInput) -> str | None:
             record(ctx, review, notice)
             return notice
     row = ctx.store.get_session(ctx.session_id)
-    message = commit_message(ctx.instructions, summary_text, ctx.session_id, ctx.agent.name, row.reviewer)
+    reviewed_by = review.decider.person or row.reviewer  # the person who decided, when one is known
+    message = commit_message(ctx.instructions, summary_text, ctx.session_id, ctx.agent.name, reviewed_by)
     on_accept = ctx.request.on_accept or ctx.agent.on_accept
     try:
         commit = commit_changes(ctx.ws.path, ctx.ws.mirror, message, ctx.session_id, ctx.ws.work_branch)
@@ -70,7 +71,7 @@ def accept(ctx: SessionContext, review: ReviewInput) -> str | None:
         ctx.logger.error(notice)
         return notice
     ctx.store.update_session(ctx.session_id, delivered_commit=commit, delivered_to=where)
-    record(ctx, review, where)
+    record(ctx, review, where, commit=commit)
     ctx.finish(SessionStatus.accepted, f"accepted: {commit[:10]} → {where}")
     return None
 

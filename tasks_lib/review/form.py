@@ -5,7 +5,9 @@ from __future__ import annotations
 from typing import Any, ClassVar, Literal
 
 from prefect.input import RunInput
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
+
+from tasks_lib.domain.people import Decider
 
 DECISIONS = ("accept", "request_changes", "reject", "retry")
 FORM_DIFF_LINES = 300  # lines of the unified diff shown in the review form
@@ -67,6 +69,22 @@ class ReviewInput(RunInput):
         ge=1,
         description="Best-of-N: the attempt to accept (default: the one ranked first).",
     )
+    grant: str = Field(
+        default="",
+        max_length=64,
+        description="Set by `agent-tasks review` for the person it checked; leave empty here.",
+    )
+    # Who decided, as the review gate found it from the grant (never from the input itself).
+    _decider: Decider | None = PrivateAttr(default=None)
+
+    @property
+    def decider(self) -> Decider:
+        """Who made this decision and how they were known (nobody, through the form, until the gate checks)."""
+        return self._decider or Decider(auth="prefect-form")
+
+    @decider.setter
+    def decider(self, value: Decider) -> None:
+        self._decider = value
 
     @model_validator(mode="after")
     def _retry_needs_instructions(self) -> ReviewInput:
@@ -83,15 +101,18 @@ def review_payload(
     instructions: str = "",
     comments: list[LineComment] | None = None,
     candidate: int | None = None,
+    grant: str = "",
 ) -> dict[str, Any]:
     """The run_input body that resumes a paused session with a decision (validated here first)."""
-    payload = {
+    payload: dict[str, Any] = {
         "decision": decision.replace("-", "_"),
         "feedback": feedback,
         "instructions": instructions,
         "comments": [c.model_dump() for c in comments or []],
         "candidate": candidate,
     }
+    if grant:
+        payload["grant"] = grant
     ReviewInput.model_validate(payload)
     return payload
 

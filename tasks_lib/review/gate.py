@@ -1,5 +1,10 @@
 """The review gate: the session waits for a reviewer's decision — a blocking pause in a plain run, a suspend in a
-deployment run — with a form that shows the change, and every decision is recorded with what came of it."""
+deployment run — with a form that shows the change, and every decision is recorded with who made it and what came
+of it.
+
+Who decided is checked here, where the decision is honoured, not by whoever sent it: in team mode (the store has
+people) a decision counts only with a grant the CLI issued after checking the person's token and their right to
+decide; anything else (the Prefect form, the Prefect API) is refused and the session waits again."""
 
 from __future__ import annotations
 
@@ -12,6 +17,7 @@ from prefect.runtime import deployment
 from pydantic import ValidationError
 
 from tasks_lib import progress
+from tasks_lib.domain.people import Decider, PeopleError, refusal
 from tasks_lib.domain.records import files_stat
 from tasks_lib.domain.request import trigger_line
 from tasks_lib.domain.session import SessionStatus
@@ -22,10 +28,18 @@ from tasks_lib.session.context import SessionContext
 from tasks_lib.session.lifecycle import move
 from tasks_lib.session.runner import current_runner
 from tasks_lib.store import SessionRow, utcnow
+from tasks_lib.store.people import find_person, list_people, take_grant, team_mode
+
+TEAM_ONLY = (
+    "refused: this store has people, so a decision counts only from one of them: "
+    "`agent-tasks review ID DECISION` with their token (`agent-tasks login` or AGENT_TASKS_TOKEN); "
+    "the Prefect form and the Prefect API alone are not honoured"
+)
 
 
-def record(ctx: SessionContext, review: ReviewInput, outcome: str) -> None:
-    """Store a review decision of this iteration, its line comments, and what came of it."""
+def record(ctx: SessionContext, review: ReviewInput, outcome: str, commit: str | None = None) -> None:
+    """Store a review decision of this iteration, its line comments, who made it (and how they were known), what
+    came of it and, for an accept, the commit."""
     ctx.store.add_review(
         ctx.session_id,
         ctx.iteration,
@@ -34,7 +48,34 @@ def record(ctx: SessionContext, review: ReviewInput, outcome: str) -> None:
         review.instructions,
         outcome=outcome,
         comments=[c.model_dump() for c in review.comments],
+        decided_by=review.decider.person,
+        auth=review.decider.auth,
+        commit=commit,
     )
+
+
+def authorize(ctx: SessionContext, review: ReviewInput) -> str | None:
+    """Find who sent ``review`` (from its grant) and set it on the review; the notice refusing it, or None.
+
+    Single-user mode honours every decision (without a grant: through the Prefect form); team mode only one whose
+    grant names a person who may decide on this session now.
+    """
+    row = ctx.store.get_session(ctx.session_id)
+    decider = take_grant(ctx.store, review.grant, ctx.session_id, row.review_key or "", review.decision)
+    if not team_mode(ctx.store):
+        review.decider = decider or Decider(auth="prefect-form")
+        return None
+    if decider is None or decider.person is None:
+        return TEAM_ONLY
+    try:
+        person = find_person(ctx.store, decider.person)
+    except PeopleError:
+        return f"refused: {decider.person} is no longer a person of this store"
+    why = refusal(person, row.reviewer, list_people(ctx.store), ctx.session_id)
+    if why:
+        return f"refused: {why}"
+    review.decider = decider
+    return None
 
 
 def check_line(ctx: SessionContext) -> str | None:
@@ -114,16 +155,22 @@ def wait_for_review(ctx: SessionContext, notice: str | None) -> ReviewInput | No
         progress.publish("awaiting_review", session_id=ctx.session_id, iteration=ctx.iteration, notice=notice)
     try:
         if deployment.id:
-            return suspend_flow_run(wait_for_input=form, timeout=ctx.settings.review_timeout_s, key=key)
-        return pause_flow_run(
-            wait_for_input=form,
-            timeout=ctx.settings.review_timeout_s,
-            poll_interval=ctx.settings.review_poll_s,
-            key=key,
-        )
+            review = suspend_flow_run(wait_for_input=form, timeout=ctx.settings.review_timeout_s, key=key)
+        else:
+            review = pause_flow_run(
+                wait_for_input=form,
+                timeout=ctx.settings.review_timeout_s,
+                poll_interval=ctx.settings.review_poll_s,
+                key=key,
+            )
     except FlowPauseTimeout:
         return None
     except ValidationError as exc:  # passed the server's schema but not our own checks
         problem = "; ".join(plain(e["msg"]) for e in exc.errors())
         ctx.logger.warning("invalid review input: %s", problem)
         return wait_for_review(ctx, f"invalid review input: {problem}")
+    refused = authorize(ctx, review)
+    if refused:
+        ctx.logger.warning("review decision %s not honoured: %s", review.decision, refused)
+        return wait_for_review(ctx, refused)
+    return review

@@ -1,16 +1,22 @@
-"""Resume a session's paused flow run with a review decision, through the Prefect API (CLI and review page)."""
+"""Resume a session's paused flow run with a review decision, through the Prefect API (CLI and review page).
+
+Who sends it travels as a grant: checked here (in team mode: a person who may decide), recorded in the store, and
+only its id put in the run input; the review gate honours the decision as that person's (review/gate.py).
+"""
 
 from __future__ import annotations
 
 import time
 from typing import Any
 
+from tasks_lib.domain.people import Decider, PeopleError, refusal
 from tasks_lib.domain.session import SessionStatus
 from tasks_lib.domain.words import plain
 from tasks_lib.errors import AgentTasksError
 from tasks_lib.review.comments import comment_problems
 from tasks_lib.review.form import LineComment, review_payload
 from tasks_lib.store import Store
+from tasks_lib.store.people import find_person, issue_grant, list_people, team_mode
 
 PAUSE_WAIT_S = 15  # the session is marked awaiting review just before its run pauses
 
@@ -27,8 +33,14 @@ def decision_payload(
     instructions: str = "",
     comments: list[LineComment] | None = None,
     candidate: int | None = None,
+    decider: Decider | None = None,
 ) -> dict[str, Any]:
-    """The validated run input for a decision on a session waiting for review; ResumeRefused says what is wrong."""
+    """The validated run input for a decision on a session waiting for review, with a grant naming ``decider``;
+    ResumeRefused says what is wrong.
+
+    In single-user mode the decider is the local user unless given; in team mode it must be a person (found by
+    their token) who may decide on this session.
+    """
     row = store.get_session(session_id)
     if row.status != SessionStatus.awaiting_review.value:
         where = f" ({row.delivered_to})" if row.delivered_to else ""
@@ -47,10 +59,33 @@ def decision_payload(
                 f"session {row.id[:8]} has no attempt {candidate}: iteration {row.iteration} has {have}"
             )
     try:
-        return review_payload(decision, feedback, instructions, comments, candidate)
+        payload = review_payload(decision, feedback, instructions, comments, candidate)
     except ValueError as exc:
         errors = getattr(exc, "errors", lambda: [])()
         raise ResumeRefused(plain(errors[0]["msg"]) if errors else str(exc)) from None
+    decider = check_decider(store, row.id, row.reviewer, decider)
+    payload["grant"] = issue_grant(store, row.id, row.review_key or "", payload["decision"], decider)
+    return payload
+
+
+def check_decider(store: Store, session_id: str, reviewer: str | None, decider: Decider | None) -> Decider:
+    """The decider to grant the decision to; ResumeRefused (one line) when, in team mode, there is no person or
+    they may not decide on this session."""
+    if not team_mode(store):
+        return decider or Decider(auth="local")
+    if decider is None or decider.person is None:
+        raise ResumeRefused(
+            "this store has people, so a decision needs one of them: `agent-tasks login` (or set "
+            "AGENT_TASKS_TOKEN) and decide with `agent-tasks review`; sign-in on the review pages is not there yet"
+        )
+    try:
+        person = find_person(store, decider.person)
+    except PeopleError as exc:
+        raise ResumeRefused(str(exc)) from None
+    why = refusal(person, reviewer, list_people(store), session_id)
+    if why:
+        raise ResumeRefused(why)
+    return decider
 
 
 def resume_review(store: Store, session_id: str, payload: dict[str, Any]) -> None:
@@ -75,6 +110,23 @@ def resume_review(store: Store, session_id: str, payload: dict[str, Any]) -> Non
             raise ResumeRefused(
                 f"session {row.id[:8]}: its flow run is {run.state.name if run.state else 'unknown'}, not paused"
             )
+        if "grant" in payload and not _form_takes_grant(client, row.flow_run_id, run.state.state_details):
+            payload = {k: v for k, v in payload.items() if k != "grant"}  # paused by a release without grants
         result = client.resume_flow_run(row.flow_run_id, run_input=payload)
     if result.status.value != "ACCEPT":
         raise ResumeRefused(f"the run refused the review input: {getattr(result.details, 'reason', result.details)}")
+
+
+def _form_takes_grant(client: Any, flow_run_id: str, details: Any) -> bool:
+    """Whether the paused run's form has a grant field (runs paused by an older release refuse unknown fields)."""
+    import json
+
+    key = (details.run_input_keyset or {}).get("schema")
+    if not key:
+        return True
+    try:
+        schema = client.read_flow_run_input(flow_run_id, key)
+    except Exception:  # no schema saved: the server checks nothing, and the gate reads the grant
+        return True
+    schema = json.loads(schema) if isinstance(schema, str) else schema
+    return "grant" in (schema or {}).get("properties", {})

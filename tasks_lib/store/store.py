@@ -319,8 +319,12 @@ class Store:
         instructions: str = "",
         outcome: str = "",
         comments: list[dict[str, Any]] | None = None,
+        decided_by: str | None = None,
+        auth: str | None = None,
+        commit: str | None = None,
     ) -> None:
-        """Record a reviewer's decision (with its line comments) and what came of it."""
+        """Record a reviewer's decision (with its line comments), who made it and how they were known, and what
+        came of it (for an accept, the commit)."""
         with self._db() as db:
             db.add(
                 ReviewRow(
@@ -331,6 +335,9 @@ class Store:
                     instructions=instructions,
                     outcome=outcome,
                     comments=comments or None,
+                    decided_by=decided_by,
+                    auth=auth,
+                    commit=commit,
                 )
             )
 

@@ -71,6 +71,7 @@ class SessionRow(Base):
     retry_rounds: Mapped[int | None] = mapped_column(Integer)  # retries a reviewer asked for
     delivery_target: Mapped[str | None] = mapped_column(Text)  # where an accept is delivering (set before pushing)
     candidates: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # best-of-N: {iteration, chosen, ranked: [...]}
+    started_by: Mapped[str | None] = mapped_column(String(64))  # the person who started it from the CLI (team mode)
 
     def usage(self) -> Usage:
         """What the session has used so far, all iterations."""
@@ -153,6 +154,9 @@ class ReviewRow(Base):
     outcome: Mapped[str] = mapped_column(Text, default="")
     comments: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON, nullable=True)  # line comments
     decided_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    decided_by: Mapped[str | None] = mapped_column(String(64))  # the person, when one was known
+    auth: Mapped[str | None] = mapped_column(String(32))  # token | local | prefect-form (None: before 0003)
+    commit: Mapped[str | None] = mapped_column(String(64))  # the commit an accept produced
 
 
 class CheckRow(Base):
@@ -179,3 +183,35 @@ class DeliveryRow(Base):
 
     id: Mapped[str] = mapped_column(String(300), primary_key=True)
     received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class PersonRow(Base):
+    """A person of a team: name, role, groups, and the hash of their token (the token itself is never kept)."""
+
+    __tablename__ = "people"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    role: Mapped[str] = mapped_column(String(16))
+    email: Mapped[str | None] = mapped_column(String(320))
+    groups: Mapped[list[str] | None] = mapped_column(JSON)
+    token_id: Mapped[str | None] = mapped_column(String(32), unique=True)  # the public part of their token
+    token_hash: Mapped[str | None] = mapped_column(String(255))  # scrypt$N$r$p$salt$hash of its secret
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class GrantRow(Base):
+    """A decision a checked person sent to one review pause: the flow honours its decision as theirs.
+
+    Only the grant's id travels in the run input; who and how stay here.
+    """
+
+    __tablename__ = "decision_grants"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    session_id: Mapped[str] = mapped_column(ForeignKey("sessions.id", ondelete="CASCADE"), index=True)
+    review_key: Mapped[str] = mapped_column(String(64))
+    decision: Mapped[str] = mapped_column(String(32))
+    person: Mapped[str | None] = mapped_column(String(64))
+    auth: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -3,6 +3,8 @@
 The old release runs from tests/fixtures/release-29b0868.tar.gz: one plain run pauses in its own process, one
 deployment run suspends. Then the old deployment is stopped, this code serves it, and `agent-tasks review … accept`
 (this code) decides both: the paused run's old process delivers, the suspended run re-enters in this code.
+The store is the old release's too (at the newest revision it knows), brought to this code's schema by the first
+open of this code while both sessions wait.
 """
 
 from __future__ import annotations
@@ -17,7 +19,9 @@ from pathlib import Path
 
 from prefect.client.orchestration import get_client
 from prefect.deployments import run_deployment
+from sqlalchemy import create_engine, text
 
+from tasks_lib.store import Store, migrations
 from tasks_lib.testing.scripted_server import calls, tool
 from tests.conftest import git
 from tests.helpers import MODEL, wait_for_review
@@ -91,6 +95,32 @@ def stop(proc: subprocess.Popen) -> None:
         proc.wait(10)
 
 
+def old_release_store(url: str, old: Path) -> None:
+    """A new store at the newest schema revision the old release knows (it refuses a store made by a newer one)."""
+    known = sorted(p.name[:4] for p in (old / "tasks_lib" / "migrations" / "versions").glob("[0-9]*_*.py"))
+    engine = create_engine(url)
+    with engine.begin() as db:
+        migrations.upgrade(db, known[-1])
+    engine.dispose()
+
+
+def wait_for_old_sessions(url: str, instructions: list[str], timeout: float = 180) -> None:
+    """Wait, reading the database without this code's store (which would migrate it), until the old release's
+    sessions with these instructions wait for review."""
+    engine = create_engine(url)
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            with engine.connect() as db:
+                rows = db.execute(text("SELECT instructions, status FROM sessions")).all()
+            if {i for i, status in rows if status == "awaiting_review"} >= set(instructions):
+                return
+            time.sleep(0.5)
+    finally:
+        engine.dispose()
+    raise AssertionError(f"the old release's sessions did not wait for review: {rows}")
+
+
 def review(session_id: str, decision: str, api: str) -> subprocess.CompletedProcess:
     """`agent-tasks review ID DECISION` of this code, waiting until the session acted on it."""
     return subprocess.run(
@@ -104,7 +134,7 @@ def review(session_id: str, decision: str, api: str) -> subprocess.CompletedProc
 
 
 def test_sessions_paused_and_suspended_before_the_move_are_accepted_after_it(
-    repo, scripted, store, prefect_server, tmp_path
+    repo, scripted, prefect_server, tmp_path, monkeypatch
 ):
     server = scripted(
         [
@@ -114,6 +144,9 @@ def test_sessions_paused_and_suspended_before_the_move_are_accepted_after_it(
         * 2
     )
     old = old_tree(tmp_path)
+    url = f"sqlite:///{tmp_path / 'old-release.db'}"
+    old_release_store(url, old)
+    monkeypatch.setenv("AGENT_TASKS_DB_URL", url)  # for every process: the old release's, this code's, the CLI
     env = {
         "OPENAI_API_BASE": server.api_base,
         "PREFECT_API_URL": prefect_server,
@@ -137,6 +170,8 @@ def test_sessions_paused_and_suspended_before_the_move_are_accepted_after_it(
             timeout=0,
             parameters={"request": {"repository": str(repo), "instructions": "Suspended before", "model": MODEL}},
         )
+        wait_for_old_sessions(url, ["Paused before", "Suspended before"])
+        store = Store(url)  # this code opens the old release's store: it is migrated while both sessions wait
         paused = wait_for_review(store, "Paused before", timeout=180, since=since)
         suspended = wait_for_review(store, "Suspended before", timeout=180, since=since)
         with get_client(sync_client=True) as client:

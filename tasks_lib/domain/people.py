@@ -1,0 +1,150 @@
+"""People who start and decide on sessions: names, roles, groups, who may decide, and how a decider was known.
+
+A store with no people is in single-user mode (everything is allowed, as on a laptop); once one person is added it
+is in team mode, where a decision counts only from a known person who may make it.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from tasks_lib.errors import AgentTasksError
+
+Role = Literal["admin", "reviewer", "requester"]
+ROLES: tuple[Role, ...] = ("admin", "reviewer", "requester")
+# How the person behind a decision was known: their token (CLI), the local user (single-user mode), or nobody
+# (a decision that came through the Prefect UI's resume form or straight through the Prefect API).
+AuthMethod = Literal["token", "local", "prefect-form"]
+NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+NAME_RULE = "lowercase letters, digits, '-', '_' and '.', starting with a letter or digit, at most 64"
+
+
+class PeopleError(AgentTasksError, ValueError):
+    """A person or group name that is not valid or not known, or a decision someone may not make."""
+
+
+def check_name(name: str, what: str = "name") -> str:
+    """``name`` if it is a valid person or group name, else PeopleError saying the rule."""
+    if not NAME.match(name):
+        raise PeopleError(f"{what} {name!r} is not valid: use {NAME_RULE} characters")
+    return name
+
+
+def did_you_mean(name: str, known: Iterable[str]) -> str:
+    """`` (did you mean X?)`` for the closest known name, or the known names when none is close ('' if none)."""
+    names = sorted(set(known))
+    close = difflib.get_close_matches(name, names, n=1, cutoff=0.6)
+    if close:
+        return f" (did you mean {close[0]}?)"
+    if names:
+        shown = ", ".join(names[:8]) + (", ..." if len(names) > 8 else "")
+        return f" (known: {shown})"
+    return ""
+
+
+class Person(BaseModel):
+    """Someone who starts tasks (requester), decides on them (reviewer) or both and manages people (admin)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(pattern=NAME.pattern, description="Their name: " + NAME_RULE + " characters.")
+    role: Role = Field(default="reviewer", description="admin, reviewer or requester.")
+    email: str | None = Field(default=None, description="Their email address, for links and notifications.")
+    groups: list[str] = Field(default_factory=list, description="Groups they belong to, e.g. team-a.")
+    created_at: datetime | None = None
+
+    def line(self) -> str:
+        """One line: name, role, email and groups."""
+        extra = f" <{self.email}>" if self.email else ""
+        groups = f" groups: {', '.join(self.groups)}" if self.groups else ""
+        return f"{self.name} ({self.role}){extra}{groups}"
+
+
+class Decider(BaseModel):
+    """Who made a decision and how they were known; ``person`` is None when no person was known."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    person: str | None = None
+    auth: AuthMethod = "prefect-form"
+
+    def label(self) -> str:
+        """``ada (token)``, ``local user (local)`` or ``nobody (prefect-form)``."""
+        who = self.person or ("local user" if self.auth == "local" else "nobody")
+        return f"{who} ({self.auth})"
+
+
+def members(group_or_name: str, people: Iterable[Person]) -> list[str]:
+    """The names a reviewer entry stands for: the person of that name, else everyone in that group."""
+    everyone = list(people)
+    if any(p.name == group_or_name for p in everyone):
+        return [group_or_name]
+    return sorted(p.name for p in everyone if group_or_name in p.groups)
+
+
+def may_decide(person: Person, reviewer: str | None, people: Iterable[Person]) -> bool:
+    """Whether ``person`` may decide on a session assigned to ``reviewer`` (a person, a group, or nobody).
+
+    Admins decide on anything; the assigned person, or any member of the assigned group, on theirs; with no
+    reviewer assigned, any reviewer. Requesters decide only on sessions assigned to them (or their group).
+    """
+    if person.role == "admin":
+        return True
+    if reviewer:
+        return person.name in members(reviewer, people)
+    return person.role == "reviewer"
+
+
+def who_may(reviewer: str | None, people: Iterable[Person]) -> str:
+    """Who may decide on a session assigned to ``reviewer``, in words (for a refusal)."""
+    everyone = list(people)
+    admins = sorted(p.name for p in everyone if p.role == "admin")
+    admin_words = f"an admin ({', '.join(admins)})" if admins else "an admin"
+    if not reviewer:
+        return f"a reviewer or {admin_words}"
+    names = members(reviewer, everyone)
+    if names == [reviewer]:
+        return f"its reviewer {reviewer} or {admin_words}"
+    listed = f" ({', '.join(names)})" if names else " (no members)"
+    return f"a member of its reviewer group {reviewer}{listed} or {admin_words}"
+
+
+def refusal(person: Person, reviewer: str | None, people: Iterable[Person], session: str) -> str | None:
+    """The one line refusing ``person``'s decision on ``session``, or None when they may decide."""
+    everyone = list(people)
+    if may_decide(person, reviewer, everyone):
+        return None
+    return f"{person.name} may not decide on session {session[:8]}: only {who_may(reviewer, everyone)} may"
+
+
+class AuditEvent(BaseModel):
+    """One line of the audit trail: a session started, or a decision on one."""
+
+    at: datetime
+    kind: Literal["started", "decided"]
+    session_id: str
+    person: str | None = None
+    auth: str = Field(description="started: cli, trigger or local; decided: token, local, prefect-form or unrecorded.")
+    decision: str | None = None
+    commit: str | None = None
+    detail: str = ""
+
+    def line(self) -> str:
+        """One line: when, what, who and how, the session, and for decisions the commit and outcome."""
+        when = self.at.strftime("%Y-%m-%d %H:%M:%S")
+        sid = self.session_id[:8]
+        if self.kind == "started":
+            detail = f": {self.detail}" if self.detail else ""
+            if self.auth == "trigger":
+                return f"{when}  started  {sid}  by trigger{detail}"
+            return f"{when}  started  {sid}  by {self.person or 'local user'} ({self.auth}){detail}"
+        who = self.person or ("local user" if self.auth == "local" else "nobody")
+        commit = f"  commit {self.commit[:10]}" if self.commit else ""
+        outcome = f"  → {self.detail}" if self.detail else ""
+        return f"{when}  {self.decision}  {sid}  by {who} ({self.auth}){commit}{outcome}"
