@@ -11,8 +11,15 @@ import time
 import typer
 
 from tasks_lib.cli.common import CliError, cli_store, err, out
+from tasks_lib.cli.spinner import Spinner
 from tasks_lib.domain.words import status_line
 
+# What a session does with a decision it was sent, as the spinner says it.
+AFTER_DECISION = {
+    "awaiting_review": "waiting for the run to take the decision",
+    "running": "the agent is working on it",
+    "delivering": "delivering the change",
+}
 DECISION_NAMES = {
     "accept": "accept",
     "request-changes": "request_changes",
@@ -93,19 +100,29 @@ def review(
     except SessionNotFound as exc:
         raise CliError(str(exc)) from None
     key = row.review_key
-    resume(row.id, DECISION_NAMES[decision], feedback, instructions, comment, candidate)
+    spinner = Spinner(err)
+    spinner.say("sending the decision")
+    try:
+        resume(row.id, DECISION_NAMES[decision], feedback, instructions, comment, candidate)
+    finally:
+        spinner.stop()
     out.print(f"session {row.id[:8]}: {decision} sent")
     if not wait:
         return
     deadline = time.monotonic() + wait_timeout
-    while time.monotonic() < deadline:
-        time.sleep(0.5)
-        end_orphans(store, row.id)  # the run's process may die while acting on the decision
-        now = store.get_session(row.id)
-        waiting_again = now.status == "awaiting_review" and now.review_key != key
-        if now.status not in ("awaiting_review", "running", "delivering") or waiting_again:
-            out.print(f"session {now.id[:8]} {status_line(now.status, now.status_reason)}")
-            return
+    try:
+        while time.monotonic() < deadline:
+            time.sleep(0.5)
+            end_orphans(store, row.id)  # the run's process may die while acting on the decision
+            now = store.get_session(row.id)
+            waiting_again = now.status == "awaiting_review" and now.review_key != key
+            if now.status not in ("awaiting_review", "running", "delivering") or waiting_again:
+                spinner.stop()
+                out.print(f"session {now.id[:8]} {status_line(now.status, now.status_reason)}")
+                return
+            spinner.say(AFTER_DECISION.get(now.status, now.status))
+    finally:
+        spinner.stop()
     raise CliError(
         f"session {row.id[:8]} is still working after {wait_timeout:.0f}s; see agent-tasks show {row.id[:8]}"
     )

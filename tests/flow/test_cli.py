@@ -468,19 +468,14 @@ def test_run_finds_a_local_server_or_says_in_one_line_why_it_could_not_start_one
     assert last.startswith("error: Prefect's temporary server did not start in time") and "agent-tasks up" in last
 
 
-def test_on_a_terminal_run_says_what_it_waits_for(repo, scripted, prefect_server):
+def on_a_terminal(args: list[str], env: dict[str, str]) -> tuple[int, str]:
+    """Run the CLI with a pseudo-terminal as its stdout and stderr (stdin closed): (exit code, all it showed)."""
     import pty
     import select
 
-    server = scripted([calls(tool("write_file", path="t.txt", content="t\n")), calls(tool("finish", summary="ok"))])
-    env = {**os.environ, "PREFECT_API_URL": prefect_server, "OPENAI_API_BASE": server.api_base, "COLUMNS": "120"}
     leader, follower = pty.openpty()
     proc = subprocess.Popen(
-        [*CLI, "run", str(repo), "--task", "Write t", "--model", MODEL, "--no-review"],
-        stdin=subprocess.DEVNULL,
-        stdout=follower,
-        stderr=follower,
-        env=env,
+        [*CLI, *args], stdin=subprocess.DEVNULL, stdout=follower, stderr=follower, env={**env, "COLUMNS": "120"}
     )
     os.close(follower)
     seen = b""
@@ -495,11 +490,30 @@ def test_on_a_terminal_run_says_what_it_waits_for(repo, scripted, prefect_server
         if not chunk:
             break
         seen += chunk
-    assert proc.wait(timeout=60) == 0, seen.decode(errors="replace")
-    shown = seen.decode(errors="replace")
+    os.close(leader)
+    return proc.wait(timeout=60), seen.decode(errors="replace")
+
+
+def test_on_a_terminal_run_says_what_it_waits_for(repo, scripted, prefect_server):
+    server = scripted([calls(tool("write_file", path="t.txt", content="t\n")), calls(tool("finish", summary="ok"))])
+    env = {**os.environ, "PREFECT_API_URL": prefect_server, "OPENAI_API_BASE": server.api_base}
+    code, shown = on_a_terminal(["run", str(repo), "--task", "Write t", "--model", MODEL, "--no-review"], env)
+    assert code == 0, shown
     for phase in ("starting the run", "checking out the repository…", "capturing the diff…", "writing the summary…"):
         assert phase in shown, (phase, shown[-3000:])
     assert "status   completed" in shown and "Traceback" not in shown
+
+
+def test_on_a_terminal_review_says_what_it_waits_for(repo, scripted, store, prefect_server):
+    from tests.helpers import Background, wait_for_review
+
+    scripted([calls(tool("write_file", path="r.txt", content="r\n")), calls(tool("finish", summary="ok"))])
+    run = Background(repo, "Review on a terminal")
+    row = wait_for_review(store, "Review on a terminal", since=run.started)
+    code, shown = on_a_terminal(["review", row.id[:8], "accept"], {**os.environ, "PREFECT_API_URL": prefect_server})
+    run.join()
+    assert code == 0, shown
+    assert "sending the decision…" in shown and f"session {row.id[:8]} accepted" in shown, shown
 
 
 def test_run_no_wait_returns_with_the_id_and_the_run_waits_for_its_review(repo, scripted, prefect_server, store):
