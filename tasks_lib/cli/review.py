@@ -47,10 +47,10 @@ def resume(
     decider = cli_decider(store)
     try:
         parsed = [parse_comment(text) for text in comments or []]
+        check_comments(store, session_id, parsed)  # each names a line the diff shows (as on the review page)
         payload = decision_payload(
             store, session_id, decision, feedback, instructions, parsed, candidate, decider=decider
         )
-        check_comments(store, session_id, parsed)  # each names a line the diff shows (as on the review page)
         resume_review(store, session_id, payload)
     except (ResumeRefused, CommentError) as exc:
         raise CliError(str(exc)) from None

@@ -125,9 +125,9 @@ def prepare(request: TaskRequest, settings: Settings, verify_branch: bool = Fals
         agent = agent.model_copy(update={"temperature": request.temperature})
     ladder = resolve_ladder(request, agent, settings)
     for rung in ladder:
-        problem = missing_key(rung.model) or endpoint_problem(rung.model, agent.api_base or local_api_base(rung.model))
-        if problem:
-            raise BadRequest(problem)
+        lacking = missing_key(rung.model)
+        if lacking:
+            raise BadRequest(lacking)
     agent, model = on_rung(agent, ladder[0], ladder[1:]), ladder[0].model
     try:
         sandbox = session_sandbox(request, agent, settings.sandbox, settings.limits)  # type: ignore[arg-type]
@@ -142,4 +142,9 @@ def preflight(request: TaskRequest) -> Plan:
         settings = load_settings()
     except SettingsError as exc:
         raise BadRequest(str(exc)) from None
-    return prepare(request, settings, verify_branch=True)
+    plan = prepare(request, settings, verify_branch=True)
+    for rung in [ModelRung(model=plan.model), *(plan.agent.models or [])]:
+        down = endpoint_problem(rung.model, plan.agent.api_base or local_api_base(rung.model))
+        if down:  # asked here, by the person starting the run; a flow's own model calls retry an outage
+            raise BadRequest(down)
+    return plan

@@ -92,7 +92,8 @@ def test_dropped_connection_mid_run_fails_the_session_with_the_diff_kept(repo, s
     import os
 
     def switch_after_first(event, data):
-        os.environ["OPENAI_API_BASE"] = "http://127.0.0.1:9/v1"  # nothing listens there
+        if event == "step":  # after the first agent step
+            os.environ["OPENAI_API_BASE"] = "http://127.0.0.1:9/v1"  # nothing listens there
 
     server = scripted([EDIT, LOOK])
     from tasks_lib import progress
