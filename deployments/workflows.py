@@ -33,6 +33,7 @@ REQUEST_FIELDS = {
     "attempts",
     "stop_at_first_green",
     "hidden_check",
+    "independent_review",
 }
 # What every event-started session records about the event that started it.
 TRIGGER_RECORD = {
@@ -43,6 +44,7 @@ TRIGGER_RECORD = {
     "url": "{{ event.payload.url | default(none) }}",
     "title": "{{ event.payload.title | default(none) }}",
     "number": "{{ event.payload.number | default(none) }}",
+    "sender": "{{ event.payload.sender | default(none) }}",  # mapped to a person for independent review
 }
 # Who may start a GitHub-triggered workflow: the GitHub `author_association` of whoever wrote the text
 # that drives the agent (the relay labels events with it as `github.author_association`).

@@ -99,6 +99,17 @@ class Settings(BaseModel):
         about="Your personal token, when the store has people (from `agent-tasks users add` or `users token`); "
         "`agent-tasks login` keeps one in the home instead.",
     )
+    trusted_proxy: list[str] = setting(
+        [],
+        env="AGENT_TASKS_TRUSTED_PROXY",
+        about="Addresses or CIDRs (comma-separated) of the authenticating proxy whose user header names the person "
+        "on the review pages; the header from any other address is refused.",
+    )
+    proxy_user_header: str = setting(
+        "X-Forwarded-User",
+        env="AGENT_TASKS_PROXY_USER_HEADER",
+        about="The header the trusted proxy names the person in (X-Forwarded-Email is matched against emails too).",
+    )
     # the agent's commands
     sandbox: Literal["auto", "bwrap", "none"] = setting(
         "auto", env="AGENT_TASKS_SANDBOX", about="How agent commands are confined by default: auto, bwrap or none."
@@ -185,6 +196,29 @@ class Settings(BaseModel):
             value = value.strip().lower()
             if value not in ("auto", "bwrap", "none"):
                 raise ValueError("use auto, bwrap or none")
+        return value
+
+    @field_validator("trusted_proxy", mode="before")
+    @classmethod
+    def _networks(cls, value: Any) -> Any:
+        import ipaddress
+
+        if isinstance(value, str):
+            value = value.split(",")
+        found = [str(v).strip() for v in value or [] if str(v).strip()]
+        for item in found:
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(f"{item!r} is not an address or CIDR") from None
+        return found
+
+    @field_validator("proxy_user_header")
+    @classmethod
+    def _header_name(cls, value: str) -> str:
+        value = value.strip()
+        if not value or not all(c.isalnum() or c == "-" for c in value):
+            raise ValueError("use a header name: letters, digits and '-'")
         return value
 
     @field_validator("sandbox_expose", mode="before")

@@ -18,9 +18,10 @@ from tasks_lib.errors import AgentTasksError
 
 Role = Literal["admin", "reviewer", "requester"]
 ROLES: tuple[Role, ...] = ("admin", "reviewer", "requester")
-# How the person behind a decision was known: their token (CLI), the local user (single-user mode), or nobody
-# (a decision that came through the Prefect UI's resume form or straight through the Prefect API).
-AuthMethod = Literal["token", "local", "prefect-form"]
+# How the person behind a decision was known: their token (CLI), their signed-in cookie or a trusted proxy's header
+# (review pages), the local user (single-user mode), or nobody (a decision that came through the Prefect UI's
+# resume form or straight through the Prefect API).
+AuthMethod = Literal["token", "cookie", "proxy", "local", "prefect-form"]
 NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 NAME_RULE = "lowercase letters, digits, '-', '_' and '.', starting with a letter or digit, at most 64"
 
@@ -115,12 +116,60 @@ def who_may(reviewer: str | None, people: Iterable[Person]) -> str:
     return f"a member of its reviewer group {reviewer}{listed} or {admin_words}"
 
 
-def refusal(person: Person, reviewer: str | None, people: Iterable[Person], session: str) -> str | None:
-    """The one line refusing ``person``'s decision on ``session``, or None when they may decide."""
+def refusal(
+    person: Person,
+    reviewer: str | None,
+    people: Iterable[Person],
+    session: str,
+    *,
+    decision: str = "accept",
+    starter: str | None = None,
+    independent: bool = False,
+) -> str | None:
+    """The one line refusing ``person``'s ``decision`` on ``session``, or None when they may make it.
+
+    Under independent review (``independent``) the person who started the session (``starter``) may not accept
+    it; requesting changes or rejecting stays theirs to do when they may decide at all.
+    """
     everyone = list(people)
-    if may_decide(person, reviewer, everyone):
+    if not may_decide(person, reviewer, everyone):
+        return f"{person.name} may not decide on session {session[:8]}: only {who_may(reviewer, everyone)} may"
+    if independent and decision == "accept" and starter is not None and person.name == starter:
+        return independent_refusal(starter, reviewer, everyone)
+    return None
+
+
+def independent_refusal(starter: str, reviewer: str | None, people: Iterable[Person]) -> str:
+    """The line refusing the starter's own accept: who else may accept it."""
+    others = [p for p in people if p.name != starter]
+    admins = sorted(p.name for p in others if p.role == "admin")
+    admin_words = f"an admin ({', '.join(admins)})" if admins else "an admin"
+    if not reviewer or reviewer == starter:
+        reviewers = sorted(p.name for p in others if p.role == "reviewer")
+        listed = f" ({', '.join(reviewers)})" if reviewers else ""
+        who = f"another reviewer{listed} or {admin_words}"
+    else:
+        names = [n for n in members(reviewer, others) if n != starter]
+        if names == [reviewer]:
+            who = f"its reviewer {reviewer} or {admin_words}"
+        else:
+            listed = f" ({', '.join(names)})" if names else " (no one else)"
+            who = f"someone else from {reviewer}{listed} or {admin_words}"
+    return f"{starter} started this session and it needs an independent review: {who} must accept it"
+
+
+def starter_of(started_by: str | None, trigger: dict | None, people: Iterable[Person]) -> str | None:
+    """Who started a session: the person recorded (CLI), else the person a trigger's sender names (their name or
+    email, ignoring case), else None."""
+    if started_by:
+        return started_by
+    sender = str((trigger or {}).get("sender") or "").strip().lower()
+    if not sender or sender == "none":
         return None
-    return f"{person.name} may not decide on session {session[:8]}: only {who_may(reviewer, everyone)} may"
+    for p in people:
+        if p.name == sender or (p.email or "").lower() == sender:
+            return p.name
+    return None
 
 
 class AuditEvent(BaseModel):
@@ -130,7 +179,9 @@ class AuditEvent(BaseModel):
     kind: Literal["started", "decided"]
     session_id: str
     person: str | None = None
-    auth: str = Field(description="started: cli, trigger or local; decided: token, local, prefect-form or unrecorded.")
+    auth: str = Field(
+        description="started: cli, trigger or local; decided: token, cookie, proxy, local, prefect-form or unrecorded."
+    )
     decision: str | None = None
     commit: str | None = None
     detail: str = ""
@@ -142,7 +193,8 @@ class AuditEvent(BaseModel):
         if self.kind == "started":
             detail = f": {self.detail}" if self.detail else ""
             if self.auth == "trigger":
-                return f"{when}  started  {sid}  by trigger{detail}"
+                sender = f" (sent by {self.person})" if self.person else ""
+                return f"{when}  started  {sid}  by trigger{sender}{detail}"
             return f"{when}  started  {sid}  by {self.person or 'local user'} ({self.auth}){detail}"
         who = self.person or ("local user" if self.auth == "local" else "nobody")
         commit = f"  commit {self.commit[:10]}" if self.commit else ""

@@ -111,6 +111,11 @@ class TaskRequest(BaseModel):
     stop_at_first_green: bool = Field(
         default=False, description="With several attempts: stop the others as soon as one passes the agent's check."
     )
+    independent_review: bool | None = Field(
+        default=None,
+        description="The person who started the session may not accept it (someone else or an admin must). "
+        "Empty: true for sessions started by an event, false otherwise.",
+    )
 
     @field_validator("repository", "instructions")
     @classmethod
@@ -144,6 +149,21 @@ class TaskRequest(BaseModel):
     def event_started(self) -> bool:
         """True for runs started by an event (a webhook, a GitHub delivery), whose text anyone may have written."""
         return self.trigger is not None and self.trigger.get("event") != "schedule"
+
+    @property
+    def needs_independent_review(self) -> bool:
+        """Whether the person who started the session is barred from accepting it (see independent_review)."""
+        return self.event_started if self.independent_review is None else self.independent_review
+
+
+def needs_independent_review(request: dict[str, Any] | None) -> bool:
+    """`TaskRequest.needs_independent_review` of a stored request (tolerant of requests older releases kept)."""
+    request = request or {}
+    value = request.get("independent_review")
+    if value is None:
+        trigger = request.get("trigger")
+        return isinstance(trigger, dict) and trigger.get("event") != "schedule"
+    return bool(value)
 
 
 def trigger_line(trigger: dict[str, Any]) -> str:

@@ -6,11 +6,15 @@ Decided before Prefect reads its settings, so the choice holds for the whole pro
 from __future__ import annotations
 
 import os
+import secrets
 from collections.abc import MutableMapping
+from pathlib import Path
 
 from tasks_lib.config import load_settings
+from tasks_lib.security.cookies import keep_secret
 
 EPHEMERAL_STARTUP_TIMEOUT_S = 120  # Prefect's default (20 s) is too short on a busy 2-core machine
+AUTH_FILE = "prefect-api-auth"  # in the home, mode 0600: the Prefect API's basic-auth string in team mode
 EPHEMERAL_FAILURE = (
     "Timed out while attempting to connect to ephemeral Prefect API server",
     "ephemeral Prefect API server",
@@ -23,16 +27,36 @@ def find_local_api(environ: MutableMapping[str, str] | None = None) -> str | Non
     import httpx
 
     environ = os.environ if environ is None else environ
+    settings = load_settings(environ)
+    local = settings.local_api.rstrip("/")
     if environ.get("PREFECT_API_URL"):
+        if environ["PREFECT_API_URL"].rstrip("/") == local:
+            adopt_auth(environ, settings.home)
         return environ["PREFECT_API_URL"]
-    local = load_settings(environ).local_api.rstrip("/")
     try:
         if httpx.get(f"{local}/health", timeout=1.5).status_code == 200:
             environ["PREFECT_API_URL"] = local
+            adopt_auth(environ, settings.home)
             return local
     except httpx.HTTPError:
         pass
     return None
+
+
+def api_auth_string(home: Path) -> str:
+    """The basic-auth string (``agent-tasks:<random>``) `agent-tasks up` puts its Prefect server behind in team mode,
+    kept in the home (mode 0600) and made on first use."""
+    return keep_secret(home / AUTH_FILE, lambda: f"agent-tasks:{secrets.token_urlsafe(24)}")
+
+
+def adopt_auth(environ: MutableMapping[str, str], home: Path) -> bool:
+    """Give this process the local `up` server's auth string (PREFECT_API_AUTH_STRING), unless it has one; whether
+    it was given. Needs reading the home's file: whoever may read the home may use the API."""
+    path = home / AUTH_FILE
+    if environ.get("PREFECT_API_AUTH_STRING") or not path.exists():
+        return False
+    environ["PREFECT_API_AUTH_STRING"] = path.read_text().strip()
+    return True
 
 
 def choose_api(environ: MutableMapping[str, str] | None = None) -> str:

@@ -50,6 +50,15 @@ class Stack:
             # forms and notifications of served runs link to the review pages
             "AGENT_TASKS_REVIEW_URL": self.review_url,
         }
+        self.auth_file: Path | None = None  # team mode: where the Prefect API's auth string is kept
+        if _team_mode():
+            from tasks_lib.ops.prefect_api import AUTH_FILE, api_auth_string
+
+            home = load_settings().home
+            auth = api_auth_string(home)
+            # the server asks every client for it; the stack's own processes (and `up`'s) send it
+            self.env["PREFECT_SERVER_API_AUTH_STRING"] = self.env["PREFECT_API_AUTH_STRING"] = auth
+            self.auth_file = home / AUTH_FILE
 
     def _spawn(self, name: str, args: list[str], quiet: bool = False) -> None:
         """Start a part in its own session (Ctrl-C reaches only `up`, which then stops the parts in order); a quiet
@@ -94,6 +103,11 @@ class Stack:
             quiet=True,
         )
         self._wait_http("prefect server", f"{self.api_url}/health", 180)
+        if self.auth_file:
+            console.print(
+                f"team mode: the Prefect API asks for the auth string kept in {self.auth_file} (the UI asks once; "
+                "agent-tasks commands on this machine read it there)"
+            )
         console.print("serving workflows …")
         self._spawn("workflows", ["-m", "deployments.serve"])
         console.print(f"starting webhook relay on {self.host}:{self.relay_port} …")
@@ -187,6 +201,14 @@ class Stack:
                 except subprocess.TimeoutExpired:
                     continue
         self.procs.clear()
+
+
+def _team_mode() -> bool:
+    """Whether the configured store has people (then `up` puts the Prefect API behind an auth string)."""
+    from tasks_lib.store import open_store
+    from tasks_lib.store.people import team_mode
+
+    return team_mode(open_store())
 
 
 def _raise_interrupt(signum, frame) -> None:

@@ -28,12 +28,12 @@ from tasks_lib.session.context import SessionContext
 from tasks_lib.session.lifecycle import move
 from tasks_lib.session.runner import current_runner
 from tasks_lib.store import SessionRow, utcnow
-from tasks_lib.store.people import find_person, list_people, take_grant, team_mode
+from tasks_lib.store.people import find_person, list_people, session_starter, take_grant, team_mode
 
 TEAM_ONLY = (
     "refused: this store has people, so a decision counts only from one of them: "
-    "`agent-tasks review ID DECISION` with their token (`agent-tasks login` or AGENT_TASKS_TOKEN); "
-    "the Prefect form and the Prefect API alone are not honoured"
+    "`agent-tasks review ID DECISION` with their token (`agent-tasks login` or AGENT_TASKS_TOKEN), or the review "
+    "page signed in; the Prefect form and the Prefect API alone are not honoured"
 )
 
 
@@ -71,7 +71,17 @@ def authorize(ctx: SessionContext, review: ReviewInput) -> str | None:
         person = find_person(ctx.store, decider.person)
     except PeopleError:
         return f"refused: {decider.person} is no longer a person of this store"
-    why = refusal(person, row.reviewer, list_people(ctx.store), ctx.session_id)
+    people = list_people(ctx.store)
+    starter, independent = session_starter(ctx.store, ctx.session_id, people)
+    why = refusal(
+        person,
+        row.reviewer,
+        people,
+        ctx.session_id,
+        decision=review.decision,
+        starter=starter,
+        independent=independent,
+    )
     if why:
         return f"refused: {why}"
     review.decider = decider

@@ -16,7 +16,7 @@ from tasks_lib.errors import AgentTasksError
 from tasks_lib.review.comments import comment_problems
 from tasks_lib.review.form import LineComment, review_payload
 from tasks_lib.store import Store
-from tasks_lib.store.people import find_person, issue_grant, list_people, team_mode
+from tasks_lib.store.people import find_person, issue_grant, list_people, session_starter, team_mode
 
 PAUSE_WAIT_S = 15  # the session is marked awaiting review just before its run pauses
 
@@ -63,26 +63,30 @@ def decision_payload(
     except ValueError as exc:
         errors = getattr(exc, "errors", lambda: [])()
         raise ResumeRefused(plain(errors[0]["msg"]) if errors else str(exc)) from None
-    decider = check_decider(store, row.id, row.reviewer, decider)
+    decider = check_decider(store, row.id, row.reviewer, decider, payload["decision"])
     payload["grant"] = issue_grant(store, row.id, row.review_key or "", payload["decision"], decider)
     return payload
 
 
-def check_decider(store: Store, session_id: str, reviewer: str | None, decider: Decider | None) -> Decider:
-    """The decider to grant the decision to; ResumeRefused (one line) when, in team mode, there is no person or
-    they may not decide on this session."""
+def check_decider(
+    store: Store, session_id: str, reviewer: str | None, decider: Decider | None, decision: str = "accept"
+) -> Decider:
+    """The decider to grant the decision to; ResumeRefused (one line) when, in team mode, there is no person, they
+    may not decide on this session, or they started it and it needs an independent review (accept only)."""
     if not team_mode(store):
         return decider or Decider(auth="local")
     if decider is None or decider.person is None:
         raise ResumeRefused(
             "this store has people, so a decision needs one of them: `agent-tasks login` (or set "
-            "AGENT_TASKS_TOKEN) and decide with `agent-tasks review`; sign-in on the review pages is not there yet"
+            "AGENT_TASKS_TOKEN) and decide with `agent-tasks review`, or sign in on the review pages"
         )
     try:
         person = find_person(store, decider.person)
     except PeopleError as exc:
         raise ResumeRefused(str(exc)) from None
-    why = refusal(person, reviewer, list_people(store), session_id)
+    people = list_people(store)
+    starter, independent = session_starter(store, session_id, people)
+    why = refusal(person, reviewer, people, session_id, decision=decision, starter=starter, independent=independent)
     if why:
         raise ResumeRefused(why)
     return decider

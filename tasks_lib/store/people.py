@@ -17,8 +17,9 @@ from tasks_lib.domain.people import (
     Person,
     check_name,
     did_you_mean,
+    starter_of,
 )
-from tasks_lib.domain.request import trigger_line
+from tasks_lib.domain.request import needs_independent_review, trigger_line
 from tasks_lib.security.tokens import NewToken, new_grant_id, new_token, secret_matches, split_token
 from tasks_lib.store.store import Store
 from tasks_lib.store.tables import GrantRow, PersonRow, ReviewRow, SessionRow, utcnow
@@ -111,6 +112,41 @@ def person_for_token(store: Store, token: str) -> Person | None:
         return _person(row)
 
 
+def person_signed_in(store: Store, name: str, token_id: str) -> tuple[Person, str] | None:
+    """The person ``name`` and their token id while ``token_id`` is still their token (a sign-in cookie's check);
+    None once their token was replaced or they were removed."""
+    with store._db() as db:
+        row = db.get(PersonRow, name)
+        if row is None or not row.token_id or row.token_id != token_id:
+            return None
+        return _person(row), row.token_id
+
+
+def token_id_for(store: Store, token: str) -> tuple[Person, str] | None:
+    """The person a token belongs to and its id (for a sign-in cookie), or None."""
+    person = person_for_token(store, token)
+    parts = split_token(token)
+    return (person, parts[0]) if person is not None and parts is not None else None
+
+
+def person_by_name_or_email(store: Store, value: str) -> Person | None:
+    """The person whose name is ``value``, else whose email is (ignoring case); None when nobody matches."""
+    wanted = value.strip().lower()
+    for person in list_people(store):
+        if person.name == wanted or (person.email or "").lower() == wanted:
+            return person
+    return None
+
+
+def session_starter(store: Store, session_id: str, people: list[Person] | None = None) -> tuple[str | None, bool]:
+    """Who started the session (the CLI's person, else the person its trigger's sender names) and whether it
+    needs an independent review (its request's independent_review, default true when an event started it)."""
+    row = store.get_session(session_id)
+    request = row.request or {}
+    everyone = people if people is not None else list_people(store)
+    return starter_of(row.started_by, request.get("trigger"), everyone), needs_independent_review(request)
+
+
 def check_reviewer(store: Store, name: str | None) -> None:
     """Refuse (PeopleError, one line with a "did you mean") a reviewer that is neither a person nor a group.
 
@@ -180,6 +216,7 @@ def audit_events(store: Store, since: datetime | None = None) -> list[AuditEvent
         started = started.where(SessionRow.created_at >= since)
         decided = decided.where(ReviewRow.decided_at >= since)
     events: list[AuditEvent] = []
+    people = list_people(store)
     with store._db() as db:
         for sid, created, by, request, workflow in db.execute(started).all():
             trigger = (request or {}).get("trigger")
@@ -189,7 +226,7 @@ def audit_events(store: Store, since: datetime | None = None) -> list[AuditEvent
                     at=_aware(created),
                     kind="started",
                     session_id=sid,
-                    person=by,
+                    person=starter_of(by, trigger, people),  # for a trigger: the sender, when they are a person
                     auth=how,
                     detail=trigger_line(trigger) if trigger else (f"workflow {workflow}" if workflow else ""),
                 )

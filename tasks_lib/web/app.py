@@ -13,7 +13,8 @@ from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from tasks_lib.config import load_settings
+from tasks_lib.config import Settings, load_settings
+from tasks_lib.domain.people import Decider
 from tasks_lib.domain.session import TERMINAL_STATUSES
 from tasks_lib.review.form import DECISIONS
 from tasks_lib.session.data import diff_data, session_json
@@ -22,9 +23,11 @@ from tasks_lib.web.assets import CSS, JS
 from tasks_lib.web.diffview import View, file_fragment
 from tasks_lib.web.forms import DecisionForm, FormError, InboxQuery, raw_token
 from tasks_lib.web.guard import Guard, GuardMiddleware
+from tasks_lib.web.history import with_people
 from tasks_lib.web.inbox import inbox_page, inbox_rows
 from tasks_lib.web.layout import Watch, esc, nav, shell
 from tasks_lib.web.session_page import Banner, attempt_page, session_page
+from tasks_lib.web.signin import Identity, SignIn, SignInMiddleware, add_signin_routes
 
 DEFAULT_PORT = 8766
 WORKING = ("pending", "running", "delivering")  # statuses whose page refreshes itself without a script
@@ -48,17 +51,25 @@ def create_app(
     port: int = DEFAULT_PORT,
     public_url: str | None = None,
     secret: bytes | None = None,
+    settings: Settings | None = None,
 ) -> FastAPI:
     """The review app for ``store`` (default: the configured one), answering as ``host:port`` (and as
-    ``public_url``, default AGENT_TASKS_REVIEW_URL); ``secret`` signs its forms (default: random per start)."""
+    ``public_url``, default AGENT_TASKS_REVIEW_URL); ``secret`` signs its forms (default: random per start).
+
+    In team mode (the store has people) every page needs a person: signed in with their token (a cookie signed with
+    the secret kept in the home) or named by the trusted proxy (``settings``: AGENT_TASKS_TRUSTED_PROXY)."""
     if store is None:
         from tasks_lib.store import open_store
 
         store = open_store()
-    guard = Guard(host, port, public_url if public_url is not None else load_settings().review_url, secret)
+    settings = settings or load_settings()
+    guard = Guard(host, port, public_url if public_url is not None else settings.review_url, secret)
+    signin = SignIn(store, settings.home, guard, settings.trusted_proxy, settings.proxy_user_header)
     app = FastAPI(title="agent-tasks review", docs_url=None, redoc_url=None, openapi_url=None)
+    app.add_middleware(SignInMiddleware, signin=signin)  # inside the guard: Host and Origin are checked first
     app.add_middleware(GuardMiddleware, guard=guard)
-    app.state.store, app.state.guard = store, guard
+    app.state.store, app.state.guard, app.state.signin = store, guard, signin
+    add_signin_routes(app, signin)
 
     def find(session_id: str) -> SessionRow | None:
         try:
@@ -112,7 +123,7 @@ def create_app(
             return RedirectResponse(f"/sessions/{row.id}{query}", status_code=307)
         params = request.query_params
         mode = _view(params.get("view"))
-        data = session_json(store, row)
+        data = with_people(store, row, session_json(store, row))
         banner, refresh = None, None
         here = f"/sessions/{row.id}?view={mode}"
         sent, key = params.get("sent"), params.get("key", "")
@@ -185,7 +196,9 @@ def create_app(
     async def decide(session_id: str, request: Request) -> Response:
         """Send a decision: checked like `agent-tasks review`, then the paused run resumes through Prefect's API."""
         body = await request.body()
-        return await run_in_threadpool(_decide, store, guard, session_id, body)
+        identity: Identity | None = getattr(request.state, "identity", None)
+        decider = Decider(person=identity.person.name, auth=identity.auth) if identity else None
+        return await run_in_threadpool(_decide, store, guard, session_id, body, decider)
 
     return app
 
@@ -198,14 +211,16 @@ def _refused(
     store: Store, guard: Guard, row: SessionRow, message: str, status: int, draft: DecisionForm | None
 ) -> HTMLResponse:
     """The session page again, saying why the decision was not sent (with what was typed, to send again)."""
-    data = session_json(store, store.get_session(row.id))
+    data = with_people(store, row, session_json(store, store.get_session(row.id)))
     page = session_page(
         data, guard.token(row.id), banner=Banner(kind="error", text=f"Not sent: {message}"), draft=draft
     )
     return HTMLResponse(page, status_code=status)
 
 
-def _decide(store: Store, guard: Guard, session_id: str, body: bytes) -> Response:
+def _decide(store: Store, guard: Guard, session_id: str, body: bytes, decider: Decider | None) -> Response:
+    """Check and send a posted decision as ``decider`` (the signed-in or proxied person; None in single-user
+    mode), or answer the page again saying why not."""
     from tasks_lib.review.comments import CommentError, check_comments
     from tasks_lib.review.resume import ResumeRefused, decision_payload, resume_review
 
@@ -224,10 +239,17 @@ def _decide(store: Store, guard: Guard, session_id: str, body: bytes) -> Respons
     except FormError as exc:
         return _refused(store, guard, row, str(exc), 422, None)
     try:
-        payload: dict[str, Any] = decision_payload(
-            store, row.id, form.decision, form.feedback, form.instructions, form.comments, form.candidate
-        )
         check_comments(store, row.id, form.comments)  # the check `agent-tasks review --comment` makes too
+        payload: dict[str, Any] = decision_payload(
+            store,
+            row.id,
+            form.decision,
+            form.feedback,
+            form.instructions,
+            form.comments,
+            form.candidate,
+            decider=decider,
+        )
     except (ResumeRefused, CommentError) as exc:
         waiting = store.get_session(row.id).status == "awaiting_review"
         return _refused(store, guard, row, str(exc), 422 if waiting else 409, form)

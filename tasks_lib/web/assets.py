@@ -14,6 +14,8 @@ a{color:#0969da;text-decoration:none} a:hover{text-decoration:underline}
 header,main,footer{max-width:1600px;margin:auto;padding:0 20px}
 header{border-bottom:1px solid #d0d7de;padding-bottom:6px}
 nav{padding:6px 0 0;color:#57606a;font-size:13px} nav a{margin-right:12px}
+nav .who{float:right} nav form.signout{display:inline;margin-left:8px} nav form.signout button{font-size:12px}
+form.signin{display:flex;flex-direction:column;gap:6px;max-width:32em;margin:12px 0}
 h1{font-size:19px;margin:4px 0 2px;line-height:1.3} h2{font-size:16px;margin:16px 0 8px} h3{font-size:14px}
 header h1{white-space:nowrap;overflow:hidden;text-overflow:ellipsis}
 header p{margin:2px 0}

@@ -3,10 +3,25 @@
 from __future__ import annotations
 
 import html
+from contextvars import ContextVar
 from datetime import datetime, timezone
 from typing import Any, NamedTuple
 
 from tasks_lib.web.assets import CSS_VERSION, JS_VERSION
+
+
+class Viewer(NamedTuple):
+    """Who is looking at a page in team mode: the person, their role, how they were known (cookie or proxy), and
+    the token of the sign-out form (cookie sign-ins only)."""
+
+    person: str
+    role: str
+    auth: str
+    signout_token: str = ""
+
+
+# Set per request by the sign-in middleware (web/signin.py); None in single-user mode.
+VIEWER: ContextVar[Viewer | None] = ContextVar("agent_tasks_viewer", default=None)
 
 
 def esc(value: Any) -> str:
@@ -74,7 +89,20 @@ def shell(title: str, body: str, *, script: bool = False, draft_key: str = "", w
 
 
 def nav() -> str:
-    """The line of links at the top of every page."""
-    return (
-        '<nav><a href="/sessions">All sessions</a><a href="/sessions?status=awaiting_review">Awaiting review</a></nav>'
+    """The line of links at the top of every page, and in team mode who is signed in (with a sign-out button)."""
+    links = '<a href="/sessions">All sessions</a><a href="/sessions?status=awaiting_review">Awaiting review</a>'
+    viewer = VIEWER.get()
+    if viewer is None:
+        return f"<nav>{links}</nav>"
+    how = "through the proxy" if viewer.auth == "proxy" else "signed in"
+    who = (
+        f'<span id="viewer" data-person="{esc(viewer.person)}">{esc(viewer.person)} ({esc(viewer.role)}), {how}</span>'
     )
+    out = ""
+    if viewer.signout_token:
+        out = (
+            '<form method="post" action="/signout" class="signout">'
+            f'<input type="hidden" name="csrf" value="{esc(viewer.signout_token)}">'
+            '<button type="submit" id="signout">Sign out</button></form>'
+        )
+    return f'<nav>{links}<span class="who">{who}{out}</span></nav>'

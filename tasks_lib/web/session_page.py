@@ -19,6 +19,7 @@ from tasks_lib.domain.request import trigger_line
 from tasks_lib.review.render import markdown_html
 from tasks_lib.web.diffview import View, diff_section
 from tasks_lib.web.forms import DecisionForm
+from tasks_lib.web.history import history_section
 from tasks_lib.web.layout import Watch, age, esc, nav, shell, stamp, status_badge
 
 ARGUMENT_CHARS = 2000  # of a tool call's arguments shown in the log
@@ -75,8 +76,11 @@ def _header(s: dict[str, Any]) -> str:
     if s.get("delivered_to"):
         fields.append(_field("Delivered", esc(s["delivered_to"])))
     trigger = (s.get("request") or {}).get("trigger")
+    started = [esc(s["starter"])] if s.get("starter") else []
     if trigger:
-        fields.append(_field("Started by", esc(trigger_line(trigger))))
+        started.append(("via " if started else "") + esc(trigger_line(trigger)))
+    if started:
+        fields.append(_field("Started by", " ".join(started)))
     status = [status_badge(s["status"])]
     if s.get("status_reason"):
         status.append(f'<span class="meta">{esc(s["status_reason"])}</span>')
@@ -213,54 +217,6 @@ def _checks(checks: list[dict[str, Any]], session_id: str) -> str:
     )
 
 
-def _history(s: dict[str, Any]) -> str:
-    parts = ['<section id="history"><h2>History</h2>']
-    iterations = [i for i in s.get("iterations", []) if i["scope"] == "cumulative"]
-    if iterations:
-        parts.append('<table class="list"><thead><tr><th>iteration</th><th>files</th><th>+/−</th></tr></thead><tbody>')
-        parts += [
-            f'<tr><td>{i["iteration"]}</td><td>{len(i["files"])}</td><td class="num"><span class="add">+{i["added"]}'
-            f'</span> <span class="del-n">−{i["removed"]}</span></td></tr>'
-            for i in iterations
-        ]
-        parts.append("</tbody></table>")
-    for review in s.get("history", []):
-        parts.append(
-            f'<div class="review"><p><b>Iteration {review["iteration"]}: {esc(review["decision"])}</b> '
-            f'<span class="meta">{esc(stamp(review["decided_at"]))}</span></p>'
-        )
-        if review.get("feedback"):
-            parts.append(f"<p>Feedback:</p><pre>{esc(review['feedback'])}</pre>")
-        if review.get("instructions"):
-            parts.append(f"<p>Instructions:</p><pre>{esc(review['instructions'])}</pre>")
-        if review.get("comments"):
-            parts.append(
-                "<ul>"
-                + "".join(
-                    f"<li><code>{esc(c.get('path'))}:{esc(c.get('line'))}</code> {esc(c.get('body'))}</li>"
-                    for c in review["comments"]
-                )
-                + "</ul>"
-            )
-        if review.get("outcome"):
-            parts.append(f'<p class="meta">Outcome: {esc(review["outcome"])}</p>')
-        parts.append("</div>")
-    transitions = s.get("transitions", [])
-    if transitions:
-        parts.append(
-            '<details><summary>Status changes</summary><div class="scroll"><table class="list"><thead><tr><th>at</th>'
-            "<th>from</th><th>to</th><th>by</th><th>reason</th></tr></thead><tbody>"
-        )
-        parts += [
-            f"<tr><td>{esc(stamp(t['at']))}</td><td>{esc(t['from'] or '')}</td><td>{esc(t['to'])}</td>"
-            f"<td>{esc(t['by'])}</td><td>{esc(t['reason'])}</td></tr>"
-            for t in transitions
-        ]
-        parts.append("</tbody></table></div></details>")
-    parts.append("</section>")
-    return "".join(parts)
-
-
 def _steps(steps: list[dict[str, Any]], session_id: str) -> str:
     parts = ['<section id="log"><h2>Steps and logs</h2>']
     if not steps:
@@ -354,7 +310,7 @@ def session_page(
         '</aside><div class="work">',
         diff_section(s["id"], s.get("diff"), mode, commentable=s["status"] == "awaiting_review"),
         _checks(s.get("checks", []), s["id"]),
-        _history(s),
+        history_section(s),
         _steps(s.get("steps", []), s["id"]),
         "</div></div></main>",
     ]

@@ -41,6 +41,7 @@ def test_the_run_form_schema_shows_the_task_request_fields():
         "stop_at_first_green",
         "limits",
         "hidden_check",
+        "independent_review",
     }
     assert fields["attempts"]["default"] == 1 and fields["attempts"]["maximum"] == 8  # best-of-N from the run form
     assert fields["instructions"]["minLength"] == 1 and fields["agent"]["default"] == "default"

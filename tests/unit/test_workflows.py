@@ -38,7 +38,8 @@ def test_workflows_file_errors_name_the_workflow_and_field(tmp_path, monkeypatch
     monkeypatch.setenv("AGENT_TASKS_WORKFLOWS", str(bad))
     proc = subprocess.run([sys.executable, "-m", "tasks_lib.cli", "workflows", "list"], capture_output=True, text=True)
     assert proc.returncode == 1 and proc.stderr.strip() == (
-        f"error: {bad}: workflow x: request: unknown field(s) colour; known: agent, attempts, branch, hidden_check, instructions, "
+        f"error: {bad}: workflow x: request: unknown field(s) colour; known: agent, attempts, branch, hidden_check, "
+        "independent_review, instructions, "
         "model, models, on_accept, repository, review, reviewer, stop_at_first_green"
     )
 
