@@ -324,7 +324,8 @@ def sync_notifications(targets: list[NotifyTarget], env: Mapping[str, str] | Non
                 client.delete_automation(automation.id)
                 report.deleted.append(name)
         _delete_stale_blocks(client, {t.block_name for t in targets})
-    logger.info(report.line())
+    if report.created or report.updated or report.deleted or report.skipped:  # nothing to say when nothing is set up
+        logger.info(report.line())
     return report
 
 
