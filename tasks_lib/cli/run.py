@@ -155,16 +155,19 @@ def run(
             if field == "instructions"
             else f"{field}: {plain(exc.errors()[0]['msg'])}"
         ) from None
+    spinner = Spinner(err)
+    spinner.say("checking the repository, the agent and the model")
     try:
         plan = preflight(request)
     except BadRequest as exc:
         raise CliError(str(exc)) from None
+    finally:
+        spinner.stop()
     starter = person_starting(reviewer)
 
     from tasks_lib.ops.prefect_api import choose_api
 
     api_line = choose_api()
-    spinner = Spinner(err)
     if not wait:
         return run_in_background(spinner)
     if not verbose:

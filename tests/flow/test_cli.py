@@ -499,7 +499,8 @@ def test_on_a_terminal_run_says_what_it_waits_for(repo, scripted, prefect_server
     env = {**os.environ, "PREFECT_API_URL": prefect_server, "OPENAI_API_BASE": server.api_base}
     code, shown = on_a_terminal(["run", str(repo), "--task", "Write t", "--model", MODEL, "--no-review"], env)
     assert code == 0, shown
-    for phase in ("starting the run", "checking out the repository…", "capturing the diff…", "writing the summary…"):
+    phases = ("checking the repository, the agent and the model…", "starting the run", "checking out the repository…")
+    for phase in (*phases, "capturing the diff…", "writing the summary…"):
         assert phase in shown, (phase, shown[-3000:])
     assert "status   completed" in shown and "Traceback" not in shown
 
