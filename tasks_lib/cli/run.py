@@ -159,11 +159,14 @@ def run(
     spinner.say("checking the repository, the agent and the model")
     try:
         plan = preflight(request)
+        starter = person_starting(reviewer)
     except BadRequest as exc:
-        raise CliError(str(exc)) from None
-    finally:
         spinner.stop()
-    starter = person_starting(reviewer)
+        raise CliError(str(exc)) from None
+    except BaseException:
+        spinner.stop()
+        raise
+    spinner.say("starting the run")  # on until the run says more: Prefect's import alone takes seconds
 
     from tasks_lib.ops.prefect_api import choose_api
 
