@@ -5,8 +5,6 @@ PREFECT_API_URL=http://127.0.0.1:4200/api python -m deployments.serve
 
 from __future__ import annotations
 
-import sys
-
 import tasks_lib  # noqa: F401  (sets quiet defaults before Prefect and litellm read their settings)
 
 # isort: split
@@ -79,4 +77,4 @@ if __name__ == "__main__":
     try:
         main()
     except KeyboardInterrupt:  # `up` stopping (Ctrl-C), even while the deployments are still being registered
-        sys.exit(130)
+        raise SystemExit(130) from None
