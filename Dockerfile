@@ -8,15 +8,29 @@
 #     -e PREFECT_API_URL=http://prefect:4200/api \
 #     -e AGENT_TASKS_DB_URL=postgresql+psycopg://agent:...@postgres/agent_tasks \
 #     -e OPENAI_API_KEY=... -v agent-tasks-home:/var/lib/agent-tasks agent-tasks-worker
-# Offline builds: put wheels in ./wheelhouse (pip wheel -w wheelhouse .) and pip installs from there only.
+# Offline, with no registry: `agent-tasks image build` makes a Debian base from packages and a wheelhouse for it,
+# and builds this file on them (pip then installs from ./wheelhouse only).
 ARG BASE_IMAGE=python:3.12-slim
-FROM ${BASE_IMAGE}
 
-RUN apt-get update \
- && apt-get install -y --no-install-recommends git bubblewrap ca-certificates \
- && rm -rf /var/lib/apt/lists/* \
+# The virtual environment is built in a stage of its own, so the wheels it was installed from stay out of the image.
+FROM ${BASE_IMAGE} AS venv
+COPY . /src
+RUN python3 -m venv /opt/venv \
+ && if [ -d /src/wheelhouse ]; then set -- --no-index --find-links /src/wheelhouse prefect-agent-tasks; \
+    else set -- /src; fi \
+ && /opt/venv/bin/pip install --no-cache-dir --disable-pip-version-check "$@"
+
+FROM ${BASE_IMAGE}
+# A base made by `agent-tasks image build` already holds git and bubblewrap: apt runs only when something is
+# missing (a registry's python image), so an offline build needs no package mirror.
+RUN if ! command -v git >/dev/null || ! command -v bwrap >/dev/null; then \
+      apt-get update \
+      && apt-get install -y --no-install-recommends git bubblewrap ca-certificates \
+      && rm -rf /var/lib/apt/lists/*; \
+    fi \
  && useradd --create-home --uid 1000 agent \
- && python3 -m venv /opt/venv
+ && mkdir -p /var/lib/agent-tasks && chown agent:agent /var/lib/agent-tasks
+COPY --from=venv /opt/venv /opt/venv
 
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
@@ -27,12 +41,12 @@ ENV PATH=/opt/venv/bin:$PATH \
     AGENT_TASKS_PROJECT_DIR=/opt/agent-tasks \
     AGENT_TASKS_POOL=local-process
 
+# The checkout's deployment files: prefect.yaml's entry points are paths in it.
 WORKDIR /opt/agent-tasks
-COPY . /opt/agent-tasks
-RUN if [ -d wheelhouse ]; then set -- --no-index --find-links wheelhouse; fi \
- && pip install --no-cache-dir "$@" . \
- && rm -rf wheelhouse build *.egg-info \
- && mkdir -p /var/lib/agent-tasks && chown agent:agent /var/lib/agent-tasks
+COPY pyproject.toml prefect.yaml README.md ./
+COPY flows flows
+COPY deployments deployments
+COPY tasks_lib tasks_lib
 
 # bubblewrap needs unprivileged user namespaces and its own /proc: run as a normal user and let the
 # container create them (Docker: --security-opt seccomp=unconfined, apparmor=unconfined and

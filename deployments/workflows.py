@@ -140,7 +140,8 @@ class Workflow(BaseModel):
     tags: list[str] = Field(default_factory=list)
     concurrency_limit: int | None = Field(default=None, ge=1)
     # How the runs' commands are confined (see the README's security model); unset: the agent's settings.
-    sandbox: Literal["auto", "bwrap", "none"] | None = None
+    sandbox: Literal["auto", "bwrap", "docker", "none"] | None = None
+    image: str | None = None  # sandbox: docker — the project image the runs' commands use
     network: NetworkSetting = None
     env: EnvNames = Field(default_factory=list)
     setup_command: str | None = None
@@ -172,6 +173,7 @@ class Workflow(BaseModel):
         """The sandbox settings this workflow sets, as request fields."""
         values = {
             "sandbox": self.sandbox,
+            "image": self.image,
             "network": self.network,
             "env": self.env or None,
             "setup_command": self.setup_command,

@@ -163,6 +163,8 @@ def iteration(ctx: SessionContext, continued: bool = False) -> LoopResult:
     except BaseException:  # interrupted: keep the work, then let it propagate
         capture_diff(ctx.store, ctx.session_id, ctx.ws.path, ctx.ws.base_commit, ctx.iteration)
         raise
+    finally:  # nothing of the sandbox (a container, a proxy) stays up while the session waits
+        ctx.environment.close()
     try:  # whatever happened in the loop, the work done so far is kept
         diff, _ = capture_diff(
             ctx.store, ctx.session_id, ctx.ws.path, ctx.ws.base_commit, ctx.iteration, start.previous_patch

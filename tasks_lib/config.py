@@ -70,6 +70,12 @@ class Settings(BaseModel):
         "this machine (default ~/.cache/agent-tasks/local-model).",
         json_schema_extra={"env": "AGENT_TASKS_MODEL_CACHE", "secret": False},
     )
+    image_cache: Path = Field(
+        default_factory=lambda: Path.home() / ".cache" / "agent-tasks" / "images",
+        description="Where `agent-tasks image build` keeps base file systems and wheelhouses between builds "
+        "(default ~/.cache/agent-tasks/images).",
+        json_schema_extra={"env": "AGENT_TASKS_IMAGE_CACHE", "secret": False},
+    )
     default_context_window: int = setting(
         128_000,
         env="AGENT_TASKS_DEFAULT_CONTEXT_WINDOW",
@@ -111,8 +117,15 @@ class Settings(BaseModel):
         about="The header the trusted proxy names the person in (X-Forwarded-Email is matched against emails too).",
     )
     # the agent's commands
-    sandbox: Literal["auto", "bwrap", "none"] = setting(
-        "auto", env="AGENT_TASKS_SANDBOX", about="How agent commands are confined by default: auto, bwrap or none."
+    sandbox: Literal["auto", "bwrap", "docker", "none"] = setting(
+        "auto",
+        env="AGENT_TASKS_SANDBOX",
+        about="How agent commands are confined by default: auto, bwrap, docker or none.",
+    )
+    docker_image: str = setting(
+        "agent-tasks-base:bookworm",
+        env="AGENT_TASKS_DOCKER_IMAGE",
+        about="The image agent commands run in with sandbox: docker, when the agent or workflow names none.",
     )
     sandbox_expose: list[str] = setting(
         [], env="AGENT_TASKS_SANDBOX_EXPOSE", about="Host paths (':'-separated) agents may read in the sandbox."
@@ -194,8 +207,8 @@ class Settings(BaseModel):
     def _sandbox_word(cls, value: Any) -> Any:
         if isinstance(value, str):
             value = value.strip().lower()
-            if value not in ("auto", "bwrap", "none"):
-                raise ValueError("use auto, bwrap or none")
+            if value not in ("auto", "bwrap", "docker", "none"):
+                raise ValueError("use auto, bwrap, docker or none")
         return value
 
     @field_validator("trusted_proxy", mode="before")

@@ -58,6 +58,7 @@ class AgentSpec(BaseModel):
     max_reply_tokens: int | None = Field(default=None, ge=16)  # caps one reply (a small model may ramble for minutes)
     api_base: str | None = None
     sandbox: SandboxKind | None = None
+    image: str | None = None  # sandbox: docker — the project image its commands run in (its toolchain)
     network: NetworkSetting = None
     env: EnvNames = Field(default_factory=list)
     setup_command: str | None = None

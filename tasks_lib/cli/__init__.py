@@ -2,7 +2,7 @@
 
 The commands live in their own modules: run (run), sessions (inbox, show, usage), review (review),
 getting_out (apply, export), stack (gc, up), config (config), doctor (doctor), eval (eval), users (login, logout),
-audit (audit), and the command groups in agents, workflows, models and users. Heavy imports (Prefect, litellm,
+audit (audit), and the command groups in agents, workflows, models, users and rules. Heavy imports (Prefect, litellm,
 the store) happen inside the commands, so `agent-tasks --help` stays quick.
 """
 
@@ -25,6 +25,7 @@ from tasks_lib.cli.common import CliError, err
 from tasks_lib.cli.config import config
 from tasks_lib.cli.doctor import doctor
 from tasks_lib.cli.eval import eval_command
+from tasks_lib.cli.image import image_app
 from tasks_lib.cli.models import models_app
 from tasks_lib.cli.users import login, logout, users_app
 from tasks_lib.cli.workflows import workflows_app
@@ -77,6 +78,7 @@ app.add_typer(agents_app, name="agents")
 app.add_typer(workflows_app, name="workflows")
 app.add_typer(models_app, name="models")
 app.add_typer(users_app, name="users")
+app.add_typer(image_app, name="image")
 app.add_typer(models_app, name="model", hidden=True)  # `agent-tasks model local …` reads naturally too
 # Commands are listed in `agent-tasks --help` in the order they are registered here.
 app.command("eval")(eval_command)

@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator
 
-SandboxKind = Literal["auto", "bwrap", "none"]
+SandboxKind = Literal["auto", "bwrap", "docker", "none"]
 OnAccept = Literal["branch", "merge", "pull_request"]
 Decision = Literal["accept", "request_changes", "reject", "retry"]
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")

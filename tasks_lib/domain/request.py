@@ -54,8 +54,14 @@ class TaskRequest(BaseModel):
     )
     sandbox: SandboxKind | None = Field(
         default=None,
-        description="How the agent's commands are confined: 'bwrap' (bubblewrap), 'none' (unconfined) or 'auto' "
-        "(bwrap when installed). Empty: the agent's setting, else AGENT_TASKS_SANDBOX, else auto.",
+        description="How the agent's commands are confined: 'bwrap' (bubblewrap), 'docker' (a container of the "
+        "image below), 'none' (unconfined) or 'auto' (bwrap when installed). Empty: the agent's setting, else "
+        "AGENT_TASKS_SANDBOX, else auto.",
+    )
+    image: str | None = Field(
+        default=None,
+        description="With sandbox docker: the image the commands run in (the project's toolchain). Empty: the "
+        "agent's, else AGENT_TASKS_DOCKER_IMAGE.",
     )
     network: NetworkSetting = Field(
         default=None,
@@ -135,7 +141,7 @@ class TaskRequest(BaseModel):
     def _agent_default(cls, value: str) -> str:
         return value.strip() or "default"
 
-    @field_validator("sandbox", mode="before")
+    @field_validator("sandbox", "image", mode="before")
     @classmethod
     def _blank_sandbox(cls, value: Any) -> Any:
         return None if isinstance(value, str) and not value.strip() else value

@@ -76,6 +76,10 @@ class Environment(Protocol):
         """
         ...
 
+    def close(self) -> None:
+        """Let go of what runs between commands (proxies, containers); the next command starts them again."""
+        ...
+
 
 def command_env(
     names: Sequence[str] = (), source: Mapping[str, str] | None = None, home: str | None = None

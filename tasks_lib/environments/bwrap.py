@@ -114,6 +114,10 @@ class BwrapEnvironment:
             result.blocked = [b.line() for b in proxy.take_blocked()]
         return result
 
+    def close(self) -> None:
+        """Stop the egress proxies (started again by the next command that needs one)."""
+        self.egress.stop()
+
     def arguments(self, network: NetworkMode, proxy_socket: Path | None = None, setup: bool = False) -> list[str]:
         """The bwrap command line (without the command) for one run."""
         ws = str(self.workspace)

@@ -41,3 +41,6 @@ class LocalEnvironment:
         env = command_env(self.env_names, home=os.environ.get("HOME"))
         guard = LimitGuard(self.limits, self.disk) if self.limits else None
         return run_process(argv(command), self.workspace, env, timeout_s, output_cap, shown(command), guard)
+
+    def close(self) -> None:
+        """Nothing runs between commands here."""

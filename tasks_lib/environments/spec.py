@@ -14,6 +14,7 @@ from tasks_lib.environments.base import Environment
 from tasks_lib.errors import AgentTasksError
 
 INSTALL_HINT = "install bubblewrap (apt-get install bubblewrap, dnf install bubblewrap)"
+Kind = Literal["bwrap", "docker", "none"]
 
 
 class SandboxRefused(AgentTasksError, ValueError):
@@ -23,7 +24,8 @@ class SandboxRefused(AgentTasksError, ValueError):
 class SandboxSpec(BaseModel):
     """How one session's commands are confined, resolved from the request, the agent and the settings."""
 
-    kind: Literal["bwrap", "none"]
+    kind: Kind
+    image: str | None = None  # docker: the image commands run in
     network: Annotated[NetworkMode, BeforeValidator(network_word)] = "off"
     setup_network: Annotated[NetworkMode, BeforeValidator(network_word)] = "allow"
     egress: Egress = Field(default_factory=Egress)
@@ -41,25 +43,35 @@ class SandboxSpec(BaseModel):
         mode = "read-only" if self.read_only else "writable"
         env = f", env {', '.join(self.env)}" if self.env else ""
         network = f"allow: {self.egress.describe()}" if self.network == "allow" else self.network
+        if self.kind == "docker":
+            return f"docker (image {self.image}, workspace {mode}, network {network}{env})"
         return f"bwrap (workspace {mode}, network {network}{env})"
 
     def describe_limits(self) -> str:
         """The limits each command is held to, and how, in one line."""
         from tasks_lib.environments.limits import describe_limits
 
+        if self.kind == "docker":
+            from tasks_lib.environments.docker import describe_docker_limits
+
+            return describe_docker_limits(self.limits)
         return describe_limits(self.limits)
 
 
-def choose_kind(requested: SandboxKind, unattended: bool) -> tuple[Literal["bwrap", "none"], str]:
+def choose_kind(requested: SandboxKind, unattended: bool, image: str | None = None) -> tuple[Kind, str]:
     """The sandbox a run gets, and a note on why when it was not simply asked for.
 
     ``auto`` is bwrap when bubblewrap works here; without it, unattended runs (schedules, events)
-    are refused and runs someone started by hand go on unconfined with a warning.
+    are refused and runs someone started by hand go on unconfined with a warning. ``docker`` needs a Docker
+    engine that answers and holds ``image``; without them the run is refused.
     """
     from tasks_lib.environments.bwrap import SandboxUnavailable, sandbox_version
 
     if requested == "none":
         return "none", "sandbox: none was chosen explicitly"
+    if requested == "docker":
+        check_docker(image or "")
+        return "docker", ""
     try:
         sandbox_version()
         return "bwrap", ""
@@ -78,6 +90,16 @@ def choose_kind(requested: SandboxKind, unattended: bool) -> tuple[Literal["bwra
     )
 
 
+def check_docker(image: str) -> str:
+    """The Docker engine's version when it can run commands in ``image``; SandboxRefused saying what to do else."""
+    from tasks_lib.environments.docker import DockerUnavailable, check_image
+
+    try:
+        return check_image(image)
+    except DockerUnavailable as exc:
+        raise SandboxRefused(f"sandbox: docker was asked for, but {exc}") from None
+
+
 def make_environment(
     spec: SandboxSpec,
     workspace: str | Path,
@@ -90,6 +112,20 @@ def make_environment(
         from tasks_lib.environments.local import LocalEnvironment
 
         return LocalEnvironment(workspace, spec.env, limits=spec.limits)
+    if spec.kind == "docker":
+        from tasks_lib.environments.docker import DockerEnvironment
+
+        return DockerEnvironment(
+            workspace,
+            scratch,
+            image=spec.image or "",
+            read_only=spec.read_only,
+            network=spec.network,
+            env_names=spec.env,
+            read_only_paths=read_only_paths or [],
+            limits=spec.limits,
+            egress=spec.egress,
+        )
     from tasks_lib.environments.bwrap import BwrapEnvironment
 
     return BwrapEnvironment(

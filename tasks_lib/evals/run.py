@@ -95,7 +95,10 @@ def run_check(task: EvalTask, tree: Path, scratch: Path) -> tuple[bool, str]:
 
     kind, _ = choose_kind("auto", unattended=False)
     environment = make_environment(SandboxSpec(kind=kind), tree, scratch)
-    result = environment.execute(task.check, timeout_s=JUDGE_TIMEOUT_S, output_cap=2 * OUTPUT_TAIL)
+    try:
+        result = environment.execute(task.check, timeout_s=JUDGE_TIMEOUT_S, output_cap=2 * OUTPUT_TAIL)
+    finally:
+        environment.close()
     return result.exit_code == 0, result.render()[-OUTPUT_TAIL:]
 
 

@@ -135,12 +135,16 @@ def _one(ctx: SessionContext, number: int, shared: SharedBudget, prior: Usage, l
             if not setup.passed:
                 raise RuntimeError(f"the setup command {setup.headline()} in attempt {number}'s workspace")
     attempt = Attempt(number, path, environment, shared)
-    loop = ctx.run_agent(copy.deepcopy(ctx.messages), prior, left, 1, attempt)
-    check = None
-    if ctx.has_check() and loop.end_reason not in (EndReason.model_error, EndReason.crashed):
-        loop, check = check_and_fix(ctx, loop, prior, seconds, attempt)
-        if check.passed:
-            shared.passed(number)
+    try:
+        loop = ctx.run_agent(copy.deepcopy(ctx.messages), prior, left, 1, attempt)
+        check = None
+        if ctx.has_check() and loop.end_reason not in (EndReason.model_error, EndReason.crashed):
+            loop, check = check_and_fix(ctx, loop, prior, seconds, attempt)
+            if check.passed:
+                shared.passed(number)
+    finally:
+        if environment is not ctx.environment:  # the first attempt's is the session's, closed with the round
+            environment.close()
     return Outcome(loop, check, capture_workspace_diff(path, ctx.ws.base_commit))
 
 

@@ -130,7 +130,13 @@ def prepare(request: TaskRequest, settings: Settings, verify_branch: bool = Fals
             raise BadRequest(lacking)
     agent, model = on_rung(agent, ladder[0], ladder[1:]), ladder[0].model
     try:
-        sandbox = session_sandbox(request, agent, settings.sandbox, settings.limits)  # type: ignore[arg-type]
+        sandbox = session_sandbox(
+            request,
+            agent,
+            settings.sandbox,  # type: ignore[arg-type]
+            settings.limits,
+            settings.docker_image,
+        )
     except SandboxRefused as exc:
         raise BadRequest(str(exc)) from None
     return Plan(agent, model, repository, sandbox)

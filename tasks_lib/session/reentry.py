@@ -28,6 +28,7 @@ def restore(ctx: SessionContext) -> None:
             ctx.agent,
             ctx.settings.sandbox,  # type: ignore[arg-type]
             ctx.settings.limits,
+            ctx.settings.docker_image,
         )
     except SandboxRefused as exc:
         raise ctx.fail(f"cannot continue on this worker: {exc}") from None

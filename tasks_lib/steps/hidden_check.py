@@ -64,5 +64,6 @@ def run_hidden_check(
     try:
         result = run_check_command(check.command, environment, check.timeout_minutes * 60)
     finally:
+        environment.close()
         shutil.rmtree(copy, ignore_errors=True)
     return record_check(store, session_id, result, iteration, fix_round, "hidden check")

@@ -69,7 +69,7 @@ def test_settings_are_typed_defaulted_and_an_empty_variable_is_unset():
 @pytest.mark.parametrize(
     "variable, value, problem",
     [
-        ("AGENT_TASKS_SANDBOX", "docker", "use auto, bwrap or none"),
+        ("AGENT_TASKS_SANDBOX", "podman", "use auto, bwrap, docker or none"),
         ("AGENT_TASKS_REVIEW_POLL", "soon", "valid integer"),
         ("AGENT_TASKS_MODEL_TIMEOUT", "-1", "greater than 0"),
         ("AGENT_TASKS_ALLOW_SQLITE_DEPLOYMENTS", "maybe", "valid boolean"),
@@ -119,12 +119,12 @@ def test_agent_tasks_config_shows_each_value_where_it_came_from_and_masks_secret
     assert table.returncode == 0 and "AGENT_TASKS_SANDBOX_EXPOSE" in table.stdout and "hunter2-pw" not in table.stdout
     bad = subprocess.run(
         [sys.executable, "-m", "tasks_lib.cli", "config"],
-        env={**env, "AGENT_TASKS_SANDBOX": "docker"},
+        env={**env, "AGENT_TASKS_SANDBOX": "podman"},
         capture_output=True,
         text=True,
         timeout=60,
     )
-    assert bad.returncode == 1 and bad.stderr.strip() == "error: AGENT_TASKS_SANDBOX='docker': use auto, bwrap or none"
+    assert bad.returncode == 1 and bad.stderr.strip() == "error: AGENT_TASKS_SANDBOX='podman': use auto, bwrap, docker or none"
 
 
 def test_the_readme_lists_every_setting_with_its_default_and_description():
@@ -133,6 +133,7 @@ def test_the_readme_lists_every_setting_with_its_default_and_description():
     special = {
         "home": "`~/.agent-tasks`",
         "model_cache": "`~/.cache/agent-tasks/local-model`",
+        "image_cache": "`~/.cache/agent-tasks/images`",
         "db_url": "SQLite: `$AGENT_TASKS_HOME/agent-tasks.db`",
     }
     for name, field in Settings.model_fields.items():

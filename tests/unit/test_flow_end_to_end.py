@@ -27,6 +27,7 @@ def test_the_run_form_schema_shows_the_task_request_fields():
         "on_accept",
         "trigger",
         "temperature",
+        "image",
         "sandbox",
         "network",
         "env",

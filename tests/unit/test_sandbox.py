@@ -28,4 +28,4 @@ def test_agent_file_sandbox_settings_are_read_and_checked(tmp_path):
     with pytest.raises(AgentFileError, match="field 'env'"):
         read_agent_file(write_agent(tmp_path / "d.md", "name: d\nenv: [not a name]"))
     with pytest.raises(AgentFileError, match="field 'sandbox'"):
-        read_agent_file(write_agent(tmp_path / "e.md", "name: e\nsandbox: docker"))
+        read_agent_file(write_agent(tmp_path / "e.md", "name: e\nsandbox: podman"))
