@@ -26,7 +26,7 @@ from tasks_lib.web.guard import Guard, GuardMiddleware
 from tasks_lib.web.history import with_people
 from tasks_lib.web.inbox import inbox_page, inbox_rows
 from tasks_lib.web.layout import Watch, esc, nav, shell
-from tasks_lib.web.session_page import Banner, attempt_page, session_page
+from tasks_lib.web.session_page import Banner, Teach, attempt_page, session_page
 from tasks_lib.web.signin import Identity, SignIn, SignInMiddleware, add_signin_routes
 
 DEFAULT_PORT = 8766
@@ -134,12 +134,15 @@ def create_app(
                 refresh = f"{here}&sent={sent}&key={quote(key)}"
             else:
                 banner = Banner(kind="info", text=f"Sent: {LABELS[sent]}. The session is {data['status']} now.")
+        elif params.get("proposed"):
+            banner = Banner(kind="info", text=PROPOSED.format(params["proposed"][:8]))
         if refresh is None and data["status"] in WORKING:
             refresh = here
         watch = None
         if data["status"] not in TERMINAL:
             watch = Watch(f"/sessions/{row.id}/state", _state(row), here, refresh)
-        return HTMLResponse(session_page(data, guard.token(row.id), mode, banner, watch=watch))
+        teach = _kept_for(store, row, getattr(request.state, "identity", None))
+        return HTMLResponse(session_page(data, guard.token(row.id), mode, banner, watch=watch, teach=teach))
 
     @app.get("/sessions/{session_id}/state", response_class=PlainTextResponse)
     def state(session_id: str) -> PlainTextResponse:
@@ -200,7 +203,74 @@ def create_app(
         decider = Decider(person=identity.person.name, auth=identity.auth) if identity else None
         return await run_in_threadpool(_decide, store, guard, session_id, body, decider)
 
+    @app.post("/sessions/{session_id}/propose-rules")
+    async def propose_rules(session_id: str, request: Request) -> Response:
+        """Start a session proposing the repository's conventions from the reviewer feedback kept for it."""
+        body = await request.body()
+        identity: Identity | None = getattr(request.state, "identity", None)
+        return await run_in_threadpool(_propose_rules, store, guard, session_id, body, identity)
+
     return app
+
+
+PROPOSED = (
+    "Started from the page of session {}: this session proposes conventions from the reviewer feedback kept for "
+    "its repository, and waits for review like any other."
+)
+
+
+def _kept_for(store: Store, row: SessionRow, identity: Identity | None) -> Teach | None:
+    """The feedback kept for the session's repository, for its page (None when there is none)."""
+    from tasks_lib.review.teachings import run_address, start_refusal
+    from tasks_lib.store.people import team_mode
+    from tasks_lib.store.teachings import kept_feedback
+
+    items = kept_feedback(store, repository=row.repository)
+    if not items:
+        return None
+    return Teach(
+        items=len(items),
+        sessions=len({i.session_id for i in items}),
+        command=f"agent-tasks rules propose --repo {run_address(items[0].repository)}",
+        refusal=start_refusal(identity.person if identity else None, team_mode(store)),
+    )
+
+
+def _propose_rules(store: Store, guard: Guard, session_id: str, body: bytes, identity: Identity | None) -> Response:
+    """Start the proposal for the session's repository as the served on-demand workflow's run, recorded as started
+    by the signed-in person (team mode: only one whose role starts tasks); else the page again saying why not."""
+    from tasks_lib.review.teachings import NoFeedback, ProposalNotStarted, draft_proposal, start_refusal, start_served
+    from tasks_lib.store.people import team_mode
+
+    try:
+        row = store.get_session(session_id)
+    except SessionNotFound:
+        return _not_found(f"no session {session_id!r}")
+    if not guard.token_ok(row.id, raw_token(body)):
+        return PlainTextResponse(
+            "refused: this form is out of date or did not come from this app's session page; reload the page\n",
+            status_code=403,
+        )
+    person = identity.person if identity else None
+
+    def again(message: str, status: int) -> HTMLResponse:
+        data = with_people(store, row, session_json(store, row))
+        teach = _kept_for(store, row, identity)
+        banner = Banner(kind="error", text=f"Not started: {message}")
+        return HTMLResponse(session_page(data, guard.token(row.id), banner=banner, teach=teach), status_code=status)
+
+    refused = start_refusal(person, team_mode(store))
+    if refused:
+        return again(refused, 403)
+    try:
+        proposal = draft_proposal(store, row.repository)
+        started = start_served(store, proposal, person.name if person else None)
+    except NoFeedback as exc:
+        return again(str(exc), 409)
+    except ProposalNotStarted as exc:
+        command = f"agent-tasks rules propose --repo {proposal.repository}"
+        return again(f"{exc}; start it from a terminal instead: {command}", 503)
+    return RedirectResponse(f"/sessions/{started}?proposed={quote(row.id)}", status_code=303)
 
 
 def _state(row: SessionRow) -> str:

@@ -34,6 +34,39 @@ class Banner(BaseModel):
     text: str
 
 
+class Teach(BaseModel):
+    """The reviewer feedback kept for the session's repository, for the *Propose rules from feedback* button."""
+
+    items: int
+    sessions: int
+    command: str  # the same proposal from a terminal
+    refusal: str | None = None  # why this viewer may not start it (team mode), else None
+
+
+def _teach(s: dict[str, Any], token: str, teach: Teach | None) -> str:
+    """What reviewers teach: how much feedback is kept for the repository, and the button proposing it as rules."""
+    if teach is None or not teach.items:
+        return ""
+    kept = (
+        f"{teach.items} feedback item{'s' * (teach.items != 1)} from {teach.sessions} "
+        f"session{'s' * (teach.sessions != 1)} kept for this repository."
+    )
+    if teach.refusal:
+        action = f'<p class="meta">{esc(teach.refusal)}</p>'
+    else:
+        action = (
+            f'<form method="post" action="/sessions/{esc(s["id"])}/propose-rules">'
+            f'<input type="hidden" name="csrf" value="{esc(token)}">'
+            '<button type="submit" id="propose-rules">Propose rules from feedback</button></form>'
+            '<p class="meta">Starts a session that drafts AGENTS.md from the feedback that recurs; it waits for '
+            "review like any other, and nothing lands without an accept.</p>"
+        )
+    return (
+        f'<section id="teach"><h2>What reviewers teach</h2><p class="meta">{kept}</p>{action}'
+        f'<p class="meta">From a terminal: <code>{esc(teach.command)}</code></p></section>'
+    )
+
+
 def _cut(text: str, limit: int, session_id: str) -> str:
     if len(text) <= limit:
         return text
@@ -296,14 +329,21 @@ def session_page(
     banner: Banner | None = None,
     draft: DecisionForm | None = None,
     watch: Watch | None = None,
+    teach: Teach | None = None,
 ) -> str:
     """The page of one session (``s`` from `session_json`): a compact head, then the diff with a side column
     beside it on a wide screen (above it on a narrow one) holding the decision forms (only while the session
-    awaits review), the summary and the ranked attempts; then checks, history and the step log."""
+    awaits review), the summary, the ranked attempts and what reviewers teach (``teach``); then checks, history and
+    the step log."""
     parts = [_header(s), "<main>"]
     if banner:
         parts.append(f'<p class="banner {banner.kind}" id="banner">{esc(banner.text)}</p>')
-    side = [_decision_forms(s, token, draft) if s["status"] == "awaiting_review" else "", _summary(s), _attempts(s)]
+    side = [
+        _decision_forms(s, token, draft) if s["status"] == "awaiting_review" else "",
+        _summary(s),
+        _attempts(s),
+        _teach(s, token, teach),
+    ]
     parts += [
         '<div class="review"><aside class="side">',
         *side,

@@ -124,7 +124,10 @@ def test_agent_tasks_config_shows_each_value_where_it_came_from_and_masks_secret
         text=True,
         timeout=60,
     )
-    assert bad.returncode == 1 and bad.stderr.strip() == "error: AGENT_TASKS_SANDBOX='podman': use auto, bwrap, docker or none"
+    assert (
+        bad.returncode == 1
+        and bad.stderr.strip() == "error: AGENT_TASKS_SANDBOX='podman': use auto, bwrap, docker or none"
+    )
 
 
 def test_the_readme_lists_every_setting_with_its_default_and_description():
