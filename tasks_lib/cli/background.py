@@ -14,6 +14,7 @@ from tasks_lib.cli.spinner import Spinner
 
 ANNOUNCE_OPTION = "--announce-file"  # the hidden option that tells a background run where to write its session id
 START_TIMEOUT_S = 180
+REVIEW_PORT = 8766  # where `agent-tasks up` serves the review pages by default (without its up.json, looked for there)
 
 
 def announce_to(path: str):
@@ -60,15 +61,20 @@ def start_in_background(argv: list[str], logs_dir: Path, spinner: Spinner) -> tu
 
 
 def review_pages_link(session_id: str) -> str | None:
-    """The session's review page: at AGENT_TASKS_REVIEW_URL, or at the pages a local `agent-tasks up` serves."""
+    """The session's review page: at AGENT_TASKS_REVIEW_URL, else at the pages a running `agent-tasks up` announces
+    in the home (up.json), else at 127.0.0.1:8766 when pages answer there; None when no pages are known."""
     import httpx
 
     from tasks_lib.config import load_settings
+    from tasks_lib.ops.up_state import read_up_state
 
     settings = load_settings()
     if settings.review_url:
         return settings.review_page(session_id)
-    local = "http://127.0.0.1:8766"
+    up = read_up_state(settings.home)
+    if up is not None:
+        return f"{up.review_pages}/sessions/{session_id}"
+    local = f"http://127.0.0.1:{REVIEW_PORT}"
     try:
         if httpx.get(f"{local}/sessions", timeout=1).status_code == 200:
             return f"{local}/sessions/{session_id}"

@@ -12,7 +12,9 @@ from rich.console import Console
 from tasks_lib.errors import AgentTasksError
 
 if TYPE_CHECKING:
-    from tasks_lib.store import Store
+    from tasks_lib.store import SessionRow, Store
+
+AMBIGUOUS_SHOWN = 5  # candidates an ambiguous id prefix lists
 
 # Stored text (reasons, summaries, the model's words) may hold brackets: never read as Rich markup.
 # Styling is done with rich.text.Text, not markup strings.
@@ -74,3 +76,41 @@ def cli_store(refresh: bool = False) -> Store:
 
         settle(store, ask_prefect=bool(find_local_api()))
     return store
+
+
+def find_session(store: Store, prefix: str) -> SessionRow:
+    """The session an id or a unique prefix of one names. CliError when none does (the store's words), or when the
+    prefix names several: then the line lists them (id, status, age) and asks for more of the id."""
+    from tasks_lib.store import SessionNotFound
+
+    try:
+        return store.get_session(prefix)
+    except SessionNotFound as exc:
+        matches = session_candidates(store, prefix) if prefix else []
+        if len(matches) < 2:
+            raise CliError(str(exc)) from None
+    width = distinct_width([row.id for row in matches])
+    listed = ", ".join(f"{row.id[:width]} ({row.status}, {age(row.created_at)})" for row in matches[:AMBIGUOUS_SHOWN])
+    more = f" and {len(matches) - AMBIGUOUS_SHOWN} more" if len(matches) > AMBIGUOUS_SHOWN else ""
+    raise CliError(f"{prefix!r} matches {len(matches)} sessions: {listed}{more}; give more of the id")
+
+
+def session_candidates(store: Store, prefix: str, page: int = 500) -> list[SessionRow]:
+    """Every session whose id starts with ``prefix``, newest first (read a page of sessions at a time)."""
+    found: list[SessionRow] = []
+    offset = 0
+    while True:
+        rows = store.list_sessions(limit=page, offset=offset)
+        found += [row for row in rows if row.id.startswith(prefix)]
+        if len(rows) < page:
+            return found
+        offset += page
+
+
+def distinct_width(ids: list[str], least: int = 8) -> int:
+    """How many leading characters tell these ids apart (at least ``least``, at most the longest id)."""
+    longest = max((len(i) for i in ids), default=least)
+    for width in range(least, longest + 1):
+        if len({i[:width] for i in ids}) == len(set(ids)):
+            return width
+    return longest

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from tasks_lib.cli.common import CliError, cli_store, err, out
+from tasks_lib.cli.common import CliError, cli_store, err, find_session, out
 from tasks_lib.domain.session import SessionStatus
 from tasks_lib.domain.words import counted
 
@@ -50,16 +50,6 @@ def getting_out_hint(row: SessionRow) -> str | None:
         f"the change is in the workspace only: agent-tasks apply {short}{onto} "
         f"or agent-tasks export {short} --patch change.patch"
     )
-
-
-def find_session(store: Store, session_id: str) -> SessionRow:
-    """The session an id or unique prefix names; CliError with the store's words (as `show` gives) when none does."""
-    from tasks_lib.store import SessionNotFound
-
-    try:
-        return store.get_session(session_id)
-    except SessionNotFound as exc:
-        raise CliError(str(exc)) from None
 
 
 def apply_refusal(row: SessionRow) -> str | None:

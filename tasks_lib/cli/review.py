@@ -10,7 +10,7 @@ import time
 
 import typer
 
-from tasks_lib.cli.common import CliError, cli_store, err, out
+from tasks_lib.cli.common import CliError, cli_store, err, find_session, out
 from tasks_lib.cli.spinner import Spinner
 from tasks_lib.domain.words import status_line
 
@@ -87,7 +87,6 @@ def review(
 ) -> None:
     """Decide on a session waiting for review; the paused run resumes with this input."""
     from tasks_lib.session.reconcile import end_orphans
-    from tasks_lib.store import SessionNotFound
 
     if decision not in DECISION_NAMES:
         raise CliError(f"unknown decision {decision!r}; use accept, request-changes, reject or retry")
@@ -95,10 +94,7 @@ def review(
 
     choose_api()  # a run started against `agent-tasks up` is resumed there
     store = cli_store()
-    try:
-        row = store.get_session(session_id)
-    except SessionNotFound as exc:
-        raise CliError(str(exc)) from None
+    row = find_session(store, session_id)
     key = row.review_key
     spinner = Spinner(err)
     spinner.say("sending the decision")

@@ -12,7 +12,7 @@ from rich.markdown import Markdown
 from rich.table import Table
 from rich.text import Text
 
-from tasks_lib.cli.common import CliError, NoStore, age, cli_store, out, wide
+from tasks_lib.cli.common import CliError, NoStore, age, cli_store, find_session, out, wide
 from tasks_lib.domain.words import counted, literal_names, status_line
 from tasks_lib.session.data import session_json, session_line, ui_url
 
@@ -153,13 +153,8 @@ def show(
     html_file: str | None = typer.Option(None, "--html", help="Write a self-contained review page to this file."),
 ) -> None:
     """Show one session: status, summary, diffstat, and optionally the diff and the step log."""
-    from tasks_lib.store import SessionNotFound
-
     store = cli_store(refresh=True)
-    try:
-        row = store.get_session(session_id)
-    except SessionNotFound as exc:
-        raise CliError(str(exc)) from None
+    row = find_session(store, session_id)
     if as_json:
         out.print_json(data=session_json(store, row), indent=2)
         return

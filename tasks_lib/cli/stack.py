@@ -48,6 +48,7 @@ def up(
     """Start the local stack: Prefect server with its UI, the workflows served, the webhook relay and the
     review pages.
 
+    While it runs, up.json in the home tells the other commands where its Prefect API and review pages are.
     Ctrl-C stops everything.
     """
     from tasks_lib.config import SettingsError, load_settings

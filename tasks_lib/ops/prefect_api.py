@@ -22,13 +22,17 @@ EPHEMERAL_FAILURE = (
 
 
 def find_local_api(environ: MutableMapping[str, str] | None = None) -> str | None:
-    """The Prefect API this process uses: PREFECT_API_URL, else the server of a running `agent-tasks up` (then
-    PREFECT_API_URL is set to it, so links and Prefect calls go there); None when neither."""
+    """The Prefect API this process uses: PREFECT_API_URL, else the server of a running `agent-tasks up` when it
+    answers (then PREFECT_API_URL is set to it, so links and Prefect calls go there); None when neither.
+
+    The running `up` is the one the home's up.json announces, or, without that file, the one at
+    AGENT_TASKS_LOCAL_API (http://127.0.0.1:4200/api).
+    """
     import httpx
 
     environ = os.environ if environ is None else environ
     settings = load_settings(environ)
-    local = settings.local_api.rstrip("/")
+    local = up_api(settings.home) or settings.local_api.rstrip("/")
     if environ.get("PREFECT_API_URL"):
         if environ["PREFECT_API_URL"].rstrip("/") == local:
             adopt_auth(environ, settings.home)
@@ -41,6 +45,14 @@ def find_local_api(environ: MutableMapping[str, str] | None = None) -> str | Non
     except httpx.HTTPError:
         pass
     return None
+
+
+def up_api(home: Path) -> str | None:
+    """The Prefect API the running `agent-tasks up` of ``home`` announces (no trailing slash); None without one."""
+    from tasks_lib.ops.up_state import read_up_state
+
+    state = read_up_state(home)
+    return state.prefect_api.rstrip("/") if state else None
 
 
 def api_auth_string(home: Path) -> str:

@@ -1,4 +1,8 @@
-"""The local stack behind `agent-tasks up`: Prefect server + UI, served workflows, webhook relay, review pages."""
+"""The local stack behind `agent-tasks up`: Prefect server + UI, served workflows, webhook relay, review pages.
+
+Once all parts answer, the stack announces its addresses in the home (`up.json`, see tasks_lib/ops/up_state.py) and
+withdraws them when it stops.
+"""
 
 from __future__ import annotations
 
@@ -129,6 +133,13 @@ class Stack:
         console.print(f"starting review pages on {self.host}:{self.review_port} …")
         self._spawn("review pages", ["-m", "tasks_lib.web", "--host", self.host, "--port", str(self.review_port)])
         self._wait_http("review pages", f"http://{self.host}:{self.review_port}/healthz", 60)
+        self.announce()
+
+    def announce(self) -> None:
+        """Tell the commands of this home where the stack serves (its Prefect API and review pages), in up.json."""
+        from tasks_lib.ops.up_state import write_up_state
+
+        write_up_state(load_settings().home, self.api_url, self.review_url)
 
     def _ports_free(self) -> None:
         """Raise StackError naming the first port something already listens on (another `up`, most often), before
@@ -187,7 +198,10 @@ class Stack:
             time.sleep(1)
 
     def stop(self) -> None:
-        """Stop the parts in reverse order: SIGINT, then SIGTERM, then SIGKILL."""
+        """Withdraw the stack's announcement, then stop the parts in reverse order: SIGINT, then SIGTERM, then SIGKILL."""
+        from tasks_lib.ops.up_state import remove_up_state
+
+        remove_up_state(load_settings().home)
         for _name, proc in reversed(self.procs):
             for sig, grace in ((signal.SIGINT, 15), (signal.SIGTERM, 5), (signal.SIGKILL, 5)):
                 if proc.poll() is not None:

@@ -1,32 +1,22 @@
-"""Agents as files: Continue compatibility, lookup order, tool rules, budgets, checks, usage, long sessions.
+"""Agents as files: Continue compatibility, lookup order, tool rules, and other tools' agent files (Claude Code
+subagents, Copilot custom agents).
 
-The tests of the same code that need no Prefect server are in tests/unit/test_agents.py.
+Budgets and context are tested in test_agent_budgets.py, checks in test_agent_checks.py, usage and cost in
+test_usage.py. The tests of the same code that need no Prefect server are in tests/unit/test_agents.py.
 """
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from prefect.client.orchestration import get_client
-from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
 
-from tasks_lib.agent.context import COMPACTED_MARK, estimate_tokens
 from tasks_lib.agent.spec import AgentFileError
 from tasks_lib.testing.scripted_server import calls, tool
-from tests.helpers import (
-    CLAUDE_READER,
-    Background,
-    commit_file,
-    decide,
-    repo_agent,
-    run_task,
-    wait_for_review,
-    write_agent,
-)
+from tests.flow.flow_logs import run_logs
+from tests.helpers import CLAUDE_READER, commit_file, repo_agent, run_task
 
 FINISH = calls(tool("finish", summary="done"))
 CONTINUE_AGENT = """---
@@ -44,23 +34,6 @@ Review the current change and report what is missing.
 
 def tool_names(request: dict) -> list[str]:
     return [t["function"]["name"] for t in request.get("tools", [])]
-
-
-def run_logs(flow_run_id: str) -> list[str]:
-    import asyncio
-
-    async def read():
-        async with get_client() as client:
-            return await client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id])))
-
-    import time
-
-    for _ in range(50):
-        messages = [entry.message for entry in asyncio.run(read())]
-        if any("session " in m and ("completed" in m or "stopped" in m) for m in messages):
-            return messages
-        time.sleep(0.2)
-    return messages
 
 
 def test_continue_agent_file_loads_unchanged_and_its_tools_are_enforced(repo, scripted, store):
@@ -145,182 +118,6 @@ def test_reviewer_agent_cannot_write_or_run_writing_commands(repo, scripted, sto
     first, second, third = (s.tool_calls[0] for s in store.steps(result.session_id)[:3])
     assert first.denied and second.ok and "initial" in second.result and not third.ok
     assert store.get_session(result.session_id).files_changed == 0
-
-
-def test_token_budget_stops_the_session_with_the_diff_kept(repo, scripted, store, tmp_path):
-    agent = write_agent(tmp_path / "tokens.md", "name: tokens\nmax_tokens: 1500")
-    scripted(
-        [
-            dict(calls(tool("write_file", path="t.txt", content="t\n")), prompt_tokens=1000),
-            dict(calls(tool("list_files", path=".")), prompt_tokens=1000),
-            calls(tool("list_files", path=".")),
-        ]
-    )
-    result = run_task(repo, "Use tokens", agent=str(agent))
-    row = store.get_session(result.session_id)
-    assert row.status == "stopped" and row.end_reason == "max_tokens" and row.steps_used == 2
-    assert row.files_changed == 1
-    assert "token limit reached (2020 of 1500 tokens)" in store.latest_summary(row.id).markdown
-
-
-def test_cost_cap_on_an_unpriced_model_warns_and_counts_tokens(repo, scripted, store, tmp_path):
-    agent = write_agent(tmp_path / "capped.md", "name: capped\nmax_cost_usd: 0.01")
-    scripted([FINISH])
-    result = run_task(repo, "Cheap work", agent=str(agent))
-    row = store.get_session(result.session_id)
-    assert row.cost_usd is None and row.prompt_tokens > 0
-    assert any("litellm has no price for openai/scripted-model" in m for m in run_logs(row.flow_run_id))
-    assert "**Cost:** unknown" in store.latest_summary(row.id).markdown
-
-
-def test_check_result_reaches_the_summary_and_the_review_form(repo, scripted, store, tmp_path, prefect_server):
-    import httpx
-
-    agent = write_agent(tmp_path / "checked.md", "name: checked\ncheck_command: test -f done.txt && echo all good")
-    scripted([calls(tool("write_file", path="done.txt", content="yes\n")), FINISH])
-    run = Background(repo, "Make it pass", agent=str(agent))
-    row = wait_for_review(store, "Make it pass", since=run.started)
-    summary = store.latest_summary(row.id).markdown
-    assert "**Check:** `test -f done.txt && echo all good` passed in" in summary
-    assert store.latest_summary(row.id).facts["check"]["passed"] is True
-    description = httpx.get(
-        f"{prefect_server}/flow_runs/{row.flow_run_id}/input/paused-{row.review_key}-description"
-    ).json()
-    assert "**Check:** `test -f done.txt && echo all good` passed in" in description
-    decide(row, "reject")
-    run.join()
-    assert [c.passed for c in store.checks(row.id)] == [True] and "all good" in store.checks(row.id)[0].output_tail
-
-
-def test_fix_until_green_gives_the_agent_another_round(repo, scripted, store, tmp_path):
-    agent = write_agent(
-        tmp_path / "fixing.md", "name: fixing\ncheck_command: grep -q fixed status.txt\nfix_until_green: 2"
-    )
-    server = scripted(
-        [
-            calls(tool("write_file", path="status.txt", content="broken\n")),
-            FINISH,
-            calls(tool("write_file", path="status.txt", content="fixed\n")),
-            FINISH,
-        ]
-    )
-    result = run_task(repo, "Get it green", agent=str(agent))
-
-    checks = store.checks(result.session_id)
-    assert [(c.passed, c.fix_round) for c in checks] == [(False, 0), (True, 1)]
-    fix_request = server.agent_requests()[2]["messages"][-1]["content"]
-    assert fix_request.startswith("The check `grep -q fixed status.txt` failed (exit 1)")
-    assert [s.index for s in store.steps(result.session_id)] == [1, 2, 3, 4]
-    summary = store.latest_summary(result.session_id).markdown
-    assert "**Check:** `grep -q fixed status.txt` passed in" in summary and "after 1 fix round" in summary
-    assert result.status.value == "completed"
-
-
-def test_failing_check_without_fix_rounds_is_reported_with_its_output(repo, scripted, store, tmp_path):
-    agent = write_agent(tmp_path / "strict.md", "name: strict\ncheck_command: echo 'assert 1 == 2' && exit 3")
-    server = scripted([calls(tool("write_file", path="try.txt", content="x\n")), FINISH])
-    result = run_task(repo, "Try", agent=str(agent))
-    summary = store.latest_summary(result.session_id).markdown
-    assert "**Check:** `echo 'assert 1 == 2' && exit 3` failed (exit 3)" in summary and "assert 1 == 2" in summary
-    assert len(server.agent_requests()) == 2, "no fix round without fix_until_green"
-
-
-def test_usage_sums_match_what_the_model_server_reported(repo, scripted, store):
-    server = scripted(
-        [
-            dict(
-                calls(tool("write_file", path="n.txt", content="n\n")),
-                prompt_tokens=120,
-                completion_tokens=7,
-                cached_tokens=50,
-            ),
-            dict(calls(tool("read_file", path="README.md")), prompt_tokens=300, completion_tokens=11),
-            dict(FINISH, prompt_tokens=450, completion_tokens=13),
-        ],
-        summaries=[{"content": "### What was done\nx", "prompt_tokens": 900, "completion_tokens": 60}],
-    )
-    result = run_task(repo, "Count tokens")
-    row = store.get_session(result.session_id)
-    assert (row.prompt_tokens, row.completion_tokens) == (
-        server.usage_sent["prompt_tokens"],
-        server.usage_sent["completion_tokens"],
-    )
-    assert (row.prompt_tokens, row.completion_tokens, row.cached_tokens) == (1770, 91, 50)
-    summary = store.latest_summary(row.id)
-    facts = summary.facts
-    assert (facts["prompt_tokens"], facts["completion_tokens"]) == (1770, 91), "the facts say what the header says"
-    assert "1,770 prompt, 91 completion, 50 cached" in summary.markdown
-    steps = store.steps(row.id)
-    assert [s.prompt_tokens for s in steps] == [120, 300, 450] and steps[0].cached_tokens == 50
-    assert all(s.model_latency_s > 0 for s in steps)
-
-
-def test_a_hosted_model_behind_an_openai_compatible_proxy_is_priced_by_its_own_name(repo, scripted, store):
-    import litellm
-
-    server = scripted(
-        [
-            dict(calls(tool("write_file", path="p.txt", content="p\n")), prompt_tokens=1000, completion_tokens=100),
-            dict(FINISH, prompt_tokens=2000, completion_tokens=10),
-        ],
-        summaries=[{"content": "s", "prompt_tokens": 500, "completion_tokens": 50}],
-    )
-    result = run_task(repo, "Price me", model="openai/claude-sonnet-4-5")
-    row = store.get_session(result.session_id)
-    price = litellm.model_cost["claude-sonnet-4-5"]
-    sent = server.usage_sent
-    assert (sent["prompt_tokens"], sent["completion_tokens"]) == (3500, 160)
-    expected = 3500 * price["input_cost_per_token"] + 160 * price["output_cost_per_token"]
-    assert row.cost_usd == pytest.approx(expected), "not 'cost unknown'"
-    assert store.latest_summary(row.id).facts["cost_usd"] == pytest.approx(expected)
-
-
-def test_usage_command_sums_by_agent_workflow_and_day(repo, scripted, store, tmp_path):
-    other = write_agent(tmp_path / "usage-other.md", "name: usage-other")
-    change = dict(calls(tool("write_file", path="u.txt", content="u\n")), prompt_tokens=0, completion_tokens=0)
-    scripted(
-        [
-            change,
-            dict(FINISH, prompt_tokens=100, completion_tokens=5),
-            change,
-            dict(FINISH, prompt_tokens=200, completion_tokens=6),
-        ],
-        summaries=[{"content": "s", "prompt_tokens": 10, "completion_tokens": 1}] * 2,
-    )
-    run_task(repo, "Usage one")
-    run_task(repo, "Usage two", agent=str(other))
-
-    def usage(by: str) -> list[dict]:
-        proc = subprocess.run(
-            [sys.executable, "-m", "tasks_lib.cli", "usage", "--by", by, "--json"], capture_output=True, text=True
-        )
-        return json.loads(proc.stdout)
-
-    by_agent = {g["key"]: g for g in usage("agent")}
-    assert by_agent["usage-other"]["sessions"] == 1 and by_agent["usage-other"]["prompt_tokens"] == 210
-    assert by_agent["usage-other"]["completion_tokens"] == 7
-    all_rows = store.list_sessions(limit=1000)
-    assert sum(g["prompt_tokens"] for g in usage("day")) == sum(r.prompt_tokens for r in all_rows)
-    assert sum(g["sessions"] for g in usage("workflow")) == len(all_rows)
-    assert "(manual)" in {g["key"] for g in usage("workflow")}
-
-
-def test_a_long_session_shortens_old_tool_outputs_to_stay_in_the_context_window(repo, scripted, store, tmp_path):
-    agent = write_agent(tmp_path / "small.md", "name: small\ncontext_window: 6000\nmax_steps: 20\nworkspace: read-only")
-    commit_file(repo, "big.txt", "".join(f"line {i:04d} " + "x" * 60 + "\n" for i in range(60)))  # ~4.3k characters
-    # Different line ranges each time (the same call with the same result would count as going round in circles).
-    script = [calls(tool("read_file", path="big.txt", start_line=i + 1)) for i in range(12)] + [FINISH]
-    server = scripted(script)
-    result = run_task(repo, "Read a lot", agent=str(agent))
-
-    assert result.status.value == "completed" and store.get_session(result.session_id).steps_used == 13
-    sizes = [estimate_tokens(r["messages"]) for r in server.agent_requests()]
-    assert max(sizes) <= 4500, sizes  # 75 % of the 6000-token window
-    last = server.agent_requests()[-1]["messages"]
-    tool_outputs = [m["content"] for m in last if m["role"] == "tool"]
-    assert sum(COMPACTED_MARK in c for c in tool_outputs) >= 8
-    assert COMPACTED_MARK not in tool_outputs[-1] and "line 0059" in tool_outputs[-1]
-    assert sum(s.compacted for s in store.steps(result.session_id)) >= 8
 
 
 # Agents from other tools' files: Claude Code subagents, Copilot custom agents, lookup by `name` field.
