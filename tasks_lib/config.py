@@ -116,6 +116,19 @@ class Settings(BaseModel):
         env="AGENT_TASKS_PROXY_USER_HEADER",
         about="The header the trusted proxy names the person in (X-Forwarded-Email is matched against emails too).",
     )
+    signin_max_failures: int = setting(
+        5,
+        env="AGENT_TASKS_SIGNIN_MAX_FAILURES",
+        ge=1,
+        about="Failed sign-ins on the review pages, from one address or with one person's token, before sign-in is "
+        "refused (429) for the rest of the window.",
+    )
+    signin_window_s: float = setting(
+        300,
+        env="AGENT_TASKS_SIGNIN_WINDOW",
+        gt=0,
+        about="Seconds the review pages count failed sign-ins over (the most a cool-down lasts).",
+    )
     # the agent's commands
     sandbox: Literal["auto", "bwrap", "docker", "none"] = setting(
         "auto",

@@ -1,4 +1,5 @@
-"""`agent-tasks audit`: who started which session and who decided what, oldest first."""
+"""`agent-tasks audit`: who started which session, who decided what, which decisions were refused (who tried, how,
+why) and who changed the people, oldest first."""
 
 from __future__ import annotations
 
@@ -30,10 +31,14 @@ def since_time(text: str, now: datetime | None = None) -> datetime:
 
 def audit(
     since: str | None = typer.Option(None, "--since", help="Only events after: a duration (7d, 12h) or a date."),
-    as_json: bool = typer.Option(False, "--json", help="Print JSON, one object per event."),
+    as_json: bool = typer.Option(
+        False, "--json", help="Print JSON, one object per event (refused: true marks refusals)."
+    ),
 ) -> None:
-    """Sessions started (by whom) and review decisions (who, how they were known, what, the commit), oldest first."""
-    from tasks_lib.store.people import audit_events
+    """Sessions started (by whom), review decisions (who, how they were known, what, the commit), decisions refused
+    (who tried or unknown, through the CLI, the page or the Prefect form, why) and changes to the people, oldest
+    first."""
+    from tasks_lib.store.queries import audit_events
 
     events = audit_events(cli_store(), since_time(since) if since else None)
     if as_json:

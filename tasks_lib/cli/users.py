@@ -1,8 +1,10 @@
-"""`agent-tasks users add|list|remove|token` and `agent-tasks login|logout`: the people of a team and who you are.
+"""`agent-tasks users add|list|remove|token|role|groups` and `agent-tasks login|logout`: the people of a team and
+who you are.
 
 With no people the store is in single-user mode and nothing asks who you are. Once there are people, the CLI knows
 its person by AGENT_TASKS_TOKEN or the token `agent-tasks login` keeps in the home (mode 0600), and managing
-people takes an admin's token. A token is shown once, as the last line of `users add` and `users token`.
+people takes an admin's token. A token is shown once, as the last line of `users add` and `users token`. Every change
+to the people is recorded in the audit with who made it.
 """
 
 from __future__ import annotations
@@ -76,11 +78,23 @@ def cli_decider(store: Store) -> Decider:
     return Decider(auth="local") if person is None else Decider(person=person.name, auth="token")
 
 
-def _admin(store: Store, action: str, allow: str | None = None) -> None:
-    """Refuse ``action`` unless this CLI's person is an admin (or is ``allow``); nothing to check with no people."""
+def _admin(store: Store, action: str, allow: str | None = None) -> Decider:
+    """Who this CLI acts as (for the audit); CliError unless they are an admin (or are ``allow``). With no people
+    there is nothing to check: the local user."""
     person = cli_person(store)
     if person is not None and person.role != "admin" and person.name != allow:
         raise CliError(f"{person.name} ({person.role}) may not {action}: only an admin may")
+    return Decider(auth="local") if person is None else Decider(person=person.name, auth="token")
+
+
+def _person(store: Store, name: str) -> Person:
+    """The person called ``name``; CliError (with a "did you mean") when there is none."""
+    from tasks_lib.store.people import find_person
+
+    try:
+        return find_person(store, name)
+    except PeopleError as exc:
+        raise CliError(str(exc)) from None
 
 
 def _show_token(person: Person, token: str, as_json: bool, verb: str) -> None:
@@ -123,10 +137,10 @@ def users_add(
         raise CliError(
             f"the first person adds the others, so must be an admin: agent-tasks users add {name} --role admin"
         )
-    _admin(store, "add people")
+    by = _admin(store, "add people")
     person = Person(name=name, role=role or ("admin" if first else "reviewer"), email=email, groups=group)
     try:
-        made = add_person(store, person)
+        made = add_person(store, person, by)
     except PeopleError as exc:
         raise CliError(str(exc)) from None
     _show_token(person, made.token, as_json, "added")
@@ -156,18 +170,15 @@ def users_list(as_json: bool = typer.Option(False, "--json", help="Print JSON.")
 @users_app.command("remove")
 def users_remove(name: str = typer.Argument(..., help="Their name.")) -> None:
     """Remove a person: their token stops working; the decisions they made keep their name."""
-    from tasks_lib.store.people import find_person, list_people, remove_person
+    from tasks_lib.store.people import list_people, remove_person
 
     store = cli_store()
-    try:
-        person = find_person(store, name)
-    except PeopleError as exc:
-        raise CliError(str(exc)) from None
-    _admin(store, "remove people")
+    person = _person(store, name)
+    by = _admin(store, "remove people")
     people = list_people(store)
     if person.role == "admin" and [p.name for p in people if p.role == "admin"] == [name] and len(people) > 1:
         raise CliError(f"{name} is the last admin: add another admin first (agent-tasks users add NAME --role admin)")
-    remove_person(store, name)
+    remove_person(store, name, by)
     left = "" if len(people) > 1 else "; no people left: single-user mode"
     out.print(f"removed {name}{left}")
 
@@ -178,16 +189,61 @@ def users_token(
     as_json: bool = typer.Option(False, "--json", help="Print the person and the token as JSON."),
 ) -> None:
     """A new token for a person (an admin, or the person themself); the old one stops working at once."""
-    from tasks_lib.store.people import find_person, replace_token
+    from tasks_lib.store.people import replace_token
 
     store = cli_store()
+    person = _person(store, name)
+    by = _admin(store, f"make a token for {name}", allow=name)
+    made = replace_token(store, name, by)
+    _show_token(person, made.token, as_json, "new token for")
+
+
+@users_app.command("role")
+def users_role(
+    name: str = typer.Argument(..., help="Their name."),
+    role: str = typer.Argument(..., help="admin | reviewer | requester"),
+) -> None:
+    """Give a person another role (an admin only; the last admin stays one). Their next decision is checked
+    against it, one already sent included."""
+    from tasks_lib.store.people import set_role
+
+    if role not in ROLES:
+        raise CliError(f"unknown role {role!r}; use admin, reviewer or requester")
+    store = cli_store()
+    _person(store, name)
+    by = _admin(store, f"change the role of {name}")
     try:
-        person = find_person(store, name)
+        before = set_role(store, name, role, by)  # type: ignore[arg-type]
     except PeopleError as exc:
         raise CliError(str(exc)) from None
-    _admin(store, f"make a token for {name}", allow=name)
-    made = replace_token(store, name)
-    _show_token(person, made.token, as_json, "new token for")
+    out.print(f"{name} is {role} (was {before})" if before != role else f"{name} is already {role}: nothing changed")
+
+
+@users_app.command("groups")
+def users_groups(
+    name: str = typer.Argument(..., help="Their name."),
+    add: list[str] = typer.Option([], "--add", help="A group to put them in (repeatable)."),
+    remove: list[str] = typer.Option([], "--remove", help="A group to take them out of (repeatable)."),
+) -> None:
+    """Put a person in groups or take them out (an admin only); with neither option, show their groups."""
+    from tasks_lib.store.people import change_groups
+
+    for g in (*add, *remove):
+        _check(g, "group")
+    both = sorted(set(add) & set(remove))
+    if both:
+        raise CliError(f"--add and --remove both name {', '.join(both)}: say one")
+    store = cli_store()
+    person = _person(store, name)
+    if not add and not remove:
+        out.print(f"{name}'s groups: {', '.join(person.groups) or 'none'}")
+        return
+    by = _admin(store, f"change the groups of {name}")
+    try:
+        groups = change_groups(store, name, add, remove, by)
+    except PeopleError as exc:
+        raise CliError(str(exc)) from None
+    out.print(f"{name}'s groups: {', '.join(groups) or 'none'}")
 
 
 def login(

@@ -172,31 +172,60 @@ def starter_of(started_by: str | None, trigger: dict | None, people: Iterable[Pe
     return None
 
 
+# How a refused decision was tried, by how its sender was known: the CLI (a token), the review pages (a cookie or the
+# trusted proxy), or the Prefect form or API (no person, or a grant nobody issued for that pause and decision).
+Via = Literal["cli", "page", "prefect-form"]
+VIA: dict[str, Via] = {"token": "cli", "cookie": "page", "proxy": "page"}
+VIA_WORDS = {"cli": "the CLI", "page": "the review page", "prefect-form": "the Prefect form or API"}
+
+
+def via_of(auth: str | None) -> Via:
+    """How a decision whose sender was known by ``auth`` was sent (no person: the Prefect form or API)."""
+    return VIA.get(auth or "", "prefect-form")
+
+
 class AuditEvent(BaseModel):
-    """One line of the audit trail: a session started, or a decision on one."""
+    """One line of the audit trail: a session started, a decision on one, a decision refused, or a change to the
+    people (added, removed, a new token, a new role, other groups)."""
 
     at: datetime
-    kind: Literal["started", "decided"]
-    session_id: str
-    person: str | None = None
-    auth: str = Field(
-        description="started: cli, trigger or local; decided: token, cookie, proxy, local, prefect-form or unrecorded."
+    kind: Literal["started", "decided", "refused", "people"]
+    session_id: str | None = Field(default=None, description="The session (none for a change to the people).")
+    person: str | None = Field(
+        default=None, description="Who started, decided, tried (refused: None when unknown) or changed the people."
     )
-    decision: str | None = None
+    auth: str = Field(
+        description="started: cli, trigger or local; decided, refused and people: how the person was known (token, "
+        "cookie, proxy, local, prefect-form; none or unrecorded when nobody was)."
+    )
+    decision: str | None = Field(default=None, description="decided and refused: the decision (sent or tried).")
     commit: str | None = None
-    detail: str = ""
+    detail: str = Field(
+        default="", description="started: the trigger; decided: the outcome; refused: the reason; people: the change."
+    )
+    refused: bool = Field(default=False, description="True for a decision that was refused and not honoured.")
+    via: Via | None = Field(default=None, description="refused: how it was tried: cli, page or prefect-form.")
+    action: str | None = Field(default=None, description="people: add, remove, token, role or groups.")
+    subject: str | None = Field(default=None, description="people: the person whose record changed.")
 
     def line(self) -> str:
-        """One line: when, what, who and how, the session, and for decisions the commit and outcome."""
+        """One line: when, what, who and how, the session, and for decisions the commit and outcome (for a refusal,
+        the reason; for a change to the people, whose and what)."""
         when = self.at.strftime("%Y-%m-%d %H:%M:%S")
-        sid = self.session_id[:8]
+        sid = (self.session_id or "")[:8]
         if self.kind == "started":
             detail = f": {self.detail}" if self.detail else ""
             if self.auth == "trigger":
                 sender = f" (sent by {self.person})" if self.person else ""
                 return f"{when}  started  {sid}  by trigger{sender}{detail}"
             return f"{when}  started  {sid}  by {self.person or 'local user'} ({self.auth}){detail}"
+        if self.kind == "refused":
+            how = VIA_WORDS.get(self.via or "", self.via)
+            return f"{when}  refused {self.decision or 'decision'}  {sid}  by {self.person or 'unknown'} via {how}: {self.detail}"
         who = self.person or ("local user" if self.auth == "local" else "nobody")
+        if self.kind == "people":
+            change = f": {self.detail}" if self.detail else ""
+            return f"{when}  {self.action}  {self.subject}{change}  by {who} ({self.auth})"
         commit = f"  commit {self.commit[:10]}" if self.commit else ""
         outcome = f"  → {self.detail}" if self.detail else ""
         return f"{when}  {self.decision}  {sid}  by {who} ({self.auth}){commit}{outcome}"

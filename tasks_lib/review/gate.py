@@ -4,7 +4,8 @@ of it.
 
 Who decided is checked here, where the decision is honoured, not by whoever sent it: in team mode (the store has
 people) a decision counts only with a grant the CLI issued after checking the person's token and their right to
-decide; anything else (the Prefect form, the Prefect API) is refused and the session waits again."""
+decide; anything else (the Prefect form, the Prefect API) is refused and the session waits again. Every refusal is
+recorded in the audit: who tried (or unknown), through what, and why."""
 
 from __future__ import annotations
 
@@ -28,10 +29,10 @@ from tasks_lib.session.context import SessionContext
 from tasks_lib.session.lifecycle import move
 from tasks_lib.session.runner import current_runner
 from tasks_lib.store import SessionRow, utcnow
-from tasks_lib.store.people import find_person, list_people, session_starter, take_grant, team_mode
+from tasks_lib.store.people import find_person, list_people, record_refusal, session_starter, take_grant, team_mode
 
 TEAM_ONLY = (
-    "refused: this store has people, so a decision counts only from one of them: "
+    "this store has people, so a decision counts only from one of them: "
     "`agent-tasks review ID DECISION` with their token (`agent-tasks login` or AGENT_TASKS_TOKEN), or the review "
     "page signed in; the Prefect form and the Prefect API alone are not honoured"
 )
@@ -58,19 +59,33 @@ def authorize(ctx: SessionContext, review: ReviewInput) -> str | None:
     """Find who sent ``review`` (from its grant) and set it on the review; the notice refusing it, or None.
 
     Single-user mode honours every decision (without a grant: through the Prefect form); team mode only one whose
-    grant names a person who may decide on this session now.
+    grant names a person who may decide on this session now. A refusal is recorded in the audit.
     """
     row = ctx.store.get_session(ctx.session_id)
     decider = take_grant(ctx.store, review.grant, ctx.session_id, row.review_key or "", review.decision)
     if not team_mode(ctx.store):
         review.decider = decider or Decider(auth="prefect-form")
         return None
+    why, notice = _refusal(ctx, row, decider, review)
+    if why is None:
+        review.decider = decider
+        return None
+    record_refusal(ctx.store, ctx.session_id, review.decision, why, decider if decider and decider.person else None)
+    return f"refused: {notice or why}"
+
+
+def _refusal(
+    ctx: SessionContext, row: SessionRow, decider: Decider | None, review: ReviewInput
+) -> tuple[str | None, str | None]:
+    """Why ``decider`` may not make ``review``'s decision on the session now (for the audit) and, when it differs,
+    the notice the session waits again with; (None, None) when they may."""
     if decider is None or decider.person is None:
-        return TEAM_ONLY
+        given = "a grant nobody issued for this pause and decision" if review.grant else "no grant"
+        return f"no person: sent through the Prefect form or API with {given}", TEAM_ONLY
     try:
         person = find_person(ctx.store, decider.person)
     except PeopleError:
-        return f"refused: {decider.person} is no longer a person of this store"
+        return f"{decider.person} is no longer a person of this store", None
     people = list_people(ctx.store)
     starter, independent = session_starter(ctx.store, ctx.session_id, people)
     why = refusal(
@@ -82,10 +97,7 @@ def authorize(ctx: SessionContext, review: ReviewInput) -> str | None:
         starter=starter,
         independent=independent,
     )
-    if why:
-        return f"refused: {why}"
-    review.decider = decider
-    return None
+    return why, None
 
 
 def check_line(ctx: SessionContext) -> str | None:

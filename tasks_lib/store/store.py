@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable
+from contextlib import AbstractContextManager
 from typing import Any
 
 from sqlalchemy import select, update
@@ -51,8 +52,14 @@ class Store:
 
     def _db(self) -> Session:
         """A session in a transaction that commits when its ``with`` block ends (rolls back on an error); for this
-        package's modules only (``queries`` and ``deliveries`` read and write through it too)."""
+        class (and ``deliveries``): the store's other modules use `transaction`."""
         return self._sessions.begin()  # type: ignore[return-value]
+
+    def transaction(self) -> AbstractContextManager[Session]:
+        """``with store.transaction() as db:`` a SQLAlchemy session in one transaction, committed when the block
+        ends (rolled back on an error): how the store's other modules (``people``, ``queries``, ``teachings``) read
+        and write their questions across sessions. (Named for what it is: a "session" here is an agent's.)"""
+        return self._sessions.begin()
 
     def create_session(
         self, request: TaskRequest | dict[str, Any], flow_run_id: str | None = None, workflow: str | None = None

@@ -108,7 +108,7 @@ def kept_feedback(
     wanted = repository_key(repository) if repository else None
     found: list[KeptFeedback] = []
     keys: dict[str, str] = {}  # address → key: a local path's key asks the file system
-    with store._db() as db:
+    with store.transaction() as db:
         rows = db.execute(query).all()
     for review, address, agent_name, source in rows:
         comments = [c for c in review.comments or [] if isinstance(c, dict) and str(c.get("body") or "").strip()]

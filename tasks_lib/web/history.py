@@ -1,12 +1,14 @@
 """A session page's history: its iterations, every decision with who made it, how they were known, when and the
-commit an accept produced, who started the session, and its status changes."""
+commit an accept produced, every decision refused (who tried, through what, why), who started the session, and its
+status changes."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from tasks_lib.domain.people import VIA_WORDS
 from tasks_lib.store import SessionRow, Store
-from tasks_lib.store.people import list_people, session_starter
+from tasks_lib.store.people import list_people, refusals, session_starter
 from tasks_lib.web.layout import esc, stamp
 
 # How a decider was known, in words for the page.
@@ -20,11 +22,23 @@ HOW = {
 
 
 def with_people(store: Store, row: SessionRow, data: dict[str, Any]) -> dict[str, Any]:
-    """``data`` (from `session_json`) with who decided each review (``decided_by``, ``auth``, ``commit``), who
-    started the session (``starter``) and whether it needs an independent review (``independent_review``)."""
+    """``data`` (from `session_json`) with who decided each review (``decided_by``, ``auth``, ``commit``), the
+    decisions refused (``refused``: who tried, how, through what, why, when), who started the session (``starter``)
+    and whether it needs an independent review (``independent_review``)."""
     reviews = store.reviews(row.id)
     for entry, review in zip(data.get("history", []), reviews, strict=False):
         entry.update(decided_by=review.decided_by, auth=review.auth, commit=review.commit)
+    data["refused"] = [
+        {
+            "decision": r.action or None,
+            "person": r.person,
+            "auth": r.auth,
+            "via": r.via,
+            "reason": r.detail,
+            "at": r.at.isoformat(),
+        }
+        for r in refusals(store, row.id)
+    ]
     starter, independent = session_starter(store, row.id, list_people(store))
     data["starter"], data["independent_review"] = starter, independent
     return data
@@ -67,6 +81,23 @@ def _review(review: dict[str, Any]) -> list[str]:
     return parts
 
 
+def refused_section(refused: list[dict[str, Any]]) -> str:
+    """The decisions refused, oldest first: what was tried, by whom (or unknown), through what, why, when."""
+    if not refused:
+        return ""
+    parts = [f'<div id="refused"><h3>Refused decisions ({len(refused)})</h3>']
+    for r in refused:
+        via = VIA_WORDS.get(r["via"] or "", r["via"] or "")
+        parts.append(
+            f'<div class="refusal" data-person="{esc(r["person"] or "")}" data-via="{esc(r["via"] or "")}"><p>'
+            f"<b>Refused: {esc(r['decision'] or 'a decision')}</b> "
+            f'<span class="decider">by {esc(r["person"] or "unknown")}, through {esc(via)}</span> '
+            f'<span class="meta">{esc(stamp(r["at"]))}</span></p><p class="meta">{esc(r["reason"])}</p></div>'
+        )
+    parts.append("</div>")
+    return "".join(parts)
+
+
 def history_section(s: dict[str, Any]) -> str:
     """The history section: who started the session, the iterations, each decision, the status changes."""
     parts = ['<section id="history"><h2>History</h2>']
@@ -84,6 +115,7 @@ def history_section(s: dict[str, Any]) -> str:
         parts.append("</tbody></table>")
     for review in s.get("history", []):
         parts += _review(review)
+    parts.append(refused_section(s.get("refused", [])))
     transitions = s.get("transitions", [])
     if transitions:
         parts.append(

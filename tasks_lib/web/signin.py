@@ -4,14 +4,20 @@ did.
 
 `SignInMiddleware` decides this once per request, before any route: it sets the viewer (for the pages' header and
 for decisions, which carry the person to `decision_payload`), sends an anonymous visitor to /signin, and refuses
-(403, one line) a proxy's user header from an address that is not the trusted proxy's. Whether that person may make
-a given decision is not decided here: `decision_payload` checks it, and the review gate checks it again where the
-flow honours it.
+(403, one line) a proxy's user header from an address that is not the trusted proxy's. A decision it refuses (no
+person, a forged, expired or outdated cookie, an untrusted or unknown proxy name) is recorded in the audit and counts
+as a failed sign-in of its address. Whether a person may make a given decision is not decided here:
+`decision_payload` checks it, and the review gate checks it again where the flow honours it.
+
+Sign-in is rate-limited in the store, so every web process of a store shares the count: after
+AGENT_TASKS_SIGNIN_MAX_FAILURES failures within AGENT_TASKS_SIGNIN_WINDOW seconds from one address, or with one
+person's token id, sign-in is refused (429) until the oldest of them leaves the window, a right token included.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -19,14 +25,25 @@ from urllib.parse import parse_qs, quote
 
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from tasks_lib.domain.people import Person
+from tasks_lib.review.form import DECISIONS
 from tasks_lib.security.cookies import COOKIE_LIFETIME_S, read_cookie, server_secret, sign_cookie
-from tasks_lib.store import Store
-from tasks_lib.store.people import person_by_name_or_email, person_signed_in, team_mode, token_id_for
+from tasks_lib.store import SessionNotFound, Store
+from tasks_lib.store.people import (
+    forget_signin_failures,
+    note_signin_failure,
+    person_by_name_or_email,
+    person_signed_in,
+    record_refusal,
+    signin_keys,
+    signin_wait,
+    team_mode,
+    token_id_for,
+)
 from tasks_lib.web.guard import SECURITY_HEADERS, Guard
 from tasks_lib.web.layout import VIEWER, Viewer, esc, shell
 
@@ -34,6 +51,8 @@ COOKIE = "agent_tasks_session"
 EMAIL_HEADER = "X-Forwarded-Email"
 OPEN_PATHS = ("/healthz", "/favicon.ico", "/static/")  # answered to anyone, in any mode
 SIGNIN_PATHS = ("/signin", "/signout")
+DECIDE = re.compile(r"^/sessions/([^/]{1,64})/decide$")
+NOT_SIGNED_IN = "not signed in"
 
 
 class Identity(BaseModel):
@@ -78,9 +97,18 @@ class SignIn:
     trusted_proxy: list[str] = field(default_factory=list)
     user_header: str = "X-Forwarded-User"
     _secret: bytes | None = None
+    max_failures: int | None = None  # failed sign-ins per address or person within the window (None: settings)
+    window_s: float | None = None  # the rate limit's window in seconds (None: settings)
 
     def __post_init__(self) -> None:
         self.networks = [ipaddress.ip_network(n, strict=False) for n in self.trusted_proxy]
+        if self.max_failures is None or self.window_s is None:
+            from tasks_lib.config import load_settings
+
+            settings = load_settings()
+            self.max_failures = self.max_failures or settings.signin_max_failures
+            self.window_s = self.window_s or settings.signin_window_s
+        self.limit, self.window = int(self.max_failures), float(self.window_s)
 
     @property
     def secret(self) -> bytes:
@@ -126,6 +154,55 @@ class SignIn:
         signed = found and person_signed_in(self.store, found.person, found.token_id)
         return Identity(person=signed[0], auth="cookie") if signed else None
 
+    def client(self, scope: Scope, headers: dict[str, str]) -> str:
+        """The address a request came from: its peer's, or behind the trusted proxy the last address it forwarded
+        for that is not the proxy's own (``X-Forwarded-For``)."""
+        peer = (scope.get("client") or ("", 0))[0]
+        if not self.trusted(peer):
+            return peer
+        hops = [h.strip() for h in headers.get("x-forwarded-for", "").split(",") if h.strip()]
+        untrusted = [h for h in hops if not self.trusted(h)]
+        return untrusted[-1] if untrusted else hops[0] if hops else peer
+
+    def cookie_problem(self, cookie: str | None) -> str:
+        """Why ``cookie`` (of a request that found nobody) names no one, in words for the audit."""
+        if not cookie:
+            return NOT_SIGNED_IN
+        if read_cookie(self.secret, cookie, now=0) is None:  # at time 0 nothing has expired: the signature fails
+            return "a sign-in cookie this server did not sign, or altered (forged)"
+        if read_cookie(self.secret, cookie) is None:
+            return "an expired sign-in cookie"
+        return "a sign-in cookie of a replaced token or a removed person"
+
+    def sign_in(self, address: str, token: str) -> tuple[Person, str] | int | None:
+        """The person of ``token`` and the cookie signing them in; or, when ``address`` or the token's person had
+        too many failed sign-ins lately, the seconds to wait (checked first: a right token waits too); or None for
+        a wrong token, which counts as a failure of both."""
+        keys = signin_keys(self.store, address, token)
+        wait = signin_wait(self.store, keys, self.limit, self.window)
+        if wait is not None:
+            return wait
+        found = self.cookie_for(token)
+        if found is None:
+            note_signin_failure(self.store, keys, self.window)
+            return None
+        forget_signin_failures(self.store, keys[1:])  # the person proved who they are; their address keeps its count
+        return found
+
+    def refused_decision(self, session: str, body: bytes, address: str, reason: str) -> None:
+        """Record a decision on ``session`` this app refused before any route (nobody known), unless the session
+        does not exist or ``address`` is already over the sign-in limit; it counts as a failed sign-in."""
+        try:
+            session_id = self.store.get_session(session).id
+        except SessionNotFound:
+            return
+        keys = [f"address:{address}"]
+        if signin_wait(self.store, keys, self.limit, self.window) is not None:
+            return  # a flood fills neither the audit nor the store
+        note_signin_failure(self.store, keys, self.window)
+        sent = parse_qs(body[:20_000].decode("utf-8", errors="replace")).get("decision", [""])[0]
+        record_refusal(self.store, session_id, sent if sent in DECISIONS else None, reason, via="page")
+
     def cookie_for(self, token: str) -> tuple[Person, str] | None:
         """The person ``token`` belongs to and the cookie value signing them in, or None."""
         found = token_id_for(self.store, token)
@@ -156,6 +233,18 @@ def _cookie(headers: dict[str, str]) -> str | None:
     return None
 
 
+async def _body(receive: Receive, cap: int = 20_000) -> bytes:
+    """The request's body, up to ``cap`` bytes."""
+    chunks, size = [], 0
+    while size < cap:
+        message = await receive()
+        chunks.append(message.get("body", b""))
+        size += len(chunks[-1])
+        if message["type"] != "http.request" or not message.get("more_body"):
+            break
+    return b"".join(chunks)[:cap]
+
+
 async def _answer(send: Send, status: int, body: bytes, extra: list[tuple[bytes, bytes]]) -> None:
     await send(
         {
@@ -184,6 +273,7 @@ class SignInMiddleware:
         found = self.signin.identify(client, headers, _cookie(headers))
         text = [(b"content-type", b"text/plain; charset=utf-8")]
         if isinstance(found, str):
+            await self.audit(scope, receive, headers, found)
             await _answer(send, 403, f"refused: {found}\n".encode(), text)
             return
         if found is None and not path.startswith(SIGNIN_PATHS):
@@ -192,6 +282,7 @@ class SignInMiddleware:
                 here = quote(path + (f"?{query}" if query else ""), safe="")
                 await _answer(send, 303, b"", [(b"location", f"/signin?next={here}".encode())])
             else:
+                await self.audit(scope, receive, headers, self.signin.cookie_problem(_cookie(headers)))
                 body = b"refused: sign in first (/signin): this store has people, so only one of them decides\n"
                 await _answer(send, 403, body, text)
             return
@@ -205,6 +296,15 @@ class SignInMiddleware:
             await self.app(scope, receive, send)
         finally:
             VIEWER.reset(reset)
+
+    async def audit(self, scope: Scope, receive: Receive, headers: dict[str, str], reason: str) -> None:
+        """Record a refused decision (a POST to a session's /decide) in the audit; other requests are not decisions."""
+        decide = DECIDE.match(scope.get("path", ""))
+        if decide is None or scope["method"] != "POST":
+            return
+        body = await _body(receive)
+        address = self.signin.client(scope, headers)
+        await run_in_threadpool(self.signin.refused_decision, decide.group(1), body, address, reason)
 
 
 def signin_page(csrf: str, next_path: str, error: str | None = None, team: bool = True) -> str:
@@ -244,10 +344,19 @@ def add_signin_routes(app: FastAPI, signin: SignIn) -> None:
     @app.post("/signin")
     async def signin_post(request: Request) -> Response:
         """Check the token; on success set the cookie and go where the visitor was going."""
-        form = SigninForm.parse(await request.body())
+        try:
+            form = SigninForm.parse(await request.body())
+        except ValidationError:
+            return PlainTextResponse("refused: this is not the sign-in form (a field is too long)\n", status_code=422)
         if not guard.token_ok("signin", form.csrf):
             return PlainTextResponse("refused: this sign-in form is out of date; reload it\n", status_code=403)
-        found = await run_in_threadpool(signin.cookie_for, form.token)  # scrypt: about 50 ms
+        headers = {k.lower(): v for k, v in request.headers.items()}
+        address = signin.client(request.scope, headers)
+        found = await run_in_threadpool(signin.sign_in, address, form.token)  # scrypt: about 50 ms
+        if isinstance(found, int):
+            line = f"too many sign-in attempts; try again in {found} s"
+            page = signin_page(guard.token("signin"), form.next, line)
+            return HTMLResponse(page, status_code=429, headers={"retry-after": str(found)})
         if found is None:
             page = signin_page(
                 guard.token("signin"),
@@ -256,7 +365,6 @@ def add_signin_routes(app: FastAPI, signin: SignIn) -> None:
             )
             return HTMLResponse(page, status_code=401)
         _, value = found
-        headers = {k.lower(): v for k, v in request.headers.items()}
         answer = RedirectResponse(safe_next(form.next), status_code=303)
         answer.headers["set-cookie"] = signin.cookie_header(value, signin.over_https(request.scope, headers))
         return answer

@@ -20,6 +20,7 @@ import pytest
 from prefect import resume_flow_run
 
 from tasks_lib.store import Store
+from tasks_lib.store.people import refusals
 from tasks_lib.testing.scripted_server import calls, tool
 from tests.conftest import git
 from tests.helpers import Background, decide, run_logs_and_artifacts, wait_for_review
@@ -92,6 +93,16 @@ def test_team_mode_only_the_assigned_group_decides_and_the_commit_and_audit_name
     third = wait_for_review(store, "Team change", after_key=second.review_key, since=run.started)
     assert third.status_reason.startswith("refused:") and store.reviews(row.id) == []
     assert third.delivered_commit is None and git(repo, "branch", "--list", third.work_branch) == ""
+    # Each refusal at the gate is one audit row: nobody known, through the Prefect form or API, and why.
+    assert [(r.person, r.via, r.action, r.detail) for r in refusals(store, row.id)] == [
+        (None, "prefect-form", "accept", "no person: sent through the Prefect form or API with no grant"),
+        (
+            None,
+            "prefect-form",
+            "accept",
+            "no person: sent through the Prefect form or API with a grant nobody issued for this pause and decision",
+        ),
+    ]
 
     # bob signs in (the token kept in his home, mode 0600) and accepts.
     home = tmp_path / "bob-home"
@@ -116,12 +127,21 @@ def test_team_mode_only_the_assigned_group_decides_and_the_commit_and_audit_name
     listed = cli("audit", "--json")
     assert listed.returncode == 0, listed.stderr
     events = [e for e in json.loads(listed.stdout) if e["session_id"] == row.id]
-    assert [(e["kind"], e["person"], e["auth"], e["commit"]) for e in events] == [
-        ("started", None, "local", None),
-        ("decided", "bob", "token", done.delivered_commit),
+    assert [(e["kind"], e["person"], e["auth"], e["commit"], e["refused"], e["via"]) for e in events] == [
+        ("started", None, "local", None, False, None),
+        ("refused", None, "none", None, True, "prefect-form"),
+        ("refused", None, "none", None, True, "prefect-form"),
+        ("decided", "bob", "token", done.delivered_commit, False, None),
     ]
     text = cli("audit", "--since", "1h").stdout
     assert f"accept  {row.id[:8]}  by bob (token)  commit {done.delivered_commit[:10]}" in text
+    assert f"refused accept  {row.id[:8]}  by unknown via the Prefect form or API: no person" in text
+    added = [e for e in json.loads(listed.stdout) if e["kind"] == "people"]
+    assert [(e["action"], e["subject"], e["person"]) for e in added] == [
+        ("add", "root", None),
+        ("add", "bob", "root"),
+        ("add", "carol", "root"),
+    ]
 
     # The tokens are nowhere but with their people: not in the store, the run's input, logs or artifacts.
     stored = Path(str(store.engine.url.database)).read_bytes()

@@ -3,7 +3,8 @@
 Real parts throughout (the app under uvicorn, the test Prefect server, real paused flow runs, the scripted model,
 headless Debian chromium) and a store of each test's own, so other tests stay in single-user mode. Each test tries
 to break a rule first — an anonymous visitor, a forged or expired cookie, a spoofed proxy header, the starter's own
-accept — and checks that nothing changed: the run still paused, no decision recorded, nothing delivered.
+accept — and checks that nothing changed: the run still paused, no decision recorded, nothing delivered; and that
+each decision refused is one row of the audit, shown in the session page's history.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from tasks_lib.config import load_settings
 from tasks_lib.domain.people import Decider
 from tasks_lib.review.resume import resume_review
 from tasks_lib.security.cookies import COOKIE_LIFETIME_S, server_secret, sign_cookie
-from tasks_lib.store.people import issue_grant, set_started_by
+from tasks_lib.store.people import issue_grant, refusals, set_started_by
 from tasks_lib.testing.scripted_server import calls, tool
 from tasks_lib.web.signin import COOKIE
 from tests.conftest import git
@@ -77,6 +78,12 @@ def test_a_person_signs_in_with_their_token_and_accepts_and_nobody_else_gets_in(
             refused = httpx.post(decide_url, data=accept, headers={"cookie": f"{COOKIE}={cookie}"}, timeout=30)
             assert refused.status_code == 403 and "sign in first" in refused.text
         nothing_changed(store, row, repo)
+        # Each of those decisions is one row of the audit: nobody known, from the page, and why.
+        assert [(r.person, r.via, r.action, r.detail) for r in refusals(store, row.id)] == [
+            (None, "page", "accept", "not signed in"),
+            (None, "page", "accept", "a sign-in cookie this server did not sign, or altered (forged)"),
+            (None, "page", "accept", "an expired sign-in cookie"),
+        ]
 
         # A wrong token is refused on the page; bob's own token signs him in and he accepts.
         page.fill("#token", root + "x")
@@ -96,6 +103,9 @@ def test_a_person_signs_in_with_their_token_and_accepts_and_nobody_else_gets_in(
         history = page.locator("#history .review").first
         assert history.get_attribute("data-decider") == "bob" and history.get_attribute("data-auth") == "cookie"
         assert "by bob, signed in on this page" in history.inner_text()
+        assert page.locator("#refused .refusal").count() == 3
+        assert "Refused: accept by unknown, through the review page" in page.inner_text("#refused")
+        assert "an expired sign-in cookie" in page.inner_text("#refused")
 
         # Signing out ends the page's access.
         page.click("#signout")
@@ -134,11 +144,22 @@ def test_the_trusted_proxy_names_the_person_and_the_starter_may_not_accept_under
         untrusted = httpx.Client(transport=httpx.HTTPTransport(local_address="127.0.0.2"), timeout=30)
         spoofed = untrusted.get(here, headers={"X-Forwarded-User": "root", "host": f"127.0.0.1:{app.port}"})
         assert spoofed.status_code == 403
-        assert spoofed.text == (
-            "refused: a X-Forwarded-User header is honoured only from the trusted proxy, AGENT_TASKS_TRUSTED_PROXY "
-            "(127.0.0.1); not from 127.0.0.2\n"
+        spoofing = (
+            "a X-Forwarded-User header is honoured only from the trusted proxy, AGENT_TASKS_TRUSTED_PROXY "
+            "(127.0.0.1); not from 127.0.0.2"
         )
+        assert spoofed.text == f"refused: {spoofing}\n"
+        posted = untrusted.post(
+            f"{here}/decide",
+            data={"decision": "accept"},
+            headers={"X-Forwarded-User": "root", "host": f"127.0.0.1:{app.port}"},
+        )
+        assert posted.status_code == 403 and posted.text == f"refused: {spoofing}\n"
         untrusted.close()
+        assert [(r.person, r.via, r.action, r.detail) for r in refusals(store, row.id)] == [
+            (None, "page", "accept", spoofing)
+        ], "the visit is not a decision; the post is"
+        nothing_changed(store, row, repo)
 
         # From the proxy: ada (by her email) sees the page as herself, and her own accept is refused.
         as_ada = browser.new_context(extra_http_headers={"X-Forwarded-Email": "ada@example.com"})
@@ -162,6 +183,9 @@ def test_the_trusted_proxy_names_the_person_and_the_starter_may_not_accept_under
         again = wait_for_review(store, "Ada's change", after_key=row.review_key, since=run.started)
         assert again.status_reason == f"refused: {independent}"
         assert store.reviews(row.id) == [] and again.delivered_commit is None
+        assert [(r.person, r.auth, r.via, r.detail) for r in refusals(store, row.id)][1:] == [
+            ("ada", "proxy", "page", independent)
+        ], "the gate's refusal: one row, naming her"
 
         # bob, named by the proxy, accepts.
         as_bob = browser.new_context(extra_http_headers={"X-Forwarded-User": "bob"})

@@ -14,7 +14,6 @@ from tasks_lib.store import Store
 from tasks_lib.store.people import (
     GRANT_FRESH_S,
     add_person,
-    audit_events,
     check_reviewer,
     find_person,
     issue_grant,
@@ -26,6 +25,7 @@ from tasks_lib.store.people import (
     take_grant,
     team_mode,
 )
+from tasks_lib.store.queries import audit_events
 from tasks_lib.store.tables import GrantRow, PersonRow, utcnow
 
 
@@ -84,7 +84,7 @@ def test_people_round_trip_through_the_store_and_tokens_find_their_person(store:
     [ada] = list_people(store)
     assert (ada.name, ada.role, ada.email, ada.groups) == ("ada", "admin", "ada@example.com", ["team-a"])
     assert person_for_token(store, made.token).name == "ada"
-    with store._db() as db:
+    with store.transaction() as db:
         row = db.scalar(select(PersonRow))
         assert made.token not in (row.token_hash or "") and row.token_id == made.token_id
     with pytest.raises(PeopleError, match="already a person called 'ada'"):
@@ -125,7 +125,7 @@ def test_a_grant_names_its_decider_only_for_its_session_pause_and_decision_and_w
     assert take_grant(store, grant, sid, "review-1-abc", "accept") == bob, "a restarted run reads it again"
 
     stale = issue_grant(store, sid, "review-1-abc", "accept", bob)
-    with store._db() as db:
+    with store.transaction() as db:
         db.execute(
             update(GrantRow)
             .where(GrantRow.id == stale)

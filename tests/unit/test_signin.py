@@ -173,7 +173,7 @@ def test_single_user_mode_pages_are_open_and_ignore_sign_in(tmp_path):
 
 
 def test_the_audit_names_the_person_a_trigger_s_sender_is(tmp_path):
-    from tasks_lib.store.people import audit_events
+    from tasks_lib.store.queries import audit_events
 
     store = Store(f"sqlite:///{tmp_path / 'audit.db'}")
     add_person(store, Person(name="ada", email="ada@example.com"))
