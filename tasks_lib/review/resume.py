@@ -16,7 +16,7 @@ from tasks_lib.errors import AgentTasksError
 from tasks_lib.review.comments import comment_problems
 from tasks_lib.review.form import LineComment, review_payload
 from tasks_lib.store import Store
-from tasks_lib.store.people import find_person, issue_grant, list_people, session_starter, team_mode
+from tasks_lib.store.people import find_person, issue_grant, list_people, record_refusal, session_starter, team_mode
 
 PAUSE_WAIT_S = 15  # the session is marked awaiting review just before its run pauses
 
@@ -76,18 +76,23 @@ def check_decider(
     if not team_mode(store):
         return decider or Decider(auth="local")
     if decider is None or decider.person is None:
-        raise ResumeRefused(
+        why = (
             "this store has people, so a decision needs one of them: `agent-tasks login` (or set "
             "AGENT_TASKS_TOKEN) and decide with `agent-tasks review`, or sign in on the review pages"
         )
-    try:
-        person = find_person(store, decider.person)
-    except PeopleError as exc:
-        raise ResumeRefused(str(exc)) from None
-    people = list_people(store)
-    starter, independent = session_starter(store, session_id, people)
-    why = refusal(person, reviewer, people, session_id, decision=decision, starter=starter, independent=independent)
+    else:
+        try:
+            person = find_person(store, decider.person)
+        except PeopleError as exc:
+            why = str(exc)
+        else:
+            people = list_people(store)
+            starter, independent = session_starter(store, session_id, people)
+            why = refusal(
+                person, reviewer, people, session_id, decision=decision, starter=starter, independent=independent
+            )
     if why:
+        record_refusal(store, session_id, decision, why, decider)  # every refused decision is in the audit
         raise ResumeRefused(why)
     return decider
 

@@ -93,8 +93,10 @@ def test_team_mode_only_the_assigned_group_decides_and_the_commit_and_audit_name
     third = wait_for_review(store, "Team change", after_key=second.review_key, since=run.started)
     assert third.status_reason.startswith("refused:") and store.reviews(row.id) == []
     assert third.delivered_commit is None and git(repo, "branch", "--list", third.work_branch) == ""
-    # Each refusal at the gate is one audit row: nobody known, through the Prefect form or API, and why.
+    # Each refusal of a known person is one audit row (carol's, by the CLI; a token-less CLI says who it needs
+    # first and sends nothing), then nobody known through the Prefect form or API, and why.
     assert [(r.person, r.via, r.action, r.detail) for r in refusals(store, row.id)] == [
+        ("carol", "cli", "accept", refused.stderr.strip().removeprefix("error: ")),
         (None, "prefect-form", "accept", "no person: sent through the Prefect form or API with no grant"),
         (
             None,
@@ -129,6 +131,7 @@ def test_team_mode_only_the_assigned_group_decides_and_the_commit_and_audit_name
     events = [e for e in json.loads(listed.stdout) if e["session_id"] == row.id]
     assert [(e["kind"], e["person"], e["auth"], e["commit"], e["refused"], e["via"]) for e in events] == [
         ("started", None, "local", None, False, None),
+        ("refused", "carol", "token", None, True, "cli"),
         ("refused", None, "none", None, True, "prefect-form"),
         ("refused", None, "none", None, True, "prefect-form"),
         ("decided", "bob", "token", done.delivered_commit, False, None),

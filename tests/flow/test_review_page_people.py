@@ -184,8 +184,10 @@ def test_the_trusted_proxy_names_the_person_and_the_starter_may_not_accept_under
         assert again.status_reason == f"refused: {independent}"
         assert store.reviews(row.id) == [] and again.delivered_commit is None
         assert [(r.person, r.auth, r.via, r.detail) for r in refusals(store, row.id)][1:] == [
-            ("ada", "proxy", "page", independent)
-        ], "the gate's refusal: one row, naming her"
+            ("ada", "proxy", "page", independent),  # the page's early refusal
+            ("ada", "token", "cli", independent),  # the CLI's
+            ("ada", "proxy", "page", independent),  # the gate's, for the grant made by hand
+        ], "each refusal one row, naming her"
 
         # bob, named by the proxy, accepts.
         as_bob = browser.new_context(extra_http_headers={"X-Forwarded-User": "bob"})

@@ -149,3 +149,21 @@ def test_a_person_s_sign_ins_count_by_their_token_id_and_the_cool_down_ends_with
     forget_signin_failures(store, ["person:bob"])
     assert signin_wait(store, ["person:bob"], 3, 60, now=start + timedelta(seconds=10)) is None
     assert signin_wait(store, ["address:10.0.0.1"], 3, 60, now=start + timedelta(seconds=10)) == 50
+
+
+def test_a_decision_the_cli_or_page_refuses_before_sending_it_is_in_the_audit(store: Store):
+    from tasks_lib.review.resume import ResumeRefused, check_decider
+
+    add_person(store, Person(name="root", role="admin"))
+    add_person(store, Person(name="ada"))
+    add_person(store, Person(name="bob"))
+    session = fake_session(store, "early", reviewer="ada")
+    for decider in (None, Decider(person="bob", auth="token"), Decider(person="nobody", auth="token")):
+        with pytest.raises(ResumeRefused):
+            check_decider(store, session, "ada", decider, "accept")
+    rows = refusals(store, session)
+    assert [(r.person, r.action) for r in rows] == [(None, "accept"), ("bob", "accept"), ("nobody", "accept")]
+    assert "needs one of them" in rows[0].detail and "bob" in rows[1].detail
+    assert check_decider(store, session, "ada", Decider(person="ada", auth="token"), "accept").person == "ada"
+    assert len(refusals(store, session)) == 3, "an allowed decider adds no refusal"
+    assert store.get_session(session).status == "awaiting_review"
