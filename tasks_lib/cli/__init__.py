@@ -27,6 +27,7 @@ from tasks_lib.cli.doctor import doctor
 from tasks_lib.cli.eval import eval_command
 from tasks_lib.cli.image import image_app
 from tasks_lib.cli.models import models_app
+from tasks_lib.cli.pool import pool_app
 from tasks_lib.cli.rules import rules_app
 from tasks_lib.cli.users import login, logout, users_app
 from tasks_lib.cli.workflows import workflows_app
@@ -80,6 +81,7 @@ app.add_typer(workflows_app, name="workflows")
 app.add_typer(models_app, name="models")
 app.add_typer(users_app, name="users")
 app.add_typer(image_app, name="image")
+app.add_typer(pool_app, name="pool")
 app.add_typer(rules_app, name="rules")
 app.add_typer(models_app, name="model", hidden=True)  # `agent-tasks model local …` reads naturally too
 # Commands are listed in `agent-tasks --help` in the order they are registered here.

@@ -77,7 +77,8 @@ def run(
     temperature: float | None = typer.Option(
         None, "--temperature", help="Sampling temperature (overrides the agent's)."
     ),
-    sandbox: str | None = typer.Option(None, "--sandbox", help="auto (default), bwrap or none."),
+    sandbox: str | None = typer.Option(None, "--sandbox", help="auto (default), bwrap, docker or none."),
+    image: str | None = typer.Option(None, "--image", help="With --sandbox docker: the image commands run in."),
     network: str | None = typer.Option(
         None,
         "--network",
@@ -111,6 +112,9 @@ def run(
     stop_at_first_green: bool = typer.Option(
         False, "--stop-at-first-green", help="With --attempts: stop the others once one passes the agent's check."
     ),
+    pool: str | None = typer.Option(
+        None, "--pool", help="Send the task to this work pool's deployment (agent-tasks pool docker) and return."
+    ),
     wait: bool = typer.Option(
         True,
         "--wait/--no-wait",
@@ -140,6 +144,7 @@ def run(
             on_accept=on_accept,
             temperature=temperature,
             sandbox=sandbox,
+            image=image,
             network=network or ("allow" if allow_host or preset else None),
             egress={"allow": allow_host, "presets": preset} if allow_host or preset else None,
             env=env,
@@ -171,6 +176,11 @@ def run(
     from tasks_lib.ops.prefect_api import choose_api
 
     api_line = choose_api()
+    if pool:
+        from tasks_lib.cli.pool import run_on_pool
+
+        spinner.stop()
+        return run_on_pool(request.model_dump(mode="json", exclude_none=True), pool)
     if not wait:
         return run_in_background(spinner)
     if not verbose:

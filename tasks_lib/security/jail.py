@@ -89,6 +89,8 @@ def jail_arguments(
             args += ["--ro-bind", path, path]
     for host_path, inside in (sockets or {}).items():
         args += ["--bind", host_path, inside]
+    if root_without_admin():  # root in a container: namespaces only inside a user namespace of its own
+        args.append("--unshare-user")
     args += ["--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try", "--hostname", hostname]
     if not network:
         args.append("--unshare-net")
@@ -97,6 +99,20 @@ def jail_arguments(
         args += ["--setenv", key, value]
     args += ["--chdir", chdir]
     return args
+
+
+@lru_cache(maxsize=1)
+def root_without_admin() -> bool:
+    """True for root without CAP_SYS_ADMIN (root in a container): bubblewrap, which as root makes no user namespace
+    by itself, must be asked to."""
+    if os.geteuid() != 0:
+        return False
+    try:
+        status = Path("/proc/self/status").read_text()
+        effective = int(next(line.split()[1] for line in status.splitlines() if line.startswith("CapEff:")), 16)
+    except (OSError, StopIteration, ValueError):
+        return False
+    return not effective & (1 << 21)  # CAP_SYS_ADMIN
 
 
 @lru_cache(maxsize=4)
