@@ -30,13 +30,23 @@ def docker_pool(
         None, "--home", help="A folder on the Docker host mounted at the same path as every run's home (default: ours)."
     ),
     env: list[str] = typer.Option([], "--env", help="NAME=VALUE for every run's container (a model's API base)."),
+    secret: list[str] = typer.Option(
+        [], "--secret", help="NAME=VALUE for every run's container, kept in a Prefect Secret block (API keys)."
+    ),
     mount: list[str] = typer.Option([], "--mount", help="HOST:CONTAINER[:ro] for every run (local repositories)."),
     network_mode: str = typer.Option("host", "--network-mode", help="Docker network mode of the runs' containers."),
 ) -> None:
     """Create the Docker pool and the agent-task deployment on it, and say how to start its workers."""
     from tasks_lib.config import load_settings
     from tasks_lib.environments.docker import DockerUnavailable, check_image
-    from tasks_lib.ops.docker_pool import DockerPoolSettings, PoolError, prepare_pool, worker_command
+    from tasks_lib.ops.docker_pool import (
+        FLOW,
+        DockerPoolSettings,
+        PoolError,
+        deployment_name,
+        prepare_pool,
+        worker_command,
+    )
 
     settings = load_settings()
     if not settings.db_url or not settings.db_url.startswith("postgresql"):
@@ -46,12 +56,13 @@ def docker_pool(
     try:
         check_image(image)
     except DockerUnavailable as exc:
-        raise CliError(f"{exc}") from None
+        raise CliError(str(exc)) from None
     chosen = DockerPoolSettings(
         image=image,
         store_url=settings.db_url,
         home=home or str(settings.home),
         env=_pairs(env, "--env"),
+        secrets=_pairs(secret, "--secret"),
         mounts=mount,
         network_mode=network_mode or None,
     )
@@ -59,8 +70,6 @@ def docker_pool(
         deployment = prepare_pool(chosen, pool)
     except PoolError as exc:
         raise CliError(str(exc)) from None
-    from tasks_lib.ops.docker_pool import FLOW, deployment_name
-
     err.print(f"pool {pool} (docker) and deployment {FLOW}/{deployment_name(pool)} ({deployment}) are ready")
     out.print(f"start a worker on each Docker host: {worker_command(pool)}")
     out.print(f"send a task there: agent-tasks run REPO --task TEXT --pool {pool}")

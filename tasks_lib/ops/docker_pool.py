@@ -42,14 +42,37 @@ class DockerPoolSettings(BaseModel):
     user: str = Field(default_factory=lambda: f"{os.getuid()}:{os.getgid()}", description="uid:gid in the container.")
     network_mode: str | None = "host"  # the Prefect API, the store and the model as the worker's host sees them
     env: dict[str, str] = Field(default_factory=dict)
+    secrets: dict[str, str] = Field(
+        default_factory=dict, description="Variables kept as Prefect Secret blocks (keys), never in the deployment."
+    )
     mounts: list[str] = Field(default_factory=list)  # extra volumes, `host:container[:ro]` (local repositories)
     memory: str | None = "6g"
+
+
+def secret_block(variable: str) -> str:
+    """The name of the Prefect Secret block holding ``variable`` for the pool's runs."""
+    return "agent-tasks-" + variable.lower().replace("_", "-")
+
+
+def secret_references(settings: DockerPoolSettings) -> dict[str, str]:
+    """Each secret variable (the store's URL among them) as the placeholder the worker resolves when it starts a
+    container: the value stays in Prefect's Secret block, out of the deployment and its UI."""
+    names = ["AGENT_TASKS_DB_URL", *settings.secrets]
+    return {name: "{{ prefect.blocks.secret." + secret_block(name) + " }}" for name in names}
+
+
+def save_secrets(settings: DockerPoolSettings) -> None:
+    """Store the secret variables as Prefect Secret blocks (replacing older values)."""
+    from prefect.blocks.system import Secret
+
+    for name, value in {"AGENT_TASKS_DB_URL": settings.store_url, **settings.secrets}.items():
+        Secret(value=value).save(secret_block(name), overwrite=True)
 
 
 def job_variables(settings: DockerPoolSettings) -> dict[str, Any]:
     """The deployment's job variables for the Docker worker (prefect-docker's DockerWorkerJobConfiguration)."""
     env = {
-        "AGENT_TASKS_DB_URL": settings.store_url,
+        **secret_references(settings),
         "AGENT_TASKS_HOME": settings.home,
         "PREFECT_HOME": f"{settings.home}/prefect",
         "HOME": f"{settings.home}/user",
@@ -91,6 +114,7 @@ def prepare_pool(settings: DockerPoolSettings, pool: str = POOL) -> str:
 
     from flows.agent_task import agent_task
 
+    save_secrets(settings)
     with get_client(sync_client=True) as client:
         try:
             found = client.read_work_pool(pool)

@@ -9,6 +9,7 @@ the diff kept; a worker stopped while runs queue is replaced and every run still
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -28,6 +29,7 @@ from tests.topology import PREFECT, ROOT, create_database, free_port, spawn, sto
 POOL = "agent-docker"
 DEPLOYMENT = "agent-task/agent-task-docker"
 AGENT_TASKS = str(Path(sys.executable).parent / "agent-tasks")
+KEY = "sk-docker-pool-key-0123456789abcdef"
 
 
 class Model:
@@ -85,7 +87,7 @@ class DockerPool:
         done = subprocess.run(
             [
                 AGENT_TASKS, "pool", "docker", "--pool", POOL, "--home", str(self.home),
-                "--env", f"OPENAI_API_BASE={self.scripted.api_base}", "--env", "OPENAI_API_KEY=scripted-key", "--mount", f"{repo_root}:{repo_root}",
+                "--env", f"OPENAI_API_BASE={self.scripted.api_base}", "--secret", f"OPENAI_API_KEY={KEY}", "--mount", f"{repo_root}:{repo_root}",
             ],
             env=self.env, capture_output=True, text=True, timeout=300, cwd=ROOT,
         )  # fmt: skip
@@ -171,7 +173,14 @@ def git(repo: Path, *args: str) -> str:
 
 
 def test_a_task_on_the_docker_pool_is_reviewed_from_the_cli_and_resumed_in_a_new_container(pool, repo):
+    from prefect.client.orchestration import get_client
+
     assert "agent-tasks pool worker --pool agent-docker" in pool.setup_output
+    with get_client(sync_client=True) as client:
+        deployment = client.read_deployment_by_name(DEPLOYMENT)
+    shown = json.dumps(deployment.job_variables)
+    assert KEY not in shown and pool.store_url not in shown, "keys and the store's URL stay in Secret blocks"
+    assert deployment.job_variables["env"]["OPENAI_API_KEY"] == "{{ prefect.blocks.secret.agent-tasks-openai-api-key }}"
     pool.model.scripts["DOCKER-ACCEPT"] = [
         calls(tool("run_command", command="echo inside > where.txt")),
         calls(tool("finish", summary="wrote where.txt")),
