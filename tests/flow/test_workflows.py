@@ -335,6 +335,11 @@ def test_agent_tasks_up_starts_the_stack_and_stops_cleanly(tmp_path):
             ).status_code
             == 403
         )
+        # up.json is written when up's start returns, just before its banner: stop only then (the pages may
+        # answer this test before up's own check of them has seen them)
+        while time.monotonic() < deadline and not (tmp_path / "home" / "up.json").exists():
+            time.sleep(0.2)
+        time.sleep(1)
     finally:
         proc.send_signal(__import__("signal").SIGINT)
         stdout, stderr = proc.communicate(timeout=90)
