@@ -7,10 +7,8 @@ from __future__ import annotations
 
 import json
 import os
-import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 
@@ -35,30 +33,6 @@ def base_image() -> str:
         pytest.fail(f"these tests need a Docker engine ({exc}); .ci/run installs docker.io and starts dockerd")
     build(base_only=True, say=lambda line: None)
     return DEFAULT_IMAGE
-
-
-@pytest.fixture
-def listener():
-    """An HTTP server on the host's 127.0.0.1 that counts who reached it."""
-    hits: list[str] = []
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self):  # noqa: N802
-            hits.append(self.path)
-            self.send_response(200)
-            self.send_header("Content-Length", "7")
-            self.end_headers()
-            self.wfile.write(b"reached")
-
-        def log_message(self, *args):
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    url = f"http://127.0.0.1:{server.server_port}/probe"
-    probe = f"python3 -c \"import urllib.request; print(urllib.request.urlopen('{url}', timeout=3).read())\""
-    yield SimpleNamespace(hits=hits, url=url, port=server.server_port, probe=probe)
-    server.shutdown()
 
 
 def sandbox_containers(workspace: Path) -> list[str]:

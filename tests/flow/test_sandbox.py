@@ -14,8 +14,6 @@ import os
 import shutil
 import sqlite3
 import tempfile
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -66,34 +64,6 @@ def planted(outside_tmp, monkeypatch):
     agent_home = outside_tmp / "agent-tasks"
     monkeypatch.setenv("AGENT_TASKS_HOME", str(agent_home))
     return SimpleNamespace(home=home, agent_home=agent_home, secrets=[SECRET, GITHUB_TOKEN, SSH_KEY, AWS_KEY])
-
-
-@pytest.fixture
-def listener():
-    """An HTTP server on 127.0.0.1 that counts who reached it."""
-    hits: list[str] = []
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self):  # noqa: N802
-            hits.append(self.path)
-            self.send_response(200)
-            self.send_header("Content-Length", "7")
-            self.end_headers()
-            self.wfile.write(b"reached")
-
-        def log_message(self, *args):
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    url = f"http://127.0.0.1:{server.server_port}/probe"
-    yield SimpleNamespace(
-        hits=hits,
-        url=url,
-        port=server.server_port,
-        probe=f"python3 -c \"import urllib.request; print(urllib.request.urlopen('{url}', timeout=3).read())\"",
-    )
-    server.shutdown()
 
 
 def store_dump(agent_home: Path) -> str:
