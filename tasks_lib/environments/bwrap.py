@@ -31,11 +31,10 @@ from tasks_lib.environments.base import (
     run_process,
     shown,
 )
-from tasks_lib.environments.egress import SOCKET_INSIDE, EgressGate, bridge_python, bridged
-from tasks_lib.environments.limits import DiskBudget, LimitGuard
+from tasks_lib.environments.egress import SOCKET_INSIDE, bridge_python, bridged
+from tasks_lib.environments.limits import LimitGuard
+from tasks_lib.environments.sandboxed import SANDBOX_HOME, SandboxedEnvironment
 from tasks_lib.security.jail import SandboxUnavailable, find_bwrap, jail_arguments, probe
-
-SANDBOX_HOME = "/tmp/home"
 
 
 def bwrap_binary() -> str | None:
@@ -54,7 +53,7 @@ def sandbox_version() -> str:
     return probe(binary)
 
 
-class BwrapEnvironment:
+class BwrapEnvironment(SandboxedEnvironment):
     """Runs each command of one session in a fresh bubblewrap sandbox around its workspace."""
 
     name = "bwrap"
@@ -72,18 +71,13 @@ class BwrapEnvironment:
         limits: Limits | None = None,
         egress: Egress | None = None,
     ):
-        self.workspace = Path(workspace).resolve()
-        self.scratch = Path(scratch)
-        self.read_only, self.network = read_only, network
-        self.env_names = tuple(env_names)
+        super().__init__(workspace, scratch, read_only, network, env_names, limits, egress)
         self.read_only_paths = [str(Path(p).resolve()) for p in read_only_paths]
         self.hidden_paths = [str(Path(p).expanduser().resolve()) for p in hidden_paths]
         self.binary = binary or bwrap_binary() or "bwrap"
         self.shell = shutil.which("bash") or "/bin/bash"
         self.limits = limits
-        self.egress = EgressGate(egress or Egress(), self.workspace)
         weakref.finalize(self, self.egress.stop)  # the proxies live as long as the environment
-        self.disk = DiskBudget(limits, self.workspace, self.scratch) if limits else None
 
     def execute(
         self,

@@ -34,12 +34,12 @@ from tasks_lib.environments.base import (
     shown,
 )
 from tasks_lib.environments.egress import SOCKET_INSIDE, EgressGate, bridged
-from tasks_lib.environments.limits import SIGXCPU, SIGXFSZ, DiskBudget
+from tasks_lib.environments.limits import SIGXCPU, SIGXFSZ
+from tasks_lib.environments.sandboxed import SANDBOX_HOME, SandboxedEnvironment
 from tasks_lib.errors import AgentTasksError
 
 DEFAULT_IMAGE = "agent-tasks-base:bookworm"  # what `agent-tasks image build` makes first
 LABEL = "agent-tasks.sandbox"
-SANDBOX_HOME = "/tmp/home"
 EGRESS_DIR = str(Path(SOCKET_INSIDE).parent / "agent-tasks-egress")
 # Runs the command, then stops whatever it left running (kill -1 spares the shell itself and the init).
 AFTER = 'bash -c "$1"; code=$?; kill -9 -1 2>/dev/null; exit $code'
@@ -161,7 +161,7 @@ class _Container:
         self.pid_hits = 0
 
 
-class DockerEnvironment:
+class DockerEnvironment(SandboxedEnvironment):
     """Runs each command of one session by `docker exec` in a container of ``image`` around its workspace."""
 
     name = "docker"
@@ -178,14 +178,10 @@ class DockerEnvironment:
         limits: Limits | None = None,
         egress: Egress | None = None,
     ):
-        self.workspace = Path(workspace).resolve()
-        self.scratch = Path(scratch)
-        self.image, self.read_only, self.network = image, read_only, network
-        self.env_names = tuple(env_names)
+        super().__init__(workspace, scratch, read_only, network, env_names, limits, egress)
+        self.image = image
         self.read_only_paths = [str(Path(p).resolve()) for p in read_only_paths if Path(p).exists()]
         self.limits = limits or Limits()
-        self.egress = EgressGate(egress or Egress(), self.workspace)
-        self.disk = DiskBudget(self.limits, self.workspace, self.scratch) if limits else None
         self.containers: dict[str, _Container] = {}
         self._lock = threading.Lock()
         self._finalizer = weakref.finalize(self, _remove_all, self.containers, self.egress)
