@@ -219,6 +219,21 @@ PROPOSED = (
 )
 
 
+def _posted_session(store: Store, guard: Guard, session_id: str, body: bytes, then: str) -> SessionRow | Response:
+    """The session a form was posted for, when it exists and the form carries its token; else the answer to send
+    (404 for no such session, 403 for a stale or foreign form, whose message ends with ``then``)."""
+    try:
+        row = store.get_session(session_id)
+    except SessionNotFound:
+        return _not_found(f"no session {session_id!r}")
+    if not guard.token_ok(row.id, raw_token(body)):
+        return PlainTextResponse(
+            f"refused: this form is out of date or did not come from this app's session page; {then}\n",
+            status_code=403,
+        )
+    return row
+
+
 def _kept_for(store: Store, row: SessionRow, identity: Identity | None) -> Teach | None:
     """The feedback kept for the session's repository, for its page (None when there is none)."""
     from tasks_lib.review.teachings import run_address, start_refusal
@@ -242,15 +257,9 @@ def _propose_rules(store: Store, guard: Guard, session_id: str, body: bytes, ide
     from tasks_lib.review.teachings import NoFeedback, ProposalNotStarted, draft_proposal, start_refusal, start_served
     from tasks_lib.store.people import team_mode
 
-    try:
-        row = store.get_session(session_id)
-    except SessionNotFound:
-        return _not_found(f"no session {session_id!r}")
-    if not guard.token_ok(row.id, raw_token(body)):
-        return PlainTextResponse(
-            "refused: this form is out of date or did not come from this app's session page; reload the page\n",
-            status_code=403,
-        )
+    row = _posted_session(store, guard, session_id, body, "reload the page")
+    if isinstance(row, Response):
+        return row
     person = identity.person if identity else None
 
     def again(message: str, status: int) -> HTMLResponse:
@@ -294,16 +303,9 @@ def _decide(store: Store, guard: Guard, session_id: str, body: bytes, decider: D
     from tasks_lib.review.comments import CommentError, check_comments
     from tasks_lib.review.resume import ResumeRefused, decision_payload, resume_review
 
-    try:
-        row = store.get_session(session_id)
-    except SessionNotFound:
-        return _not_found(f"no session {session_id!r}")
-    if not guard.token_ok(row.id, raw_token(body)):
-        return PlainTextResponse(
-            "refused: this form is out of date or did not come from this app's session page; "
-            "reload the page and decide again\n",
-            status_code=403,
-        )
+    row = _posted_session(store, guard, session_id, body, "reload the page and decide again")
+    if isinstance(row, Response):
+        return row
     try:
         form = DecisionForm.parse(body)
     except FormError as exc:
