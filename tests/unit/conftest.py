@@ -8,6 +8,7 @@ provided" straight away, and the project's `can_emit()` sees no server and sends
 
 from __future__ import annotations
 
+import socket
 import sys
 
 import pytest
@@ -36,3 +37,14 @@ def no_prefect_server():
 
         with temporary_settings({PREFECT_SERVER_ALLOW_EPHEMERAL_MODE: False}, restore_defaults={PREFECT_API_URL}):
             yield
+
+
+@pytest.fixture
+def no_network(monkeypatch):
+    """Any attempt to open a connection fails the test (for modules that promise to work offline)."""
+
+    def refuse(*args, **kwargs):
+        raise AssertionError(f"network access attempted: {args!r}")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)

@@ -2,7 +2,7 @@
 
 The Job a flow run gets (from tasks_lib.ops.kubernetes and from prefect-kubernetes's worker code) and the other
 manifests are validated against Kubernetes' schemas (kubernetes-validate, strict) and `api_problems`; broken ones
-are shown to fail. The template passes Prefect's own checks; the README's text is what the module prints.
+are shown to fail. The template passes Prefect's own checks. (The README's text: test_kubernetes_readme.py.)
 """
 
 from __future__ import annotations
@@ -10,11 +10,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import functools
-import json
 import re
-import socket
-import subprocess
-import sys
 import uuid
 from decimal import Decimal
 from pathlib import Path
@@ -49,16 +45,7 @@ SCENARIOS = {
 # Prefect's default pod spec carries two Job fields; prefect-kubernetes refuses a template without them.
 PREFECT_POD_EXTRAS = {"parallelism", "completions"}
 
-
-@pytest.fixture(autouse=True)
-def no_network(monkeypatch):
-    """Everything here works offline: any attempt to open a connection fails the test."""
-
-    def refuse(*args, **kwargs):
-        raise AssertionError(f"network access attempted: {args!r}")
-
-    monkeypatch.setattr(socket.socket, "connect", refuse)
-    monkeypatch.setattr(socket, "create_connection", refuse)
+pytestmark = pytest.mark.usefixtures("no_network")  # everything here works offline
 
 
 # --- Kubernetes' schemas --------------------------------------------------------------------------------------
@@ -429,18 +416,3 @@ def test_the_helm_values_point_the_worker_at_the_pool():
     assert worker["config"] == {"workPool": k8s.POOL, "type": "kubernetes"}
     assert worker["apiConfig"] == "selfHostedServer"
     assert worker["selfHostedServerApiConfig"]["apiUrl"].endswith("/api")
-
-
-# --- the README -----------------------------------------------------------------------------------------------------
-
-
-def test_the_readme_shows_what_the_module_prints():
-    command = [sys.executable, "-m", "tasks_lib.ops.kubernetes", "readme"]
-    printed = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, check=True).stdout
-    assert printed == k8s.render_readme()
-    assert k8s.readme_section((ROOT / "README.md").read_text()) == printed, (
-        "README.md's Kubernetes text is stale: replace it with `python -m tasks_lib.ops.kubernetes readme`"
-    )
-    prose = " ".join(printed.split())
-    assert f"against the Kubernetes {' and '.join(k8s.SCHEMA_VERSIONS)} OpenAPI schemas" in prose
-    assert "No cluster ran any of it" in prose and json.dumps(CLAIM_VOLUME) in prose
