@@ -17,9 +17,9 @@ from sqlalchemy.orm import defer
 from tasks_lib.domain.people import AuditEvent, starter_of
 from tasks_lib.domain.request import trigger_line
 from tasks_lib.domain.session import TERMINAL_STATUSES, SessionStatus
-from tasks_lib.store.people import AuditRow, list_people
+from tasks_lib.store.people import list_people
 from tasks_lib.store.store import Store
-from tasks_lib.store.tables import ReviewRow, SessionRow, utcnow
+from tasks_lib.store.tables import AuditRow, ReviewRow, SessionRow, utcnow
 
 # Statuses in which a live process is working on the session (or blocking on its review).
 ORPHANABLE = (SessionStatus.pending, SessionStatus.running, SessionStatus.awaiting_review, SessionStatus.delivering)

@@ -215,3 +215,35 @@ class GrantRow(Base):
     auth: Mapped[str] = mapped_column(String(32))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class AuditRow(Base):
+    """An audit entry that is not a session's start or decision (those are their own rows): a decision refused
+    (``kind`` refused: who tried, how they were known, through what, the decision, why) or a change to the people
+    (``kind`` people: who changed whose record, and what)."""
+
+    __tablename__ = "audit_entries"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+    kind: Mapped[str] = mapped_column(String(16))  # refused | people
+    session_id: Mapped[str | None] = mapped_column(ForeignKey("sessions.id", ondelete="CASCADE"), index=True)
+    person: Mapped[str | None] = mapped_column(String(64))  # who tried or changed (None: unknown, or the local user)
+    auth: Mapped[str | None] = mapped_column(String(32))  # how they were known (None: they were not)
+    via: Mapped[str | None] = mapped_column(String(16))  # refused: cli | page | prefect-form
+    action: Mapped[str] = mapped_column(
+        String(32)
+    )  # refused: the decision; people: add | remove | token | role | groups
+    subject: Mapped[str | None] = mapped_column(String(64))  # people: whose record
+    detail: Mapped[str] = mapped_column(Text, default="")  # refused: the reason; people: the change
+
+
+class SigninFailureRow(Base):
+    """A sign-in on the review pages that failed, under the key it counts against (``address:…``, ``person:…``);
+    kept for the rate-limit window only."""
+
+    __tablename__ = "signin_failures"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    key: Mapped[str] = mapped_column(String(200), index=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
