@@ -35,6 +35,27 @@ POOL = "local-process"  # the pool prefect.yaml names
 DEPLOYMENT = "agent-task/agent-task"
 
 
+class ScriptedTasks:
+    """A scripted model for several concurrent sessions: each task's replies, chosen by a marker in its
+    instructions; counts the replies served per marker. The summary call (no tools) gets the default summary."""
+
+    def __init__(self) -> None:
+        self.scripts: dict[str, list[dict[str, Any]]] = {}
+        self.served: dict[str, int] = {}
+
+    def __call__(self, body: dict[str, Any]) -> dict[str, Any]:
+        from tasks_lib.testing.scripted_server import DEFAULT_SUMMARY
+
+        if not body.get("tools"):
+            return {"content": DEFAULT_SUMMARY}
+        asked = next((str(m.get("content")) for m in body.get("messages", []) if m.get("role") == "user"), "")
+        for marker, replies in self.scripts.items():
+            if marker in asked:
+                self.served[marker] = self.served.get(marker, 0) + 1
+                return replies.pop(0) if replies else {"content": "(script exhausted)"}
+        return {"content": "(no script for this task)"}
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that was free a moment ago."""
     with socket.socket() as s:

@@ -10,152 +10,36 @@ the diff kept; a worker stopped while runs queue is replaced and every run still
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 import time
 from pathlib import Path
-from typing import Any
-from uuid import UUID
 
-import httpx
 import pytest
 
-from tasks_lib.store import Store
-from tasks_lib.testing.scripted_server import DEFAULT_SUMMARY, calls, tool
-from tests.helpers import MODEL, wait_for_review
-from tests.topology import PREFECT, ROOT, create_database, free_port, spawn, stop, wait_until
+from tasks_lib.testing.scripted_server import calls, tool
+from tests.docker_topology import AGENT_TASKS, DEPLOYMENT, DockerPool, worker_image
+from tests.helpers import wait_for_review
+from tests.topology import ROOT, ScriptedTasks, wait_until
 
-POOL = "agent-docker"
-DEPLOYMENT = "agent-task/agent-task-docker"
-AGENT_TASKS = str(Path(sys.executable).parent / "agent-tasks")
 KEY = "sk-docker-pool-key-0123456789abcdef"
 
 
-class Model:
-    """Scripted replies per task (by a marker in its instructions), counting the replies served."""
-
-    def __init__(self) -> None:
-        self.scripts: dict[str, list[dict[str, Any]]] = {}
-        self.served: dict[str, int] = {}
-
-    def __call__(self, body: dict[str, Any]) -> dict[str, Any]:
-        if not body.get("tools"):
-            return {"content": DEFAULT_SUMMARY}
-        asked = next((str(m.get("content")) for m in body.get("messages", []) if m.get("role") == "user"), "")
-        for marker, replies in self.scripts.items():
-            if marker in asked:
-                self.served[marker] = self.served.get(marker, 0) + 1
-                return replies.pop(0) if replies else {"content": "(script exhausted)"}
-        return {"content": "(no script for this task)"}
-
-
-class DockerPool:
-    """The server, the store, the pool with its deployment, and the Docker workers."""
-
-    def __init__(self, pg: str, base: Path, repo_root: Path):
-        from tasks_lib.testing.scripted_server import ScriptedServer
-
-        self.base, self.model = base, Model()
-        self.api = f"http://127.0.0.1:{free_port()}/api"
-        self.store_url = f"postgresql+psycopg://{pg}/{create_database(pg)}"
-        self.home = base / "docker-home"
-        self.home.mkdir()
-        self.procs: list[subprocess.Popen] = []
-        self.workers: dict[str, subprocess.Popen] = {}
-        self.env = {
-            **os.environ,
-            "PREFECT_API_URL": self.api,
-            "PREFECT_HOME": str(base / "user-prefect"),
-            "AGENT_TASKS_DB_URL": self.store_url,
-            "AGENT_TASKS_HOME": str(self.home),
-        }
-        self.scripted = ScriptedServer(responder=self.model).__enter__()
-        server_env = {**self.env, "PREFECT_HOME": str(base / "server-prefect")}
-        server_env["PREFECT_SERVER_DATABASE_CONNECTION_URL"] = f"postgresql+asyncpg://{pg}/{create_database(pg)}"
-        port = self.api.split(":")[2].split("/")[0]
-        self.procs.append(
-            spawn(
-                base,
-                "server",
-                [PREFECT, "server", "start", "--host", "127.0.0.1", "--port", port, "--no-ui"],
-                server_env,
-            )
-        )
-        wait_until("the Prefect server", lambda: httpx.get(f"{self.api}/health", timeout=2).status_code == 200, 180)
-        self.store = Store(self.store_url)
-        done = subprocess.run(
-            [
-                AGENT_TASKS, "pool", "docker", "--pool", POOL, "--home", str(self.home),
-                "--env", f"OPENAI_API_BASE={self.scripted.api_base}", "--secret", f"OPENAI_API_KEY={KEY}", "--mount", f"{repo_root}:{repo_root}",
-            ],
-            env=self.env, capture_output=True, text=True, timeout=300, cwd=ROOT,
-        )  # fmt: skip
-        assert done.returncode == 0, done.stdout + done.stderr
-        self.setup_output = done.stdout
-
-    def start_worker(self, name: str) -> None:
-        """A Docker worker for the pool, as `agent-tasks pool docker` says to start it."""
-        env = {
-            **self.env,
-            "PREFECT_HOME": str(self.base / f"worker-{name}-prefect"),
-            "PREFECT_WORKER_QUERY_SECONDS": "1",
-        }
-        command = [AGENT_TASKS, "pool", "worker", "--pool", POOL, "--name", f"docker-{name}"]
-        self.workers[name] = spawn(self.base, f"worker-{name}", command, env)
-        wait_until(
-            f"worker {name} online", lambda: f"docker-{name}" in self.online(), 120, lambda: self.log(f"worker-{name}")
-        )
-
-    def online(self) -> list[str]:
-        from prefect.client.orchestration import get_client
-        from prefect.settings import PREFECT_API_URL, temporary_settings
-
-        with temporary_settings({PREFECT_API_URL: self.api}), get_client(sync_client=True) as client:
-            return [w.name for w in client.read_workers_for_work_pool(POOL) if w.status == "ONLINE"]
-
-    def submit(self, repo: Path, instructions: str, review: bool = True) -> UUID:
-        """An on-demand task sent to the pool with `agent-tasks run --pool`; its flow run id."""
-        args = [AGENT_TASKS, "run", str(repo), "--task", instructions, "--model", MODEL, "--pool", POOL]
-        args += [] if review else ["--no-review"]
-        done = subprocess.run(args, env=self.env, capture_output=True, text=True, timeout=120, cwd=ROOT)
-        assert done.returncode == 0, done.stdout + done.stderr
-        line = next(x for x in done.stdout.splitlines() if x.startswith("flow run "))
-        return UUID(line.split()[2])
-
-    def containers(self, flow_run_id: UUID, every: bool = True) -> list[str]:
-        """The containers of a flow run (running ones, or every one still on the engine)."""
-        args = ["docker", "ps", "-q", "--filter", f"label=io.prefect.flow-run-id={flow_run_id}"]
-        return subprocess.run(args + (["-a"] if every else []), capture_output=True, text=True).stdout.split()
-
-    def log(self, name: str, tail: int | None = 4000) -> str:
-        path = self.base / f"{name}.log"
-        text = path.read_text(errors="replace") if path.exists() else ""
-        return text[-tail:] if tail else text
-
-    def close(self) -> None:
-        for proc in [*self.workers.values(), *self.procs]:
-            stop(proc)
-        self.scripted.__exit__(None, None, None)
-
-
 @pytest.fixture(scope="module")
-def worker_image() -> str:
+def image() -> str:
     """The worker image, built from this checkout with no registry (base and wheels cached)."""
-    from tasks_lib.environments.docker import DockerUnavailable, docker_version
-    from tasks_lib.ops.image import build
+    from tasks_lib.environments.docker import DockerUnavailable
 
     try:
-        docker_version()
+        return worker_image()
     except DockerUnavailable as exc:
         pytest.fail(f"these tests need a Docker engine ({exc}); .ci/run installs docker.io and starts dockerd")
-    return build(say=lambda line: None).image
 
 
 @pytest.fixture(scope="module")
-def pool(postgres_server, tmp_path_factory, worker_image):
+def pool(postgres_server, tmp_path_factory, image):
     base = tmp_path_factory.mktemp("docker-pool")
-    top = DockerPool(postgres_server, base, Path(tmp_path_factory.getbasetemp()))
+    mount = Path(tmp_path_factory.getbasetemp())
+    top = DockerPool(postgres_server, base, mount, ScriptedTasks(), secrets={"OPENAI_API_KEY": KEY})
     try:
         top.start_worker("a")
         from prefect.settings import PREFECT_API_URL, temporary_settings
@@ -243,3 +127,55 @@ def test_a_container_killed_mid_session_settles_the_session_with_its_diff_kept(p
     assert ended.files_changed == 1
     kept = pool.store.latest_diff(row.id)
     assert kept is not None and b"half done" in kept.patch
+
+
+def test_a_stopped_worker_is_replaced_and_every_queued_run_runs_once(pool, repo):
+    from prefect.client.orchestration import get_client
+
+    pool.model.scripts["DOCKER-LONG"] = [
+        calls(tool("write_file", path="long.txt", content="outlived its worker\n"), delay=20),
+        calls(tool("finish", summary="wrote long.txt")),
+    ]
+    for i in range(3):
+        pool.model.scripts[f"DOCKER-QUEUED-{i}"] = [
+            calls(tool("write_file", path=f"queued-{i}.txt", content=f"{i}\n")),
+            calls(tool("finish", summary=f"wrote queued-{i}.txt")),
+        ]
+    long = pool.submit(repo, "DOCKER-LONG: write long.txt", review=False)
+    wait_until("the long run's first model call", lambda: pool.model.served.get("DOCKER-LONG") == 1, 300)
+    (container,) = pool.containers(long, every=False)
+    pool.stop_worker("a")
+    assert pool.containers(long, every=False) == [container], "the running container outlives its stopped worker"
+    queued = [pool.submit(repo, f"DOCKER-QUEUED-{i}: write queued-{i}.txt", review=False) for i in range(3)]
+    time.sleep(6)
+    with get_client(sync_client=True) as client:
+        states = [client.read_flow_run(run).state.type.value for run in queued]
+    assert states == ["SCHEDULED"] * 3, "no worker, no container: the runs wait (Scheduled or Late)"
+    assert not any(pool.containers(run) for run in queued)
+
+    pool.start_worker("b")
+
+    def sessions() -> dict[str, list]:
+        rows = pool.store.list_sessions(limit=50)
+        return {str(run): [r for r in rows if r.flow_run_id == str(run)] for run in [long, *queued]}
+
+    ended = wait_until(
+        "every run's session to end",
+        lambda: (
+            all(rows and rows[0].status in ("completed", "failed", "crashed") for rows in sessions().values())
+            and sessions()
+        ),
+        300,
+        lambda: pool.log("worker-b"),
+        every=2,
+    )
+    assert {run: [r.status for r in rows] for run, rows in ended.items()} == {
+        str(run): ["completed"] for run in [long, *queued]
+    }, "every run ran, and once"
+    ours = {str(run) for run in [long, *queued]}
+    assert [r for r in pool.took("a") if r in ours] == [str(long)], "the stopped worker started only the long run"
+    assert sorted(pool.took("b")) == sorted(str(run) for run in queued), "its successor started each queued run once"
+    assert pool.model.served["DOCKER-LONG"] == 2 and all(pool.model.served[f"DOCKER-QUEUED-{i}"] == 2 for i in range(3))
+    for run, rows in ended.items():
+        assert rows[0].files_changed == 1, (run, rows[0].status_reason)
+    wait_until("no container left", lambda: not any(pool.containers(run) for run in [long, *queued]), 60)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import shutil
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
 from uuid import UUID
 
 import pytest
@@ -19,35 +18,19 @@ from prefect.client.orchestration import get_client
 from prefect.deployments import run_deployment
 
 from tasks_lib.store import Store
-from tasks_lib.testing.scripted_server import DEFAULT_SUMMARY, calls, tool
+from tasks_lib.testing.scripted_server import calls, tool
 from tests.conftest import git
 from tests.helpers import MODEL, decide, wait_for_review
-from tests.topology import DEPLOYMENT, POOL, Topology, wait_until
+from tests.topology import DEPLOYMENT, POOL, ScriptedTasks, Topology, wait_until
 
 POOL_LIMIT = 2
 WORKERS = ("a", "b", "c")
 SLOW_REPLY_S = 8
 
 
-class Model:
-    """A scripted model for several concurrent sessions: each task's replies, chosen by its instructions."""
-
-    def __init__(self) -> None:
-        self.scripts: dict[str, list[dict[str, Any]]] = {}
-
-    def __call__(self, body: dict[str, Any]) -> dict[str, Any]:
-        if not body.get("tools"):
-            return {"content": DEFAULT_SUMMARY}
-        asked = next((str(m.get("content")) for m in body.get("messages", []) if m.get("role") == "user"), "")
-        for marker, replies in self.scripts.items():
-            if marker in asked:
-                return replies.pop(0) if replies else {"content": "(script exhausted)"}
-        return {"content": "(no script for this task)"}
-
-
 @pytest.fixture(scope="module")
 def topology(postgres_server, tmp_path_factory):
-    model = Model()
+    model = ScriptedTasks()
     with Topology(postgres_server, tmp_path_factory.mktemp("scale-out"), model, WORKERS, POOL_LIMIT) as top:
         top.model = model
         yield top
