@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from typing import TYPE_CHECKING
 
 import typer
@@ -140,20 +139,15 @@ def run_command_line(proposal: Proposal, branch: str | None, reviewer: str | Non
 
 def start_with_run(args: list[str]) -> None:
     """Run `agent-tasks run ARGS` in this process, parsed as that command parses them: its checks, its progress and
-    review prompt, its --no-wait (which starts `agent-tasks run` again in the background from the command line, so
-    that is set to the run's own for the call)."""
+    review prompt, its --no-wait (which starts `agent-tasks run ARGS` again in the background: the arguments go to
+    the command as its context's ``obj``, see `given_arguments`)."""
     from typer.main import get_command
 
     from tasks_lib.cli.run import run
 
     command = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
     command.command("run")(run)
-    saved = sys.argv[:]
-    sys.argv[:] = [saved[0] if saved else "agent-tasks", "run", *args]
-    try:
-        get_command(command).main(args=args, prog_name="agent-tasks run", standalone_mode=False)
-    finally:
-        sys.argv[:] = saved
+    get_command(command).main(args=args, prog_name="agent-tasks run", standalone_mode=False, obj=list(args))
 
 
 @rules_app.command("propose")

@@ -64,6 +64,7 @@ def progress_view(spinner: Spinner):
 
 
 def run(
+    ctx: typer.Context,
     repo: str = typer.Argument(..., metavar="REPO", help="Repository: local path or git URL."),
     task: str = typer.Option(..., "--task", "-t", help="What the agent should do."),
     branch: str | None = typer.Option(
@@ -182,7 +183,7 @@ def run(
         spinner.stop()
         return run_on_pool(request.model_dump(mode="json", exclude_none=True), pool)
     if not wait:
-        return run_in_background(spinner)
+        return run_in_background(spinner, given_arguments(ctx))
     if not verbose:
         # Steps are shown by our own listener and failures by one line at the end; Prefect's
         # console lines (tracebacks included) stay in the Prefect UI. --verbose shows them here too.
@@ -245,11 +246,19 @@ def credit_to(person: str):
     return listener
 
 
-def run_in_background(spinner: Spinner) -> None:
-    """Start this run in a process of its own and print its session id, log, review link and what to do next."""
+def given_arguments(ctx: typer.Context) -> list[str]:
+    """The arguments this `agent-tasks run` was given: those a caller that invokes the command hands it as the
+    context's ``obj`` (`rules propose`, cli/rules.py), else those after `run` on the process's command line."""
+    if isinstance(ctx.obj, list):
+        return list(ctx.obj)
+    return sys.argv[sys.argv.index("run") + 1 :] if "run" in sys.argv else []
+
+
+def run_in_background(spinner: Spinner, argv: list[str]) -> None:
+    """Start `agent-tasks run ARGV` (without --no-wait) in a process of its own and print its session id, log,
+    review link and what to do next."""
     from tasks_lib.config import load_settings
 
-    argv = sys.argv[sys.argv.index("run") + 1 :] if "run" in sys.argv else []
     session_id, log = start_in_background(background_argv(argv), load_settings().home / "logs", spinner)
     short = session_id[:8]
     out.print(f"session {session_id} runs in the background (log: {noted(log)})")
