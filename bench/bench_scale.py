@@ -247,14 +247,16 @@ def sessions_of(store, run_ids: set[str]) -> dict[str, list]:
     return by_run
 
 
-def submit(n: int, repos: list[Path], label: str) -> tuple[list[str], dict[str, float], dict[str, int]]:
-    """Submit n tasks; their flow run ids, submit times (epoch s) and task numbers."""
+def submit(
+    n: int, repos: list[Path], label: str, deployment: str = DEPLOYMENT
+) -> tuple[list[str], dict[str, float], dict[str, int]]:
+    """Submit n tasks to a deployment; their flow run ids, submit times (epoch s) and task numbers."""
     from prefect.deployments import run_deployment
 
     ids, submitted, task_of = [], {}, {}
     for i in range(n):
         run = run_deployment(
-            DEPLOYMENT,
+            deployment,
             timeout=0,
             parameters={
                 "request": {
