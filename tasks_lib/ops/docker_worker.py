@@ -10,28 +10,33 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import warnings
 from typing import Any
 
 from prefect_docker.worker import DockerWorker
 
+# Defining the subclass registers it for the worker type `docker` in place of prefect-docker's class, which is the
+# point in the worker's process (the same pool type and template); Prefect warns about every such override.
+with warnings.catch_warnings():
+    warnings.filterwarnings("ignore", message=r"Type 'SandboxReadyDockerWorker' .* will be overridden")
 
-class SandboxReadyDockerWorker(DockerWorker):
-    """A DockerWorker whose containers may mount their own /proc (systempaths=unconfined)."""
+    class SandboxReadyDockerWorker(DockerWorker):
+        """A DockerWorker whose containers may mount their own /proc (systempaths=unconfined)."""
 
-    def _create_container(self, docker_client: Any, **kwargs: Any) -> Any:
-        create = docker_client.api.create_container
+        def _create_container(self, docker_client: Any, **kwargs: Any) -> Any:
+            create = docker_client.api.create_container
 
-        def unmasked(*args: Any, host_config: dict | None = None, **options: Any) -> Any:
-            if host_config is not None:
-                host_config["MaskedPaths"] = []
-                host_config["ReadonlyPaths"] = []
-            return create(*args, host_config=host_config, **options)
+            def unmasked(*args: Any, host_config: dict | None = None, **options: Any) -> Any:
+                if host_config is not None:
+                    host_config["MaskedPaths"] = []
+                    host_config["ReadonlyPaths"] = []
+                return create(*args, host_config=host_config, **options)
 
-        docker_client.api.create_container = unmasked
-        try:
-            return super()._create_container(docker_client, **kwargs)
-        finally:
-            docker_client.api.create_container = create
+            docker_client.api.create_container = unmasked
+            try:
+                return super()._create_container(docker_client, **kwargs)
+            finally:
+                docker_client.api.create_container = create
 
 
 async def serve(pool: str, name: str | None = None, limit: int | None = None) -> None:

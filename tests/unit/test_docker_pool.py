@@ -35,3 +35,14 @@ def test_the_job_variables_are_what_prefect_docker_accepts():
 
     variables = job_variables(DockerPoolSettings(store_url=URL, home="/srv/agent-home"))
     assert set(variables) <= set(DockerWorkerJobConfiguration.model_fields)
+
+
+def test_the_pool_worker_takes_the_docker_type_without_a_warning():
+    import subprocess
+    import sys
+
+    code = "import tasks_lib.ops.docker_worker as w; from prefect.workers.base import BaseWorker; "
+    code += "print(BaseWorker.get_worker_class_from_type('docker').__name__)"
+    done = subprocess.run([sys.executable, "-W", "error::UserWarning", "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split()[-1] == "SandboxReadyDockerWorker", "the pool's type resolves to the sandbox-ready worker"
