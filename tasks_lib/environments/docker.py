@@ -116,9 +116,19 @@ def check_image(image: str) -> str:
     return version
 
 
+def process_space() -> str:
+    """Where this process's pid means this process: the host name and the pid namespace. Containers on the host's
+    network share its name but not its pids, so the name alone would let one judge another's worker gone."""
+    try:
+        space = os.readlink("/proc/self/ns/pid").strip("pid:[]")
+    except OSError:
+        space = "?"
+    return f"{socket.gethostname()}.{space}"
+
+
 def sweep_orphans() -> int:
-    """Remove sandbox containers this host started for workers that are gone; how many."""
-    host = socket.gethostname()
+    """Remove sandbox containers this host (this pid namespace) started for workers that are gone; how many."""
+    host = process_space()
     done = docker(
         ["ps", "-a", "--filter", f"label={LABEL}.host={host}", "--format", '{{.ID}} {{.Label "' + LABEL + '.pid"}}']
     )
@@ -247,7 +257,7 @@ class DockerEnvironment(SandboxedEnvironment):
         args = ["run", "-d", "--rm", "--read-only", "--cap-drop", "ALL"]
         args += ["--security-opt", "no-new-privileges", "--ipc", "private"]
         args += ["--user", f"{os.getuid()}:{os.getgid()}", "--network", "bridge" if mode == "on" else "none"]
-        args += ["--label", LABEL, "--label", f"{LABEL}.host={socket.gethostname()}"]
+        args += ["--label", LABEL, "--label", f"{LABEL}.host={process_space()}"]
         args += ["--label", f"{LABEL}.pid={os.getpid()}", "--label", f"{LABEL}.workspace={ws}"]
         args += ["--mount", f"type=bind,source={ws},target={ws}" + (",readonly" if self.read_only else "")]
         if (self.workspace / ".git").exists():

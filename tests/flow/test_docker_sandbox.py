@@ -135,3 +135,38 @@ def test_network_allow_reaches_the_listed_host_through_the_egress_proxy_and_noth
     assert listener.hits == ["/probe"]
     env.close()
     other.server_close()
+
+
+def test_orphans_are_swept_only_in_this_pid_namespace(base_image):
+    import socket
+    import uuid
+
+    from tasks_lib.environments.docker import LABEL, docker, process_space, sweep_orphans
+
+    dead = "4000000"  # above any pid_max: no process here has it
+    mark = f"{LABEL}.workspace=/sweep-test-{uuid.uuid4().hex[:8]}"
+    made = {}
+    for name, host in (
+        ("ours", process_space()),
+        ("same host name, another pid namespace", f"{socket.gethostname()}.1"),
+    ):
+        args = [
+            "run",
+            "-d",
+            "--rm",
+            "--label",
+            LABEL,
+            "--label",
+            f"{LABEL}.host={host}",
+            "--label",
+            f"{LABEL}.pid={dead}",
+        ]
+        done = docker([*args, "--label", mark, base_image, "sleep", "120"])
+        assert done.returncode == 0, done.stderr
+        made[name] = done.stdout.strip()[:12]
+    try:
+        sweep_orphans()
+        left = docker(["ps", "-aq", "--filter", f"label={mark}"]).stdout.split()
+        assert left == [made["same host name, another pid namespace"]], "only our namespace's dead worker's is removed"
+    finally:
+        docker(["rm", "-f", *made.values()])
