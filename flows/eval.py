@@ -12,7 +12,7 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from tasks_lib import progress
-from tasks_lib.evals.run import TaskOutcome, run_task, summarize_outcomes, table_rows
+from tasks_lib.evals.run import CHECK_TIMEOUT_S, TaskOutcome, run_task, summarize_outcomes, table_rows
 from tasks_lib.evals.suite import load_suite
 
 
@@ -26,15 +26,17 @@ def agent_eval(
     jobs: int = 1,
     temperature: float | None = None,
     fix_rounds: int = 1,
+    check_timeout_s: float = CHECK_TIMEOUT_S,
 ) -> dict[str, Any]:
-    """Run a suite's tasks (each ``attempts`` times, ``jobs`` at once) and report per task and in total."""
+    """Run a suite's tasks (each ``attempts`` times, ``jobs`` at once) and report per task and in total; a task's
+    check is stopped (and fails) after ``check_timeout_s``."""
     logger = get_run_logger()
     chosen = load_suite(suite, tasks)
     work = [(task, attempt) for task in chosen for attempt in range(1, attempts + 1)]
 
     def one(item) -> TaskOutcome:
         task, attempt = item
-        outcome = run_task(task, model, agent, attempt, temperature, fix_rounds)
+        outcome = run_task(task, model, agent, attempt, temperature, fix_rounds, check_timeout_s)
         logger.info(
             "%s #%d: %s in %d steps, %.0f s (%s)",
             task.name,
@@ -68,6 +70,7 @@ def agent_eval(
         "model": model,
         "agent": agent,
         "fix_rounds": fix_rounds,
+        "check_timeout_s": check_timeout_s,
         "summary": summary,
         "outcomes": [o.model_dump() for o in outcomes],
     }

@@ -10,6 +10,7 @@ from rich.table import Table
 from rich.text import Text
 
 from tasks_lib.cli.common import CliError, err, out, wide
+from tasks_lib.evals.run import CHECK_TIMEOUT_S
 
 
 def eval_command(
@@ -30,6 +31,12 @@ def eval_command(
         min=0,
         max=20,
         help="Times the withheld tests' failing output goes back to the agent (as Aider's benchmark: 1).",
+    ),
+    check_timeout: float = typer.Option(
+        CHECK_TIMEOUT_S,
+        "--check-timeout",
+        min=1,
+        help="Seconds a task's withheld tests may run before they count as failed (Aider's benchmark: 60).",
     ),
     json_file: str | None = typer.Option(None, "--json", help="Also write the results to this JSON file."),
 ) -> None:
@@ -70,6 +77,7 @@ def eval_command(
             jobs=jobs,
             temperature=temperature,
             fix_rounds=fix_rounds,
+            check_timeout_s=check_timeout,
         )
     finally:
         progress.unsubscribe(show)

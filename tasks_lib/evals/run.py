@@ -12,7 +12,7 @@ from pydantic import BaseModel, Field
 
 from tasks_lib.evals.suite import EvalTask, copy_agent_files, restore_withheld
 
-JUDGE_TIMEOUT_S = 300
+CHECK_TIMEOUT_S = 60.0  # a check's time limit, as Aider's benchmark gives its unit tests
 OUTPUT_TAIL = 2000
 # How a summary says that nothing was changed; an empty diff with none of these is counted as a false claim.
 NO_CHANGE_PHRASES = (
@@ -72,7 +72,7 @@ def task_repository(task: EvalTask, root: Path) -> Path:
     return repo
 
 
-def judge(task: EvalTask, patch: bytes, work: Path) -> tuple[bool, str]:
+def judge(task: EvalTask, patch: bytes, work: Path, timeout_s: float = CHECK_TIMEOUT_S) -> tuple[bool, str]:
     """Apply the session's patch to the starting files, put the withheld tests back, run the check."""
     from tasks_lib.git.cli import GitError, run_git
 
@@ -85,18 +85,19 @@ def judge(task: EvalTask, patch: bytes, work: Path) -> tuple[bool, str]:
         except GitError as exc:
             return False, f"the session's patch does not apply: {exc}"
     restore_withheld(task, tree)
-    return run_check(task, tree, work / "judge-tmp")
+    return run_check(task, tree, work / "judge-tmp", timeout_s)
 
 
-def run_check(task: EvalTask, tree: Path, scratch: Path) -> tuple[bool, str]:
-    """Run the task's check in ``tree`` — sandboxed, since it runs the agent's code — and return (passed, output)."""
+def run_check(task: EvalTask, tree: Path, scratch: Path, timeout_s: float = CHECK_TIMEOUT_S) -> tuple[bool, str]:
+    """Run the task's check in ``tree`` — sandboxed, since it runs the agent's code, and stopped after ``timeout_s``
+    — and return (passed, output)."""
     from tasks_lib.environments import SandboxSpec, make_environment
     from tasks_lib.environments.spec import choose_kind
 
     kind, _ = choose_kind("auto", unattended=False)
     environment = make_environment(SandboxSpec(kind=kind), tree, scratch)
     try:
-        result = environment.execute(task.check, timeout_s=JUDGE_TIMEOUT_S, output_cap=2 * OUTPUT_TAIL)
+        result = environment.execute(task.check, timeout_s=timeout_s, output_cap=2 * OUTPUT_TAIL)
     finally:
         environment.close()
     return result.exit_code == 0, result.render()[-OUTPUT_TAIL:]
@@ -109,9 +110,11 @@ def run_task(
     attempt: int = 1,
     temperature: float | None = None,
     fix_rounds: int = 1,
+    check_timeout_s: float = CHECK_TIMEOUT_S,
 ) -> TaskOutcome:
     """One attempt: a session on a fresh repository of the task whose withheld tests are its hidden check (their
-    output goes back to the agent for ``fix_rounds`` more rounds while they fail), then the judge."""
+    output goes back to the agent for ``fix_rounds`` more rounds while they fail; each run of them stopped after
+    ``check_timeout_s``), then the judge."""
     from flows.agent_task import SessionFailed, agent_task
     from tasks_lib.domain.checks import HiddenCheck
     from tasks_lib.domain.request import TaskRequest
@@ -131,7 +134,12 @@ def run_task(
             model=model,
             review=False,
             temperature=temperature,
-            hidden_check=HiddenCheck(command=task.check, files=str(withheld), fix_rounds=fix_rounds),
+            hidden_check=HiddenCheck(
+                command=task.check,
+                files=str(withheld),
+                fix_rounds=fix_rounds,
+                timeout_minutes=check_timeout_s / 60,
+            ),
         )
         started = time.monotonic()
         try:
@@ -164,7 +172,7 @@ def run_task(
         outcome.empty_diff_claimed_changes = bool(
             summary and not outcome.files_changed and not any(p in narrative for p in NO_CHANGE_PHRASES)
         )
-        outcome.solved, outcome.check_output = judge(task, diff.patch if diff else b"", work)
+        outcome.solved, outcome.check_output = judge(task, diff.patch if diff else b"", work, check_timeout_s)
     return outcome
 
 

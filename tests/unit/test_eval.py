@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -53,6 +54,21 @@ def test_every_bugfix_task_fails_as_shipped_and_passes_with_its_reference_fix(tm
         )
         passed, output = judged(task, tmp_path / "after", reference=True)
         assert passed, f"{task.name}: {output}"
+
+
+def test_a_check_that_outruns_its_time_limit_is_stopped_and_fails(tmp_path):
+    task = next(t for t in load_suite("bugfix") if t.name == "calc-add")
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    copy_agent_files(task, tree)
+    put_reference_solution(task, tree)
+    restore_withheld(task, tree)
+    assert run_check(task, tree, tmp_path / "tmp-a")[0], "the reference fix passes within the default limit"
+    slow = task.model_copy(update={"check": "sleep 30"})
+    started = time.monotonic()
+    passed, output = run_check(slow, tree, tmp_path / "tmp-b", timeout_s=1)
+    assert not passed and "timed out after" in output
+    assert time.monotonic() - started < 15, "the check was stopped at its limit, not waited for"
 
 
 def test_every_exercism_exercise_passes_with_its_example_solution(tmp_path):
