@@ -27,6 +27,7 @@ EDIT_FORMAT = (
 )
 CLOSING = "Answer with the whole new content of each file you change, as described."
 MAX_MALFORMED = 2
+NO_CHANGE = "no change — the file already holds exactly this content"
 # A path on its own line (in backticks, bold or after "File:"), then a fenced block.
 PATH_THEN_FENCE = re.compile(
     r"(?:^|\n)[ \t]*(?:#+\s*)?(?:File:\s*)?(?:\*\*|`)?(?:File:\s*)?(?P<path>[\w./-]+\.[A-Za-z0-9]{1,8})(?:\*\*|`)?:?[ \t]*\n"
@@ -68,7 +69,7 @@ def write_blocks(root: Path, blocks: list[tuple[str, str]], step: StepRecord) ->
             if target.is_dir():
                 raise PathRefused(f"{path}: is a directory")
             if target.exists() and target.read_text(encoding="utf-8", errors="surrogateescape") == content:
-                record.ok, record.result = False, f"{path}: no change — the file already holds exactly this content"
+                record.ok, record.result = False, f"{path}: {NO_CHANGE}"
             else:
                 target.parent.mkdir(parents=True, exist_ok=True)
                 target.write_text(content, encoding="utf-8")
@@ -90,8 +91,12 @@ def run_edit_loop(
     redact: Callable[[str], str] = lambda s: s,
     first_index: int = 1,
 ) -> LoopResult:
-    """Ask for whole files until a reply changes some (finished), holds none twice in a row (malformed), changes
-    nothing twice (gave_up), or a budget ends it."""
+    """Ask for whole files until a reply changes some (finished), holds none twice in a row (malformed), repeats
+    the files as they are (gave_up), fails to write twice (gave_up), or a budget ends it.
+
+    A reply that repeats the files as the workspace holds them ends the loop at once: measured on the local model
+    (exercism-python-edit, 34 exercises), no reply after such a repeat ever changed anything — asking again only
+    spent tokens."""
     root = Path(workspace).resolve()
     known = shown_files(messages)
     started = time.monotonic()
@@ -129,6 +134,9 @@ def run_edit_loop(
             record_step(step, step_started, steps, usage, on_step)
             return done(EndReason.finished, f"the model rewrote {counted(changed, 'file')}", summary)
         if blocks:
+            if all(c.result.endswith(NO_CHANGE) for c in step.tool_calls):
+                record_step(step, step_started, steps, usage, on_step)
+                return done(EndReason.gave_up, "the model repeated the files as they are", summary)
             unchanged += 1
             malformed = 0
             problems = "; ".join(c.result for c in step.tool_calls if not c.ok)

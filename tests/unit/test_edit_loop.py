@@ -52,11 +52,24 @@ def test_a_path_outside_the_workspace_is_refused_and_nothing_is_written_there(re
     assert result.end_reason == EndReason.gave_up
 
 
-def test_files_that_change_nothing_twice_end_as_gave_up(repo):
+def test_files_repeated_as_they_are_end_the_loop_at_once_as_gave_up(repo):
     same = f"src/app.py\n```python\n{(repo / 'src' / 'app.py').read_text()}```\n"
-    result, model = run(repo, [same, same])
+    result, model = run(repo, [same, f"src/app.py\n```python\n{NEW_APP}```\n"])
     assert result.end_reason == EndReason.gave_up and result.end_reason.ended_early
-    assert "Nothing was changed" in model.asked[1][-1]["content"]
+    assert len(model.asked) == 1 and len(result.steps) == 1  # not asked again: a repeat is not followed by a change
+    assert "repeated the files as they are" in result.detail
+    assert (repo / "src" / "app.py").read_text() != NEW_APP
+
+
+def test_a_refused_write_beside_a_repeated_file_is_answered_once_more(repo, tmp_path):
+    same = f"src/app.py\n```python\n{(repo / 'src' / 'app.py').read_text()}```\n"
+    refused = "../escaped.py\n```\nx = 1\n```\n"
+    result, model = run(repo, [same + refused, f"src/app.py\n```python\n{NEW_APP}```\n"])
+    assert (
+        "Nothing was changed" in model.asked[1][-1]["content"]
+        and "'..' is not allowed" in model.asked[1][-1]["content"]
+    )
+    assert result.end_reason == EndReason.finished and (repo / "src" / "app.py").read_text() == NEW_APP
 
 
 def test_an_edit_loop_agent_cannot_be_read_only():
