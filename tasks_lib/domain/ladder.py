@@ -8,6 +8,9 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 LoopSetting = Literal["auto", "tools", "edit"]
 EditFormatSetting = Literal["auto", "replace", "whole"]
+# Where a rung starts: from the workspace the previous model left (continue), or from the files as they were before
+# it (fresh: a new sample of the task, with what the previous attempt's check said; the better of the two is kept).
+RungStart = Literal["continue", "fresh"]
 
 
 def rung_shape(value: Any) -> Any:
@@ -27,6 +30,7 @@ class ModelRung(BaseModel):
     max_reply_tokens: int | None = Field(default=None, ge=16)
     loop: LoopSetting | None = None
     edit_format: EditFormatSetting | None = None
+    start: RungStart = "continue"
 
     def describe(self) -> str:
         """The model and the settings it sets, in one short phrase."""
@@ -34,7 +38,7 @@ class ModelRung(BaseModel):
             f"{k} {v}"
             for k, v in (("temperature", self.temperature), ("loop", self.loop), ("edit format", self.edit_format))
             if v is not None
-        ]
+        ] + (["from the start"] if self.start == "fresh" else [])
         return f"{self.model} ({', '.join(extra)})" if extra else self.model
 
 

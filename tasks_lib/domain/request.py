@@ -34,7 +34,8 @@ class TaskRequest(BaseModel):
         default=None,
         description="Models used in turn (escalation): the session starts with the first and, when its check "
         "still fails or its loop ends stuck, goes on with the next from the same workspace, within the budget. "
-        "Each a model string or {model, temperature, max_reply_tokens, loop, edit_format}. Overrides model.",
+        "Each a model string or {model, temperature, max_reply_tokens, loop, edit_format, start}; start: fresh "
+        "begins that model from the files as they were, keeping the better of the two attempts. Overrides model.",
     )
     reviewer: str | None = Field(default=None, description="Who reviews the result.")
     review: bool = Field(

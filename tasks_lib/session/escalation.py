@@ -1,14 +1,21 @@
 """Escalation: a session whose model could not do the task goes on with the next model of its ladder
 (`models: [small, large]`), from the same workspace, with a short hand-over instead of the whole transcript, inside
-the session's budget. Each step records its model, so the summary says which model did what and what each cost."""
+the session's budget. Each step records its model, so the summary says which model did what and what each cost.
+
+A rung with `start: fresh` begins instead from the files as they were when the iteration started — a new sample of
+the task, told what the previous attempt's check said but not shown its files (a small model shown its own failed
+file back mostly repeats it byte for byte). The previous attempt's diff is stored (scope ``rung-N``) and stays in
+the workspace when the fresh one ranks lower, so nothing done is lost."""
 
 from __future__ import annotations
 
 from tasks_lib.agent.budget import session_limits
-from tasks_lib.agent.edit_loop import shown_files
+from tasks_lib.agent.edit_loop import CLOSING, shown_files
 from tasks_lib.agent.ladder import on_rung
 from tasks_lib.agent.loop import LoopResult
 from tasks_lib.domain.records import CheckResult, EndReason, Usage
+from tasks_lib.git.diff import capture_workspace_diff
+from tasks_lib.session.attempts import failing_tests, move_candidate
 from tasks_lib.session.context import SessionContext
 from tasks_lib.session.fix_rounds import check_and_fix
 from tasks_lib.session.outcome import loop_failed
@@ -41,12 +48,46 @@ def handover(ctx: SessionContext, previous: str, reason: str, check: CheckResult
     return messages
 
 
+def fresh_handover(ctx: SessionContext, previous: str, reason: str, check: CheckResult | None) -> list[dict]:
+    """The next model's conversation when it starts afresh: the task with the files as they were before, and what
+    the previous attempt's check said of it (its files are not shown)."""
+    messages = ctx.fresh_conversation()
+    note = (
+        f"\n\nAnother model ({previous}) tried this task before you and did not succeed: {reason}. Its attempt was "
+        "set aside: the workspace is as it was before it, so write your own solution."
+    )
+    if check is not None and not check.passed:
+        note += f" What the check said of that attempt, for what the check expects:\n\n```\n{check.output_tail}\n```"
+    if ctx.agent.loop == "edit":
+        note += f"\n\n{CLOSING}"
+    messages[-1] = {**messages[-1], "content": f"{messages[-1]['content']}{note}"}
+    return messages
+
+
+def rank(loop: LoopResult, check: CheckResult | None) -> tuple[int, float]:
+    """How good a rung's result is, higher better: its check passed, then fewer failing tests (unknown: worst)."""
+    if check is None:
+        return (-1, 0.0) if loop_failed(loop) else (0, float("-inf"))
+    if check.passed:
+        return (1, 0.0)
+    failing = failing_tests(check.output_tail)
+    return (0, float("-inf") if failing is None else -float(failing))
+
+
 def escalate(
-    ctx: SessionContext, loop: LoopResult, check: CheckResult | None, prior: Usage, seconds: float, first_step: int
+    ctx: SessionContext,
+    loop: LoopResult,
+    check: CheckResult | None,
+    prior: Usage,
+    seconds: float,
+    first_step: int,
+    start_patch: bytes | None = None,
 ) -> tuple[LoopResult, CheckResult | None]:
     """While the work calls for it and the ladder has another model, go on with the next one (its check and fix
     rounds too); returns the combined loop and the latest check. ``prior``/``seconds``: the session's usage and agent
-    time before ``loop``; ``first_step``: the number of ``loop``'s first step."""
+    time before ``loop``; ``first_step``: the number of ``loop``'s first step; ``start_patch``: the workspace's change
+    when the iteration started (None: none), where a fresh rung starts from."""
+    rung_number = 1
     while ctx.agent.models and (reason := escalation_reason(loop, check)):
         left = session_limits(ctx.agent, prior.plus(loop.usage), seconds + loop.duration_s)
         if left is None:
@@ -57,11 +98,49 @@ def escalate(
         ctx.settle_modes()
         ctx.store.update_session(ctx.session_id, model=ctx.model_name)
         ctx.logger.warning("escalating from %s to %s: %s", previous, rung.describe(), reason)
-        more = ctx.run_agent(
-            handover(ctx, previous, reason, check), prior.plus(loop.usage), left, loop.next_index(first_step)
-        )
+        set_aside = _set_aside(ctx, rung_number, start_patch) if rung.start == "fresh" else None
+        opening = (fresh_handover if set_aside is not None else handover)(ctx, previous, reason, check)
+        more = ctx.run_agent(opening, prior.plus(loop.usage), left, loop.next_index(first_step))
         more_check = None
         if ctx.has_check() and not loop_failed(more):
             more, more_check = check_and_fix(ctx, more, prior.plus(loop.usage), seconds + loop.duration_s)
-        loop, check = loop.followed_by(more), more_check or check
+        combined, latest = loop.followed_by(more), more_check or check
+        if set_aside is not None:
+            latest = more_check
+            if rank(loop, check) > rank(more, more_check):
+                kept = _give_back(ctx, rung_number + 1, rung.describe(), set_aside, loop)
+                combined, latest = (combined.model_copy(update=kept), check) if kept else (combined, latest)
+        loop, check = combined, latest
+        rung_number += 1
     return loop, check
+
+
+def _set_aside(ctx: SessionContext, rung_number: int, start_patch: bytes | None) -> bytes | None:
+    """Store the workspace's change (scope ``rung-N``) and put the workspace back as the iteration began; returns
+    the change set aside, or None when the workspace cannot be put back (the rung then continues from it)."""
+    diff = capture_workspace_diff(ctx.ws.path, ctx.ws.base_commit)
+    ctx.store.save_diff(ctx.session_id, diff, ctx.iteration, scope=f"rung-{rung_number}")
+    if not move_candidate(ctx.ws.path, ctx.ws.base_commit, start_patch or b""):
+        ctx.logger.warning(
+            "the workspace cannot be put back as it was (its change is over the diff limits): "
+            "the next model continues from it"
+        )
+        return None
+    return diff.patch
+
+
+def _give_back(
+    ctx: SessionContext, fresh_number: int, fresh: str, set_aside: bytes, earlier: LoopResult
+) -> dict | None:
+    """Put the earlier attempt back in the workspace when the fresh one did worse (the fresh one's diff is stored,
+    scope ``rung-N``); returns how the session's loop then reads as ended, or None when it cannot be put back."""
+    diff = capture_workspace_diff(ctx.ws.path, ctx.ws.base_commit)
+    if not move_candidate(ctx.ws.path, ctx.ws.base_commit, set_aside):
+        ctx.logger.warning("the earlier attempt cannot be put back (over the diff limits): the fresh one stays")
+        return None
+    ctx.store.save_diff(ctx.session_id, diff, ctx.iteration, scope=f"rung-{fresh_number}")
+    ctx.logger.warning(
+        "the fresh attempt of %s did worse than the one before it: the earlier attempt is back in the workspace", fresh
+    )
+    detail = f"{earlier.detail} (a fresh attempt by {fresh} did worse and was set aside)"
+    return {"end_reason": earlier.end_reason, "detail": detail, "finish_summary": earlier.finish_summary}

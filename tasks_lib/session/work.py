@@ -62,7 +62,8 @@ def agent_work(
     check = None
     if ctx.has_check() and not loop_failed(loop):
         loop, check = check_and_fix(ctx, loop, start.prior, start.seconds)
-    return escalate(ctx, loop, check, start.prior, start.seconds, start.first_step)
+    start_patch = None if ctx.fresh_start else start.previous_patch  # a retry starts again from the base
+    return escalate(ctx, loop, check, start.prior, start.seconds, start.first_step, start_patch)
 
 
 def end_iteration(ctx: SessionContext, start: IterationStart, loop: LoopResult, check: CheckResult | None) -> None:

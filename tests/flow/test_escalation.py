@@ -116,3 +116,62 @@ def test_steps_are_numbered_on_through_fix_rounds_of_both_models(repo, scripted,
     assert [s.index for s in steps] == list(range(1, 9))
     assert [s.model for s in steps] == ["openai/small-model"] * 4 + ["openai/large-model at temperature 0.8"] * 4
     assert [c.passed for c in store.checks(result.session_id)] == [False, False, False, True]
+
+
+# A check that reports how many of its two tests fail, as test runners do: "Hi" is there, "Hello" is gone.
+COUNTING_CHECK = (
+    'n=0; grep -q Hi src/app.py || n=$((n+1)); grep -q Hello src/app.py && n=$((n+1)); echo "$n failed"; test $n = 0'
+)
+
+
+def _fresh_agent(tmp_path):
+    front = (
+        "name: ladder\nmodels:\n  - openai/small-model\n  - model: openai/large-model\n    start: fresh\n"
+        f"check_command: '{COUNTING_CHECK}'\nfix_until_green: 0\nloop: tools\n"
+    )
+    return str(write_agent(tmp_path / "fresh.md", front))
+
+
+def test_a_fresh_rung_starts_from_the_files_as_they_were_and_keeps_the_first_attempt_aside(
+    repo, scripted, store, tmp_path
+):
+    server = scripted(
+        [
+            calls(tool("edit_file", path="src/app.py", old="'Hello ' + name", new="'Hey ' + name")),
+            calls(tool("finish", summary="Changed the greeting.")),
+            # only a workspace put back as it was still holds 'Hello ' + name for this edit to match
+            calls(tool("edit_file", path="src/app.py", old="'Hello ' + name", new="'Hi ' + name")),
+            calls(tool("finish", summary="Greets with Hi now.")),
+        ]
+    )
+    result = run_task(repo, "Greet with Hi in src/app.py", agent=_fresh_agent(tmp_path), model=None)
+    assert result.status.value == "completed", result.reason
+    asked = _by_model(server)
+    assert [m for m, _ in asked] == ["small-model", "small-model", "large-model", "large-model"]
+    handed = asked[2][1]["messages"][-1]["content"]
+    assert "set aside" in handed and "1 failed" in handed  # told what the check said, not shown the attempt
+    assert "'Hey ' + name" not in str(asked[2][1]["messages"])
+    diff = store.latest_diff(result.session_id)
+    assert b"+    return 'Hi ' + name" in diff.patch and b"Hey" not in diff.patch
+    aside = store.latest_diff(result.session_id, scope="rung-1")
+    assert aside is not None and b"+    return 'Hey ' + name" in aside.patch
+    assert [c.passed for c in store.checks(result.session_id)] == [False, True]
+
+
+def test_a_fresh_attempt_that_does_worse_gives_the_workspace_back_to_the_one_before(repo, scripted, store, tmp_path):
+    scripted(
+        [
+            calls(tool("edit_file", path="src/app.py", old="'Hello ' + name", new="'Hey ' + name")),  # 1 failed
+            calls(tool("finish", summary="Changed the greeting.")),
+            calls(tool("finish", summary="Nothing to do.")),  # the files as they were: 2 failed
+        ]
+    )
+    result = run_task(repo, "Greet with Hi in src/app.py", agent=_fresh_agent(tmp_path), model=None)
+    first, second = store.checks(result.session_id)
+    assert not first.passed and not second.passed and "2 failed" in second.output_tail
+    diff = store.latest_diff(result.session_id)
+    assert b"+    return 'Hey ' + name" in diff.patch, "the better, earlier attempt is what the session leaves"
+    assert "'Hey ' + name" in (Path(result.workspace) / "src" / "app.py").read_text()
+    assert "did worse and was set aside" in result.reason
+    fresh = store.latest_diff(result.session_id, scope="rung-2")
+    assert fresh is not None and fresh.patch == b"", "the fresh attempt's (empty) change is stored too"
