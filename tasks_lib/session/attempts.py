@@ -76,7 +76,7 @@ def run_attempts(
         except BaseException:  # interrupted (SIGTERM, cancel): the attempts stop at their next step, not at their end
             shared.halt("the run was stopped")
             raise
-    candidates = [_candidate(n, outcome) for n, outcome in outcomes.items()]
+    candidates = [weigh(n, outcome) for n, outcome in outcomes.items()]
     for n, outcome in outcomes.items():
         ctx.store.save_diff(ctx.session_id, outcome.diff, ctx.iteration, scope=f"attempt-{n}")
     ranked = rank_candidates(candidates)
@@ -163,8 +163,8 @@ def _settled(future, number: int, ctx: SessionContext) -> Outcome:
         return Outcome(loop, None, diff)
 
 
-def _candidate(number: int, outcome: Outcome) -> Candidate:
-    """How an attempt's outcome is weighed."""
+def weigh(number: int, outcome: Outcome) -> Candidate:
+    """How an attempt's outcome is weighed (for rank_candidates)."""
     check = outcome.check
     return Candidate(
         attempt=number,

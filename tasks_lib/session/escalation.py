@@ -13,9 +13,9 @@ from tasks_lib.agent.budget import session_limits
 from tasks_lib.agent.edit_loop import CLOSING, shown_files
 from tasks_lib.agent.ladder import on_rung
 from tasks_lib.agent.loop import LoopResult
-from tasks_lib.domain.records import CheckResult, EndReason, Usage
+from tasks_lib.domain.records import CheckResult, DiffResult, EndReason, Usage
 from tasks_lib.git.diff import capture_workspace_diff
-from tasks_lib.session.attempts import failing_tests, move_candidate
+from tasks_lib.session.attempts import Outcome, move_candidate, rank_candidates, weigh
 from tasks_lib.session.context import SessionContext
 from tasks_lib.session.fix_rounds import check_and_fix
 from tasks_lib.session.outcome import loop_failed
@@ -64,16 +64,6 @@ def fresh_handover(ctx: SessionContext, previous: str, reason: str, check: Check
     return messages
 
 
-def rank(loop: LoopResult, check: CheckResult | None) -> tuple[int, float]:
-    """How good a rung's result is, higher better: its check passed, then fewer failing tests (unknown: worst)."""
-    if check is None:
-        return (-1, 0.0) if loop_failed(loop) else (0, float("-inf"))
-    if check.passed:
-        return (1, 0.0)
-    failing = failing_tests(check.output_tail)
-    return (0, float("-inf") if failing is None else -float(failing))
-
-
 def escalate(
     ctx: SessionContext,
     loop: LoopResult,
@@ -107,15 +97,15 @@ def escalate(
         combined, latest = loop.followed_by(more), more_check or check
         if set_aside is not None:
             latest = more_check
-            if rank(loop, check) > rank(more, more_check):
-                kept = _give_back(ctx, rung_number + 1, rung.describe(), set_aside, loop)
-                combined, latest = (combined.model_copy(update=kept), check) if kept else (combined, latest)
+            kept = _keep_better(ctx, rung_number, set_aside, Outcome(loop, check, set_aside), more, more_check)
+            if kept:
+                combined, latest = combined.model_copy(update=kept), check
         loop, check = combined, latest
         rung_number += 1
     return loop, check
 
 
-def _set_aside(ctx: SessionContext, rung_number: int, start_patch: bytes | None) -> bytes | None:
+def _set_aside(ctx: SessionContext, rung_number: int, start_patch: bytes | None) -> DiffResult | None:
     """Store the workspace's change (scope ``rung-N``) and put the workspace back as the iteration began; returns
     the change set aside, or None when the workspace cannot be put back (the rung then continues from it)."""
     diff = capture_workspace_diff(ctx.ws.path, ctx.ws.base_commit)
@@ -126,21 +116,31 @@ def _set_aside(ctx: SessionContext, rung_number: int, start_patch: bytes | None)
             "the next model continues from it"
         )
         return None
-    return diff.patch
+    return diff
 
 
-def _give_back(
-    ctx: SessionContext, fresh_number: int, fresh: str, set_aside: bytes, earlier: LoopResult
+def _keep_better(
+    ctx: SessionContext,
+    rung_number: int,
+    set_aside: DiffResult,
+    earlier: Outcome,
+    fresh: LoopResult,
+    fresh_check: CheckResult | None,
 ) -> dict | None:
-    """Put the earlier attempt back in the workspace when the fresh one did worse (the fresh one's diff is stored,
-    scope ``rung-N``); returns how the session's loop then reads as ended, or None when it cannot be put back."""
+    """Rank the earlier attempt against the fresh one as best-of-N ranks its attempts; when the earlier ranks first,
+    put it back in the workspace (the fresh one's diff is stored, scope ``rung-N``) and return how the session's loop
+    then reads as ended; None when the fresh one stays."""
     diff = capture_workspace_diff(ctx.ws.path, ctx.ws.base_commit)
-    if not move_candidate(ctx.ws.path, ctx.ws.base_commit, set_aside):
+    ranked = rank_candidates([weigh(rung_number, earlier), weigh(rung_number + 1, Outcome(fresh, fresh_check, diff))])
+    for candidate in ranked:
+        ctx.logger.info("rung %d ranks #%d: %s", candidate.attempt, candidate.rank, candidate.why)
+    if ranked[0].attempt != rung_number:
+        return None
+    if not move_candidate(ctx.ws.path, ctx.ws.base_commit, set_aside.patch):
         ctx.logger.warning("the earlier attempt cannot be put back (over the diff limits): the fresh one stays")
         return None
-    ctx.store.save_diff(ctx.session_id, diff, ctx.iteration, scope=f"rung-{fresh_number}")
-    ctx.logger.warning(
-        "the fresh attempt of %s did worse than the one before it: the earlier attempt is back in the workspace", fresh
-    )
-    detail = f"{earlier.detail} (a fresh attempt by {fresh} did worse and was set aside)"
-    return {"end_reason": earlier.end_reason, "detail": detail, "finish_summary": earlier.finish_summary}
+    ctx.store.save_diff(ctx.session_id, diff, ctx.iteration, scope=f"rung-{rung_number + 1}")
+    ctx.logger.warning("the fresh attempt ranks below the one before it: the earlier attempt is back in the workspace")
+    loop = earlier.loop
+    detail = f"{loop.detail} (a fresh attempt by the next model ranked below it and was set aside)"
+    return {"end_reason": loop.end_reason, "detail": detail, "finish_summary": loop.finish_summary}

@@ -172,6 +172,6 @@ def test_a_fresh_attempt_that_does_worse_gives_the_workspace_back_to_the_one_bef
     diff = store.latest_diff(result.session_id)
     assert b"+    return 'Hey ' + name" in diff.patch, "the better, earlier attempt is what the session leaves"
     assert "'Hey ' + name" in (Path(result.workspace) / "src" / "app.py").read_text()
-    assert "did worse and was set aside" in result.reason
+    assert "ranked below it and was set aside" in result.reason
     fresh = store.latest_diff(result.session_id, scope="rung-2")
     assert fresh is not None and fresh.patch == b"", "the fresh attempt's (empty) change is stored too"
