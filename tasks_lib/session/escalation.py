@@ -97,7 +97,7 @@ def escalate(
         combined, latest = loop.followed_by(more), more_check or check
         if set_aside is not None:
             latest = more_check
-            kept = _keep_better(ctx, rung_number, set_aside, Outcome(loop, check, set_aside), more, more_check)
+            kept = _keep_better(ctx, rung_number, Outcome(loop, check, set_aside), more, more_check)
             if kept:
                 combined, latest = combined.model_copy(update=kept), check
         loop, check = combined, latest
@@ -122,13 +122,12 @@ def _set_aside(ctx: SessionContext, rung_number: int, start_patch: bytes | None)
 def _keep_better(
     ctx: SessionContext,
     rung_number: int,
-    set_aside: DiffResult,
     earlier: Outcome,
     fresh: LoopResult,
     fresh_check: CheckResult | None,
 ) -> dict | None:
-    """Rank the earlier attempt against the fresh one as best-of-N ranks its attempts; when the earlier ranks first,
-    put it back in the workspace (the fresh one's diff is stored, scope ``rung-N``) and return how the session's loop
+    """Rank the earlier attempt (its diff the one set aside) against the fresh one as best-of-N ranks its attempts;
+    when the earlier ranks first, put it back in the workspace (the fresh one's diff is stored, scope ``rung-N``) and return how the session's loop
     then reads as ended; None when the fresh one stays."""
     diff = capture_workspace_diff(ctx.ws.path, ctx.ws.base_commit)
     ranked = rank_candidates([weigh(rung_number, earlier), weigh(rung_number + 1, Outcome(fresh, fresh_check, diff))])
@@ -136,7 +135,7 @@ def _keep_better(
         ctx.logger.info("rung %d ranks #%d: %s", candidate.attempt, candidate.rank, candidate.why)
     if ranked[0].attempt != rung_number:
         return None
-    if not move_candidate(ctx.ws.path, ctx.ws.base_commit, set_aside.patch):
+    if not move_candidate(ctx.ws.path, ctx.ws.base_commit, earlier.diff.patch):
         ctx.logger.warning("the earlier attempt cannot be put back (over the diff limits): the fresh one stays")
         return None
     ctx.store.save_diff(ctx.session_id, diff, ctx.iteration, scope=f"rung-{rung_number + 1}")
