@@ -163,7 +163,9 @@ def test_a_fresh_attempt_that_does_worse_gives_the_workspace_back_to_the_one_bef
         [
             calls(tool("edit_file", path="src/app.py", old="'Hello ' + name", new="'Hey ' + name")),  # 1 failed
             calls(tool("finish", summary="Changed the greeting.")),
-            calls(tool("finish", summary="Nothing to do.")),  # the files as they were: 2 failed
+            # a change of its own that still greets with Hello and lacks Hi: 2 failed
+            calls(tool("edit_file", path="src/app.py", old="'Hello ' + name", new="'Hello, ' + name")),
+            calls(tool("finish", summary="Added a comma.")),
         ]
     )
     result = run_task(repo, "Greet with Hi in src/app.py", agent=_fresh_agent(tmp_path), model=None)
@@ -174,4 +176,6 @@ def test_a_fresh_attempt_that_does_worse_gives_the_workspace_back_to_the_one_bef
     assert "'Hey ' + name" in (Path(result.workspace) / "src" / "app.py").read_text()
     assert "ranked below it and was set aside" in result.reason
     fresh = store.latest_diff(result.session_id, scope="rung-2")
-    assert fresh is not None and fresh.patch == b"", "the fresh attempt's (empty) change is stored too"
+    assert fresh is not None and b"+    return 'Hello, ' + name" in fresh.patch, (
+        "the fresh attempt's change is kept too"
+    )
