@@ -94,9 +94,9 @@ def escalate(
         more_check = None
         if ctx.has_check() and not loop_failed(more):
             more, more_check = check_and_fix(ctx, more, prior.plus(loop.usage), seconds + loop.duration_s)
-        combined, latest = loop.followed_by(more), more_check or check
+        combined = loop.followed_by(more)
+        latest = more_check if set_aside is not None else more_check or check  # a fresh rung's check is its own
         if set_aside is not None:
-            latest = more_check
             kept = _keep_better(ctx, rung_number, Outcome(loop, check, set_aside), more, more_check)
             if kept:
                 combined, latest = combined.model_copy(update=kept), check
@@ -127,8 +127,8 @@ def _keep_better(
     fresh_check: CheckResult | None,
 ) -> dict | None:
     """Rank the earlier attempt (its diff the one set aside) against the fresh one as best-of-N ranks its attempts;
-    when the earlier ranks first, put it back in the workspace (the fresh one's diff is stored, scope ``rung-N``) and return how the session's loop
-    then reads as ended; None when the fresh one stays."""
+    when the earlier ranks first, put it back in the workspace (the fresh one's diff is stored, scope ``rung-N``)
+    and return how the session's loop then reads as ended; None when the fresh one stays."""
     diff = capture_workspace_diff(ctx.ws.path, ctx.ws.base_commit)
     ranked = rank_candidates([weigh(rung_number, earlier), weigh(rung_number + 1, Outcome(fresh, fresh_check, diff))])
     for candidate in ranked:
