@@ -17,6 +17,9 @@ SMALL_MODEL_BILLIONS = 10.0  # up to this size a model counts as small
 EDIT_LOOP_MAX_LINES = 600  # the named files an edit-loop model rewrites whole, in all
 SMALL_MODEL_REPLY_TOKENS = 1500  # a small model's reply cap unless the agent sets one: a whole short file fits, and
 # a rambling reply stops after ~80 s on 2 CPU cores instead of running for minutes
+SMALL_MODEL_TEMPERATURE = 0.0  # a small model's temperature for a single attempt unless the agent or run sets one:
+# greedy beat one sample at llama.cpp's and Ollama's default of 0.8 (bench: README, "Sampling that pays"); best-of-N
+# attempts keep the server's sampling, since three samples ranked by the check beat one greedy answer
 _SIZE = re.compile(r"(?<![\w.])(?:(\d+)x)?(\d+(?:\.\d+)?)b(?![a-z])", re.IGNORECASE)
 
 
@@ -30,13 +33,19 @@ def model_billions(model_name: str, profile: ModelProfile | None = None) -> tupl
 
 
 def choose_modes(
-    agent: AgentSpec, model_name: str, profile: ModelProfile | None, named: list[tuple[str, str]]
+    agent: AgentSpec,
+    model_name: str,
+    profile: ModelProfile | None,
+    named: list[tuple[str, str]],
+    attempts: int = 1,
 ) -> tuple[AgentSpec, str | None]:
     """The agent with its `auto` loop and edit format settled for ``model_name`` and the files the task names
-    (``named``: (path, text)); and one line saying what was chosen and why (None when nothing was left to choose)."""
+    (``named``: (path, text)), and a small model's temperature when nothing set one and the run makes one attempt
+    (``attempts``); and one line saying what was chosen and why (None when nothing was left to choose)."""
     billions, source = model_billions(model_name, profile)
     small = billions is not None and billions <= SMALL_MODEL_BILLIONS
-    if agent.loop != "auto" and agent.edit_format != "auto":
+    greedy = small and agent.temperature is None and attempts == 1
+    if agent.loop != "auto" and agent.edit_format != "auto" and not greedy:
         return agent, None
     size = f"{billions:g}B parameters ({source})" if billions is not None else "size unknown"
     lines = sum(text.count("\n") + 1 for _, text in named)
@@ -56,7 +65,10 @@ def choose_modes(
     if edit_format == "auto":
         edit_format = "whole" if small else "replace"
     reply_cap = agent.max_reply_tokens or (SMALL_MODEL_REPLY_TOKENS if small else None)
-    chosen = agent.model_copy(update={"loop": loop, "edit_format": edit_format, "max_reply_tokens": reply_cap})
+    temperature = SMALL_MODEL_TEMPERATURE if greedy else agent.temperature
+    chosen = agent.model_copy(
+        update={"loop": loop, "edit_format": edit_format, "max_reply_tokens": reply_cap, "temperature": temperature}
+    )
     parts = []
     if agent.loop == "auto":
         parts.append(f"loop {loop} ({why_loop})")
@@ -64,4 +76,6 @@ def choose_modes(
         parts.append(f"edit format {edit_format}")
     if reply_cap != agent.max_reply_tokens:
         parts.append(f"replies capped at {reply_cap} tokens")
+    if greedy:
+        parts.append(f"temperature {temperature:g} (one attempt)")
     return chosen, f"{model_name}, {size}: {', '.join(parts)}"

@@ -171,12 +171,13 @@ class SessionContext:
         self.logger.info("limits: %s", self.sandbox.describe_limits())
 
     def settle_modes(self) -> None:
-        """Settle an `auto` loop and edit format for the session's model and the files the task names, say what was
-        chosen, and keep it on the session (a resumed run goes on the same way)."""
+        """Settle an `auto` loop and edit format (and a small model's temperature) for the session's model and the
+        files the task names, say what was chosen, and keep it on the session (a resumed run goes on the same way)."""
         from tasks_lib.agent.modes import choose_modes
 
         profile = served_profile(self.model_name, self.agent.api_base)
-        chosen, note = choose_modes(self.agent, self.model_name, profile, named_files(self.ws.path, self.instructions))
+        named = named_files(self.ws.path, self.instructions)
+        chosen, note = choose_modes(self.agent, self.model_name, profile, named, self.request.attempts)
         if note:
             self.logger.info("agent mode: %s", note)
         self.agent = chosen

@@ -57,8 +57,21 @@ def test_auto_keeps_a_small_model_on_tools_when_there_is_nothing_to_show_it_or_t
 
 
 def test_settings_the_agent_chose_are_left_alone():
-    fixed = AgentSpec(name="f", loop="tools", edit_format="replace")
+    fixed = AgentSpec(name="f", loop="tools", edit_format="replace", temperature=0.7)
     assert choose_modes(fixed, "openai/qwen2.5-coder-1.5b", None, NAMED) == (fixed, None)
+
+
+def test_a_small_model_answers_greedily_on_one_attempt_and_samples_for_several():
+    one, note = choose_modes(AgentSpec(name="a"), "openai/qwen2.5-coder-1.5b", None, NAMED)
+    assert one.temperature == 0 and "temperature 0 (one attempt)" in note
+    fixed, note = choose_modes(AgentSpec(name="f", loop="tools", edit_format="replace"), "ollama/qwen:7b", None, [])
+    assert fixed.temperature == 0 and fixed.loop == "tools" and note.endswith("temperature 0 (one attempt)")
+    several, note = choose_modes(AgentSpec(name="a"), "openai/qwen2.5-coder-1.5b", None, NAMED, attempts=3)
+    assert several.temperature is None and "temperature" not in note
+    chosen, _ = choose_modes(AgentSpec(name="a", temperature=0.7), "openai/qwen2.5-coder-1.5b", None, NAMED)
+    assert chosen.temperature == 0.7
+    large, note = choose_modes(AgentSpec(name="a"), "anthropic/claude-sonnet-4-5", None, NAMED)
+    assert large.temperature is None and "temperature" not in note
 
 
 def test_a_ladder_is_a_list_of_models_or_rungs_and_fills_what_a_rung_leaves_out():
