@@ -1,5 +1,5 @@
 """End to end with a real model: the embedded local model (Qwen2.5-Coder-1.5B under the portable llama-server build),
-at temperature 0, as a newcomer with no API key runs it.
+at temperature 0 (a small model's default), as a newcomer with no API key runs it.
 
 The model and server are prepared by `agent-tasks models local prepare` (pinned, checked, cached; `.ci/run`
 prepares them before the suite) and served as `models local serve` serves them. This is the product as a user runs
@@ -126,7 +126,7 @@ def test_a_real_model_fixes_a_bug_and_the_accepted_fix_lands_on_the_work_branch(
     git(repo, "commit", "-qm", "calc with a bug")
     env = {"PREFECT_API_URL": prefect_server}  # no model, no key: the local model this machine serves
 
-    run = cli("run", str(repo), "--task", TASK, "--temperature", "0", env=env)
+    run = cli("run", str(repo), "--task", TASK, env=env)  # no --temperature: a small model's default is greedy
     from tasks_lib.store import open_store
 
     store = open_store()
@@ -141,7 +141,9 @@ def test_a_real_model_fixes_a_bug_and_the_accepted_fix_lands_on_the_work_branch(
         time.sleep(1)
     assert row is not None and row.status == "awaiting_review", (row and row.status_reason, run.poll())
     assert row.model == "llamafile/qwen2.5-coder-1.5b"
-    assert store.get_session(row.id).agent_spec["loop"] == "edit", "auto: a small model, a named file: edit loop"
+    spec = store.get_session(row.id).agent_spec
+    assert spec["loop"] == "edit", "auto: a small model, a named file: edit loop"
+    assert spec["temperature"] == 0, "a small model on a single attempt answers greedily"
     diff = store.latest_diff(row.id).patch.decode()
     assert "-    return a - b" in diff and "+    return a + b" in diff, diff
     summary = store.latest_summary(row.id)
