@@ -44,8 +44,9 @@ def choose_modes(
     (``attempts``); and one line saying what was chosen and why (None when nothing was left to choose)."""
     billions, source = model_billions(model_name, profile)
     small = billions is not None and billions <= SMALL_MODEL_BILLIONS
+    settling = agent.loop == "auto" or agent.edit_format == "auto"
     greedy = small and agent.temperature is None and attempts == 1
-    if agent.loop != "auto" and agent.edit_format != "auto" and not greedy:
+    if not settling and not greedy:
         return agent, None
     size = f"{billions:g}B parameters ({source})" if billions is not None else "size unknown"
     lines = sum(text.count("\n") + 1 for _, text in named)
@@ -64,7 +65,7 @@ def choose_modes(
     edit_format = agent.edit_format
     if edit_format == "auto":
         edit_format = "whole" if small else "replace"
-    reply_cap = agent.max_reply_tokens or (SMALL_MODEL_REPLY_TOKENS if small else None)
+    reply_cap = agent.max_reply_tokens or (SMALL_MODEL_REPLY_TOKENS if small and settling else None)
     temperature = SMALL_MODEL_TEMPERATURE if greedy else agent.temperature
     chosen = agent.model_copy(
         update={"loop": loop, "edit_format": edit_format, "max_reply_tokens": reply_cap, "temperature": temperature}

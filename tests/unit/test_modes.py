@@ -66,6 +66,7 @@ def test_a_small_model_answers_greedily_on_one_attempt_and_samples_for_several()
     assert one.temperature == 0 and "temperature 0 (one attempt)" in note
     fixed, note = choose_modes(AgentSpec(name="f", loop="tools", edit_format="replace"), "ollama/qwen:7b", None, [])
     assert fixed.temperature == 0 and fixed.loop == "tools" and note.endswith("temperature 0 (one attempt)")
+    assert fixed.max_reply_tokens is None, "fixed modes get no reply cap, as before the temperature default"
     several, note = choose_modes(AgentSpec(name="a"), "openai/qwen2.5-coder-1.5b", None, NAMED, attempts=3)
     assert several.temperature is None and "temperature" not in note
     chosen, _ = choose_modes(AgentSpec(name="a", temperature=0.7), "openai/qwen2.5-coder-1.5b", None, NAMED)
